@@ -1,0 +1,134 @@
+//! The one error shape: `{"error": {"code": "room_not_found", "message": "…"}}` over HTTP,
+//! and an `error` frame carrying the same code on the socket.
+
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error codes. Clients branch on these, never on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body or frame is not valid JSON or lacks required fields.
+    BadRequest,
+    /// A field has a value outside its rules (length, characters, range).
+    ValidationFailed,
+    /// The body, frame or field is larger than allowed.
+    PayloadTooLarge,
+    /// No credentials, or credentials that are not valid.
+    Unauthorized,
+    /// The access token has expired; refresh it.
+    TokenExpired,
+    /// Wrong username or password.
+    InvalidCredentials,
+    /// Authenticated, but not allowed to do this (e.g. not an admin of the room).
+    Forbidden,
+    /// The WebSocket handshake came from an Origin that is not allowed.
+    OriginForbidden,
+    /// The user does not exist, or is not visible to the caller.
+    UserNotFound,
+    /// The room does not exist, or the caller is not a member.
+    RoomNotFound,
+    /// The message does not exist, or is not visible to the caller.
+    MessageNotFound,
+    /// The media object does not exist, or is not visible to the caller.
+    MediaNotFound,
+    /// The username is already taken.
+    UsernameTaken,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// Too many requests; slow down and retry after a while.
+    RateLimited,
+    /// The message could not be stored or delivered; retry with the same clientMsgId.
+    MessageDeliveryFailed,
+    /// The upload failed; the client may retry.
+    MediaUploadFailed,
+    /// The socket frame has a `type` the server does not know.
+    UnknownFrame,
+    /// No such route.
+    NotFound,
+    /// The server is starting or stopping.
+    Unavailable,
+    /// Something went wrong on the server; details are in its logs, not here.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            BadRequest | UnknownFrame => 400,
+            ValidationFailed => 422,
+            PayloadTooLarge => 413,
+            Unauthorized | TokenExpired | InvalidCredentials => 401,
+            Forbidden | OriginForbidden => 403,
+            UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound => 404,
+            UsernameTaken | Conflict => 409,
+            RateLimited => 429,
+            MessageDeliveryFailed | Unavailable => 503,
+            MediaUploadFailed | Internal => 500,
+        }
+    }
+
+    /// The snake_case name, as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BadRequest => "bad_request",
+            ValidationFailed => "validation_failed",
+            PayloadTooLarge => "payload_too_large",
+            Unauthorized => "unauthorized",
+            TokenExpired => "token_expired",
+            InvalidCredentials => "invalid_credentials",
+            Forbidden => "forbidden",
+            OriginForbidden => "origin_forbidden",
+            UserNotFound => "user_not_found",
+            RoomNotFound => "room_not_found",
+            MessageNotFound => "message_not_found",
+            MediaNotFound => "media_not_found",
+            UsernameTaken => "username_taken",
+            Conflict => "conflict",
+            RateLimited => "rate_limited",
+            MessageDeliveryFailed => "message_delivery_failed",
+            MediaUploadFailed => "media_upload_failed",
+            UnknownFrame => "unknown_frame",
+            NotFound => "not_found",
+            Unavailable => "unavailable",
+            Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every HTTP error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for machines (`code`) and people (`message`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_names() {
+        for code in [ErrorCode::RoomNotFound, ErrorCode::MessageDeliveryFailed, ErrorCode::UnknownFrame] {
+            let json = serde_json::to_string(&code).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! WebSocket frames: JSON text frames, each an object with a `type`.
+//!
+//! A client frame may carry an `id` (any string up to 64 characters); the server's answer
+//! to that frame (`ack`, `synced`, `pong` or `error`) carries the same `id`.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::ErrorCode;
+use crate::model::{Cursors, Message, PresenceStatus, ReceiptKind, Room, SendMessageRequest};
+
+/// A client frame with its optional correlation id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientEnvelope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(flatten)]
+    pub frame: ClientFrame,
+}
+
+/// What a client can say on the socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum ClientFrame {
+    /// Send a message (the body of `POST /api/v1/messages/send`); answered by `ack`.
+    Send { message: SendMessageRequest },
+    /// Replace the text of one's own message; answered by `ack`.
+    Edit { message_id: Uuid, content: String },
+    /// Delete one's own message; answered by `ack`.
+    Delete { message_id: Uuid },
+    /// Everything in the room up to `seq` has reached this device (`delivered`) or been
+    /// read (`read`). Markers only move forward. No answer unless it fails.
+    Receipt {
+        room_id: Uuid,
+        seq: i64,
+        status: ReceiptKind,
+    },
+    /// The user is typing (or stopped). Relayed to the other members, not stored.
+    Typing {
+        room_id: Uuid,
+        #[serde(default = "yes")]
+        active: bool,
+    },
+    /// Set one's own presence (`online` or `away`); going offline is closing the socket.
+    Presence { status: PresenceStatus },
+    /// Resume: the highest seq held per room. The server sends every newer message in
+    /// order, then `synced`, then live traffic, with no gap and no duplicate.
+    Sync { cursors: Cursors },
+    /// Application-level heartbeat; answered by `pong`.
+    Ping,
+}
+
+fn yes() -> bool {
+    true
+}
+
+
+/// What the server says on the socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum ServerFrame {
+    /// First frame on every connection.
+    Hello {
+        user_id: Uuid,
+        connection_id: Uuid,
+        /// Seconds between the server's pings; a peer silent for two of these is closed.
+        heartbeat_interval: u64,
+    },
+    /// The frame with this `id` succeeded; for `send`, `edit` and `delete` it carries the
+    /// stored message. `duplicate` is true when a `send` was a retry of a stored message.
+    Ack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<Message>,
+        #[serde(default)]
+        duplicate: bool,
+    },
+    /// A new message in one of the user's rooms (live, or replayed by `sync`).
+    #[serde(rename = "message")]
+    Message { message: Message },
+    /// A message was edited.
+    #[serde(rename = "message.updated")]
+    MessageUpdated { message: Message },
+    /// A message was deleted; `message.content` is empty and `deleted` true.
+    #[serde(rename = "message.deleted")]
+    MessageDeleted { message: Message },
+    /// A member moved their delivered or read marker in a room.
+    Receipt {
+        room_id: Uuid,
+        user_id: Uuid,
+        status: ReceiptKind,
+        seq: i64,
+    },
+    /// The room-wide summary moved: every message up to `deliveredSeq` has reached every
+    /// member, every message up to `readSeq` has been read by every member.
+    #[serde(rename = "receipt.summary")]
+    ReceiptSummary {
+        room_id: Uuid,
+        delivered_seq: i64,
+        read_seq: i64,
+    },
+    /// Someone is typing in a room (or stopped).
+    Typing {
+        room_id: Uuid,
+        user_id: Uuid,
+        active: bool,
+    },
+    /// Someone who shares a room with the user changed presence.
+    Presence {
+        user_id: Uuid,
+        status: PresenceStatus,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        last_seen: Option<OffsetDateTime>,
+    },
+    /// A room the user is in was created, renamed, or its members changed.
+    #[serde(rename = "room.updated")]
+    RoomUpdated { room: Room },
+    /// The user left or was removed from a room; nothing more will come from it.
+    #[serde(rename = "room.left")]
+    RoomLeft { room_id: Uuid },
+    /// The replay asked for by `sync` is complete; `rooms` holds the last seq per room.
+    Synced {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        rooms: Cursors,
+    },
+    /// Answer to `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// The frame with this `id` failed; nothing was changed. The connection stays open.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_parse_with_and_without_id() {
+        let room = Uuid::now_v7();
+        let raw = format!(
+            r#"{{"type":"send","id":"7","message":{{"roomId":"{room}","clientMsgId":"c1","content":"hi"}}}}"#
+        );
+        let env: ClientEnvelope = serde_json::from_str(&raw).expect("parse");
+        assert_eq!(env.id.as_deref(), Some("7"));
+        match env.frame {
+            ClientFrame::Send { message } => {
+                assert_eq!(message.room_id, room);
+                assert_eq!(message.kind, crate::MessageType::Text);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let env: ClientEnvelope = serde_json::from_str(r#"{"type":"ping"}"#).expect("parse");
+        assert!(env.id.is_none());
+        assert!(matches!(env.frame, ClientFrame::Ping));
+        let raw = format!(r#"{{"type":"receipt","roomId":"{room}","seq":5,"status":"read"}}"#);
+        let env: ClientEnvelope = serde_json::from_str(&raw).expect("parse");
+        assert!(matches!(env.frame, ClientFrame::Receipt { seq: 5, status: ReceiptKind::Read, .. }));
+    }
+
+    #[test]
+    fn server_frames_use_dotted_names() {
+        let frame = ServerFrame::RoomLeft { room_id: Uuid::nil() };
+        let json = serde_json::to_value(&frame).expect("serialize");
+        assert_eq!(json["type"], "room.left");
+        assert_eq!(json["roomId"], Uuid::nil().to_string());
+        let frame = ServerFrame::Error { id: Some("1".into()), code: ErrorCode::RoomNotFound, message: "x".into() };
+        let json = serde_json::to_value(&frame).expect("serialize");
+        assert_eq!(json["code"], "room_not_found");
+    }
+}

@@ -1,0 +1,17 @@
+//! Palaver's wire contract: every REST body, WebSocket frame and error code that crosses
+//! the network. The server, the client library, the CLI and the load generator all use
+//! these types, so a change here is a change to the public protocol (docs/PROTOCOL.md).
+//!
+//! JSON field names are camelCase, ids are UUID v7 strings, timestamps RFC 3339 UTC and
+//! `seq` an integer. This crate has no runtime dependencies beyond serde, on purpose.
+
+pub mod error;
+pub mod frames;
+pub mod model;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use frames::{ClientEnvelope, ClientFrame, ServerFrame};
+pub use model::*;
+
+/// Path prefix of the REST API and the WebSocket endpoint.
+pub const API_PREFIX: &str = "/api/v1";

@@ -1,0 +1,451 @@
+//! REST bodies and the objects (users, rooms, messages, presence) they carry.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[cfg(feature = "openapi")]
+use utoipa::{IntoParams, ToSchema};
+
+/// A person with an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `POST /api/v1/auth/register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    /// 3–32 characters: lowercase letters, digits, `_`, `.`, `-`; case-insensitive.
+    pub username: String,
+    /// 8–256 characters.
+    pub password: String,
+    /// 1–64 characters; defaults to the username.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `POST /api/v1/auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// Tokens and the user they belong to, from register, login and refresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResponse {
+    /// JWT for `Authorization: Bearer …`, short-lived.
+    pub access_token: String,
+    /// Opaque, single-use: each refresh returns a new one and retires the old.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user: User,
+}
+
+/// `POST /api/v1/auth/refresh`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /api/v1/auth/logout`: ends the session of the access token (and of the refresh
+/// token, if given).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutRequest {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// `PATCH /api/v1/users/me`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateProfileRequest {
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `GET /api/v1/users?q=prefix`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserList {
+    pub users: Vec<User>,
+}
+
+/// Query of `GET /api/v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[serde(rename_all = "camelCase")]
+pub struct UserSearchQuery {
+    /// Username or display-name prefix, at least 1 character.
+    pub q: String,
+    /// At most 50; default 20.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A member's role in a group. In a 1:1 room both people are `member`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// A member of a room, with the receipts they have given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMember {
+    pub user_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// Every message with `seq` up to this has reached one of the member's devices.
+    pub delivered_seq: i64,
+    /// Every message with `seq` up to this has been read by the member.
+    pub read_seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: OffsetDateTime,
+}
+
+/// A conversation: 1:1 (`isGroup: false`, exactly one per pair) or a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Room {
+    pub id: Uuid,
+    /// The group's name; for a 1:1 room, the other person's display name.
+    pub name: String,
+    pub is_group: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The seq of the newest message (0 when empty).
+    pub last_seq: i64,
+    pub members: Vec<RoomMember>,
+    /// The newest message, if any.
+    #[serde(default)]
+    pub last_message: Option<Message>,
+    /// Messages from others after the caller's read marker.
+    #[serde(default)]
+    pub unread_count: i64,
+}
+
+/// `POST /api/v1/rooms/create`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRoomRequest {
+    /// Required for a group (1–100 characters); ignored for 1:1.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub is_group: bool,
+    /// The other people: exactly one for 1:1, up to 1000 for a group.
+    #[serde(default)]
+    pub member_ids: Vec<Uuid>,
+}
+
+/// `PATCH /api/v1/rooms/{roomId}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRoomRequest {
+    pub name: String,
+}
+
+/// `POST /api/v1/rooms/{roomId}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AddMembersRequest {
+    pub user_ids: Vec<Uuid>,
+}
+
+/// `PATCH /api/v1/rooms/{roomId}/members/{userId}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateMemberRequest {
+    pub role: Role,
+}
+
+/// `GET /api/v1/rooms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RoomList {
+    pub rooms: Vec<Room>,
+}
+
+/// What a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    #[default]
+    Text,
+    Image,
+    Video,
+    Audio,
+    File,
+}
+
+impl MessageType {
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Text => "text",
+            MessageType::Image => "image",
+            MessageType::Video => "video",
+            MessageType::Audio => "audio",
+            MessageType::File => "file",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<MessageType> {
+        match s {
+            "text" => Some(MessageType::Text),
+            "image" => Some(MessageType::Image),
+            "video" => Some(MessageType::Video),
+            "audio" => Some(MessageType::Audio),
+            "file" => Some(MessageType::File),
+            _ => None,
+        }
+    }
+}
+
+/// Where a message is on its way, as its sender sees it. In a group the status is the
+/// summary over all other members: `delivered` once every one has it, `read` once every
+/// one has read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Sent,
+    Delivered,
+    Read,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub sender_id: Uuid,
+    /// Position in the room: 1, 2, 3… with no gaps.
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    /// Text, or the caption of a media message. Empty once deleted.
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<Uuid>,
+    /// The sender's idempotency key.
+    pub client_msg_id: String,
+    /// When the server stored it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    pub status: MessageStatus,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<OffsetDateTime>,
+    /// True once the sender deleted it; the content is gone, the seq stays.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// `POST /api/v1/messages/send`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessageRequest {
+    pub room_id: Uuid,
+    /// 1–64 characters, unique per sender and room; a retry with the same value returns
+    /// the stored message instead of a duplicate.
+    pub client_msg_id: String,
+    /// Up to 16 KiB of UTF-8 (may be empty for media).
+    #[serde(default)]
+    pub content: String,
+    #[serde(rename = "type", default)]
+    pub kind: MessageType,
+    #[serde(default)]
+    pub media_id: Option<Uuid>,
+}
+
+/// `POST /api/v1/chat/{conversationId}`: a send whose room is in the path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSendRequest {
+    pub client_msg_id: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(rename = "type", default)]
+    pub kind: MessageType,
+    #[serde(default)]
+    pub media_id: Option<Uuid>,
+}
+
+/// `PATCH /api/v1/messages/{messageId}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EditMessageRequest {
+    pub content: String,
+}
+
+/// Query of `GET /api/v1/messages/history`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryQuery {
+    pub room_id: Uuid,
+    /// Only messages with a smaller seq (the page just before it).
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// Only messages with a larger seq (the page just after it).
+    #[serde(default)]
+    pub after: Option<i64>,
+    /// 1–200, default 50.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Query of `GET /api/v1/chat/{conversationId}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    #[serde(default)]
+    pub before: Option<i64>,
+    #[serde(default)]
+    pub after: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A page of messages in ascending `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryResponse {
+    pub messages: Vec<Message>,
+    /// True when more messages lie beyond this page in the direction asked.
+    pub has_more: bool,
+}
+
+/// Whether someone is around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    Online,
+    Away,
+    Offline,
+}
+
+/// `GET /api/v1/presence/{userId}` and `/api/v1/chat/status/{userId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Presence {
+    pub user_id: Uuid,
+    pub status: PresenceStatus,
+    /// When the user was last connected (now, while online); null if never.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_seen: Option<OffsetDateTime>,
+}
+
+/// `GET /api/v1/lastseen/{userId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LastSeen {
+    pub user_id: Uuid,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_seen: Option<OffsetDateTime>,
+}
+
+/// Which receipt a client gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    Delivered,
+    Read,
+}
+
+/// `POST /api/v1/rooms/{roomId}/receipts`: the same as the socket's `receipt` frame.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptRequest {
+    pub seq: i64,
+    pub status: ReceiptKind,
+}
+
+/// `GET /api/v1/rooms/{roomId}/receipts`: per member, and the summary over all members.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptsResponse {
+    pub room_id: Uuid,
+    /// Every message up to this seq has reached every member.
+    pub delivered_seq: i64,
+    /// Every message up to this seq has been read by every member.
+    pub read_seq: i64,
+    pub members: Vec<RoomMember>,
+}
+
+/// Liveness and readiness answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HealthResponse {
+    pub status: String,
+}
+
+/// Per-room cursors a reconnecting client sends: the highest seq it holds for each room.
+pub type Cursors = BTreeMap<Uuid, i64>;
