@@ -126,7 +126,11 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_names() {
-        for code in [ErrorCode::RoomNotFound, ErrorCode::MessageDeliveryFailed, ErrorCode::UnknownFrame] {
+        for code in [
+            ErrorCode::RoomNotFound,
+            ErrorCode::MessageDeliveryFailed,
+            ErrorCode::UnknownFrame,
+        ] {
             let json = serde_json::to_string(&code).expect("serialize");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

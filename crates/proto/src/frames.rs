@@ -21,7 +21,11 @@ pub struct ClientEnvelope {
 
 /// What a client can say on the socket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ClientFrame {
     /// Send a message (the body of `POST /api/v1/messages/send`); answered by `ack`.
     Send { message: SendMessageRequest },
@@ -55,10 +59,13 @@ fn yes() -> bool {
     true
 }
 
-
 /// What the server says on the socket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ServerFrame {
     /// First frame on every connection.
     Hello {
@@ -164,16 +171,29 @@ mod tests {
         assert!(matches!(env.frame, ClientFrame::Ping));
         let raw = format!(r#"{{"type":"receipt","roomId":"{room}","seq":5,"status":"read"}}"#);
         let env: ClientEnvelope = serde_json::from_str(&raw).expect("parse");
-        assert!(matches!(env.frame, ClientFrame::Receipt { seq: 5, status: ReceiptKind::Read, .. }));
+        assert!(matches!(
+            env.frame,
+            ClientFrame::Receipt {
+                seq: 5,
+                status: ReceiptKind::Read,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn server_frames_use_dotted_names() {
-        let frame = ServerFrame::RoomLeft { room_id: Uuid::nil() };
+        let frame = ServerFrame::RoomLeft {
+            room_id: Uuid::nil(),
+        };
         let json = serde_json::to_value(&frame).expect("serialize");
         assert_eq!(json["type"], "room.left");
         assert_eq!(json["roomId"], Uuid::nil().to_string());
-        let frame = ServerFrame::Error { id: Some("1".into()), code: ErrorCode::RoomNotFound, message: "x".into() };
+        let frame = ServerFrame::Error {
+            id: Some("1".into()),
+            code: ErrorCode::RoomNotFound,
+            message: "x".into(),
+        };
         let json = serde_json::to_value(&frame).expect("serialize");
         assert_eq!(json["code"], "room_not_found");
     }

@@ -291,7 +291,11 @@ pub struct Message {
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
     pub status: MessageStatus,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub edited_at: Option<OffsetDateTime>,
     /// True once the sender deleted it; the content is gone, the seq stays.
     #[serde(default)]

@@ -1,1 +1,21 @@
+//! The Palaver chat server as a library: `Application::build(config)` then
+//! `run_until_stopped(shutdown)`. The `palaver` binary is a thin wrapper; integration
+//! tests start it on port 0.
+//!
+//! Layout: `service` holds the rules; `http` and `gateway` are the edges; `store`, `bus`
+//! and `cache` are traits with one module per engine (docs/ARCHITECTURE.md).
 
+pub mod app;
+pub mod bus;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod gateway;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{Application, StartError};
+pub use config::Config;

@@ -1,1 +1,105 @@
-fn main(){}
+//! `palaver`: the chat server binary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use palaver_server::{Application, Config, telemetry};
+
+#[derive(Parser)]
+#[command(name = "palaver", version, about = "Palaver chat server")]
+struct Cli {
+    /// TOML configuration file (env PALAVER_CONFIG).
+    #[arg(long, global = true, env = "PALAVER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print the effective configuration (defaults, file, environment, flags) as TOML.
+    Config(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080] (env PALAVER_LISTEN).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory [default: ./data] (env PALAVER_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PEM certificate chain, to serve HTTPS/WSS directly (env PALAVER_TLS_CERT).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert (env PALAVER_TLS_KEY).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+}
+
+fn effective(cli_config: Option<&std::path::Path>, args: ServeArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli_config)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert;
+    }
+    if args.tls_key.is_some() {
+        config.tls_key = args.tls_key;
+    }
+    config.check()?;
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config(args) => {
+            let config = effective(cli.config.as_deref(), args)?;
+            print!("{}", toml_string(&config)?);
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let config = effective(cli.config.as_deref(), args)?;
+            telemetry::init(config.log_format);
+            let app = Application::build(config)
+                .await
+                .context("starting palaver")?;
+            app.run_until_stopped(shutdown_signal())
+                .await
+                .context("running palaver")?;
+            Ok(())
+        }
+    }
+}
+
+fn toml_string(config: &Config) -> anyhow::Result<String> {
+    Ok(toml::to_string_pretty(config)?)
+}

@@ -1,0 +1,200 @@
+//! Start-up and shutdown: build every part from the configuration, bind, serve until told
+//! to stop, then close sockets with "going away" and finish in-flight writes.
+//!
+//! `Application::build` binds before serving so tests can use port 0 and ask `port()`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rand::RngCore;
+
+use crate::bus::Bus;
+use crate::bus::memory::MemoryBus;
+use crate::cache::memory::MemoryCache;
+use crate::config::Config;
+use crate::gateway::hub::Hub;
+use crate::http::{AppState, router};
+use crate::service::{Core, ServiceError};
+use crate::store::StoreError;
+use crate::store::sqlite::SqliteStore;
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// Events the in-process bus buffers for a lagging subscriber.
+const BUS_CAPACITY: usize = 65_536;
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    tls: Option<RustlsConfig>,
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
+fn metrics_handle() -> Result<PrometheusHandle, StartError> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let buckets = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&buckets)
+        .map_err(|e| StartError::Metrics(e.to_string()))?
+        .install_recorder()
+        .or_else(|e| {
+            HANDLE
+                .get()
+                .cloned()
+                .ok_or_else(|| StartError::Metrics(e.to_string()))
+        })?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// The token-signing secret: configured, or generated once and kept in the data dir.
+fn signing_secret(config: &Config) -> Result<Vec<u8>, StartError> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().as_bytes().to_vec()),
+        _ => {
+            let mut raw = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut raw);
+            let secret = hex::encode(raw);
+            write_private(&path, secret.as_bytes())?;
+            Ok(secret.into_bytes())
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+impl Application {
+    /// Opens the data directory and engines, starts the background tasks and binds.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let secret = signing_secret(&config)?;
+        let store = Arc::new(SqliteStore::open(&config.data_dir.join("palaver.db")).await?);
+        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(BUS_CAPACITY));
+        let cache = Arc::new(MemoryCache::new(&config.rate_limits));
+        let events = bus.subscribe();
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                Some(RustlsConfig::from_pem_file(cert, key).await?)
+            }
+            _ => None,
+        };
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let core = Core::start(config, store, bus, cache.clone(), &secret).await?;
+        let hub = Hub::new(core.clone());
+        tokio::spawn(hub.clone().run(events));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                cache.housekeeping(crate::clock::now_ms());
+            }
+        });
+        let state = AppState {
+            core,
+            hub,
+            metrics: metrics_handle()?,
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        Ok(Application {
+            listener,
+            addr,
+            state,
+            tls,
+        })
+    }
+
+    /// The address actually bound (port 0 becomes a real port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let Application {
+            listener,
+            addr,
+            state,
+            tls,
+        } = self;
+        let handle = axum_server::Handle::new();
+        let grace = Duration::from_secs(state.core.config.shutdown_grace_secs);
+        {
+            let (handle, state) = (handle.clone(), state.clone());
+            tokio::spawn(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                state.ready.store(false, Ordering::Relaxed);
+                state.hub.close_all();
+                handle.graceful_shutdown(Some(grace));
+            });
+        }
+        let service = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(%addr, tls = tls.is_some(), "palaver listening");
+        match tls {
+            Some(tls) => {
+                axum_server::from_tcp_rustls(listener, tls)
+                    .handle(handle)
+                    .serve(service)
+                    .await?
+            }
+            None => {
+                axum_server::from_tcp(listener)
+                    .handle(handle)
+                    .serve(service)
+                    .await?
+            }
+        }
+        // Sockets were asked to close; give their writers a moment to flush and say so.
+        let deadline = tokio::time::Instant::now() + grace;
+        while state.hub.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        state.core.drain().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! Shared fast state: presence, revoked sessions and rate limits. In one binary it lives
+//! in memory; in a cluster every node must see the same values (Redis).
+
+pub mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use palaver_proto::PresenceStatus;
+use uuid::Uuid;
+
+/// Which limit a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateBucket {
+    /// Login attempts, per username and per client address.
+    Login,
+    /// Registrations, per client address.
+    Register,
+    /// Messages sent, per user.
+    Send,
+    /// Typing indicators and other ephemeral frames, per user.
+    Ephemeral,
+}
+
+/// Presence as the cache knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceEntry {
+    pub status: PresenceStatus,
+    /// Milliseconds; `None` if the user has not been seen since this node started.
+    pub last_seen_ms: Option<i64>,
+}
+
+/// Shared fast state.
+#[async_trait]
+pub trait Cache: Send + Sync + 'static {
+    /// A connection of `user` opened; true if the user just came online.
+    async fn connected(&self, user: Uuid, now_ms: i64) -> bool;
+    /// A connection closed; true if it was the user's last (they are now offline).
+    async fn disconnected(&self, user: Uuid, now_ms: i64) -> bool;
+    /// Marks an online user away (or back); returns the new status if it changed.
+    async fn set_away(&self, user: Uuid, away: bool, now_ms: i64) -> Option<PresenceStatus>;
+    /// The user's presence, if the cache has seen them.
+    async fn presence(&self, user: Uuid) -> Option<PresenceEntry>;
+    /// Refuses the session's access tokens until `until_ms` (when they would expire).
+    async fn revoke_session(&self, session_id: Uuid, until_ms: i64);
+    async fn is_revoked(&self, session_id: Uuid) -> bool;
+    /// Counts one request; `Err(retry_after)` when over the limit.
+    async fn rate_limit(&self, bucket: RateBucket, key: &str) -> Result<(), Duration>;
+}

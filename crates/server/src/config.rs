@@ -1,0 +1,184 @@
+//! Configuration: built-in defaults, then a TOML file, then `PALAVER_*` environment
+//! variables, then command-line flags; each later source overrides the earlier ones.
+//!
+//! Every option has a default, so `palaver serve` needs none. docs/CONFIGURATION.md lists
+//! them all; `palaver config` prints the effective configuration as TOML.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Where the database, the token-signing secret and (later) media live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// Secret for signing access tokens. Default: 32 random bytes generated on first start
+    /// and kept in `<data_dir>/jwt-secret` (mode 0600). Every node of a cluster needs the same.
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens, seconds. Default 900 (15 minutes).
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, seconds. Default 2592000 (30 days).
+    pub refresh_token_ttl_secs: u64,
+    /// Origins allowed to open WebSockets. Empty (default): only the server's own origin
+    /// (the `Host` it was reached at) and clients that send no Origin (non-browsers).
+    /// `"*"` allows every origin.
+    pub allowed_origins: Vec<String>,
+    /// Seconds between the server's WebSocket pings; a peer silent for two intervals is
+    /// disconnected. Default 20.
+    pub heartbeat_interval_secs: u64,
+    /// Largest WebSocket text frame handled, bytes; a larger one gets an `error` frame
+    /// (`payload_too_large`). Default 65536.
+    pub max_frame_bytes: usize,
+    /// Largest WebSocket message read at all, bytes; a larger one closes the connection
+    /// (1009) before it is buffered. Default 1048576.
+    pub max_ws_message_bytes: usize,
+    /// Largest JSON request body, bytes. Default 65536.
+    pub max_body_bytes: usize,
+    /// Largest message content, bytes of UTF-8. Default 16384.
+    pub max_message_bytes: usize,
+    /// Largest group, members. Default 1000.
+    pub max_room_members: usize,
+    /// Frames queued for one connection before it counts as a slow consumer and is
+    /// closed (1008). Default 1024.
+    pub outbound_queue: usize,
+    /// How long a new connection's live traffic waits for a first `sync` frame, ms.
+    /// Default 1000.
+    pub sync_grace_ms: u64,
+    /// Most messages committed in one transaction (group commit). Default 512.
+    pub group_commit_max: usize,
+    /// PEM certificate chain; with `tls_key`, serve HTTPS/WSS directly. Default none.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`. Default none.
+    pub tls_key: Option<PathBuf>,
+    /// `text` (default) or `json` log lines. The filter is `PALAVER_LOG` (default `info`).
+    pub log_format: LogFormat,
+    /// Seconds to let in-flight requests finish on shutdown. Default 10.
+    pub shutdown_grace_secs: u64,
+    /// Rate limits.
+    pub rate_limits: RateLimitConfig,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Per-key token buckets: a sustained rate per minute and a burst.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Login attempts per username and per address. Default 10/min, burst 5.
+    pub login_per_minute: u32,
+    pub login_burst: u32,
+    /// Registrations per address. Default 30/min, burst 10.
+    pub register_per_minute: u32,
+    pub register_burst: u32,
+    /// Messages per user. Default 600/min, burst 100.
+    pub send_per_minute: u32,
+    pub send_burst: u32,
+    /// Typing and presence frames per user. Default 120/min, burst 20.
+    pub ephemeral_per_minute: u32,
+    pub ephemeral_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            login_per_minute: 10,
+            login_burst: 5,
+            register_per_minute: 30,
+            register_burst: 10,
+            send_per_minute: 600,
+            send_burst: 100,
+            ephemeral_per_minute: 120,
+            ephemeral_burst: 20,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            jwt_secret: None,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            allowed_origins: Vec::new(),
+            heartbeat_interval_secs: 20,
+            max_frame_bytes: 64 * 1024,
+            max_ws_message_bytes: 1024 * 1024,
+            max_body_bytes: 64 * 1024,
+            max_message_bytes: 16 * 1024,
+            max_room_members: 1000,
+            outbound_queue: 1024,
+            sync_grace_ms: 1000,
+            group_commit_max: 512,
+            tls_cert: None,
+            tls_key: None,
+            log_format: LogFormat::Text,
+            shutdown_grace_secs: 10,
+            rate_limits: RateLimitConfig::default(),
+        }
+    }
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Rule(String),
+}
+
+impl Config {
+    /// Defaults, overridden by the TOML file (if any), then by `PALAVER_*` variables
+    /// (nested keys with `__`, e.g. `PALAVER_RATE_LIMITS__SEND_BURST=500`).
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("PALAVER_")
+                .split("__")
+                .ignore(&["config", "log"]),
+        );
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rules that types cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Rule("tls_cert and tls_key go together".into()));
+        }
+        if self.heartbeat_interval_secs == 0
+            || self.outbound_queue == 0
+            || self.group_commit_max == 0
+        {
+            return Err(ConfigError::Rule(
+                "heartbeat_interval_secs, outbound_queue and group_commit_max must be positive"
+                    .into(),
+            ));
+        }
+        if self.max_frame_bytes > self.max_ws_message_bytes {
+            return Err(ConfigError::Rule(
+                "max_frame_bytes must not exceed max_ws_message_bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+}

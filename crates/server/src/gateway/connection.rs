@@ -1,0 +1,510 @@
+//! One WebSocket connection: a reader (this task) that handles the client's frames, and
+//! a writer task that owns the socket's sending half.
+//!
+//! The writer drains everything queued into one flush (many frames, one syscall), drops
+//! message frames the connection already has (by room and seq), and repairs a gap in a
+//! room's seq from the store before sending what follows it. Sends are pipelined: up to
+//! `MAX_IN_FLIGHT` of one connection's messages wait for the group commit at once,
+//! acknowledged in the order they were sent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use futures::stream::{FuturesOrdered, SplitSink};
+use futures::{SinkExt, StreamExt};
+use palaver_proto::{ClientEnvelope, ClientFrame, Cursors, ErrorCode, ServerFrame};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::hub::{ConnHandle, Hub, Outbound, close};
+use crate::service::{Core, Identity, Sent, ServiceError, ServiceResult, encode};
+
+/// Sends of one connection waiting for their commit at once; past this the reader
+/// stops reading until some are acknowledged.
+const MAX_IN_FLIGHT: usize = 256;
+/// Replies (acks, errors) queued for the writer; past this the reader waits.
+const CONTROL_QUEUE: usize = 64;
+/// Live frames written per flush at most, so control replies are not starved.
+const MAX_BATCH: usize = 256;
+/// Messages fetched per page when replaying.
+const REPLAY_PAGE: u32 = 200;
+/// Most rooms in one `sync`.
+const MAX_SYNC_ROOMS: usize = 10_000;
+
+enum Control {
+    /// A reply or notice for this connection only.
+    Frame(ServerFrame),
+    /// Replay from these cursors, then go live.
+    Sync {
+        id: Option<String>,
+        cursors: Cursors,
+    },
+    /// The client's first frame was not `sync`: go live now.
+    Start,
+}
+
+type Sink = SplitSink<WebSocket, WsMessage>;
+
+/// Serves one authenticated connection until it closes.
+pub async fn run(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, who: Identity) {
+    let conn_id = Uuid::now_v7();
+    let (sink, mut stream) = socket.split();
+    let (live_tx, live_rx) = mpsc::channel(core.config.outbound_queue);
+    let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
+    let handle = ConnHandle {
+        id: conn_id,
+        session_id: who.session_id,
+        tx: live_tx,
+        kill: CancellationToken::new(),
+        reason: Default::default(),
+    };
+    hub.register(who.user_id, handle.clone());
+    if let Err(err) = core.connection_opened(who.user_id).await {
+        tracing::warn!(%err, "presence update failed");
+    }
+    let heartbeat = Duration::from_secs(core.config.heartbeat_interval_secs);
+    let writer = Writer {
+        core: core.clone(),
+        user: who.user_id,
+        handle: handle.clone(),
+        last_sent: HashMap::new(),
+        started: false,
+    };
+    let mut writer = tokio::spawn(writer.run(sink, live_rx, ctrl_rx, heartbeat));
+    let hello = ServerFrame::Hello {
+        user_id: who.user_id,
+        connection_id: conn_id,
+        heartbeat_interval: heartbeat.as_secs(),
+    };
+    let _ = ctrl_tx.send(Control::Frame(hello)).await;
+    tracing::debug!(user = %who.user_id, conn = %conn_id, "connection opened");
+
+    let mut reader = Reader {
+        core: core.clone(),
+        who,
+        conn_id,
+        ctrl: ctrl_tx,
+        first: true,
+    };
+    // Kept outside `Reader`: its futures are Send but not Sync.
+    let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    let mut deadline = Instant::now() + heartbeat * 2;
+    loop {
+        tokio::select! {
+            _ = handle.kill.cancelled() => break,
+            _ = sleep_until(deadline) => {
+                handle.close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
+                break;
+            }
+            Some((id, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                reader.answer_send(id, result).await;
+            }
+            msg = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => {
+                deadline = Instant::now() + heartbeat * 2;
+                match msg {
+                    Some(Ok(WsMessage::Text(text))) => {
+                        if let Some(pending) = reader.on_text(text).await {
+                            in_flight.push_back(pending);
+                        }
+                    }
+                    Some(Ok(WsMessage::Binary(_))) => {
+                        reader.reply_error(None, ErrorCode::BadRequest, "frames are JSON text, not binary".into()).await;
+                    }
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
+                }
+            }
+        }
+    }
+    // Sends already queued still get their ack if the socket is alive (graceful close).
+    while let Some((id, result)) = in_flight.next().await {
+        reader.answer_send(id, result).await;
+    }
+    hub.unregister(who.user_id, conn_id);
+    drop(reader);
+    handle.kill.cancel();
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    if let Err(err) = core.connection_closed(who.user_id).await {
+        tracing::warn!(%err, "presence update failed");
+    }
+    tracing::debug!(user = %who.user_id, conn = %conn_id, "connection closed");
+}
+
+/// A send waiting for its commit, with the id of the frame that asked for it.
+type InFlight = futures::future::BoxFuture<'static, (Option<String>, ServiceResult<Sent>)>;
+
+struct Reader {
+    core: Arc<Core>,
+    who: Identity,
+    conn_id: Uuid,
+    ctrl: mpsc::Sender<Control>,
+    first: bool,
+}
+
+impl Reader {
+    async fn reply(&self, frame: ServerFrame) {
+        let _ = self.ctrl.send(Control::Frame(frame)).await;
+    }
+
+    async fn reply_error(&self, id: Option<String>, code: ErrorCode, message: String) {
+        metrics::counter!("palaver_ws_frame_errors_total", "code" => code.as_str()).increment(1);
+        self.reply(ServerFrame::Error { id, code, message }).await;
+    }
+
+    async fn reply_service_error(&self, id: Option<String>, err: ServiceError) {
+        if err.is_internal() {
+            tracing::error!(%err, "frame failed");
+            self.reply_error(id, ErrorCode::Internal, "internal error".into())
+                .await;
+        } else {
+            self.reply_error(id, err.code(), err.to_string()).await;
+        }
+    }
+
+    async fn answer_send(&self, id: Option<String>, result: ServiceResult<Sent>) {
+        match result {
+            Ok(sent) => {
+                self.reply(ServerFrame::Ack {
+                    id,
+                    message: Some(sent.message),
+                    duplicate: sent.duplicate,
+                })
+                .await
+            }
+            Err(err) => self.reply_service_error(id, err).await,
+        }
+    }
+
+    /// Handles one text frame; a send comes back as a future to await in order.
+    async fn on_text(&mut self, text: Utf8Bytes) -> Option<InFlight> {
+        let first = std::mem::replace(&mut self.first, false);
+        if text.len() > self.core.config.max_frame_bytes {
+            if first {
+                let _ = self.ctrl.send(Control::Start).await;
+            }
+            let msg = format!(
+                "frame is larger than {} bytes",
+                self.core.config.max_frame_bytes
+            );
+            self.reply_error(None, ErrorCode::PayloadTooLarge, msg)
+                .await;
+            return None;
+        }
+        let envelope = match serde_json::from_str::<ClientEnvelope>(text.as_str()) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                if first {
+                    let _ = self.ctrl.send(Control::Start).await;
+                }
+                let (id, code, message) = explain_bad_frame(text.as_str(), &err);
+                self.reply_error(id, code, message).await;
+                return None;
+            }
+        };
+        let id = envelope.id.filter(|id| id.len() <= 64);
+        if first && !matches!(envelope.frame, ClientFrame::Sync { .. }) {
+            let _ = self.ctrl.send(Control::Start).await;
+        }
+        let core = &self.core;
+        let who = self.who;
+        let outcome: ServiceResult<Option<ServerFrame>> = match envelope.frame {
+            ClientFrame::Send { message } => {
+                match core.submit_send(who, message, Some(self.conn_id)).await {
+                    Ok(pending) => {
+                        let core = core.clone();
+                        return Some(Box::pin(async move {
+                            let result = match pending.wait().await {
+                                Ok(sent) => core.finish_send(sent).await,
+                                Err(err) => Err(err),
+                            };
+                            (id, result)
+                        }));
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            ClientFrame::Edit {
+                message_id,
+                content,
+            } => core
+                .edit_message(who, message_id, &content, Some(self.conn_id))
+                .await
+                .map(|m| {
+                    Some(ServerFrame::Ack {
+                        id: id.clone(),
+                        message: Some(m),
+                        duplicate: false,
+                    })
+                }),
+            ClientFrame::Delete { message_id } => core
+                .delete_message(who, message_id, Some(self.conn_id))
+                .await
+                .map(|m| {
+                    Some(ServerFrame::Ack {
+                        id: id.clone(),
+                        message: Some(m),
+                        duplicate: false,
+                    })
+                }),
+            ClientFrame::Receipt {
+                room_id,
+                seq,
+                status,
+            } => core.receipt(who, room_id, seq, status).await.map(|_| None),
+            ClientFrame::Typing { room_id, active } => core
+                .typing(who, room_id, active, Some(self.conn_id))
+                .await
+                .map(|_| None),
+            ClientFrame::Presence { status } => core.set_presence(who, status).await.map(|_| None),
+            ClientFrame::Sync { cursors } => {
+                if cursors.len() > MAX_SYNC_ROOMS || cursors.values().any(|seq| *seq < 0) {
+                    if first {
+                        let _ = self.ctrl.send(Control::Start).await;
+                    }
+                    Err(ServiceError::Validation(format!(
+                        "sync takes at most {MAX_SYNC_ROOMS} rooms with seq >= 0"
+                    )))
+                } else {
+                    let _ = self.ctrl.send(Control::Sync { id, cursors }).await;
+                    return None;
+                }
+            }
+            ClientFrame::Ping => Ok(Some(ServerFrame::Pong { id: id.clone() })),
+        };
+        match outcome {
+            Ok(Some(frame)) => self.reply(frame).await,
+            // Frames with an id are always answered, so a client can wait for them.
+            Ok(None) if id.is_some() => {
+                self.reply(ServerFrame::Ack {
+                    id,
+                    message: None,
+                    duplicate: false,
+                })
+                .await
+            }
+            Ok(None) => {}
+            Err(err) => self.reply_service_error(id, err).await,
+        }
+        None
+    }
+}
+
+/// Why a text frame could not be read, with its `id` if one can be found.
+fn explain_bad_frame(text: &str, err: &serde_json::Error) -> (Option<String>, ErrorCode, String) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return (
+            None,
+            ErrorCode::BadRequest,
+            format!("malformed JSON: {err}"),
+        );
+    };
+    let id = match value.get("id") {
+        Some(serde_json::Value::String(s)) if s.len() <= 64 => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    const KNOWN: &[&str] = &[
+        "send", "edit", "delete", "receipt", "typing", "presence", "sync", "ping",
+    ];
+    match value.get("type").and_then(|t| t.as_str()) {
+        None => (
+            id,
+            ErrorCode::BadRequest,
+            "a frame needs a string \"type\"".into(),
+        ),
+        Some(kind) if !KNOWN.contains(&kind) => {
+            let shown: String = kind.chars().take(32).collect();
+            (
+                id,
+                ErrorCode::UnknownFrame,
+                format!("unknown frame type {shown:?}"),
+            )
+        }
+        Some(kind) => (
+            id,
+            ErrorCode::BadRequest,
+            format!("invalid {kind} frame: {err}"),
+        ),
+    }
+}
+
+struct Writer {
+    core: Arc<Core>,
+    user: Uuid,
+    handle: ConnHandle,
+    /// The highest seq sent per room.
+    last_sent: HashMap<Uuid, i64>,
+    /// Live traffic flows once the client's first frame is handled (or the grace ends).
+    started: bool,
+}
+
+/// The socket is gone.
+struct Gone;
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut sink: Sink,
+        mut live: mpsc::Receiver<Outbound>,
+        mut ctrl: mpsc::Receiver<Control>,
+        heartbeat: Duration,
+    ) {
+        let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+        let grace = sleep(Duration::from_millis(self.core.config.sync_grace_ms));
+        tokio::pin!(grace);
+        let kill = self.handle.kill.clone();
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = kill.cancelled() => break,
+                c = ctrl.recv() => match c {
+                    Some(c) => self.control(c, &mut sink).await,
+                    None => break,
+                },
+                item = live.recv(), if self.started => match item {
+                    Some(item) => self.live_batch(item, &mut live, &mut sink).await,
+                    None => break,
+                },
+                _ = &mut grace, if !self.started => {
+                    self.started = true;
+                    Ok(())
+                }
+                _ = ping.tick() => sink.feed(WsMessage::Ping(bytes::Bytes::new())).await.map_err(|_| Gone),
+            };
+            if step.is_err() || sink.flush().await.is_err() {
+                kill.cancel();
+                return;
+            }
+        }
+        let reason = self.handle.reason.lock().take();
+        if let Some((code, why)) = reason {
+            if code == close::GOING_AWAY {
+                // A graceful shutdown finishes what is queued first.
+                while let Ok(item) = live.try_recv() {
+                    if self.live(item, &mut sink).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(why),
+            };
+            let _ = sink.send(WsMessage::Close(Some(frame))).await;
+        }
+    }
+
+    async fn control(&mut self, c: Control, sink: &mut Sink) -> Result<(), Gone> {
+        match c {
+            Control::Frame(frame) => send_frame(sink, &frame).await,
+            Control::Start => {
+                self.started = true;
+                Ok(())
+            }
+            Control::Sync { id, cursors } => {
+                let mut rooms = Cursors::new();
+                for (room, after) in cursors {
+                    match self.core.last_seq(self.user, room).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => continue,
+                        Err(err) => {
+                            tracing::warn!(%err, "sync failed");
+                            let frame = ServerFrame::Error {
+                                id,
+                                code: ErrorCode::Internal,
+                                message: "sync failed; retry".into(),
+                            };
+                            self.started = true;
+                            return send_frame(sink, &frame).await;
+                        }
+                    }
+                    self.replay(room, after, i64::MAX, sink).await?;
+                    let last = self.last_sent.entry(room).or_insert(after);
+                    rooms.insert(room, *last);
+                }
+                self.started = true;
+                send_frame(sink, &ServerFrame::Synced { id, rooms }).await
+            }
+        }
+    }
+
+    /// Sends one live item and whatever else is queued, up to a batch.
+    async fn live_batch(
+        &mut self,
+        first: Outbound,
+        live: &mut mpsc::Receiver<Outbound>,
+        sink: &mut Sink,
+    ) -> Result<(), Gone> {
+        self.live(first, sink).await?;
+        for _ in 1..MAX_BATCH {
+            match live.try_recv() {
+                Ok(item) => self.live(item, sink).await?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn live(&mut self, item: Outbound, sink: &mut Sink) -> Result<(), Gone> {
+        if let Some((room, seq)) = item.room_seq {
+            match self.last_sent.get(&room).copied() {
+                Some(last) if seq <= last => return Ok(()),
+                Some(last) if seq > last + 1 => self.replay(room, last, seq, sink).await?,
+                _ => {}
+            }
+            self.last_sent.insert(room, seq);
+        }
+        sink.feed(WsMessage::Text(item.text))
+            .await
+            .map_err(|_| Gone)
+    }
+
+    /// Sends the room's stored messages with `after < seq < before`, in order.
+    async fn replay(
+        &mut self,
+        room: Uuid,
+        mut after: i64,
+        before: i64,
+        sink: &mut Sink,
+    ) -> Result<(), Gone> {
+        loop {
+            let page = match self
+                .core
+                .replay(self.user, room, after, before, REPLAY_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(%err, %room, "replay failed");
+                    return Ok(());
+                }
+            };
+            let full = page.len() == REPLAY_PAGE as usize;
+            for message in page {
+                after = message.seq;
+                let last = self.last_sent.entry(room).or_insert(0);
+                *last = (*last).max(message.seq);
+                send_frame(sink, &ServerFrame::Message { message }).await?;
+            }
+            sink.flush().await.map_err(|_| Gone)?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Queues a frame on the socket; the writer loop flushes.
+async fn send_frame(sink: &mut Sink, frame: &ServerFrame) -> Result<(), Gone> {
+    let text = Utf8Bytes::try_from(encode(frame)).map_err(|_| Gone)?;
+    sink.feed(WsMessage::Text(text)).await.map_err(|_| Gone)
+}

@@ -1,0 +1,186 @@
+//! The connections this node holds, and the task that pushes bus events to them.
+//!
+//! Fan-out resolves the audience from the in-memory routing table and hands the same
+//! shared bytes to every connection's bounded queue with `try_send`: it never waits for a
+//! slow socket. A connection whose queue is full is closed (1008, "slow consumer") and
+//! resumes from its last seq when it comes back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::ws::Utf8Bytes;
+use futures::StreamExt;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bus::{Audience, Delivery, Event, EventStream};
+use crate::service::Core;
+
+/// Close codes the server uses (docs/PROTOCOL.md).
+pub mod close {
+    /// The server is shutting down; reconnect elsewhere or later.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The connection could not keep up with its traffic; reconnect and resume.
+    pub const SLOW_CONSUMER: u16 = 1008;
+    /// The session was ended (logout, or a stolen refresh token).
+    pub const SESSION_ENDED: u16 = 4001;
+    /// Nothing was heard from the client for two heartbeat intervals.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+}
+
+/// An item on a connection's outbound queue.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub text: Utf8Bytes,
+    /// For new messages: the room and seq, to drop duplicates and repair gaps.
+    pub room_seq: Option<(Uuid, i64)>,
+}
+
+/// What the hub keeps of one connection.
+#[derive(Clone)]
+pub struct ConnHandle {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub tx: mpsc::Sender<Outbound>,
+    /// Cancelled to close the connection; `reason` says with which code.
+    pub kill: CancellationToken,
+    pub reason: Arc<Mutex<Option<(u16, &'static str)>>>,
+}
+
+impl ConnHandle {
+    /// Asks the connection to close with the code (the first reason given wins).
+    pub fn close(&self, code: u16, why: &'static str) {
+        self.reason.lock().get_or_insert((code, why));
+        self.kill.cancel();
+    }
+}
+
+/// The connections of this node, by user.
+pub struct Hub {
+    core: Arc<Core>,
+    conns: RwLock<HashMap<Uuid, Vec<ConnHandle>>>,
+    count: AtomicUsize,
+}
+
+impl Hub {
+    pub fn new(core: Arc<Core>) -> Arc<Hub> {
+        Arc::new(Hub {
+            core,
+            conns: RwLock::default(),
+            count: AtomicUsize::new(0),
+        })
+    }
+
+    /// Number of open connections.
+    pub fn connections(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn register(&self, user: Uuid, handle: ConnHandle) {
+        self.conns.write().entry(user).or_default().push(handle);
+        let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("palaver_ws_connections").set(n as f64);
+    }
+
+    pub fn unregister(&self, user: Uuid, conn: Uuid) {
+        let mut conns = self.conns.write();
+        if let Some(list) = conns.get_mut(&user) {
+            let before = list.len();
+            list.retain(|c| c.id != conn);
+            if list.len() < before {
+                let n = self.count.fetch_sub(1, Ordering::Relaxed) - 1;
+                metrics::gauge!("palaver_ws_connections").set(n as f64);
+            }
+            if list.is_empty() {
+                conns.remove(&user);
+            }
+        }
+    }
+
+    /// Closes every connection with "going away"; their writers flush what is queued.
+    pub fn close_all(&self) {
+        for list in self.conns.read().values() {
+            for c in list {
+                c.close(close::GOING_AWAY, "server shutting down");
+            }
+        }
+    }
+
+    /// Consumes the bus until it ends.
+    pub async fn run(self: Arc<Self>, mut events: EventStream) {
+        while let Some(event) = events.next().await {
+            self.dispatch(&event);
+        }
+    }
+
+    fn dispatch(&self, event: &Event) {
+        match event {
+            Event::Deliver(d) => self.deliver(d),
+            Event::Membership {
+                origin,
+                room_id,
+                added,
+                removed,
+            } => {
+                if *origin != self.core.node_id {
+                    self.core.membership.apply(*room_id, added, removed);
+                }
+            }
+            Event::EndSession { session_id } => {
+                for list in self.conns.read().values() {
+                    for c in list.iter().filter(|c| c.session_id == *session_id) {
+                        c.close(close::SESSION_ENDED, "session ended");
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, d: &Delivery) {
+        let Ok(text) = Utf8Bytes::try_from(d.frame.clone()) else {
+            tracing::error!("dropping a frame that is not UTF-8");
+            return;
+        };
+        let item = Outbound {
+            text,
+            room_seq: d.room_seq,
+        };
+        let conns = self.conns.read();
+        let mut sent = 0u64;
+        let mut push = |user: &Uuid| {
+            if let Some(list) = conns.get(user) {
+                for c in list {
+                    if Some(c.id) == d.exclude_conn {
+                        continue;
+                    }
+                    match c.tx.try_send(item.clone()) {
+                        Ok(()) => sent += 1,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            metrics::counter!("palaver_slow_consumers_total").increment(1);
+                            c.close(close::SLOW_CONSUMER, "slow consumer: reconnect and resume");
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    }
+                }
+            }
+        };
+        match &d.audience {
+            Audience::Room(room) => {
+                if let Some(members) = self.core.membership.members(*room) {
+                    members.iter().for_each(&mut push);
+                }
+            }
+            Audience::Users(users) => users.iter().for_each(&mut push),
+            Audience::PeersOf(user) => self
+                .core
+                .membership
+                .peers_of(*user)
+                .iter()
+                .for_each(&mut push),
+        }
+        metrics::counter!("palaver_fanout_deliveries_total").increment(sent);
+    }
+}

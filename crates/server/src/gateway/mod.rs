@@ -1,0 +1,130 @@
+//! The WebSocket gateway: the handshake (Origin and token checks, buffer sizes) and the
+//! connections it hands to the hub.
+
+pub mod connection;
+pub mod hub;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::service::ServiceError;
+use palaver_proto::ErrorCode;
+
+/// Per-connection socket buffers: small, so an idle connection costs little.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 16 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// Browsers cannot set headers on a WebSocket, so the access token may come here.
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+/// Whether a browser page at `Origin` may open a socket: no Origin (not a browser), the
+/// server's own origin, or one on the allow-list.
+pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
+/// `GET /api/v1/ws`: authenticate, then upgrade.
+pub async fn upgrade(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    if !origin_allowed(&app.core.config.allowed_origins, &headers) {
+        metrics::counter!("palaver_ws_origin_refused_total").increment(1);
+        return Err(ApiError::new(
+            ErrorCode::OriginForbidden,
+            "this origin may not open a WebSocket",
+        ));
+    }
+    let (mut parts, _) = req.into_parts();
+    let query = axum::extract::Query::<WsQuery>::try_from_uri(&parts.uri)
+        .map(|q| q.0)
+        .unwrap_or(WsQuery { access_token: None });
+    let header_token = headers
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    let token = header_token
+        .map(str::to_owned)
+        .or(query.access_token)
+        .ok_or(ServiceError::Unauthorized("missing access token"))?;
+    let who = app.core.authenticate(&token).await?;
+    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &app)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("not a WebSocket handshake: {e}"),
+            )
+        })?;
+    let config = &app.core.config;
+    let (core, hub) = (app.core.clone(), app.hub.clone());
+    Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + config.max_ws_message_bytes)
+        .max_message_size(config.max_ws_message_bytes)
+        .max_frame_size(config.max_ws_message_bytes)
+        .on_upgrade(move |socket| connection::run(socket, core, hub, who)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, host.parse().expect("host"));
+        if let Some(o) = origin {
+            h.insert(ORIGIN, o.parse().expect("origin"));
+        }
+        h
+    }
+
+    #[test]
+    fn origins() {
+        assert!(origin_allowed(&[], &headers(None, "127.0.0.1:8080")));
+        assert!(origin_allowed(
+            &[],
+            &headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080")
+        ));
+        assert!(!origin_allowed(
+            &[],
+            &headers(Some("http://evil.example"), "127.0.0.1:8080")
+        ));
+        assert!(origin_allowed(
+            &["http://app.example".into()],
+            &headers(Some("http://app.example"), "127.0.0.1:8080")
+        ));
+        assert!(origin_allowed(
+            &["*".into()],
+            &headers(Some("http://evil.example"), "127.0.0.1:8080")
+        ));
+    }
+}

@@ -1,0 +1,161 @@
+//! The HTTP edge: one router per resource, merged here under `/api/v1`, plus health,
+//! metrics and the OpenAPI document. Handlers only translate; the rules live in
+//! `service`.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod messages;
+pub mod presence;
+pub mod rooms;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use palaver_proto::{ErrorCode, HealthResponse};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::gateway::hub::Hub;
+use crate::service::Core;
+use error::ApiError;
+use extract::Json;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub core: Arc<Core>,
+    pub hub: Arc<Hub>,
+    pub metrics: PrometheusHandle,
+    /// False while shutting down, so load balancers stop sending traffic.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.core.config.max_body_bytes;
+    let api = Router::new()
+        .merge(auth::router())
+        .merge(rooms::router())
+        .merge(messages::router())
+        .merge(presence::router())
+        .route("/ws", get(crate::gateway::upgrade))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(record))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // The path only: a query may carry an access token.
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+/// Counts requests and their latency by route.
+async fn record(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("palaver_http_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("palaver_http_request_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthResponse)))]
+pub async fn healthz() -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the database answers and the node is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = HealthResponse), (status = 503, body = palaver_proto::ErrorBody)))]
+pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
+    if !app.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
+    }
+    app.core.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness check failed");
+        ApiError::new(ErrorCode::Unavailable, "database unavailable")
+    })?;
+    Ok(Json(HealthResponse {
+        status: "ready".into(),
+    }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics_text(State(app): State<AppState>) -> Response {
+    metrics::gauge!("palaver_ws_connections").set(app.hub.connections() as f64);
+    let mut response = app.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi() -> impl IntoResponse {
+    (StatusCode::OK, axum::Json(ApiDoc::openapi()))
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of every REST endpoint (the WebSocket is in docs/PROTOCOL.md).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Palaver", description = "Palaver chat server REST API. Real-time traffic uses the WebSocket at /api/v1/ws; see docs/PROTOCOL.md."),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::user, auth::search,
+        rooms::list, rooms::create, rooms::room, rooms::rename, rooms::add_members, rooms::set_role, rooms::remove_member, rooms::leave,
+        rooms::receipts, rooms::receipt,
+        messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,
+        presence::presence, presence::chat_status, presence::last_seen,
+        healthz, readyz, metrics_text, openapi,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;

@@ -1,0 +1,541 @@
+//! Sending, editing, deleting and reading messages, and receipts and typing.
+//!
+//! Every send goes through one writer task that commits in groups: it takes whatever is
+//! queued (up to `group_commit_max`), stores it in one transaction (one fsync), then
+//! announces the new messages in seq order and only then acknowledges each sender.
+
+use std::time::{Duration, Instant};
+
+use palaver_proto::{
+    HistoryResponse, Message, MessageStatus, MessageType, ReceiptKind, SendMessageRequest,
+    ServerFrame,
+};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::{Core, Identity, ServiceError, ServiceResult, encode};
+use crate::bus::{Audience, Bus, Delivery, Event};
+use crate::cache::RateBucket;
+use crate::clock::now_ms;
+use crate::domain::{client_msg_id, message_content};
+use crate::store::{Appended, NewMessage, Store};
+
+/// A stored message and whether the send was a retry of an earlier one.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: Message,
+    pub duplicate: bool,
+}
+
+struct Job {
+    origin_conn: Option<Uuid>,
+    queued: Instant,
+    reply: oneshot::Sender<ServiceResult<Sent>>,
+}
+
+/// A send that has been accepted and queued; await it for the outcome.
+pub struct PendingSend {
+    rx: oneshot::Receiver<ServiceResult<Sent>>,
+}
+
+impl PendingSend {
+    /// Waits until the message is durable (or has failed).
+    pub async fn wait(self) -> ServiceResult<Sent> {
+        self.rx.await.unwrap_or(Err(ServiceError::Unavailable))
+    }
+}
+
+/// The group-commit writer.
+pub struct MessageWriter {
+    tx: Mutex<Option<mpsc::Sender<(NewMessage, Job)>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Attempts per batch before the senders are told `message_delivery_failed`.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+impl MessageWriter {
+    pub(super) fn start(store: Arc<dyn Store>, bus: Arc<dyn Bus>, max_batch: usize) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(NewMessage, Job)>(max_batch * 4);
+        let task = tokio::spawn(async move {
+            let mut messages = Vec::with_capacity(max_batch);
+            let mut jobs = Vec::with_capacity(max_batch);
+            while let Some((m, j)) = rx.recv().await {
+                messages.push(m);
+                jobs.push(j);
+                while messages.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok((m, j)) => {
+                            messages.push(m);
+                            jobs.push(j);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit(&*store, &*bus, &messages, jobs.drain(..)).await;
+                messages.clear();
+            }
+        });
+        Self {
+            tx: Mutex::new(Some(tx)),
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<(NewMessage, Job)>> {
+        self.tx.lock().clone()
+    }
+
+    pub(super) async fn drain(&self) {
+        self.tx.lock().take();
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn commit(
+    store: &dyn Store,
+    bus: &dyn Bus,
+    messages: &[NewMessage],
+    jobs: impl Iterator<Item = Job>,
+) {
+    metrics::histogram!("palaver_commit_batch_size").record(messages.len() as f64);
+    let started = Instant::now();
+    let mut outcome = store.append_messages(messages).await;
+    let mut attempt = 1;
+    while let Err(err) = &outcome {
+        if attempt >= COMMIT_ATTEMPTS {
+            break;
+        }
+        tracing::warn!(%err, attempt, "message commit failed; retrying");
+        tokio::time::sleep(Duration::from_millis(20 * 5u64.pow(attempt))).await;
+        attempt += 1;
+        outcome = store.append_messages(messages).await;
+    }
+    metrics::histogram!("palaver_commit_seconds").record(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(results) => {
+            for (result, job) in results.into_iter().zip(jobs) {
+                let reply = match result {
+                    Appended::New(message) => {
+                        metrics::counter!("palaver_messages_total").increment(1);
+                        let frame = encode(&ServerFrame::Message {
+                            message: message.clone(),
+                        });
+                        let delivery = Delivery {
+                            audience: Audience::Room(message.room_id),
+                            frame,
+                            room_seq: Some((message.room_id, message.seq)),
+                            exclude_conn: job.origin_conn,
+                        };
+                        if let Err(err) = bus.publish(Event::Deliver(delivery)).await {
+                            // Stored is what counts: clients repair from the store.
+                            tracing::warn!(%err, "could not announce a stored message");
+                        }
+                        Ok(Sent {
+                            message,
+                            duplicate: false,
+                        })
+                    }
+                    Appended::Duplicate(message) => Ok(Sent {
+                        message,
+                        duplicate: true,
+                    }),
+                    Appended::NotMember => Err(ServiceError::RoomNotFound),
+                };
+                metrics::histogram!("palaver_send_seconds")
+                    .record(job.queued.elapsed().as_secs_f64());
+                let _ = job.reply.send(reply);
+            }
+        }
+        Err(err) => {
+            tracing::error!(%err, batch = messages.len(), "message commit failed; senders told to retry");
+            metrics::counter!("palaver_message_delivery_failed_total")
+                .increment(messages.len() as u64);
+            for job in jobs {
+                let _ = job.reply.send(Err(ServiceError::DeliveryFailed));
+            }
+        }
+    }
+}
+
+/// The status of a message given the room's (min delivered, min read) summary.
+pub(super) fn status_for(seq: i64, (delivered, read): (i64, i64)) -> MessageStatus {
+    if seq <= read {
+        MessageStatus::Read
+    } else if seq <= delivered {
+        MessageStatus::Delivered
+    } else {
+        MessageStatus::Sent
+    }
+}
+
+impl Core {
+    fn require_member(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
+        if self.membership.is_member(room, user) {
+            Ok(())
+        } else {
+            Err(ServiceError::RoomNotFound)
+        }
+    }
+
+    /// Validates a send and queues it for the writer; the caller awaits the result. Sends
+    /// from one caller are stored in the order they were queued.
+    pub async fn submit_send(
+        &self,
+        who: Identity,
+        req: SendMessageRequest,
+        origin_conn: Option<Uuid>,
+    ) -> ServiceResult<PendingSend> {
+        let client_msg_id = client_msg_id(&req.client_msg_id)?;
+        let content = message_content(&req.content, self.config.max_message_bytes)?;
+        match (req.kind, req.media_id) {
+            (MessageType::Text, None) if content.trim().is_empty() => {
+                return Err(ServiceError::Validation(
+                    "a text message needs content".into(),
+                ));
+            }
+            (MessageType::Text, None) => {}
+            (MessageType::Text, Some(_)) => {
+                return Err(ServiceError::Validation(
+                    "a text message has no mediaId".into(),
+                ));
+            }
+            (_, None) => {
+                return Err(ServiceError::Validation(
+                    "a media message needs a mediaId".into(),
+                ));
+            }
+            // No media has been uploaded to this server (uploads are not part of it yet),
+            // so no id can name one the caller may share.
+            (_, Some(_)) => return Err(ServiceError::MediaNotFound),
+        }
+        self.require_member(req.room_id, who.user_id)?;
+        self.limit(RateBucket::Send, &who.user_id.to_string())
+            .await?;
+        let message = NewMessage {
+            id: Uuid::now_v7(),
+            room_id: req.room_id,
+            sender_id: who.user_id,
+            client_msg_id,
+            kind: req.kind,
+            content,
+            media_id: req.media_id,
+            now_ms: now_ms(),
+        };
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            origin_conn,
+            queued: Instant::now(),
+            reply,
+        };
+        let sender = self.writer.sender().ok_or(ServiceError::Unavailable)?;
+        sender
+            .send((message, job))
+            .await
+            .map_err(|_| ServiceError::Unavailable)?;
+        Ok(PendingSend { rx })
+    }
+
+    /// Sends and waits until the message is durable. A retry returns the stored message
+    /// with `duplicate: true` and its current status.
+    pub async fn send(
+        &self,
+        who: Identity,
+        req: SendMessageRequest,
+        origin_conn: Option<Uuid>,
+    ) -> ServiceResult<Sent> {
+        let sent = self
+            .submit_send(who, req, origin_conn)
+            .await?
+            .wait()
+            .await?;
+        self.finish_send(sent).await
+    }
+
+    /// Fills in the status of a duplicate (a fresh message is `sent`).
+    pub async fn finish_send(&self, mut sent: Sent) -> ServiceResult<Sent> {
+        if sent.duplicate {
+            let summary = self.store.summary(sent.message.room_id).await?;
+            sent.message.status = status_for(sent.message.seq, summary);
+        }
+        Ok(sent)
+    }
+
+    /// Sets the status of messages of one room from its receipt summary.
+    async fn with_status(
+        &self,
+        room: Uuid,
+        mut messages: Vec<Message>,
+    ) -> ServiceResult<Vec<Message>> {
+        if !messages.is_empty() {
+            let summary = self.store.summary(room).await?;
+            for m in &mut messages {
+                m.status = status_for(m.seq, summary);
+            }
+        }
+        Ok(messages)
+    }
+
+    /// A page of history, ascending. With `after`, the page just after it; otherwise the
+    /// page just before `before` (the newest page without either).
+    pub async fn history(
+        &self,
+        who: Identity,
+        room: Uuid,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+    ) -> ServiceResult<HistoryResponse> {
+        self.require_member(room, who.user_id)?;
+        let limit = limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(ServiceError::Validation("limit must be 1 to 200".into()));
+        }
+        if before.is_some_and(|b| b < 1) || after.is_some_and(|a| a < 0) {
+            return Err(ServiceError::Validation(
+                "before must be at least 1 and after at least 0".into(),
+            ));
+        }
+        let newest = after.is_none();
+        let mut messages = self
+            .store
+            .messages(
+                room,
+                after.unwrap_or(0),
+                before.unwrap_or(i64::MAX),
+                limit + 1,
+                newest,
+            )
+            .await?;
+        let has_more = messages.len() > limit as usize;
+        if has_more {
+            if newest {
+                messages.remove(0);
+            } else {
+                messages.pop();
+            }
+        }
+        Ok(HistoryResponse {
+            messages: self.with_status(room, messages).await?,
+            has_more,
+        })
+    }
+
+    /// Messages of a room in `(after, before)`, ascending, for a connection's resume or gap
+    /// repair; empty if the user is no longer a member.
+    pub async fn replay(
+        &self,
+        user: Uuid,
+        room: Uuid,
+        after: i64,
+        before: i64,
+        limit: u32,
+    ) -> ServiceResult<Vec<Message>> {
+        if !self.membership.is_member(room, user) {
+            return Ok(Vec::new());
+        }
+        let messages = self
+            .store
+            .messages(room, after, before, limit, false)
+            .await?;
+        self.with_status(room, messages).await
+    }
+
+    /// The room's newest seq, if the user is a member.
+    pub async fn last_seq(&self, user: Uuid, room: Uuid) -> ServiceResult<Option<i64>> {
+        if !self.membership.is_member(room, user) {
+            return Ok(None);
+        }
+        Ok(self.store.room(room).await?.map(|r| r.last_seq))
+    }
+
+    /// One message, if the caller is in its room.
+    pub async fn message(&self, who: Identity, id: Uuid) -> ServiceResult<Message> {
+        let message = self
+            .store
+            .message(id)
+            .await?
+            .ok_or(ServiceError::MessageNotFound)?;
+        if !self.membership.is_member(message.room_id, who.user_id) {
+            return Err(ServiceError::MessageNotFound);
+        }
+        let mut list = self.with_status(message.room_id, vec![message]).await?;
+        list.pop().ok_or(ServiceError::MessageNotFound)
+    }
+
+    async fn own_message(&self, who: Identity, id: Uuid) -> ServiceResult<Message> {
+        let message = self.message(who, id).await?;
+        if message.sender_id != who.user_id {
+            return Err(ServiceError::Forbidden(
+                "only the sender may change a message",
+            ));
+        }
+        if message.deleted {
+            return Err(ServiceError::Conflict("the message is deleted"));
+        }
+        Ok(message)
+    }
+
+    /// Replaces the text of one's own message; members see `message.updated`.
+    pub async fn edit_message(
+        &self,
+        who: Identity,
+        id: Uuid,
+        content: &str,
+        origin_conn: Option<Uuid>,
+    ) -> ServiceResult<Message> {
+        let old = self.own_message(who, id).await?;
+        let content = message_content(content, self.config.max_message_bytes)?;
+        if old.kind == MessageType::Text && content.trim().is_empty() {
+            return Err(ServiceError::Validation(
+                "a text message needs content".into(),
+            ));
+        }
+        let message = self.store.edit_message(id, &content, now_ms()).await?;
+        let message = self
+            .with_status(message.room_id, vec![message])
+            .await?
+            .pop()
+            .ok_or(ServiceError::MessageNotFound)?;
+        let frame = encode(&ServerFrame::MessageUpdated {
+            message: message.clone(),
+        });
+        self.deliver(Delivery {
+            audience: Audience::Room(message.room_id),
+            frame,
+            room_seq: None,
+            exclude_conn: origin_conn,
+        })
+        .await?;
+        Ok(message)
+    }
+
+    /// Deletes one's own message (its seq stays, its content goes); members see
+    /// `message.deleted`.
+    pub async fn delete_message(
+        &self,
+        who: Identity,
+        id: Uuid,
+        origin_conn: Option<Uuid>,
+    ) -> ServiceResult<Message> {
+        self.own_message(who, id).await?;
+        let message = self.store.delete_message(id, now_ms()).await?;
+        let message = self
+            .with_status(message.room_id, vec![message])
+            .await?
+            .pop()
+            .ok_or(ServiceError::MessageNotFound)?;
+        self.audit(
+            Some(who.user_id),
+            "message.delete",
+            Some(id.to_string()),
+            Some(format!("room {}", message.room_id)),
+        )
+        .await;
+        let frame = encode(&ServerFrame::MessageDeleted {
+            message: message.clone(),
+        });
+        self.deliver(Delivery {
+            audience: Audience::Room(message.room_id),
+            frame,
+            room_seq: None,
+            exclude_conn: origin_conn,
+        })
+        .await?;
+        Ok(message)
+    }
+
+    /// Moves the caller's delivered or read marker; members see `receipt`, and
+    /// `receipt.summary` when the room-wide minimum moves.
+    pub async fn receipt(
+        &self,
+        who: Identity,
+        room: Uuid,
+        seq: i64,
+        kind: ReceiptKind,
+    ) -> ServiceResult<i64> {
+        if seq < 1 {
+            return Err(ServiceError::Validation("seq must be at least 1".into()));
+        }
+        self.require_member(room, who.user_id)?;
+        let moved = self
+            .store
+            .advance_marker(room, who.user_id, kind, seq)
+            .await?
+            .ok_or(ServiceError::RoomNotFound)?;
+        if moved.moved {
+            let frame = encode(&ServerFrame::Receipt {
+                room_id: room,
+                user_id: who.user_id,
+                status: kind,
+                seq: moved.seq,
+            });
+            self.deliver(Delivery {
+                audience: Audience::Room(room),
+                frame,
+                room_seq: None,
+                exclude_conn: None,
+            })
+            .await?;
+        }
+        if moved.summary_after != moved.summary_before {
+            let (delivered_seq, read_seq) = moved.summary_after;
+            let frame = encode(&ServerFrame::ReceiptSummary {
+                room_id: room,
+                delivered_seq,
+                read_seq,
+            });
+            self.deliver(Delivery {
+                audience: Audience::Room(room),
+                frame,
+                room_seq: None,
+                exclude_conn: None,
+            })
+            .await?;
+        }
+        Ok(moved.seq)
+    }
+
+    /// Relays a typing indicator to the room (not stored).
+    pub async fn typing(
+        &self,
+        who: Identity,
+        room: Uuid,
+        active: bool,
+        origin_conn: Option<Uuid>,
+    ) -> ServiceResult<()> {
+        self.require_member(room, who.user_id)?;
+        self.limit(RateBucket::Ephemeral, &who.user_id.to_string())
+            .await?;
+        let frame = encode(&ServerFrame::Typing {
+            room_id: room,
+            user_id: who.user_id,
+            active,
+        });
+        self.deliver(Delivery {
+            audience: Audience::Room(room),
+            frame,
+            room_seq: None,
+            exclude_conn: origin_conn,
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_the_summary() {
+        assert_eq!(status_for(5, (4, 3)), MessageStatus::Sent);
+        assert_eq!(status_for(4, (4, 3)), MessageStatus::Delivered);
+        assert_eq!(status_for(3, (4, 3)), MessageStatus::Read);
+    }
+}

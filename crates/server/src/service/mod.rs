@@ -1,0 +1,204 @@
+//! The rules of Palaver, with no HTTP in sight: who may do what, in which order things
+//! are stored and announced. HTTP handlers and the WebSocket gateway both call in here,
+//! so the REST and socket paths share one implementation.
+
+mod auth;
+mod membership;
+mod messages;
+mod presence;
+mod rooms;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use palaver_proto::ErrorCode;
+use uuid::Uuid;
+
+pub use auth::{Identity, Tokens};
+pub use membership::Membership;
+pub use messages::{MessageWriter, PendingSend, Sent};
+
+use crate::bus::{Bus, BusError, Delivery, Event};
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::store::{AuditEntry, Store, StoreError};
+
+/// Everything a request can be refused or fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("access token expired")]
+    TokenExpired,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("user not found")]
+    UserNotFound,
+    #[error("room not found")]
+    RoomNotFound,
+    #[error("message not found")]
+    MessageNotFound,
+    #[error("media not found")]
+    MediaNotFound,
+    #[error("username is taken")]
+    UsernameTaken,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("too many requests; retry in {} ms", .0.as_millis())]
+    RateLimited(Duration),
+    /// Storing failed after retries; the client should retry with the same clientMsgId.
+    #[error("the message could not be stored; retry with the same clientMsgId")]
+    DeliveryFailed,
+    #[error("the server is shutting down")]
+    Unavailable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// The wire code.
+    pub fn code(&self) -> ErrorCode {
+        use ServiceError::*;
+        match self {
+            BadRequest(_) => ErrorCode::BadRequest,
+            Validation(_) => ErrorCode::ValidationFailed,
+            PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Unauthorized(_) => ErrorCode::Unauthorized,
+            TokenExpired => ErrorCode::TokenExpired,
+            InvalidCredentials => ErrorCode::InvalidCredentials,
+            Forbidden(_) => ErrorCode::Forbidden,
+            UserNotFound => ErrorCode::UserNotFound,
+            RoomNotFound => ErrorCode::RoomNotFound,
+            MessageNotFound => ErrorCode::MessageNotFound,
+            MediaNotFound => ErrorCode::MediaNotFound,
+            UsernameTaken => ErrorCode::UsernameTaken,
+            Conflict(_) => ErrorCode::Conflict,
+            RateLimited(_) => ErrorCode::RateLimited,
+            DeliveryFailed => ErrorCode::MessageDeliveryFailed,
+            Unavailable => ErrorCode::Unavailable,
+            Store(_) | Bus(_) | Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// True for failures of the server (logged, and hidden from the client).
+    pub fn is_internal(&self) -> bool {
+        self.code() == ErrorCode::Internal
+    }
+}
+
+/// Result alias for the service layer.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// The state every request works with: the engines behind their traits, the in-memory
+/// routing table, token keys and the message writer.
+pub struct Core {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub cache: Arc<dyn Cache>,
+    pub membership: Membership,
+    pub tokens: Tokens,
+    /// Identifies this node on the bus, so it can skip its own membership events.
+    pub node_id: Uuid,
+    writer: MessageWriter,
+}
+
+impl Core {
+    /// Wires the engines together, loads the routing table and starts the message writer.
+    pub async fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        cache: Arc<dyn Cache>,
+        secret: &[u8],
+    ) -> ServiceResult<Arc<Core>> {
+        let membership = Membership::default();
+        membership.load(store.all_memberships().await?);
+        let tokens = Tokens::new(
+            secret,
+            config.access_token_ttl_secs,
+            config.refresh_token_ttl_secs,
+        );
+        // Sessions revoked recently may still have unexpired access tokens.
+        let since = crate::clock::now_ms() - (config.access_token_ttl_secs as i64) * 1000;
+        for sid in store.revoked_sessions_since(since).await? {
+            cache
+                .revoke_session(sid, since + (config.access_token_ttl_secs as i64) * 2000)
+                .await;
+        }
+        let writer = MessageWriter::start(store.clone(), bus.clone(), config.group_commit_max);
+        Ok(Arc::new(Core {
+            config,
+            store,
+            bus,
+            cache,
+            membership,
+            tokens,
+            node_id: Uuid::now_v7(),
+            writer,
+        }))
+    }
+
+    /// Stops taking messages and waits until every accepted one is stored and announced.
+    pub async fn drain(&self) {
+        self.writer.drain().await;
+    }
+
+    /// Publishes a frame to an audience.
+    pub(crate) async fn deliver(&self, delivery: Delivery) -> ServiceResult<()> {
+        metrics::counter!("palaver_events_published_total").increment(1);
+        self.bus.publish(Event::Deliver(delivery)).await?;
+        Ok(())
+    }
+
+    /// Records a security event in the audit log and the `audit` log target.
+    pub(crate) async fn audit(
+        &self,
+        actor: Option<Uuid>,
+        action: &'static str,
+        target: Option<String>,
+        detail: Option<String>,
+    ) {
+        tracing::info!(target: "audit", actor = ?actor, action, target = target.as_deref(), detail = detail.as_deref());
+        let entry = AuditEntry {
+            actor,
+            action,
+            target,
+            detail,
+        };
+        if let Err(err) = self.store.audit(entry, crate::clock::now_ms()).await {
+            tracing::error!(%err, action, "could not write audit entry");
+        }
+    }
+
+    /// Counts one request against a limit.
+    pub(crate) async fn limit(
+        &self,
+        bucket: crate::cache::RateBucket,
+        key: &str,
+    ) -> ServiceResult<()> {
+        self.cache.rate_limit(bucket, key).await.map_err(|retry| {
+            metrics::counter!("palaver_rate_limited_total").increment(1);
+            ServiceError::RateLimited(retry)
+        })
+    }
+}
+
+/// Serializes a server frame once, for every recipient.
+pub(crate) fn encode(frame: &palaver_proto::ServerFrame) -> bytes::Bytes {
+    // Serializing our own types into a Vec cannot fail: no maps with non-string keys and
+    // no failing Serialize impls; an empty frame would be dropped by clients, not crash.
+    bytes::Bytes::from(serde_json::to_vec(frame).unwrap_or_default())
+}

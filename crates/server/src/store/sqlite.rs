@@ -1,0 +1,767 @@
+//! The embedded engine: one SQLite file in WAL mode with `synchronous=FULL`, so an
+//! acknowledged write survives a crash or a power cut.
+//!
+//! All writes go through a pool of exactly one connection: SQLite allows one writer at a
+//! time anyway, and queueing in the pool avoids `SQLITE_BUSY` on lock upgrades. Reads use
+//! their own pool and run beside the writer (WAL readers never block it).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use palaver_proto::{Message, MessageStatus, MessageType, ReceiptKind, Role, User};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::*;
+use crate::clock::to_time;
+
+/// The SQLite engine.
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, edited_at, deleted_at";
+const USER_COLUMNS: &str = "id, username, display_name, created_at";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { write, read })
+    }
+
+    async fn message_in(tx: &mut Transaction<'_, Sqlite>, id: Uuid) -> StoreResult<Message> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("message"))?;
+        message_from_row(&row)
+    }
+
+    async fn summary_in(tx: &mut Transaction<'_, Sqlite>, room: Uuid) -> StoreResult<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MIN(delivered_seq), 0) AS d, COALESCE(MIN(read_seq), 0) AS r FROM members WHERE room_id = ?",
+        )
+        .bind(room)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok((row.try_get("d")?, row.try_get("r")?))
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        created_at: to_time(row.try_get("created_at")?),
+    })
+}
+
+fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
+    let kind: String = row.try_get("kind")?;
+    let deleted_at: Option<i64> = row.try_get("deleted_at")?;
+    Ok(Message {
+        id: row.try_get("id")?,
+        room_id: row.try_get("room_id")?,
+        sender_id: row.try_get("sender_id")?,
+        seq: row.try_get("seq")?,
+        kind: MessageType::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("message kind {kind:?}")))?,
+        content: row.try_get("content")?,
+        media_id: row.try_get("media_id")?,
+        client_msg_id: row.try_get("client_msg_id")?,
+        timestamp: to_time(row.try_get("created_at")?),
+        status: MessageStatus::Sent,
+        edited_at: row.try_get::<Option<i64>, _>("edited_at")?.map(to_time),
+        deleted: deleted_at.is_some(),
+    })
+}
+
+fn room_from_row(row: &SqliteRow) -> StoreResult<RoomRow> {
+    Ok(RoomRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        is_group: row.try_get::<i64, _>("is_group")? != 0,
+        created_at_ms: row.try_get("created_at")?,
+        last_seq: row.try_get("last_seq")?,
+        last_activity_ms: row.try_get("last_activity")?,
+    })
+}
+
+fn role_of(s: &str) -> StoreResult<Role> {
+    Role::parse(s).ok_or_else(|| StoreError::Corrupt(format!("role {s:?}")))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &User, password_hash: &str) -> StoreResult<()> {
+        let created = (user.created_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        sqlx::query("INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(user.id)
+            .bind(&user.username)
+            .bind(&user.display_name)
+            .bind(password_hash)
+            .bind(created)
+            .execute(&self.write)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("username") } else { e.into() })?;
+        Ok(())
+    }
+
+    async fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn users(&self, ids: &[Uuid]) -> StoreResult<Vec<User>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(u) = self.user(*id).await? {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?"
+        ))
+        .bind(username)
+        .fetch_optional(&self.read)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(Credentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash")?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
+        // LIKE needs its wildcards escaped so a `%` in the query matches only itself.
+        let escaped: String = prefix
+            .chars()
+            .flat_map(|c| {
+                if matches!(c, '%' | '_' | '\\') {
+                    vec!['\\', c]
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        let pattern = format!("{escaped}%");
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' \
+             ORDER BY username LIMIT ?2"
+        ))
+        .bind(pattern)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_display_name(&self, id: Uuid, name: &str) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET display_name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        Ok(())
+    }
+
+    async fn set_last_seen(&self, id: Uuid, at_ms: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_seen_at = ? WHERE id = ?")
+            .bind(at_ms)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn last_seen(&self, id: Uuid) -> StoreResult<Option<i64>> {
+        let row = sqlx::query("SELECT last_seen_at FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("last_seen_at")?,
+            None => None,
+        })
+    }
+
+    async fn create_session(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        refresh_hash: &[u8],
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)")
+            .bind(session_id)
+            .bind(user_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(refresh_hash)
+        .bind(session_id)
+        .bind(expires_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<RefreshOutcome> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(
+            "SELECT t.session_id, t.expires_at, t.used_at, s.user_id, s.revoked_at \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
+        )
+        .bind(old_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let session_id: Uuid = row.try_get("session_id")?;
+        let user_id: Uuid = row.try_get("user_id")?;
+        let revoked: Option<i64> = row.try_get("revoked_at")?;
+        let used: Option<i64> = row.try_get("used_at")?;
+        let expires: i64 = row.try_get("expires_at")?;
+        if revoked.is_some() || expires <= now_ms {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if used.is_some() {
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ?")
+                .bind(now_ms)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Reused {
+                session_id,
+                user_id,
+            });
+        }
+        sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?")
+            .bind(now_ms)
+            .bind(old_hash)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(new_hash)
+        .bind(session_id)
+        .bind(expires_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated {
+            session_id,
+            user_id,
+        })
+    }
+
+    async fn revoke_session(&self, session_id: Uuid, now_ms: i64) -> StoreResult<Option<Uuid>> {
+        let row = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING user_id")
+            .bind(now_ms)
+            .bind(session_id)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("user_id")?),
+            None => None,
+        })
+    }
+
+    async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<Uuid>> {
+        let row = sqlx::query("SELECT session_id FROM refresh_tokens WHERE token_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("session_id")?),
+            None => None,
+        })
+    }
+
+    async fn revoked_sessions_since(&self, since_ms: i64) -> StoreResult<Vec<Uuid>> {
+        let rows =
+            sqlx::query("SELECT id FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at >= ?")
+                .bind(since_ms)
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    async fn create_room(&self, room: &NewRoom) -> StoreResult<(Uuid, bool)> {
+        let mut tx = self.write.begin().await?;
+        if let Some(key) = &room.direct_key {
+            let existing = sqlx::query("SELECT id FROM rooms WHERE direct_key = ?")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                return Ok((row.try_get("id")?, false));
+            }
+        }
+        sqlx::query("INSERT INTO rooms (id, name, is_group, direct_key, created_at, last_activity) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(room.id)
+            .bind(&room.name)
+            .bind(i64::from(room.is_group))
+            .bind(&room.direct_key)
+            .bind(room.now_ms)
+            .bind(room.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        for (user, role) in &room.members {
+            sqlx::query(
+                "INSERT INTO members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(room.id)
+            .bind(user)
+            .bind(role.as_str())
+            .bind(room.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((room.id, true))
+    }
+
+    async fn room(&self, id: Uuid) -> StoreResult<Option<RoomRow>> {
+        let row = sqlx::query("SELECT id, name, is_group, created_at, last_seq, last_activity FROM rooms WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(room_from_row).transpose()
+    }
+
+    async fn rooms_of(&self, user: Uuid, only: Option<Uuid>) -> StoreResult<Vec<MyRoomRow>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.name, r.is_group, r.created_at, r.last_seq, r.last_activity, m.read_seq, \
+               (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
+                  AND x.sender_id != m.user_id AND x.deleted_at IS NULL) AS unread \
+             FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? AND (? IS NULL OR r.id = ?) \
+             ORDER BY r.last_activity DESC, r.id DESC",
+        )
+        .bind(user)
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MyRoomRow {
+                    room: room_from_row(row)?,
+                    read_seq: row.try_get("read_seq")?,
+                    unread: row.try_get("unread")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn members(&self, room: Uuid) -> StoreResult<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT m.room_id, m.user_id, u.username, u.display_name, m.role, m.joined_at, m.delivered_seq, m.read_seq \
+             FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = ? ORDER BY m.joined_at, u.username",
+        )
+        .bind(room)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MemberRow {
+                    room_id: row.try_get("room_id")?,
+                    user_id: row.try_get("user_id")?,
+                    username: row.try_get("username")?,
+                    display_name: row.try_get("display_name")?,
+                    role: role_of(row.try_get::<&str, _>("role")?)?,
+                    joined_at_ms: row.try_get("joined_at")?,
+                    delivered_seq: row.try_get("delivered_seq")?,
+                    read_seq: row.try_get("read_seq")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_members(
+        &self,
+        room: Uuid,
+        members: &[(Uuid, Role)],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT last_seq FROM rooms WHERE id = ?")
+            .bind(room)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let last_seq: i64 = match row {
+            Some(row) => row.try_get("last_seq")?,
+            None => return Err(StoreError::NotFound("room")),
+        };
+        let mut added = Vec::new();
+        for (user, role) in members {
+            let done = sqlx::query(
+                "INSERT INTO members (room_id, user_id, role, joined_at, delivered_seq, read_seq) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (room_id, user_id) DO NOTHING",
+            )
+            .bind(room)
+            .bind(user)
+            .bind(role.as_str())
+            .bind(now_ms)
+            .bind(last_seq)
+            .bind(last_seq)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                added.push(*user);
+            }
+        }
+        sqlx::query("UPDATE rooms SET last_activity = ? WHERE id = ?")
+            .bind(now_ms)
+            .bind(room)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn remove_member(&self, room: Uuid, user: Uuid) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM members WHERE room_id = ? AND user_id = ?")
+            .bind(room)
+            .bind(user)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_role(&self, room: Uuid, user: Uuid, role: Role) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?")
+            .bind(role.as_str())
+            .bind(room)
+            .bind(user)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn rename_room(&self, room: Uuid, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE rooms SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(room)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn all_memberships(&self) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        let rows = sqlx::query("SELECT room_id, user_id FROM members")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("room_id")?, r.try_get("user_id")?)))
+            .collect()
+    }
+
+    async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
+        let mut tx = self.write.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let member = sqlx::query("SELECT 1 FROM members WHERE room_id = ? AND user_id = ?")
+                .bind(m.room_id)
+                .bind(m.sender_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if member.is_none() {
+                out.push(Appended::NotMember);
+                continue;
+            }
+            // Seen inside this transaction too, so a retry within one batch is caught.
+            let existing = sqlx::query(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?"
+            ))
+            .bind(m.room_id)
+            .bind(m.sender_id)
+            .bind(&m.client_msg_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                out.push(Appended::Duplicate(message_from_row(&row)?));
+                continue;
+            }
+            let seq: i64 = sqlx::query("UPDATE rooms SET last_seq = last_seq + 1, last_activity = ? WHERE id = ? RETURNING last_seq")
+                .bind(m.now_ms)
+                .bind(m.room_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("last_seq")?;
+            sqlx::query(
+                "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(m.id)
+            .bind(m.room_id)
+            .bind(seq)
+            .bind(m.sender_id)
+            .bind(&m.client_msg_id)
+            .bind(m.kind.as_str())
+            .bind(&m.content)
+            .bind(m.media_id)
+            .bind(m.now_ms)
+            .execute(&mut *tx)
+            .await?;
+            // Sending implies having seen everything before: the sender's markers move too.
+            sqlx::query(
+                "UPDATE members SET delivered_seq = MAX(delivered_seq, ?1), read_seq = MAX(read_seq, ?1) \
+                 WHERE room_id = ?2 AND user_id = ?3",
+            )
+            .bind(seq)
+            .bind(m.room_id)
+            .bind(m.sender_id)
+            .execute(&mut *tx)
+            .await?;
+            out.push(Appended::New(Message {
+                id: m.id,
+                room_id: m.room_id,
+                sender_id: m.sender_id,
+                seq,
+                kind: m.kind,
+                content: m.content.clone(),
+                media_id: m.media_id,
+                client_msg_id: m.client_msg_id.clone(),
+                timestamp: to_time(m.now_ms),
+                status: MessageStatus::Sent,
+                edited_at: None,
+                deleted: false,
+            }));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "UPDATE messages SET content = ?, edited_at = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(content)
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let message = Self::message_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(message)
+    }
+
+    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE messages SET content = '', media_id = NULL, deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let message = Self::message_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(message)
+    }
+
+    async fn messages(
+        &self,
+        room: Uuid,
+        after: i64,
+        before: i64,
+        limit: u32,
+        newest: bool,
+    ) -> StoreResult<Vec<Message>> {
+        let order = if newest { "DESC" } else { "ASC" };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
+        ))
+        .bind(room)
+        .bind(after)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if newest {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    async fn advance_marker(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        kind: ReceiptKind,
+        seq: i64,
+    ) -> StoreResult<Option<MarkerMove>> {
+        let mut tx = self.write.begin().await?;
+        let Some(row) = sqlx::query("SELECT last_seq FROM rooms WHERE id = ?")
+            .bind(room)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let last_seq: i64 = row.try_get("last_seq")?;
+        let Some(row) = sqlx::query(
+            "SELECT delivered_seq, read_seq FROM members WHERE room_id = ? AND user_id = ?",
+        )
+        .bind(room)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let delivered: i64 = row.try_get("delivered_seq")?;
+        let read: i64 = row.try_get("read_seq")?;
+        let target = seq.min(last_seq);
+        let before = Self::summary_in(&mut tx, room).await?;
+        // Reading implies delivery: a read marker drags the delivered marker along.
+        let (new_delivered, new_read) = match kind {
+            ReceiptKind::Delivered => (delivered.max(target), read),
+            ReceiptKind::Read => (delivered.max(target), read.max(target)),
+        };
+        let moved = (new_delivered, new_read) != (delivered, read);
+        if moved {
+            sqlx::query("UPDATE members SET delivered_seq = ?, read_seq = ? WHERE room_id = ? AND user_id = ?")
+                .bind(new_delivered)
+                .bind(new_read)
+                .bind(room)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let after = Self::summary_in(&mut tx, room).await?;
+        tx.commit().await?;
+        let seq = match kind {
+            ReceiptKind::Delivered => new_delivered,
+            ReceiptKind::Read => new_read,
+        };
+        Ok(Some(MarkerMove {
+            seq,
+            moved,
+            summary_before: before,
+            summary_after: after,
+        }))
+    }
+
+    async fn summary(&self, room: Uuid) -> StoreResult<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MIN(delivered_seq), 0) AS d, COALESCE(MIN(read_seq), 0) AS r FROM members WHERE room_id = ?",
+        )
+        .bind(room)
+        .fetch_one(&self.read)
+        .await?;
+        Ok((row.try_get("d")?, row.try_get("r")?))
+    }
+
+    async fn audit(&self, entry: AuditEntry, now_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(now_ms)
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.target)
+        .bind(entry.detail)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_tail(
+        &self,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Option<Uuid>, String, Option<String>)>> {
+        let rows =
+            sqlx::query("SELECT at, actor, action, target FROM audit_log ORDER BY id DESC LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("at")?,
+                    r.try_get("actor")?,
+                    r.try_get("action")?,
+                    r.try_get("target")?,
+                ))
+            })
+            .collect()
+    }
+}
