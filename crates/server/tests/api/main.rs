@@ -1,0 +1,12 @@
+//! Integration tests: the real server on a random port over a temporary data directory,
+//! driven by real HTTP and WebSocket clients. One binary, one module per area.
+
+mod helpers;
+
+mod accounts;
+mod durability;
+mod errors;
+mod messaging;
+mod operations;
+mod realtime;
+mod rooms;
