@@ -24,7 +24,11 @@ pub enum ClientError {
     Http(#[from] reqwest::Error),
     /// The server answered with its error shape.
     #[error("{status} {code}: {message}")]
-    Api { status: u16, code: ErrorCode, message: String },
+    Api {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+    },
     /// The server answered with something that is not its error shape.
     #[error("unexpected response {status}: {body}")]
     Unexpected { status: u16, body: String },
@@ -64,13 +68,22 @@ pub struct Client {
 impl Client {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Result<Client> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Client { http, base: url::Url::parse(base)?, token: None })
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Client {
+            http,
+            base: url::Url::parse(base)?,
+            token: None,
+        })
     }
 
     /// The same client, sending this access token.
     pub fn with_token(&self, token: impl Into<String>) -> Client {
-        Client { token: Some(token.into()), ..self.clone() }
+        Client {
+            token: Some(token.into()),
+            ..self.clone()
+        }
     }
 
     pub fn base(&self) -> &url::Url {
@@ -82,7 +95,12 @@ impl Client {
     }
 
     /// Any request: JSON body in, status and raw JSON out (error statuses included).
-    pub async fn raw(&self, method: Method, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, serde_json::Value)> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value)> {
         let mut req = self.http.request(method, self.base.join(path)?);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
@@ -93,62 +111,142 @@ impl Client {
         let resp = req.send().await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        let value = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&bytes).into())) };
+        let value = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+                String::from_utf8_lossy(&bytes).into(),
+            ))
+        };
         Ok((status, value))
     }
 
     /// A typed request: the body as JSON, the answer decoded, an error status as `Api`.
-    pub async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<(u16, T)> {
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(u16, T)> {
         let body = body.map(serde_json::to_value).transpose()?;
         let (status, value) = self.raw(method, path, body.as_ref()).await?;
         if status >= 400 {
             return Err(match serde_json::from_value::<ErrorBody>(value.clone()) {
-                Ok(e) => ClientError::Api { status, code: e.error.code, message: e.error.message },
-                Err(_) => ClientError::Unexpected { status, body: value.to_string() },
+                Ok(e) => ClientError::Api {
+                    status,
+                    code: e.error.code,
+                    message: e.error.message,
+                },
+                Err(_) => ClientError::Unexpected {
+                    status,
+                    body: value.to_string(),
+                },
             });
         }
         // 204 has no body; decode it as JSON null.
         Ok((status, serde_json::from_value(value)?))
     }
 
-    pub async fn register(&self, username: &str, password: &str, display_name: Option<&str>) -> Result<AuthResponse> {
-        let body = RegisterRequest { username: username.into(), password: password.into(), display_name: display_name.map(Into::into) };
-        Ok(self.call(Method::POST, "/api/v1/auth/register", Some(&body)).await?.1)
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: Option<&str>,
+    ) -> Result<AuthResponse> {
+        let body = RegisterRequest {
+            username: username.into(),
+            password: password.into(),
+            display_name: display_name.map(Into::into),
+        };
+        Ok(self
+            .call(Method::POST, "/api/v1/auth/register", Some(&body))
+            .await?
+            .1)
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Result<AuthResponse> {
-        let body = LoginRequest { username: username.into(), password: password.into() };
-        Ok(self.call(Method::POST, "/api/v1/auth/login", Some(&body)).await?.1)
+        let body = LoginRequest {
+            username: username.into(),
+            password: password.into(),
+        };
+        Ok(self
+            .call(Method::POST, "/api/v1/auth/login", Some(&body))
+            .await?
+            .1)
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<AuthResponse> {
-        let body = RefreshRequest { refresh_token: refresh_token.into() };
-        Ok(self.call(Method::POST, "/api/v1/auth/refresh", Some(&body)).await?.1)
+        let body = RefreshRequest {
+            refresh_token: refresh_token.into(),
+        };
+        Ok(self
+            .call(Method::POST, "/api/v1/auth/refresh", Some(&body))
+            .await?
+            .1)
     }
 
     pub async fn me(&self) -> Result<User> {
-        Ok(self.call::<(), _>(Method::GET, "/api/v1/users/me", None).await?.1)
+        Ok(self
+            .call::<(), _>(Method::GET, "/api/v1/users/me", None)
+            .await?
+            .1)
     }
 
     /// Creates a room; the status tells created (201) from an existing 1:1 room (200).
-    pub async fn create_room(&self, name: Option<&str>, is_group: bool, member_ids: &[Uuid]) -> Result<(u16, Room)> {
-        let body = CreateRoomRequest { name: name.map(Into::into), is_group, member_ids: member_ids.to_vec() };
-        self.call(Method::POST, "/api/v1/rooms/create", Some(&body)).await
+    pub async fn create_room(
+        &self,
+        name: Option<&str>,
+        is_group: bool,
+        member_ids: &[Uuid],
+    ) -> Result<(u16, Room)> {
+        let body = CreateRoomRequest {
+            name: name.map(Into::into),
+            is_group,
+            member_ids: member_ids.to_vec(),
+        };
+        self.call(Method::POST, "/api/v1/rooms/create", Some(&body))
+            .await
     }
 
     pub async fn rooms(&self) -> Result<Vec<Room>> {
-        Ok(self.call::<(), RoomList>(Method::GET, "/api/v1/rooms", None).await?.1.rooms)
+        Ok(self
+            .call::<(), RoomList>(Method::GET, "/api/v1/rooms", None)
+            .await?
+            .1
+            .rooms)
     }
 
     /// Sends over REST; the status tells new (201) from an idempotent retry (200).
-    pub async fn send(&self, room_id: Uuid, client_msg_id: &str, content: &str) -> Result<(u16, Message)> {
-        let body = SendMessageRequest { room_id, client_msg_id: client_msg_id.into(), content: content.into(), kind: MessageType::Text, media_id: None };
-        self.call(Method::POST, "/api/v1/messages/send", Some(&body)).await
+    pub async fn send(
+        &self,
+        room_id: Uuid,
+        client_msg_id: &str,
+        content: &str,
+    ) -> Result<(u16, Message)> {
+        let body = SendMessageRequest {
+            room_id,
+            client_msg_id: client_msg_id.into(),
+            content: content.into(),
+            kind: MessageType::Text,
+            media_id: None,
+        };
+        self.call(Method::POST, "/api/v1/messages/send", Some(&body))
+            .await
     }
 
-    pub async fn history(&self, room_id: Uuid, before: Option<i64>, after: Option<i64>, limit: Option<u32>) -> Result<HistoryResponse> {
+    pub async fn history(
+        &self,
+        room_id: Uuid,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryResponse> {
         let mut path = format!("/api/v1/messages/history?roomId={room_id}");
-        for (k, v) in [("before", before.map(|v| v.to_string())), ("after", after.map(|v| v.to_string())), ("limit", limit.map(|v| v.to_string()))] {
+        for (k, v) in [
+            ("before", before.map(|v| v.to_string())),
+            ("after", after.map(|v| v.to_string())),
+            ("limit", limit.map(|v| v.to_string())),
+        ] {
             if let Some(v) = v {
                 path.push_str(&format!("&{k}={v}"));
             }
@@ -165,28 +263,54 @@ impl Client {
     pub async fn connect_with_origin(&self, origin: Option<&str>) -> Result<Socket> {
         let mut url = self.base.join("/api/v1/ws")?;
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
-        url.set_scheme(scheme).map_err(|_| ClientError::Unexpected { status: 0, body: "bad scheme".into() })?;
+        url.set_scheme(scheme)
+            .map_err(|_| ClientError::Unexpected {
+                status: 0,
+                body: "bad scheme".into(),
+            })?;
         let mut req = url.as_str().into_client_request().map_err(Box::new)?;
         if let Some(token) = &self.token {
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ClientError::Unexpected { status: 0, body: "bad token".into() })?;
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                ClientError::Unexpected {
+                    status: 0,
+                    body: "bad token".into(),
+                }
+            })?;
             req.headers_mut().insert("authorization", value);
         }
         if let Some(origin) = origin {
-            let value = HeaderValue::from_str(origin).map_err(|_| ClientError::Unexpected { status: 0, body: "bad origin".into() })?;
+            let value = HeaderValue::from_str(origin).map_err(|_| ClientError::Unexpected {
+                status: 0,
+                body: "bad origin".into(),
+            })?;
             req.headers_mut().insert("origin", value);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(resp) => {
-                let status = resp.status().as_u16();
-                let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-                match serde_json::from_str::<ErrorBody>(&body) {
-                    Ok(e) => ClientError::Api { status, code: e.error.code, message: e.error.message },
-                    Err(_) => ClientError::Unexpected { status, body },
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp
+                        .body()
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default();
+                    match serde_json::from_str::<ErrorBody>(&body) {
+                        Ok(e) => ClientError::Api {
+                            status,
+                            code: e.error.code,
+                            message: e.error.message,
+                        },
+                        Err(_) => ClientError::Unexpected { status, body },
+                    }
                 }
-            }
-            other => ClientError::Ws(Box::new(other)),
-        })?;
-        Ok(Socket { ws, pending: VecDeque::new(), next_id: 0 })
+                other => ClientError::Ws(Box::new(other)),
+            })?;
+        Ok(Socket {
+            ws,
+            pending: VecDeque::new(),
+            next_id: 0,
+        })
     }
 }
 
@@ -203,26 +327,39 @@ impl Socket {
     pub async fn send_frame(&mut self, frame: ClientFrame) -> Result<String> {
         self.next_id += 1;
         let id = self.next_id.to_string();
-        let env = ClientEnvelope { id: Some(id.clone()), frame };
+        let env = ClientEnvelope {
+            id: Some(id.clone()),
+            frame,
+        };
         self.send_text(serde_json::to_string(&env)?).await?;
         Ok(id)
     }
 
     /// Sends any text, valid or not.
     pub async fn send_text(&mut self, text: String) -> Result<()> {
-        self.ws.send(WsMessage::Text(text.into())).await.map_err(|e| ClientError::Ws(Box::new(e)))
+        self.ws
+            .send(WsMessage::Text(text.into()))
+            .await
+            .map_err(|e| ClientError::Ws(Box::new(e)))
     }
 
     /// Sends a raw WebSocket message (binary, oversized, …).
     pub async fn send_ws(&mut self, msg: WsMessage) -> Result<()> {
-        self.ws.send(msg).await.map_err(|e| ClientError::Ws(Box::new(e)))
+        self.ws
+            .send(msg)
+            .await
+            .map_err(|e| ClientError::Ws(Box::new(e)))
     }
 
     async fn read(&mut self) -> Result<ServerFrame> {
         loop {
             match self.ws.next().await {
                 Some(Ok(WsMessage::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
-                Some(Ok(WsMessage::Close(frame))) => return Err(ClientError::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string())))),
+                Some(Ok(WsMessage::Close(frame))) => {
+                    return Err(ClientError::Closed(
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                    ));
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(ClientError::Ws(Box::new(e))),
                 None => return Err(ClientError::Closed(None)),
@@ -240,19 +377,27 @@ impl Socket {
 
     /// The next frame within `timeout`.
     pub async fn next_within(&mut self, timeout: Duration) -> Result<ServerFrame> {
-        tokio::time::timeout(timeout, self.next()).await.map_err(|_| ClientError::Timeout)?
+        tokio::time::timeout(timeout, self.next())
+            .await
+            .map_err(|_| ClientError::Timeout)?
     }
 
     /// Reads until a frame matches, keeping the others for `next`.
-    pub async fn wait_for<F: Fn(&ServerFrame) -> bool>(&mut self, timeout: Duration, pred: F) -> Result<ServerFrame> {
-        if let Some(pos) = self.pending.iter().position(&pred) {
-            if let Some(f) = self.pending.remove(pos) {
-                return Ok(f);
-            }
+    pub async fn wait_for<F: Fn(&ServerFrame) -> bool>(
+        &mut self,
+        timeout: Duration,
+        pred: F,
+    ) -> Result<ServerFrame> {
+        if let Some(pos) = self.pending.iter().position(&pred)
+            && let Some(f) = self.pending.remove(pos)
+        {
+            return Ok(f);
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.read()).await.map_err(|_| ClientError::Timeout)??;
+            let frame = tokio::time::timeout_at(deadline, self.read())
+                .await
+                .map_err(|_| ClientError::Timeout)??;
             if pred(&frame) {
                 return Ok(frame);
             }
@@ -264,30 +409,57 @@ impl Socket {
     pub async fn answer(&mut self, id: &str, timeout: Duration) -> Result<ServerFrame> {
         let frame = self
             .wait_for(timeout, |f| match f {
-                ServerFrame::Ack { id: Some(i), .. } | ServerFrame::Synced { id: Some(i), .. } | ServerFrame::Pong { id: Some(i) } => i == id,
+                ServerFrame::Ack { id: Some(i), .. }
+                | ServerFrame::Synced { id: Some(i), .. }
+                | ServerFrame::Pong { id: Some(i) } => i == id,
                 ServerFrame::Error { id: Some(i), .. } => i == id,
                 _ => false,
             })
             .await?;
         match frame {
-            ServerFrame::Error { code, message, .. } => Err(ClientError::Api { status: code.http_status(), code, message }),
+            ServerFrame::Error { code, message, .. } => Err(ClientError::Api {
+                status: code.http_status(),
+                code,
+                message,
+            }),
             other => Ok(other),
         }
     }
 
     /// Sends a message and waits for its ack; returns the stored message and whether it
     /// was a duplicate.
-    pub async fn send_message(&mut self, room_id: Uuid, client_msg_id: &str, content: &str) -> Result<(Message, bool)> {
-        let message = SendMessageRequest { room_id, client_msg_id: client_msg_id.into(), content: content.into(), kind: MessageType::Text, media_id: None };
+    pub async fn send_message(
+        &mut self,
+        room_id: Uuid,
+        client_msg_id: &str,
+        content: &str,
+    ) -> Result<(Message, bool)> {
+        let message = SendMessageRequest {
+            room_id,
+            client_msg_id: client_msg_id.into(),
+            content: content.into(),
+            kind: MessageType::Text,
+            media_id: None,
+        };
         let id = self.send_frame(ClientFrame::Send { message }).await?;
         match self.answer(&id, Duration::from_secs(10)).await? {
-            ServerFrame::Ack { message: Some(m), duplicate, .. } => Ok((m, duplicate)),
-            other => Err(ClientError::Unexpected { status: 0, body: format!("{other:?}") }),
+            ServerFrame::Ack {
+                message: Some(m),
+                duplicate,
+                ..
+            } => Ok((m, duplicate)),
+            other => Err(ClientError::Unexpected {
+                status: 0,
+                body: format!("{other:?}"),
+            }),
         }
     }
 
     /// Closes politely.
     pub async fn close(mut self) -> Result<()> {
-        self.ws.close(None).await.map_err(|e| ClientError::Ws(Box::new(e)))
+        self.ws
+            .close(None)
+            .await
+            .map_err(|e| ClientError::Ws(Box::new(e)))
     }
 }

@@ -3,7 +3,8 @@
 //! these types, so a change here is a change to the public protocol (docs/PROTOCOL.md).
 //!
 //! JSON field names are camelCase, ids are UUID v7 strings, timestamps RFC 3339 UTC and
-//! `seq` an integer. This crate has no runtime dependencies beyond serde, on purpose.
+//! `seq` an integer. It depends only on serde, uuid and time
+//! (no async runtime, no HTTP), so any client can use it.
 
 pub mod error;
 pub mod frames;

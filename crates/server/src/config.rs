@@ -89,6 +89,9 @@ pub struct RateLimitConfig {
     /// Typing and presence frames per user. Default 120/min, burst 20.
     pub ephemeral_per_minute: u32,
     pub ephemeral_burst: u32,
+    /// Edits, deletions, room changes and user searches per user. Default 300/min, burst 60.
+    pub actions_per_minute: u32,
+    pub actions_burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -102,6 +105,8 @@ impl Default for RateLimitConfig {
             send_burst: 100,
             ephemeral_per_minute: 120,
             ephemeral_burst: 20,
+            actions_per_minute: 300,
+            actions_burst: 60,
         }
     }
 }
@@ -155,9 +160,17 @@ impl Config {
                 .split("__")
                 .ignore(&["config", "log"]),
         );
-        let config: Config = figment.extract().map_err(Box::new)?;
-        config.check()?;
-        Ok(config)
+        // Not checked here: flags may still change it (the caller runs `check`).
+        Ok(figment.extract().map_err(Box::new)?)
+    }
+
+    /// The configuration with secrets blanked, for printing.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        if c.jwt_secret.is_some() {
+            c.jwt_secret = Some("<redacted>".into());
+        }
+        c
     }
 
     /// Rules that types cannot express.
@@ -172,6 +185,11 @@ impl Config {
             return Err(ConfigError::Rule(
                 "heartbeat_interval_secs, outbound_queue and group_commit_max must be positive"
                     .into(),
+            ));
+        }
+        if self.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(ConfigError::Rule(
+                "jwt_secret must be at least 32 bytes".into(),
             ));
         }
         if self.max_frame_bytes > self.max_ws_message_bytes {

@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Config(args) => {
             let config = effective(cli.config.as_deref(), args)?;
-            print!("{}", toml_string(&config)?);
+            print!("{}", toml_string(&config.redacted())?);
             Ok(())
         }
         Command::Serve(args) => {

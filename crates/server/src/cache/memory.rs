@@ -52,6 +52,10 @@ impl MemoryCache {
             RateLimiter::keyed(quota(limits.send_per_minute, limits.send_burst)),
         );
         limiters.insert(
+            RateBucket::Actions,
+            RateLimiter::keyed(quota(limits.actions_per_minute, limits.actions_burst)),
+        );
+        limiters.insert(
             RateBucket::Ephemeral,
             RateLimiter::keyed(quota(limits.ephemeral_per_minute, limits.ephemeral_burst)),
         );

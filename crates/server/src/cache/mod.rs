@@ -20,6 +20,8 @@ pub enum RateBucket {
     Send,
     /// Typing indicators and other ephemeral frames, per user.
     Ephemeral,
+    /// Other writes and searches (edits, deletions, room changes, user search), per user.
+    Actions,
 }
 
 /// Presence as the cache knows it.

@@ -37,7 +37,7 @@ const MAX_SYNC_ROOMS: usize = 10_000;
 
 enum Control {
     /// A reply or notice for this connection only.
-    Frame(ServerFrame),
+    Frame(Box<ServerFrame>),
     /// Replay from these cursors, then go live.
     Sync {
         id: Option<String>,
@@ -80,7 +80,7 @@ pub async fn run(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, who: Identit
         connection_id: conn_id,
         heartbeat_interval: heartbeat.as_secs(),
     };
-    let _ = ctrl_tx.send(Control::Frame(hello)).await;
+    let _ = ctrl_tx.send(Control::Frame(Box::new(hello))).await;
     tracing::debug!(user = %who.user_id, conn = %conn_id, "connection opened");
 
     let mut reader = Reader {
@@ -115,7 +115,13 @@ pub async fn run(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, who: Identit
                         reader.reply_error(None, ErrorCode::BadRequest, "frames are JSON text, not binary".into()).await;
                     }
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Err(err)) => {
+                        if is_too_big(err) {
+                            handle.close(close::TOO_BIG, "message too big");
+                        }
+                        break;
+                    }
+                    Some(Ok(WsMessage::Close(_))) | None => break,
                 }
             }
         }
@@ -152,7 +158,7 @@ struct Reader {
 
 impl Reader {
     async fn reply(&self, frame: ServerFrame) {
-        let _ = self.ctrl.send(Control::Frame(frame)).await;
+        let _ = self.ctrl.send(Control::Frame(Box::new(frame))).await;
     }
 
     async fn reply_error(&self, id: Option<String>, code: ErrorCode, message: String) {
@@ -199,7 +205,15 @@ impl Reader {
                 .await;
             return None;
         }
-        let envelope = match serde_json::from_str::<ClientEnvelope>(text.as_str()) {
+        // serde would read a numeric `type` as a variant index; only a string is a type.
+        let typed =
+            serde_json::from_str::<TypeProbe>(text.as_str()).is_ok_and(|p| p.kind.is_some());
+        let parsed = if typed {
+            serde_json::from_str::<ClientEnvelope>(text.as_str())
+        } else {
+            Err(serde::de::Error::custom("a frame needs a string \"type\""))
+        };
+        let envelope = match parsed {
             Ok(envelope) => envelope,
             Err(err) => {
                 if first {
@@ -210,7 +224,19 @@ impl Reader {
                 return None;
             }
         };
-        let id = envelope.id.filter(|id| id.len() <= 64);
+        if envelope.id.as_ref().is_some_and(|id| id.len() > 64) {
+            if first {
+                let _ = self.ctrl.send(Control::Start).await;
+            }
+            self.reply_error(
+                None,
+                ErrorCode::BadRequest,
+                "id is longer than 64 characters".into(),
+            )
+            .await;
+            return None;
+        }
+        let id = envelope.id;
         if first && !matches!(envelope.frame, ClientFrame::Sync { .. }) {
             let _ = self.ctrl.send(Control::Start).await;
         }
@@ -298,6 +324,21 @@ impl Reader {
     }
 }
 
+/// Just the `type` of a frame, to check it is a string.
+#[derive(serde::Deserialize)]
+struct TypeProbe<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Whether a read failed because the client's message exceeded the size limit.
+fn is_too_big(err: axum::Error) -> bool {
+    matches!(
+        err.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
 /// Why a text frame could not be read, with its `id` if one can be found.
 fn explain_bad_frame(text: &str, err: &serde_json::Error) -> (Option<String>, ErrorCode, String) {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
@@ -382,18 +423,30 @@ impl Writer {
             };
             if step.is_err() || sink.flush().await.is_err() {
                 kill.cancel();
-                return;
+                if self.handle.reason.lock().is_none() {
+                    return;
+                }
+                break;
             }
         }
         let reason = self.handle.reason.lock().take();
         if let Some((code, why)) = reason {
             if code == close::GOING_AWAY {
-                // A graceful shutdown finishes what is queued first.
+                // A graceful shutdown finishes what is queued first: live frames, then the
+                // acks of sends still committing (the reader closes `ctrl` when done).
                 while let Ok(item) = live.try_recv() {
                     if self.live(item, &mut sink).await.is_err() {
                         return;
                     }
                 }
+                let drain = async {
+                    while let Some(c) = ctrl.recv().await {
+                        if self.control(c, &mut sink).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
             }
             let frame = CloseFrame {
                 code,
@@ -413,8 +466,9 @@ impl Writer {
             Control::Sync { id, cursors } => {
                 let mut rooms = Cursors::new();
                 for (room, after) in cursors {
-                    match self.core.last_seq(self.user, room).await {
-                        Ok(Some(_)) => {}
+                    // A cursor past the end is clamped, so nothing new is skipped.
+                    let after = match self.core.last_seq(self.user, room).await {
+                        Ok(Some(last)) => after.min(last),
                         Ok(None) => continue,
                         Err(err) => {
                             tracing::warn!(%err, "sync failed");
@@ -426,7 +480,7 @@ impl Writer {
                             self.started = true;
                             return send_frame(sink, &frame).await;
                         }
-                    }
+                    };
                     self.replay(room, after, i64::MAX, sink).await?;
                     let last = self.last_sent.entry(room).or_insert(after);
                     rooms.insert(room, *last);
@@ -462,6 +516,10 @@ impl Writer {
                 _ => {}
             }
             self.last_sent.insert(room, seq);
+        }
+        if item.skip_for == Some(self.handle.id) {
+            // This connection sent it and has the ack; it only needed the seq.
+            return Ok(());
         }
         sink.feed(WsMessage::Text(item.text))
             .await

@@ -29,6 +29,11 @@ pub mod close {
     pub const SESSION_ENDED: u16 = 4001;
     /// Nothing was heard from the client for two heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+    /// A WebSocket message was larger than `max_ws_message_bytes`.
+    pub const TOO_BIG: u16 = 1009;
+    /// The server could not read what it had to send (e.g. the store failed during a
+    /// replay); reconnect and resume.
+    pub const INTERNAL: u16 = 1011;
 }
 
 /// An item on a connection's outbound queue.
@@ -37,6 +42,8 @@ pub struct Outbound {
     pub text: Utf8Bytes,
     /// For new messages: the room and seq, to drop duplicates and repair gaps.
     pub room_seq: Option<(Uuid, i64)>,
+    /// The connection that sent this message: it tracks the seq but does not echo it.
+    pub skip_for: Option<Uuid>,
 }
 
 /// What the hub keeps of one connection.
@@ -144,16 +151,24 @@ impl Hub {
             tracing::error!("dropping a frame that is not UTF-8");
             return;
         };
+        // A new message also goes to the connection that sent it, so that connection's
+        // seq bookkeeping stays whole; its writer does not echo it.
+        let exclude = if d.room_seq.is_some() {
+            None
+        } else {
+            d.exclude_conn
+        };
         let item = Outbound {
             text,
             room_seq: d.room_seq,
+            skip_for: d.exclude_conn,
         };
         let conns = self.conns.read();
         let mut sent = 0u64;
         let mut push = |user: &Uuid| {
             if let Some(list) = conns.get(user) {
                 for c in list {
-                    if Some(c.id) == d.exclude_conn {
+                    if Some(c.id) == exclude {
                         continue;
                     }
                     match c.tx.try_send(item.clone()) {

@@ -119,10 +119,10 @@ pub async fn user(
     responses((status = 200, body = UserList), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn search(
     State(app): State<AppState>,
-    Auth(_): Auth,
+    Auth(who): Auth,
     Query(q): Query<UserSearchQuery>,
 ) -> ApiResult<Json<UserList>> {
     Ok(Json(UserList {
-        users: app.core.search_users(&q.q, q.limit).await?,
+        users: app.core.search_users(who, &q.q, q.limit).await?,
     }))
 }

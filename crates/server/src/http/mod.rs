@@ -49,13 +49,15 @@ pub fn router(state: AppState) -> Router {
         .merge(presence::router())
         .route("/ws", get(crate::gateway::upgrade))
         .route("/openapi.json", get(openapi))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(record))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -67,6 +69,13 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response =
+        ApiError::new(ErrorCode::BadRequest, "method not allowed on this endpoint").into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
 }
 
 /// Counts requests and their latency by route.

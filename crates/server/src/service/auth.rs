@@ -313,16 +313,15 @@ impl Core {
         self.store.revoke_session(who.session_id, now_ms()).await?;
         self.end_session(who.session_id, who.user_id, "auth.logout")
             .await?;
-        if let Some(token) = refresh_token.filter(|t| t.len() <= 256) {
-            if let Some(sid) = self.store.session_of_refresh(&hash_refresh(token)).await? {
-                if sid != who.session_id {
-                    if let Some(owner) = self.store.revoke_session(sid, now_ms()).await? {
-                        if owner == who.user_id {
-                            self.end_session(sid, owner, "auth.logout").await?;
-                        }
-                    }
-                }
-            }
+        // A refresh token of another of the caller's sessions ends that one too; one that
+        // belongs to someone else is ignored.
+        if let Some(token) = refresh_token.filter(|t| t.len() <= 256)
+            && let Some((sid, owner)) = self.store.session_of_refresh(&hash_refresh(token)).await?
+            && sid != who.session_id
+            && owner == who.user_id
+            && self.store.revoke_session(sid, now_ms()).await?.is_some()
+        {
+            self.end_session(sid, owner, "auth.logout").await?;
         }
         Ok(())
     }
@@ -366,7 +365,14 @@ impl Core {
     }
 
     /// Users whose username or display name starts with the query.
-    pub async fn search_users(&self, q: &str, limit: Option<u32>) -> ServiceResult<Vec<User>> {
+    pub async fn search_users(
+        &self,
+        who: Identity,
+        q: &str,
+        limit: Option<u32>,
+    ) -> ServiceResult<Vec<User>> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         let q = q.trim();
         if q.is_empty() || q.chars().count() > 64 {
             return Err(ServiceError::Validation(

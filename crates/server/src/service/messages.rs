@@ -390,6 +390,8 @@ impl Core {
         content: &str,
         origin_conn: Option<Uuid>,
     ) -> ServiceResult<Message> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         let old = self.own_message(who, id).await?;
         let content = message_content(content, self.config.max_message_bytes)?;
         if old.kind == MessageType::Text && content.trim().is_empty() {
@@ -424,6 +426,8 @@ impl Core {
         id: Uuid,
         origin_conn: Option<Uuid>,
     ) -> ServiceResult<Message> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         self.own_message(who, id).await?;
         let message = self.store.delete_message(id, now_ms()).await?;
         let message = self

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Core, Identity, ServiceError, ServiceResult, encode};
 use crate::bus::{Audience, Delivery, Event};
+use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
 use crate::domain::room_name;
 use crate::store::{MemberRow, NewRoom, RoomRow};
@@ -76,7 +77,7 @@ impl Core {
         Ok((row, members, role))
     }
 
-    /// Tells every member (and `also`, e.g. those just removed) about the room as it is now.
+    /// Tells every member about the room as it is now.
     async fn announce_room(&self, room: Uuid) -> ServiceResult<()> {
         let Some(row) = self.store.room(room).await? else {
             return Ok(());
@@ -150,6 +151,8 @@ impl Core {
         who: Identity,
         req: CreateRoomRequest,
     ) -> ServiceResult<(Room, bool)> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         let mut others: Vec<Uuid> = req
             .member_ids
             .iter()
@@ -265,6 +268,8 @@ impl Core {
 
     /// Renames a group (owner or admin).
     pub async fn rename_room(&self, who: Identity, room: Uuid, name: &str) -> ServiceResult<Room> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         let (row, _, role) = self.member_room(who, room).await?;
         if !row.is_group {
             return Err(ServiceError::Forbidden("a 1:1 room has no name to change"));
@@ -294,6 +299,8 @@ impl Core {
         room: Uuid,
         user_ids: &[Uuid],
     ) -> ServiceResult<Room> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         let (row, members, role) = self.member_room(who, room).await?;
         if !row.is_group {
             return Err(ServiceError::Forbidden(
@@ -305,12 +312,17 @@ impl Core {
                 "only an owner or admin may add members",
             ));
         }
-        let mut ids: Vec<Uuid> = user_ids.to_vec();
-        ids.sort();
-        ids.dedup();
-        if ids.is_empty() {
+        if user_ids.is_empty() {
             return Err(ServiceError::Validation("userIds must not be empty".into()));
         }
+        // Only people not already in the group count against its size.
+        let mut ids: Vec<Uuid> = user_ids
+            .iter()
+            .copied()
+            .filter(|id| !members.iter().any(|m| m.user_id == *id))
+            .collect();
+        ids.sort();
+        ids.dedup();
         if members.len() + ids.len() > self.config.max_room_members {
             return Err(ServiceError::Validation(format!(
                 "a group has at most {} members",
@@ -343,6 +355,8 @@ impl Core {
         room: Uuid,
         target: Uuid,
     ) -> ServiceResult<()> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         let (row, members, role) = self.member_room(who, room).await?;
         if !row.is_group {
             return Err(ServiceError::Forbidden(
@@ -359,26 +373,49 @@ impl Core {
             return Err(ServiceError::Forbidden("not allowed to remove this member"));
         }
         // An owner who leaves hands the group to the longest-standing admin, else member.
-        if leaving && role == Role::Owner {
-            let heir = members
+        let heir = if leaving && role == Role::Owner {
+            members
                 .iter()
                 .filter(|m| m.user_id != who.user_id)
                 .min_by_key(|m| (m.role != Role::Admin, m.joined_at_ms))
-                .map(|m| m.user_id);
-            if let Some(heir) = heir {
-                self.store.set_role(room, heir, Role::Owner).await?;
-                self.audit(
-                    Some(who.user_id),
-                    "room.role_change",
-                    Some(room.to_string()),
-                    Some(format!("{heir} owner")),
-                )
-                .await;
-            }
-        }
-        self.store.remove_member(room, target).await?;
+                .map(|m| m.user_id)
+        } else {
+            None
+        };
+        self.store.remove_member(room, target, heir).await?;
         self.membership_changed(room, Vec::new(), vec![target])
             .await?;
+        if let Some(heir) = heir {
+            let detail = Some(format!("{heir} owner"));
+            self.audit(
+                Some(who.user_id),
+                "room.role_change",
+                Some(room.to_string()),
+                detail,
+            )
+            .await;
+        }
+        // The removed member may have held the room-wide minimum back.
+        let before = (
+            members.iter().map(|m| m.delivered_seq).min().unwrap_or(0),
+            members.iter().map(|m| m.read_seq).min().unwrap_or(0),
+        );
+        let after = self.store.summary(room).await?;
+        if after != before {
+            let (delivered_seq, read_seq) = after;
+            let frame = encode(&ServerFrame::ReceiptSummary {
+                room_id: room,
+                delivered_seq,
+                read_seq,
+            });
+            self.deliver(Delivery {
+                audience: Audience::Room(room),
+                frame,
+                room_seq: None,
+                exclude_conn: None,
+            })
+            .await?;
+        }
         let action = if leaving {
             "room.leave"
         } else {
@@ -411,6 +448,8 @@ impl Core {
         target: Uuid,
         new_role: Role,
     ) -> ServiceResult<Room> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         let (row, members, role) = self.member_room(who, room).await?;
         if !row.is_group {
             return Err(ServiceError::Forbidden("a 1:1 room has no roles"));
@@ -426,10 +465,11 @@ impl Core {
                 "hand ownership to someone else instead".into(),
             ));
         }
-        self.store.set_role(room, target, new_role).await?;
+        let mut roles = vec![(target, new_role)];
         if new_role == Role::Owner {
-            self.store.set_role(room, who.user_id, Role::Admin).await?;
+            roles.push((who.user_id, Role::Admin));
         }
+        self.store.set_roles(room, &roles).await?;
         self.audit(
             Some(who.user_id),
             "room.role_change",

@@ -177,8 +177,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<RefreshOutcome>;
     /// Ends a session; returns its user if it existed and was live.
     async fn revoke_session(&self, session_id: Uuid, now_ms: i64) -> StoreResult<Option<Uuid>>;
-    /// The session a refresh token belongs to, if the token is known.
-    async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<Uuid>>;
+    /// The session (and its user) a refresh token belongs to, if the token is known.
+    async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<(Uuid, Uuid)>>;
     /// Sessions revoked since `since_ms` (their access tokens may still be unexpired).
     async fn revoked_sessions_since(&self, since_ms: i64) -> StoreResult<Vec<Uuid>>;
 
@@ -198,9 +198,11 @@ pub trait Store: Send + Sync + 'static {
         members: &[(Uuid, Role)],
         now_ms: i64,
     ) -> StoreResult<Vec<Uuid>>;
-    /// Removes a member; returns whether they were one.
-    async fn remove_member(&self, room: Uuid, user: Uuid) -> StoreResult<bool>;
-    async fn set_role(&self, room: Uuid, user: Uuid, role: Role) -> StoreResult<bool>;
+    /// Removes a member, and in the same transaction makes `heir` the owner (when the
+    /// owner leaves); returns whether they were a member.
+    async fn remove_member(&self, room: Uuid, user: Uuid, heir: Option<Uuid>) -> StoreResult<bool>;
+    /// Sets several roles in one transaction (e.g. handing ownership over).
+    async fn set_roles(&self, room: Uuid, roles: &[(Uuid, Role)]) -> StoreResult<()>;
     async fn rename_room(&self, room: Uuid, name: &str) -> StoreResult<()>;
     /// Every (room, user) membership, to build the in-memory routing table at start-up.
     async fn all_memberships(&self) -> StoreResult<Vec<(Uuid, Uuid)>>;

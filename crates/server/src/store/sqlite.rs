@@ -330,13 +330,16 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<Uuid>> {
-        let row = sqlx::query("SELECT session_id FROM refresh_tokens WHERE token_hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.read)
-            .await?;
+    async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<(Uuid, Uuid)>> {
+        let row = sqlx::query(
+            "SELECT t.session_id, s.user_id FROM refresh_tokens t \
+             JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
+        )
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(match row {
-            Some(row) => Some(row.try_get("session_id")?),
+            Some(row) => Some((row.try_get("session_id")?, row.try_get("user_id")?)),
             None => None,
         })
     }
@@ -483,23 +486,36 @@ impl Store for SqliteStore {
         Ok(added)
     }
 
-    async fn remove_member(&self, room: Uuid, user: Uuid) -> StoreResult<bool> {
+    async fn remove_member(&self, room: Uuid, user: Uuid, heir: Option<Uuid>) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        if let Some(heir) = heir {
+            sqlx::query("UPDATE members SET role = 'owner' WHERE room_id = ? AND user_id = ?")
+                .bind(room)
+                .bind(heir)
+                .execute(&mut *tx)
+                .await?;
+        }
         let done = sqlx::query("DELETE FROM members WHERE room_id = ? AND user_id = ?")
             .bind(room)
             .bind(user)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_role(&self, room: Uuid, user: Uuid, role: Role) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?")
-            .bind(role.as_str())
-            .bind(room)
-            .bind(user)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() == 1)
+    async fn set_roles(&self, room: Uuid, roles: &[(Uuid, Role)]) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        for (user, role) in roles {
+            sqlx::query("UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?")
+                .bind(role.as_str())
+                .bind(room)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn rename_room(&self, room: Uuid, name: &str) -> StoreResult<()> {

@@ -15,11 +15,17 @@ fn assert_api_error(got: (u16, Value), status: u16, code: &str) {
     let (got_status, body) = got;
     assert_eq!(got_status, status, "status; body: {body}");
     assert_eq!(body["error"]["code"], code, "error code; body: {body}");
-    assert!(body["error"]["message"].is_string(), "error message; body: {body}");
+    assert!(
+        body["error"]["message"].is_string(),
+        "error message; body: {body}"
+    );
 }
 
 async fn post(client: &palaver_client::Client, path: &str, body: Value) -> (u16, Value) {
-    client.raw(Method::POST, path, Some(&body)).await.expect("request")
+    client
+        .raw(Method::POST, path, Some(&body))
+        .await
+        .expect("request")
 }
 
 async fn get(client: &palaver_client::Client, path: &str) -> (u16, Value) {
@@ -40,8 +46,15 @@ async fn register_answers_201_with_tokens_and_the_user() {
     let refresh = body["refreshToken"].as_str().expect("refreshToken");
     assert!(!access.is_empty() && !refresh.is_empty());
     assert_ne!(access, refresh);
-    let id: Uuid = body["user"]["id"].as_str().expect("user.id").parse().expect("uuid");
-    assert_eq!(body["user"]["username"], "alice", "usernames are kept lowercase");
+    let id: Uuid = body["user"]["id"]
+        .as_str()
+        .expect("user.id")
+        .parse()
+        .expect("uuid");
+    assert_eq!(
+        body["user"]["username"], "alice",
+        "usernames are kept lowercase"
+    );
     assert_eq!(body["user"]["displayName"], "Alice A.");
 
     // The access token works at once.
@@ -137,12 +150,27 @@ async fn login_answers_200_and_refuses_wrong_credentials_alike() {
     assert_eq!(body["user"]["username"], "alice");
     assert_eq!(body["user"]["displayName"], "Alice");
     let access = body["accessToken"].as_str().expect("accessToken");
-    assert!(!body["refreshToken"].as_str().expect("refreshToken").is_empty());
-    assert_ne!(access, alice.auth.access_token, "a login opens a new session");
-    assert_eq!(app.client().with_token(access).me().await.expect("me").id, alice.id);
+    assert!(
+        !body["refreshToken"]
+            .as_str()
+            .expect("refreshToken")
+            .is_empty()
+    );
+    assert_ne!(
+        access, alice.auth.access_token,
+        "a login opens a new session"
+    );
+    assert_eq!(
+        app.client().with_token(access).me().await.expect("me").id,
+        alice.id
+    );
 
     // Usernames are case-insensitive at login too.
-    let auth = app.client().login("ALICE", PASSWORD).await.expect("login in capitals");
+    let auth = app
+        .client()
+        .login("ALICE", PASSWORD)
+        .await
+        .expect("login in capitals");
     assert_eq!(auth.user.id, alice.id);
 
     // Wrong password and unknown user look the same.
@@ -162,9 +190,20 @@ async fn login_answers_200_and_refuses_wrong_credentials_alike() {
     assert_api_error(wrong, 401, "invalid_credentials");
     assert_api_error(unknown, 401, "invalid_credentials");
 
-    let err = app.client().login("alice", "PASSWORD?").await.expect_err("wrong password");
+    let err = app
+        .client()
+        .login("alice", "PASSWORD?")
+        .await
+        .expect_err("wrong password");
     assert!(
-        matches!(err, ClientError::Api { status: 401, code: palaver_proto::ErrorCode::InvalidCredentials, .. }),
+        matches!(
+            err,
+            ClientError::Api {
+                status: 401,
+                code: palaver_proto::ErrorCode::InvalidCredentials,
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -180,25 +219,47 @@ async fn profile_read_update_lookup_and_search() {
     let (status, body) = get(&alice.api, "/api/v1/users/me").await;
     assert_eq!(status, 200, "body: {body}");
     let me: User = serde_json::from_value(body).expect("user");
-    assert_eq!((me.id, me.username.as_str(), me.display_name.as_str()), (alice.id, "alice", "Alice"));
+    assert_eq!(
+        (me.id, me.username.as_str(), me.display_name.as_str()),
+        (alice.id, "alice", "Alice")
+    );
 
     // PATCH /users/me
     let (status, body) = alice
         .api
-        .raw(Method::PATCH, "/api/v1/users/me", Some(&json!({"displayName": "  Alice Liddell "})))
+        .raw(
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(&json!({"displayName": "  Alice Liddell "})),
+        )
         .await
         .expect("patch");
     assert_eq!(status, 200, "body: {body}");
     assert_eq!(body["displayName"], "Alice Liddell", "trimmed");
     assert_eq!(body["id"], alice.id.to_string());
-    assert_eq!(alice.api.me().await.expect("me").display_name, "Alice Liddell");
+    assert_eq!(
+        alice.api.me().await.expect("me").display_name,
+        "Alice Liddell"
+    );
 
     // An invalid name is refused and changes nothing.
-    for bad in [json!({"displayName": ""}), json!({"displayName": "   "}), json!({"displayName": "x".repeat(65)}), json!({"displayName": "bell\u{7}"})] {
-        let got = alice.api.raw(Method::PATCH, "/api/v1/users/me", Some(&bad)).await.expect("patch");
+    for bad in [
+        json!({"displayName": ""}),
+        json!({"displayName": "   "}),
+        json!({"displayName": "x".repeat(65)}),
+        json!({"displayName": "bell\u{7}"}),
+    ] {
+        let got = alice
+            .api
+            .raw(Method::PATCH, "/api/v1/users/me", Some(&bad))
+            .await
+            .expect("patch");
         assert_api_error(got, 422, "validation_failed");
     }
-    assert_eq!(alice.api.me().await.expect("me").display_name, "Alice Liddell");
+    assert_eq!(
+        alice.api.me().await.expect("me").display_name,
+        "Alice Liddell"
+    );
 
     // GET /users/{id}: others see the new name.
     let (status, body) = get(&bob.api, &format!("/api/v1/users/{}", alice.id)).await;
@@ -246,7 +307,11 @@ async fn profile_read_update_lookup_and_search() {
     for path in ["/api/v1/users/me", "/api/v1/users?q=al"] {
         assert_api_error(get(&app.client(), path).await, 401, "unauthorized");
     }
-    assert_api_error(get(&app.client(), &format!("/api/v1/users/{}", alice.id)).await, 401, "unauthorized");
+    assert_api_error(
+        get(&app.client(), &format!("/api/v1/users/{}", alice.id)).await,
+        401,
+        "unauthorized",
+    );
 }
 
 #[tokio::test]
@@ -255,35 +320,74 @@ async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session() {
     let alice = app.user("alice").await;
     let first = alice.auth.clone();
 
-    let (status, body) = post(&app.client(), "/api/v1/auth/refresh", json!({"refreshToken": first.refresh_token})).await;
+    let (status, body) = post(
+        &app.client(),
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": first.refresh_token}),
+    )
+    .await;
     assert_eq!(status, 200, "body: {body}");
     let second: palaver_proto::AuthResponse = serde_json::from_value(body).expect("auth response");
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.user.id, alice.id);
     let rotated = app.client().with_token(&second.access_token);
-    assert_eq!(rotated.me().await.expect("new access token works").id, alice.id);
+    assert_eq!(
+        rotated.me().await.expect("new access token works").id,
+        alice.id
+    );
 
     // The rotated pair can itself be refreshed once.
-    let third = app.client().refresh(&second.refresh_token).await.expect("refresh again");
+    let third = app
+        .client()
+        .refresh(&second.refresh_token)
+        .await
+        .expect("refresh again");
     assert_ne!(third.refresh_token, second.refresh_token);
 
     // Presenting a retired refresh token: refused, and the whole session ends.
-    let got = post(&app.client(), "/api/v1/auth/refresh", json!({"refreshToken": first.refresh_token})).await;
+    let got = post(
+        &app.client(),
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": first.refresh_token}),
+    )
+    .await;
     assert_api_error(got, 401, "unauthorized");
-    for token in [&first.access_token, &second.access_token, &third.access_token] {
+    for token in [
+        &first.access_token,
+        &second.access_token,
+        &third.access_token,
+    ] {
         let got = get(&app.client().with_token(token.as_str()), "/api/v1/users/me").await;
         assert_api_error(got, 401, "unauthorized");
     }
-    let got = post(&app.client(), "/api/v1/auth/refresh", json!({"refreshToken": third.refresh_token})).await;
+    let got = post(
+        &app.client(),
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": third.refresh_token}),
+    )
+    .await;
     assert_api_error(got, 401, "unauthorized");
 
     // Other sessions of the same user are untouched.
     let other = app.client().login("alice", PASSWORD).await.expect("login");
-    assert_eq!(app.client().with_token(&other.access_token).me().await.expect("me").id, alice.id);
+    assert_eq!(
+        app.client()
+            .with_token(&other.access_token)
+            .me()
+            .await
+            .expect("me")
+            .id,
+        alice.id
+    );
 
     // Garbage refresh tokens.
     for token in [json!(""), json!("nope"), json!("x".repeat(300))] {
-        let got = post(&app.client(), "/api/v1/auth/refresh", json!({"refreshToken": token})).await;
+        let got = post(
+            &app.client(),
+            "/api/v1/auth/refresh",
+            json!({"refreshToken": token}),
+        )
+        .await;
         assert_api_error(got, 401, "unauthorized");
     }
     let got = post(&app.client(), "/api/v1/auth/refresh", json!({})).await;
@@ -297,9 +401,18 @@ async fn logout_ends_the_session_everywhere() {
     let mut socket = alice.connect().await;
     // A second session of alice's stays alive.
     let other = app.client().login("alice", PASSWORD).await.expect("login");
-    let mut other_socket = app.client().with_token(&other.access_token).connect().await.expect("connect");
+    let mut other_socket = app
+        .client()
+        .with_token(&other.access_token)
+        .connect()
+        .await
+        .expect("connect");
 
-    let (status, body) = alice.api.raw(Method::POST, "/api/v1/auth/logout", None).await.expect("logout");
+    let (status, body) = alice
+        .api
+        .raw(Method::POST, "/api/v1/auth/logout", None)
+        .await
+        .expect("logout");
     assert_eq!(status, 204, "body: {body}");
 
     // The open socket of that session closes with 4001.
@@ -314,19 +427,49 @@ async fn logout_ends_the_session_everywhere() {
     }
 
     // Its access token and refresh token no longer work.
-    assert_api_error(get(&alice.api, "/api/v1/users/me").await, 401, "unauthorized");
-    let got = post(&app.client(), "/api/v1/auth/refresh", json!({"refreshToken": alice.auth.refresh_token})).await;
+    assert_api_error(
+        get(&alice.api, "/api/v1/users/me").await,
+        401,
+        "unauthorized",
+    );
+    let got = post(
+        &app.client(),
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": alice.auth.refresh_token}),
+    )
+    .await;
     assert_api_error(got, 401, "unauthorized");
     let err = alice.api.connect().await.err().expect("socket refused");
-    assert!(matches!(err, ClientError::Api { status: 401, .. }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Api { status: 401, .. }),
+        "{err:?}"
+    );
     // Logging out twice is refused: the token is dead.
-    let got = alice.api.raw(Method::POST, "/api/v1/auth/logout", None).await.expect("logout");
+    let got = alice
+        .api
+        .raw(Method::POST, "/api/v1/auth/logout", None)
+        .await
+        .expect("logout");
     assert_api_error(got, 401, "unauthorized");
 
     // The other session is untouched.
-    assert_eq!(app.client().with_token(&other.access_token).me().await.expect("me").id, alice.id);
-    let id = other_socket.send_frame(palaver_proto::ClientFrame::Ping).await.expect("ping");
-    assert!(matches!(other_socket.answer(&id, WAIT).await.expect("pong"), palaver_proto::ServerFrame::Pong { .. }));
+    assert_eq!(
+        app.client()
+            .with_token(&other.access_token)
+            .me()
+            .await
+            .expect("me")
+            .id,
+        alice.id
+    );
+    let id = other_socket
+        .send_frame(palaver_proto::ClientFrame::Ping)
+        .await
+        .expect("ping");
+    assert!(matches!(
+        other_socket.answer(&id, WAIT).await.expect("pong"),
+        palaver_proto::ServerFrame::Pong { .. }
+    ));
 }
 
 #[tokio::test]
@@ -336,14 +479,31 @@ async fn logout_with_a_refresh_token_also_ends_that_session() {
     let other = app.client().login("alice", PASSWORD).await.expect("login");
     let (status, body) = alice
         .api
-        .raw(Method::POST, "/api/v1/auth/logout", Some(&json!({"refreshToken": other.refresh_token})))
+        .raw(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&json!({"refreshToken": other.refresh_token})),
+        )
         .await
         .expect("logout");
     assert_eq!(status, 204, "body: {body}");
-    assert_api_error(get(&alice.api, "/api/v1/users/me").await, 401, "unauthorized");
-    let got = get(&app.client().with_token(&other.access_token), "/api/v1/users/me").await;
+    assert_api_error(
+        get(&alice.api, "/api/v1/users/me").await,
+        401,
+        "unauthorized",
+    );
+    let got = get(
+        &app.client().with_token(&other.access_token),
+        "/api/v1/users/me",
+    )
+    .await;
     assert_api_error(got, 401, "unauthorized");
-    let got = post(&app.client(), "/api/v1/auth/refresh", json!({"refreshToken": other.refresh_token})).await;
+    let got = post(
+        &app.client(),
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": other.refresh_token}),
+    )
+    .await;
     assert_api_error(got, 401, "unauthorized");
 
     // Someone else's refresh token cannot be used to end their session.
@@ -351,12 +511,20 @@ async fn logout_with_a_refresh_token_also_ends_that_session() {
     let mallory = app.user("mallory").await;
     let (status, _) = mallory
         .api
-        .raw(Method::POST, "/api/v1/auth/logout", Some(&json!({"refreshToken": bob.auth.refresh_token})))
+        .raw(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&json!({"refreshToken": bob.auth.refresh_token})),
+        )
         .await
         .expect("logout");
     assert_eq!(status, 204);
     assert_eq!(bob.api.me().await.expect("bob still logged in").id, bob.id);
-    let refreshed = app.client().refresh(&bob.auth.refresh_token).await.expect("bob's refresh token still works");
+    let refreshed = app
+        .client()
+        .refresh(&bob.auth.refresh_token)
+        .await
+        .expect("bob's refresh token still works");
     assert_eq!(refreshed.user.id, bob.id);
 }
 
@@ -371,7 +539,9 @@ async fn login_attempts_are_rate_limited() {
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/auth/login", app.base);
     let attempt = |password: &'static str| {
-        http.post(&url).json(&json!({"username": "alice", "password": password})).send()
+        http.post(&url)
+            .json(&json!({"username": "alice", "password": password}))
+            .send()
     };
 
     let first = attempt(PASSWORD).await.expect("first");
@@ -394,16 +564,26 @@ async fn login_attempts_are_rate_limited() {
     assert!(body["error"]["message"].is_string());
 
     // The limit is per address too: another username from here is also limited.
-    let got = post(&app.client(), "/api/v1/auth/login", json!({"username": "bob", "password": PASSWORD})).await;
+    let got = post(
+        &app.client(),
+        "/api/v1/auth/login",
+        json!({"username": "bob", "password": PASSWORD}),
+    )
+    .await;
     assert_api_error(got, 429, "rate_limited");
 }
 
 /// The actions recorded in the audit log, oldest first.
 async fn audit_actions(app: &TestApp) -> Vec<(String, Option<String>)> {
     let url = format!("sqlite://{}?mode=ro", app.db_path().display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open database");
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open database");
     let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT action, target FROM audit_log ORDER BY id").fetch_all(&pool).await.expect("audit_log");
+        sqlx::query_as("SELECT action, target FROM audit_log ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("audit_log");
     pool.close().await;
     rows
 }
@@ -412,22 +592,47 @@ async fn audit_actions(app: &TestApp) -> Vec<(String, Option<String>)> {
 async fn security_events_are_audited() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let err = app.client().login("alice", "wrong password").await.expect_err("wrong password");
-    assert_eq!(err.code(), Some(palaver_proto::ErrorCode::InvalidCredentials));
-    let (status, _) = alice.api.raw(Method::POST, "/api/v1/auth/logout", None).await.expect("logout");
+    let err = app
+        .client()
+        .login("alice", "wrong password")
+        .await
+        .expect_err("wrong password");
+    assert_eq!(
+        err.code(),
+        Some(palaver_proto::ErrorCode::InvalidCredentials)
+    );
+    let (status, _) = alice
+        .api
+        .raw(Method::POST, "/api/v1/auth/logout", None)
+        .await
+        .expect("logout");
     assert_eq!(status, 204);
 
     let rows = audit_actions(&app).await;
     let actions: Vec<&str> = rows.iter().map(|(a, _)| a.as_str()).collect();
-    let pos = |action: &str| actions.iter().position(|a| *a == action).unwrap_or_else(|| panic!("no {action} in {actions:?}"));
-    let (register, failed, logout) = (pos("user.register"), pos("auth.login_failed"), pos("auth.logout"));
-    assert!(register < failed && failed < logout, "in order: {actions:?}");
+    let pos = |action: &str| {
+        actions
+            .iter()
+            .position(|a| *a == action)
+            .unwrap_or_else(|| panic!("no {action} in {actions:?}"))
+    };
+    let (register, failed, logout) = (
+        pos("user.register"),
+        pos("auth.login_failed"),
+        pos("auth.logout"),
+    );
+    assert!(
+        register < failed && failed < logout,
+        "in order: {actions:?}"
+    );
     assert_eq!(rows[register].1.as_deref(), Some("alice"));
     assert_eq!(rows[failed].1.as_deref(), Some("alice"));
 
     // Also with sqlx::query_scalar, one action at a time.
     let url = format!("sqlite://{}?mode=ro", app.db_path().display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open database");
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open database");
     for action in ["user.register", "auth.login_failed", "auth.logout"] {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
             .bind(action)
@@ -437,10 +642,15 @@ async fn security_events_are_audited() {
         assert_eq!(n, 1, "{action}");
     }
     // No secret ends up in the log.
-    let details: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT detail FROM audit_log").fetch_all(&pool).await.expect("details");
+    let details: Vec<Option<String>> = sqlx::query_scalar("SELECT detail FROM audit_log")
+        .fetch_all(&pool)
+        .await
+        .expect("details");
     for d in details.into_iter().flatten() {
-        assert!(!d.contains(PASSWORD) && !d.contains("wrong password"), "secret in audit detail: {d}");
+        assert!(
+            !d.contains(PASSWORD) && !d.contains("wrong password"),
+            "secret in audit detail: {d}"
+        );
     }
     pool.close().await;
 }

@@ -18,18 +18,31 @@ async fn restart_over_the_same_data_dir_keeps_everything() {
     }
     let mut b = bob.connect().await;
     receipt(&mut b, room.id, 7, ReceiptKind::Read).await;
-    let before = alice.api.history(room.id, None, None, None).await.expect("history");
+    let before = alice
+        .api
+        .history(room.id, None, None, None)
+        .await
+        .expect("history");
     let rooms_before = alice.api.rooms().await.expect("rooms");
     let dir = app.stop().await;
 
     let app = spawn_in(dir, |_| {}).await;
     // Tokens stay valid across a restart (the signing secret lives in the data dir).
     let alice_api = app.client().with_token(alice.auth.access_token.clone());
-    let after = alice_api.history(room.id, None, None, None).await.expect("history after restart");
+    let after = alice_api
+        .history(room.id, None, None, None)
+        .await
+        .expect("history after restart");
     assert_eq!(before.messages, after.messages);
     assert_eq!(rooms_before, alice_api.rooms().await.expect("rooms"));
-    app.client().login("bob", PASSWORD).await.expect("bob logs in again");
-    let (_, next) = alice_api.send(room.id, "after-restart", "still here").await.expect("send");
+    app.client()
+        .login("bob", PASSWORD)
+        .await
+        .expect("bob logs in again");
+    let (_, next) = alice_api
+        .send(room.id, "after-restart", "still here")
+        .await
+        .expect("send");
     assert_eq!(next.seq, 11, "seq continues without a gap");
 }
 
@@ -39,14 +52,31 @@ struct Server {
     base: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+// The child is killed and reaped by `Server`'s Drop (or explicitly by the test).
+#[allow(clippy::zombie_processes)]
 async fn start_binary(dir: &std::path::Path) -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_palaver"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir)
         .env("PALAVER_RATE_LIMITS__SEND_PER_MINUTE", "10000000")
         .env("PALAVER_RATE_LIMITS__SEND_BURST", "100000")
@@ -58,7 +88,12 @@ async fn start_binary(dir: &std::path::Path) -> Server {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Server { child, base };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -74,20 +109,37 @@ async fn kill_dash_nine_loses_no_acknowledged_message() {
     let alice = anon.register("alice", PASSWORD, None).await.expect("alice");
     let bob = anon.register("bob", PASSWORD, None).await.expect("bob");
     let alice_api = anon.with_token(alice.access_token.clone());
-    let room = alice_api.create_room(None, false, &[bob.user.id]).await.expect("dm").1;
+    let room = alice_api
+        .create_room(None, false, &[bob.user.id])
+        .await
+        .expect("dm")
+        .1;
 
     // Pipeline many sends, and kill the server while most are still in flight.
     let mut socket = alice_api.connect().await.expect("connect");
     const N: usize = 3000;
     let mut ids = Vec::new();
     for i in 0..N {
-        let message = SendMessageRequest { room_id: room.id, client_msg_id: format!("k{i}"), content: format!("k{i}"), kind: Default::default(), media_id: None };
-        ids.push(socket.send_frame(ClientFrame::Send { message }).await.expect("send"));
+        let message = SendMessageRequest {
+            room_id: room.id,
+            client_msg_id: format!("k{i}"),
+            content: format!("k{i}"),
+            kind: Default::default(),
+            media_id: None,
+        };
+        ids.push(
+            socket
+                .send_frame(ClientFrame::Send { message })
+                .await
+                .expect("send"),
+        );
     }
     let mut acked = Vec::new();
     while acked.len() < 500 {
         match socket.next_within(WAIT).await.expect("frame") {
-            ServerFrame::Ack { message: Some(m), .. } => acked.push(m),
+            ServerFrame::Ack {
+                message: Some(m), ..
+            } => acked.push(m),
             ServerFrame::Error { code, message, .. } => panic!("send failed: {code} {message}"),
             _ => {}
         }
@@ -96,28 +148,52 @@ async fn kill_dash_nine_loses_no_acknowledged_message() {
     server.child.wait().expect("reaped");
     // Acks already on the wire before the kill count as acknowledged too.
     while let Ok(frame) = socket.next_within(Duration::from_secs(2)).await {
-        if let ServerFrame::Ack { message: Some(m), .. } = frame {
+        if let ServerFrame::Ack {
+            message: Some(m), ..
+        } = frame
+        {
             acked.push(m);
         }
     }
 
-    let mut server = start_binary(dir.path()).await;
-    let api = Client::new(&server.base).expect("client").with_token(alice.access_token.clone());
+    let server = start_binary(dir.path()).await;
+    let api = Client::new(&server.base)
+        .expect("client")
+        .with_token(alice.access_token.clone());
     let mut stored = Vec::new();
     let mut after = 0;
     loop {
-        let page = api.history(room.id, None, Some(after), Some(200)).await.expect("history");
-        stored.extend(page.messages.iter().map(|m| (m.seq, m.id, m.client_msg_id.clone())));
+        let page = api
+            .history(room.id, None, Some(after), Some(200))
+            .await
+            .expect("history");
+        stored.extend(
+            page.messages
+                .iter()
+                .map(|m| (m.seq, m.id, m.client_msg_id.clone())),
+        );
         match page.messages.last() {
             Some(last) if page.has_more => after = last.seq,
             _ => break,
         }
     }
-    assert_eq!(stored.iter().map(|s| s.0).collect::<Vec<_>>(), (1..=stored.len() as i64).collect::<Vec<_>>(), "seqs stay gap-free");
+    assert_eq!(
+        stored.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (1..=stored.len() as i64).collect::<Vec<_>>(),
+        "seqs stay gap-free"
+    );
     for m in &acked {
-        assert!(stored.iter().any(|s| s.1 == m.id && s.0 == m.seq), "acknowledged message {} (seq {}) was lost", m.client_msg_id, m.seq);
+        assert!(
+            stored.iter().any(|s| s.1 == m.id && s.0 == m.seq),
+            "acknowledged message {} (seq {}) was lost",
+            m.client_msg_id,
+            m.seq
+        );
     }
-    eprintln!("kill -9 after {} acks of {N} sent: {} stored, none lost", acked.len(), stored.len());
-    server.child.kill().expect("stop");
-    let _ = server.child.wait();
+    eprintln!(
+        "kill -9 after {} acks of {N} sent: {} stored, none lost",
+        acked.len(),
+        stored.len()
+    );
+    drop(server);
 }

@@ -32,19 +32,30 @@ pub struct TestApp {
 
 /// Test defaults: a random port, a fresh directory, generous rate limits.
 pub fn test_config(dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.data_dir = dir.to_path_buf();
-    config.sync_grace_ms = 300;
-    config.rate_limits.send_per_minute = 600_000;
-    config.rate_limits.send_burst = 100_000;
-    config.rate_limits.login_per_minute = 10_000;
-    config.rate_limits.login_burst = 1_000;
-    config.rate_limits.register_per_minute = 10_000;
-    config.rate_limits.register_burst = 1_000;
-    config.rate_limits.ephemeral_per_minute = 10_000;
-    config.rate_limits.ephemeral_burst = 1_000;
-    config
+    let lots = |per_minute: u32, burst: u32| (per_minute, burst);
+    let (send, login, other) = (
+        lots(600_000, 100_000),
+        lots(10_000, 1_000),
+        lots(10_000, 1_000),
+    );
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.to_path_buf(),
+        sync_grace_ms: 300,
+        rate_limits: palaver_server::config::RateLimitConfig {
+            send_per_minute: send.0,
+            send_burst: send.1,
+            login_per_minute: login.0,
+            login_burst: login.1,
+            register_per_minute: other.0,
+            register_burst: other.1,
+            ephemeral_per_minute: other.0,
+            ephemeral_burst: other.1,
+            actions_per_minute: other.0,
+            actions_burst: other.1,
+        },
+        ..Config::default()
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -70,7 +81,13 @@ pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp 
         .await
         .expect("server run");
     });
-    TestApp { addr, base: format!("http://{addr}"), dir: Some(dir), shutdown: Some(tx), task: Some(task) }
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        dir: Some(dir),
+        shutdown: Some(tx),
+        task: Some(task),
+    }
 }
 
 impl TestApp {
@@ -81,8 +98,17 @@ impl TestApp {
 
     /// Registers a user and returns it with an authenticated client.
     pub async fn user(&self, name: &str) -> TestUser {
-        let auth = self.client().register(name, PASSWORD, Some(&capitalise(name))).await.expect("register");
-        TestUser { api: self.client().with_token(&auth.access_token), id: auth.user.id, name: name.to_owned(), auth }
+        let auth = self
+            .client()
+            .register(name, PASSWORD, Some(&capitalise(name)))
+            .await
+            .expect("register");
+        TestUser {
+            api: self.client().with_token(&auth.access_token),
+            id: auth.user.id,
+            name: name.to_owned(),
+            auth,
+        }
     }
 
     /// Several users at once.
@@ -100,7 +126,10 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(30), task).await.expect("server stops").expect("server task");
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("server stops")
+                .expect("server task");
         }
         self.dir.take().expect("data dir")
     }
@@ -125,7 +154,9 @@ impl Drop for TestApp {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// A registered user.
@@ -150,7 +181,10 @@ impl TestUser {
     /// Opens a socket that resumes from `cursors`; returns it with the replayed messages.
     pub async fn resume(&self, cursors: Cursors) -> (Socket, Vec<Message>) {
         let mut socket = self.connect().await;
-        let id = socket.send_frame(ClientFrame::Sync { cursors }).await.expect("sync");
+        let id = socket
+            .send_frame(ClientFrame::Sync { cursors })
+            .await
+            .expect("sync");
         let mut replayed = Vec::new();
         loop {
             match socket.next_within(WAIT).await.expect("replay") {
@@ -163,22 +197,38 @@ impl TestUser {
     }
 
     pub async fn dm(&self, other: &TestUser) -> Room {
-        self.api.create_room(None, false, &[other.id]).await.expect("create dm").1
+        self.api
+            .create_room(None, false, &[other.id])
+            .await
+            .expect("create dm")
+            .1
     }
 
     pub async fn group(&self, name: &str, others: &[&TestUser]) -> Room {
         let ids: Vec<Uuid> = others.iter().map(|u| u.id).collect();
-        self.api.create_room(Some(name), true, &ids).await.expect("create group").1
+        self.api
+            .create_room(Some(name), true, &ids)
+            .await
+            .expect("create group")
+            .1
     }
 
     pub async fn send(&self, room: Uuid, text: &str) -> Message {
-        self.api.send(room, &Uuid::now_v7().to_string(), text).await.expect("send").1
+        self.api
+            .send(room, &Uuid::now_v7().to_string(), text)
+            .await
+            .expect("send")
+            .1
     }
 }
 
 /// Waits for the next new message on a socket, skipping other frames.
 pub async fn next_message(socket: &mut Socket) -> Message {
-    match socket.wait_for(WAIT, |f| matches!(f, ServerFrame::Message { .. })).await.expect("message frame") {
+    match socket
+        .wait_for(WAIT, |f| matches!(f, ServerFrame::Message { .. }))
+        .await
+        .expect("message frame")
+    {
         ServerFrame::Message { message } => message,
         _ => unreachable!(),
     }
@@ -202,6 +252,13 @@ pub async fn assert_no_frame(socket: &mut Socket, what: &str, pred: impl Fn(&Ser
 
 /// Sends a receipt frame and waits for its ack.
 pub async fn receipt(socket: &mut Socket, room: Uuid, seq: i64, status: ReceiptKind) {
-    let id = socket.send_frame(ClientFrame::Receipt { room_id: room, seq, status }).await.expect("receipt");
+    let id = socket
+        .send_frame(ClientFrame::Receipt {
+            room_id: room,
+            seq,
+            status,
+        })
+        .await
+        .expect("receipt");
     socket.answer(&id, WAIT).await.expect("receipt ack");
 }

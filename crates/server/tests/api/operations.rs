@@ -1,1 +1,655 @@
-//! placeholder
+//! Operations: health, readiness, metrics, the OpenAPI document, graceful shutdown and
+//! restart, TLS, presence and heartbeats.
+
+use std::time::Duration;
+
+use palaver_client::{ClientError, Socket};
+use palaver_proto::{ClientFrame, LastSeen, Presence, PresenceStatus, Room, ServerFrame};
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// Waits for a `presence` frame about `user` with `status`; returns its `lastSeen`.
+async fn presence_frame(
+    socket: &mut Socket,
+    user: Uuid,
+    status: PresenceStatus,
+    within: Duration,
+) -> Option<OffsetDateTime> {
+    match socket
+        .wait_for(within, |f| {
+            matches!(f, ServerFrame::Presence { user_id, status: s, .. } if *user_id == user && *s == status)
+        })
+        .await
+    {
+        Ok(ServerFrame::Presence { last_seen, .. }) => last_seen,
+        Ok(_) => unreachable!(),
+        Err(err) => panic!("no presence {status:?} for {user} within {within:?}: {err}"),
+    }
+}
+
+/// `GET` as `user`, decoded, with the status.
+async fn get<T: serde::de::DeserializeOwned>(user: &TestUser, path: &str) -> T {
+    user.api
+        .call::<(), T>(Method::GET, path, None)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .1
+}
+
+/// Asserts that lastSeen is within the last minute (and not in the future).
+#[track_caller]
+fn recent(at: Option<OffsetDateTime>) {
+    let at = at.expect("lastSeen is set");
+    let now = OffsetDateTime::now_utc();
+    assert!(
+        at <= now + time::Duration::seconds(2) && at >= now - time::Duration::minutes(1),
+        "lastSeen {at} is not within the last minute of {now}"
+    );
+}
+
+/// Reads until the socket closes; returns the close code and reason.
+async fn read_until_closed(socket: &mut Socket) -> Option<(u16, String)> {
+    loop {
+        match socket.next_within(WAIT).await {
+            Ok(_) => continue,
+            Err(ClientError::Closed(frame)) => return frame,
+            Err(other) => panic!("expected the socket to close, got {other}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Health, readiness, metrics
+
+#[tokio::test]
+async fn healthz_and_readyz_answer() {
+    let app = spawn_app().await;
+    let client = app.client();
+
+    let (status, body) = client
+        .raw(Method::GET, "/healthz", None)
+        .await
+        .expect("healthz");
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({ "status": "ok" }));
+
+    let (status, body) = client
+        .raw(Method::GET, "/readyz", None)
+        .await
+        .expect("readyz");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let dm = alice.dm(&bob).await;
+    let _bob_ws = bob.connect().await;
+    alice.send(dm.id, "counted").await;
+
+    let response = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain"),
+        "content type {content_type:?}"
+    );
+    let text = response.text().await.expect("body");
+
+    // Every non-comment line is `name{labels} value`.
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let value = line.rsplit(' ').next().unwrap_or_default();
+        assert!(
+            value.parse::<f64>().is_ok(),
+            "not a Prometheus sample line: {line:?}"
+        );
+    }
+    let sample = |name: &str| -> Option<f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let messages = sample("palaver_messages_total")
+        .unwrap_or_else(|| panic!("palaver_messages_total in\n{text}"));
+    assert!(messages >= 1.0, "palaver_messages_total = {messages}");
+    assert!(
+        sample("palaver_ws_connections").is_some(),
+        "palaver_ws_connections in\n{text}"
+    );
+    assert!(
+        text.contains("# TYPE palaver_messages_total counter"),
+        "palaver_messages_total is a counter"
+    );
+    assert!(
+        text.contains("# TYPE palaver_ws_connections gauge"),
+        "palaver_ws_connections is a gauge"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// OpenAPI
+
+/// Every REST path the server routes (crates/server/src/http), with its methods.
+const REST_PATHS: &[(&str, &[&str])] = &[
+    ("/api/v1/auth/register", &["post"]),
+    ("/api/v1/auth/login", &["post"]),
+    ("/api/v1/auth/refresh", &["post"]),
+    ("/api/v1/auth/logout", &["post"]),
+    ("/api/v1/users", &["get"]),
+    ("/api/v1/users/me", &["get", "patch"]),
+    ("/api/v1/users/{userId}", &["get"]),
+    ("/api/v1/rooms", &["get"]),
+    ("/api/v1/rooms/create", &["post"]),
+    ("/api/v1/rooms/{roomId}", &["get", "patch"]),
+    ("/api/v1/rooms/{roomId}/members", &["post"]),
+    (
+        "/api/v1/rooms/{roomId}/members/{userId}",
+        &["patch", "delete"],
+    ),
+    ("/api/v1/rooms/{roomId}/leave", &["post"]),
+    ("/api/v1/rooms/{roomId}/receipts", &["get", "post"]),
+    ("/api/v1/messages/send", &["post"]),
+    ("/api/v1/messages/history", &["get"]),
+    ("/api/v1/messages/{messageId}", &["get", "patch", "delete"]),
+    ("/api/v1/chat/{conversationId}", &["get", "post"]),
+    ("/api/v1/chat/status/{userId}", &["get"]),
+    ("/api/v1/lastseen/{userId}", &["get"]),
+    ("/api/v1/presence/{userId}", &["get"]),
+    ("/api/v1/openapi.json", &["get"]),
+    ("/healthz", &["get"]),
+    ("/readyz", &["get"]),
+    ("/metrics", &["get"]),
+];
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_rest_path() {
+    let app = spawn_app().await;
+    let response = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .expect("GET openapi.json");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.expect("body");
+    let doc: Value = serde_json::from_str(&text).expect("the document is JSON");
+
+    let version = doc["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3."), "OpenAPI 3.x, got {version}");
+    assert!(doc["info"]["title"].is_string());
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut missing = Vec::new();
+    for (path, methods) in REST_PATHS {
+        match paths.get(*path) {
+            None => missing.push(format!("{path} (all)")),
+            Some(item) => {
+                for method in *methods {
+                    if item.get(*method).is_none() {
+                        missing.push(format!("{} {path}", method.to_uppercase()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "missing from openapi.json: {missing:?}");
+
+    // Bearer authentication is described, and protected operations use it.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(
+        paths["/api/v1/rooms"]["get"]["security"].is_array(),
+        "GET /rooms needs a bearer token"
+    );
+    // The wire types are described as schemas.
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for name in ["Room", "Message", "ErrorBody", "AuthResponse", "Presence"] {
+        assert!(schemas.contains_key(name), "schema {name}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Graceful shutdown and restart
+
+#[tokio::test]
+async fn shutdown_says_going_away_and_a_restart_keeps_everything() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let dm = alice.dm(&bob).await;
+    let group = alice.group("Team", &[&bob, &carol]).await;
+    for i in 0..5 {
+        alice.send(dm.id, &format!("dm {i}")).await;
+        bob.send(group.id, &format!("group {i}")).await;
+    }
+    // Some receipts, so markers are part of what must survive.
+    let receipt = bob
+        .api
+        .raw(
+            Method::POST,
+            &format!("/api/v1/rooms/{}/receipts", dm.id),
+            Some(&json!({ "seq": 3, "status": "read" })),
+        )
+        .await
+        .expect("receipt");
+    assert_eq!(receipt.0, 200, "{}", receipt.1);
+
+    let rooms_before: Vec<(String, Vec<Room>)> = {
+        let mut out = Vec::new();
+        for user in [&alice, &bob, &carol] {
+            out.push((user.name.clone(), user.api.rooms().await.expect("rooms")));
+        }
+        out
+    };
+    let dm_history = alice
+        .api
+        .history(dm.id, None, None, None)
+        .await
+        .expect("history")
+        .messages;
+    let group_history = carol
+        .api
+        .history(group.id, None, None, None)
+        .await
+        .expect("history")
+        .messages;
+    assert_eq!(dm_history.len(), 5);
+    assert_eq!(group_history.len(), 5);
+
+    let mut alice_ws = alice.connect().await;
+    let mut bob_ws = bob.connect().await;
+
+    // Stop while both sockets are open: each is closed with 1001 "going away".
+    let stopping = tokio::spawn(app.stop());
+    for (who, socket) in [("alice", &mut alice_ws), ("bob", &mut bob_ws)] {
+        let closed = tokio::time::timeout(Duration::from_secs(20), read_until_closed(socket))
+            .await
+            .unwrap_or_else(|_| panic!("{who}'s socket was not closed"));
+        let (code, _reason) =
+            closed.unwrap_or_else(|| panic!("{who}'s socket closed without a close frame"));
+        assert_eq!(code, 1001, "{who}'s socket closed with going away");
+    }
+    let dir = stopping.await.expect("stop task");
+
+    // A new server over the same directory has everything.
+    let app = spawn_in(dir, |_| {}).await;
+    let mut again = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let auth = app
+            .client()
+            .login(name, PASSWORD)
+            .await
+            .unwrap_or_else(|e| panic!("{name} logs in after a restart: {e}"));
+        again.push(app.client().with_token(&auth.access_token));
+    }
+    for ((name, before), api) in rooms_before.iter().zip(&again) {
+        let after = api.rooms().await.expect("rooms after restart");
+        assert_eq!(&after, before, "{name}'s rooms after a restart");
+    }
+    let (alice_api, carol_api) = (&again[0], &again[2]);
+    let dm_after = alice_api
+        .history(dm.id, None, None, None)
+        .await
+        .expect("history")
+        .messages;
+    assert_eq!(dm_after, dm_history, "the dm's history after a restart");
+    let group_after = carol_api
+        .history(group.id, None, None, None)
+        .await
+        .expect("history")
+        .messages;
+    assert_eq!(
+        group_after, group_history,
+        "the group's history after a restart"
+    );
+
+    // The routing table is back: a socket gets live messages of the old rooms.
+    let mut bob_ws = again[1].connect().await.expect("connect after restart");
+    // And it keeps working: seqs continue where they stopped.
+    let next = alice_api
+        .send(dm.id, "after-restart", "still here")
+        .await
+        .expect("send after restart")
+        .1;
+    assert_eq!(next.seq, 6);
+    let live = bob_ws
+        .wait_for(
+            WAIT,
+            |f| matches!(f, ServerFrame::Message { message } if message.id == next.id),
+        )
+        .await
+        .expect("bob gets the new message live");
+    assert!(matches!(live, ServerFrame::Message { message } if message.seq == 6));
+    // A retry of a message sent before the restart is still recognised.
+    let retry = alice_api
+        .send(dm.id, &dm_history[0].client_msg_id, "dm 0")
+        .await
+        .expect("retry after restart");
+    assert_eq!(retry.0, 200, "an idempotent retry survives a restart");
+    assert_eq!(retry.1.id, dm_history[0].id);
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS
+
+#[tokio::test]
+async fn tls_serves_https() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+    let cert_pem = generated.cert.pem();
+    let cert_path = certs.path().join("cert.pem");
+    let key_path = certs.path().join("key.pem");
+    std::fs::write(&cert_path, &cert_pem).expect("write cert");
+    std::fs::write(&key_path, generated.key_pair.serialize_pem()).expect("write key");
+
+    let app = spawn_app_with(|c| {
+        c.tls_cert = Some(cert_path.clone());
+        c.tls_key = Some(key_path.clone());
+    })
+    .await;
+    let port = app.addr.port();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem certificate"),
+        )
+        .resolve("localhost", app.addr)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("https client");
+    let base = format!("https://localhost:{port}");
+
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("GET /healthz over https");
+    assert_eq!(health.status().as_u16(), 200);
+    let body: Value = health.json().await.expect("json");
+    assert_eq!(body, json!({ "status": "ok" }));
+
+    let registered = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({ "username": "alice", "password": PASSWORD, "displayName": "Alice" }))
+        .send()
+        .await
+        .expect("register over https");
+    assert_eq!(registered.status().as_u16(), 201);
+    let auth: palaver_proto::AuthResponse = registered.json().await.expect("auth response");
+    assert_eq!(auth.user.username, "alice");
+
+    let me = http
+        .get(format!("{base}/api/v1/users/me"))
+        .bearer_auth(&auth.access_token)
+        .send()
+        .await
+        .expect("GET /users/me over https");
+    assert_eq!(me.status().as_u16(), 200);
+    let me: palaver_proto::User = me.json().await.expect("user");
+    assert_eq!(me.id, auth.user.id);
+
+    // Plain HTTP to a TLS port gets no answer.
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+        .get(format!("http://{}/healthz", app.addr))
+        .send()
+        .await;
+    assert!(
+        plain.map(|r| !r.status().is_success()).unwrap_or(true),
+        "plain HTTP must not be served on the TLS port"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Presence
+
+#[tokio::test]
+async fn presence_follows_connections() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    alice.dm(&bob).await;
+    let mut alice_ws = alice.connect().await;
+
+    // Before bob ever connects: offline, never seen.
+    let never: Presence = get(&alice, &format!("/api/v1/presence/{}", bob.id)).await;
+    assert_eq!(never.user_id, bob.id);
+    assert_eq!(never.status, PresenceStatus::Offline);
+    assert_eq!(never.last_seen, None, "never connected");
+
+    // Bob connects: alice hears he is online.
+    let mut bob_ws = bob.connect().await;
+    presence_frame(&mut alice_ws, bob.id, PresenceStatus::Online, WAIT).await;
+    for path in ["presence", "chat/status"] {
+        let p: Presence = get(&alice, &format!("/api/v1/{path}/{}", bob.id)).await;
+        assert_eq!(p.user_id, bob.id);
+        assert_eq!(p.status, PresenceStatus::Online, "{path}");
+        recent(p.last_seen);
+    }
+    let raw = alice
+        .api
+        .raw(Method::GET, &format!("/api/v1/presence/{}", bob.id), None)
+        .await
+        .expect("presence");
+    assert_eq!(raw.1["status"], "online");
+    assert_eq!(raw.1["userId"], bob.id.to_string());
+
+    // Away, then back.
+    let id = bob_ws
+        .send_frame(ClientFrame::Presence {
+            status: PresenceStatus::Away,
+        })
+        .await
+        .expect("presence frame");
+    bob_ws.answer(&id, WAIT).await.expect("presence accepted");
+    presence_frame(&mut alice_ws, bob.id, PresenceStatus::Away, WAIT).await;
+    let p: Presence = get(&alice, &format!("/api/v1/chat/status/{}", bob.id)).await;
+    assert_eq!(p.status, PresenceStatus::Away);
+    bob_ws
+        .send_text(r#"{"type":"presence","status":"online"}"#.into())
+        .await
+        .expect("presence frame");
+    presence_frame(&mut alice_ws, bob.id, PresenceStatus::Online, WAIT).await;
+    // Offline is not something one says; one closes the socket.
+    let id = bob_ws
+        .send_frame(ClientFrame::Presence {
+            status: PresenceStatus::Offline,
+        })
+        .await
+        .expect("presence frame");
+    let refused = bob_ws
+        .answer(&id, WAIT)
+        .await
+        .expect_err("offline is refused");
+    assert_eq!(
+        refused.code(),
+        Some(palaver_proto::ErrorCode::ValidationFailed)
+    );
+
+    // Bob disconnects: offline, with a recent lastSeen.
+    bob_ws.close().await.expect("close");
+    let seen = presence_frame(&mut alice_ws, bob.id, PresenceStatus::Offline, WAIT).await;
+    recent(seen);
+    let p: Presence = get(&alice, &format!("/api/v1/presence/{}", bob.id)).await;
+    assert_eq!(p.status, PresenceStatus::Offline);
+    recent(p.last_seen);
+    let last: LastSeen = get(&alice, &format!("/api/v1/lastseen/{}", bob.id)).await;
+    assert_eq!(last.user_id, bob.id);
+    recent(last.last_seen);
+    let raw = alice
+        .api
+        .raw(Method::GET, &format!("/api/v1/lastseen/{}", bob.id), None)
+        .await
+        .expect("lastseen");
+    assert_eq!(raw.0, 200);
+    assert!(raw.1["lastSeen"].is_string(), "{}", raw.1);
+
+    // One's own presence is visible.
+    let own: Presence = get(&alice, &format!("/api/v1/presence/{}", alice.id)).await;
+    assert_eq!(own.status, PresenceStatus::Online);
+
+    // Someone who shares no room with alice is as invisible as someone who does not exist.
+    for path in ["presence", "chat/status", "lastseen"] {
+        for target in [carol.id, Uuid::now_v7()] {
+            let (status, body) = alice
+                .api
+                .raw(Method::GET, &format!("/api/v1/{path}/{target}"), None)
+                .await
+                .expect("request");
+            assert_eq!(status, 404, "{path}: {body}");
+            assert_eq!(body["error"]["code"], "user_not_found", "{path}");
+        }
+    }
+    // And carol's own socket hears nothing about bob or alice.
+    let mut carol_ws = carol.connect().await;
+    let _bob_again = bob.connect().await;
+    presence_frame(&mut alice_ws, bob.id, PresenceStatus::Online, WAIT).await;
+    assert_no_frame(&mut carol_ws, "presence of a stranger", |f| {
+        matches!(f, ServerFrame::Presence { .. })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_noticed() {
+    let app = spawn_app_with(|c| c.heartbeat_interval_secs = 1).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    alice.dm(&bob).await;
+    let mut alice_ws = alice.connect().await;
+
+    // Bob's socket reads its hello and then nothing more, so it never answers a ping.
+    let started = tokio::time::Instant::now();
+    let mut bob_ws = bob.api.connect().await.expect("connect");
+    match bob_ws.next_within(WAIT).await.expect("hello") {
+        ServerFrame::Hello {
+            heartbeat_interval, ..
+        } => assert_eq!(heartbeat_interval, 1),
+        other => panic!("expected hello, got {other:?}"),
+    }
+    presence_frame(&mut alice_ws, bob.id, PresenceStatus::Online, WAIT).await;
+
+    let seen = presence_frame(
+        &mut alice_ws,
+        bob.id,
+        PresenceStatus::Offline,
+        Duration::from_secs(6),
+    )
+    .await;
+    recent(seen);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1500),
+        "bob was dropped after {elapsed:?}, before two heartbeat intervals"
+    );
+    let p: Presence = get(&alice, &format!("/api/v1/presence/{}", bob.id)).await;
+    assert_eq!(p.status, PresenceStatus::Offline);
+
+    // Alice, who answers pings as she reads, is still connected and served.
+    let id = alice_ws.send_frame(ClientFrame::Ping).await.expect("ping");
+    alice_ws.answer(&id, WAIT).await.expect("pong");
+    drop(bob_ws);
+}
+
+#[tokio::test]
+async fn a_heartbeat_timeout_closes_with_4002() {
+    let app = spawn_app_with(|c| c.heartbeat_interval_secs = 1).await;
+    let bob = app.user("bob").await;
+    let mut bob_ws = bob.connect().await;
+    // Stay silent for more than two intervals, then look at what arrived.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut bob_ws))
+        .await
+        .expect("the socket was closed");
+    assert_eq!(closed.map(|(code, _)| code), Some(4002));
+}
+
+#[tokio::test]
+async fn presence_counts_every_device() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    alice.dm(&bob).await;
+    let mut alice_ws = alice.connect().await;
+
+    let phone = bob.connect().await;
+    presence_frame(&mut alice_ws, bob.id, PresenceStatus::Online, WAIT).await;
+    let laptop = bob.connect().await;
+    assert_no_frame(&mut alice_ws, "presence for a second device", |f| {
+        matches!(f, ServerFrame::Presence { .. })
+    })
+    .await;
+
+    // One device gone: still online.
+    phone.close().await.expect("close");
+    assert_no_frame(&mut alice_ws, "offline while a device is connected", |f| {
+        matches!(
+            f,
+            ServerFrame::Presence {
+                status: PresenceStatus::Offline,
+                ..
+            }
+        )
+    })
+    .await;
+    let p: Presence = get(&alice, &format!("/api/v1/presence/{}", bob.id)).await;
+    assert_eq!(p.status, PresenceStatus::Online);
+
+    // The last one gone: offline.
+    laptop.close().await.expect("close");
+    presence_frame(&mut alice_ws, bob.id, PresenceStatus::Offline, WAIT).await;
+    let p: Presence = get(&alice, &format!("/api/v1/presence/{}", bob.id)).await;
+    assert_eq!(p.status, PresenceStatus::Offline);
+}
+
+#[tokio::test]
+async fn presence_is_hidden_once_no_room_is_shared() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let group = alice.group("Team", &[&bob]).await;
+    let _bob_ws = bob.connect().await;
+    let p: Presence = get(&alice, &format!("/api/v1/presence/{}", bob.id)).await;
+    assert_eq!(p.status, PresenceStatus::Online);
+
+    let left = bob
+        .api
+        .raw(
+            Method::POST,
+            &format!("/api/v1/rooms/{}/leave", group.id),
+            None,
+        )
+        .await
+        .expect("leave");
+    assert_eq!(left.0, 204, "{}", left.1);
+    for path in ["presence", "chat/status", "lastseen"] {
+        let (status, body) = alice
+            .api
+            .raw(Method::GET, &format!("/api/v1/{path}/{}", bob.id), None)
+            .await
+            .expect("request");
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "user_not_found");
+    }
+}

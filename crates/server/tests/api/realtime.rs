@@ -25,34 +25,80 @@ async fn direct_message_with_receipts_sent_delivered_read() {
     assert_eq!((sent.seq, sent.status), (1, MessageStatus::Sent));
 
     let got = next_message(&mut b).await;
-    assert_eq!((got.id, got.content.as_str(), got.sender_id), (sent.id, "hi bob", alice.id));
+    assert_eq!(
+        (got.id, got.content.as_str(), got.sender_id),
+        (sent.id, "hi bob", alice.id)
+    );
 
     receipt(&mut b, room.id, got.seq, ReceiptKind::Delivered).await;
-    match a.wait_for(WAIT, is_receipt_from(bob.id, ReceiptKind::Delivered)).await.expect("delivered") {
+    match a
+        .wait_for(WAIT, is_receipt_from(bob.id, ReceiptKind::Delivered))
+        .await
+        .expect("delivered")
+    {
         ServerFrame::Receipt { room_id, seq, .. } => assert_eq!((room_id, seq), (room.id, 1)),
         _ => unreachable!(),
     }
-    match a.wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. })).await.expect("summary") {
-        ServerFrame::ReceiptSummary { delivered_seq, read_seq, .. } => assert_eq!((delivered_seq, read_seq), (1, 0)),
+    match a
+        .wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. }))
+        .await
+        .expect("summary")
+    {
+        ServerFrame::ReceiptSummary {
+            delivered_seq,
+            read_seq,
+            ..
+        } => assert_eq!((delivered_seq, read_seq), (1, 0)),
         _ => unreachable!(),
     }
-    let history = alice.api.history(room.id, None, None, None).await.expect("history");
+    let history = alice
+        .api
+        .history(room.id, None, None, None)
+        .await
+        .expect("history");
     assert_eq!(history.messages[0].status, MessageStatus::Delivered);
 
     receipt(&mut b, room.id, got.seq, ReceiptKind::Read).await;
-    a.wait_for(WAIT, is_receipt_from(bob.id, ReceiptKind::Read)).await.expect("read");
-    match a.wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. })).await.expect("summary") {
-        ServerFrame::ReceiptSummary { delivered_seq, read_seq, .. } => assert_eq!((delivered_seq, read_seq), (1, 1)),
+    a.wait_for(WAIT, is_receipt_from(bob.id, ReceiptKind::Read))
+        .await
+        .expect("read");
+    match a
+        .wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. }))
+        .await
+        .expect("summary")
+    {
+        ServerFrame::ReceiptSummary {
+            delivered_seq,
+            read_seq,
+            ..
+        } => assert_eq!((delivered_seq, read_seq), (1, 1)),
         _ => unreachable!(),
     }
-    let history = alice.api.history(room.id, None, None, None).await.expect("history");
+    let history = alice
+        .api
+        .history(room.id, None, None, None)
+        .await
+        .expect("history");
     assert_eq!(history.messages[0].status, MessageStatus::Read);
 
     // Markers never move back, and never past the last message.
     receipt(&mut b, room.id, 1, ReceiptKind::Delivered).await;
     receipt(&mut b, room.id, 99, ReceiptKind::Read).await;
-    let receipts = alice.api.call::<(), palaver_proto::ReceiptsResponse>(reqwest::Method::GET, &format!("/api/v1/rooms/{}/receipts", room.id), None).await.expect("receipts").1;
-    let bob_marker = receipts.members.iter().find(|m| m.user_id == bob.id).expect("bob");
+    let receipts = alice
+        .api
+        .call::<(), palaver_proto::ReceiptsResponse>(
+            reqwest::Method::GET,
+            &format!("/api/v1/rooms/{}/receipts", room.id),
+            None,
+        )
+        .await
+        .expect("receipts")
+        .1;
+    let bob_marker = receipts
+        .members
+        .iter()
+        .find(|m| m.user_id == bob.id)
+        .expect("bob");
     assert_eq!((bob_marker.delivered_seq, bob_marker.read_seq), (1, 1));
 }
 
@@ -61,30 +107,50 @@ async fn group_of_five_with_receipts_from_each() {
     let app = spawn_app().await;
     let users = app.users(&["alice", "bob", "carol", "dave", "erin"]).await;
     let (alice, others) = users.split_first().expect("users");
-    let room = alice.group("five", &others.iter().collect::<Vec<_>>()).await;
+    let room = alice
+        .group("five", &others.iter().collect::<Vec<_>>())
+        .await;
     let mut sender = alice.connect().await;
     let mut sockets = Vec::new();
     for u in others {
         sockets.push(u.connect().await);
     }
 
-    let (sent, _) = sender.send_message(room.id, "g1", "hello all").await.expect("send");
+    let (sent, _) = sender
+        .send_message(room.id, "g1", "hello all")
+        .await
+        .expect("send");
     for s in &mut sockets {
         assert_eq!(next_message(s).await.id, sent.id);
     }
     for (u, s) in others.iter().zip(&mut sockets) {
         receipt(s, room.id, sent.seq, ReceiptKind::Read).await;
-        sender.wait_for(WAIT, is_receipt_from(u.id, ReceiptKind::Read)).await.expect("each member's receipt");
+        sender
+            .wait_for(WAIT, is_receipt_from(u.id, ReceiptKind::Read))
+            .await
+            .expect("each member's receipt");
     }
     // The summary reaches 1 only once the last member has read it.
     let mut last = (0, 0);
     while last != (1, 1) {
-        match sender.wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. })).await.expect("summary") {
-            ServerFrame::ReceiptSummary { delivered_seq, read_seq, .. } => last = (delivered_seq, read_seq),
+        match sender
+            .wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. }))
+            .await
+            .expect("summary")
+        {
+            ServerFrame::ReceiptSummary {
+                delivered_seq,
+                read_seq,
+                ..
+            } => last = (delivered_seq, read_seq),
             _ => unreachable!(),
         }
     }
-    let history = alice.api.history(room.id, None, None, None).await.expect("history");
+    let history = alice
+        .api
+        .history(room.id, None, None, None)
+        .await
+        .expect("history");
     assert_eq!(history.messages[0].status, MessageStatus::Read);
 }
 
@@ -101,12 +167,22 @@ async fn one_user_on_two_devices() {
     assert_eq!(next_message(&mut phone).await.id, from_bob.id);
     assert_eq!(next_message(&mut laptop).await.id, from_bob.id);
 
-    let (from_phone, _) = phone.send_message(room.id, "p1", "from my phone").await.expect("send");
-    assert_eq!(next_message(&mut laptop).await.id, from_phone.id, "the other device sees it");
+    let (from_phone, _) = phone
+        .send_message(room.id, "p1", "from my phone")
+        .await
+        .expect("send");
+    assert_eq!(
+        next_message(&mut laptop).await.id,
+        from_phone.id,
+        "the other device sees it"
+    );
     // A REST send reaches every socket of the sender too.
     assert_eq!(next_message(&mut b).await.id, from_bob.id);
     assert_eq!(next_message(&mut b).await.id, from_phone.id);
-    assert_no_frame(&mut phone, "echo to the sending device", |f| matches!(f, ServerFrame::Message { .. })).await;
+    assert_no_frame(&mut phone, "echo to the sending device", |f| {
+        matches!(f, ServerFrame::Message { .. })
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -116,13 +192,30 @@ async fn typing_is_relayed_to_the_others() {
     let room = alice.dm(&bob).await;
     let mut a = alice.connect().await;
     let mut b = bob.connect().await;
-    let id = a.send_frame(ClientFrame::Typing { room_id: room.id, active: true }).await.expect("typing");
+    let id = a
+        .send_frame(ClientFrame::Typing {
+            room_id: room.id,
+            active: true,
+        })
+        .await
+        .expect("typing");
     a.answer(&id, WAIT).await.expect("ack");
-    match b.wait_for(WAIT, |f| matches!(f, ServerFrame::Typing { .. })).await.expect("typing") {
-        ServerFrame::Typing { room_id, user_id, active } => assert_eq!((room_id, user_id, active), (room.id, alice.id, true)),
+    match b
+        .wait_for(WAIT, |f| matches!(f, ServerFrame::Typing { .. }))
+        .await
+        .expect("typing")
+    {
+        ServerFrame::Typing {
+            room_id,
+            user_id,
+            active,
+        } => assert_eq!((room_id, user_id, active), (room.id, alice.id, true)),
         _ => unreachable!(),
     }
-    assert_no_frame(&mut a, "own typing echoed", |f| matches!(f, ServerFrame::Typing { .. })).await;
+    assert_no_frame(&mut a, "own typing echoed", |f| {
+        matches!(f, ServerFrame::Typing { .. })
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -153,7 +246,10 @@ async fn offline_member_resumes_exactly_while_messages_keep_coming() {
     let room_id = room.id;
     let during = tokio::spawn(async move {
         for i in 21..=60 {
-            sender.send(room_id, &format!("during-{i}"), &format!("during {i}")).await.expect("send during");
+            sender
+                .send(room_id, &format!("during-{i}"), &format!("during {i}"))
+                .await
+                .expect("send during");
         }
     });
     let mut cursors = BTreeMap::new();
@@ -162,8 +258,17 @@ async fn offline_member_resumes_exactly_while_messages_keep_coming() {
     let (mut b, replayed) = bob.resume(cursors).await;
     during.await.expect("sender");
 
-    let mut seqs: Vec<i64> = replayed.iter().filter(|m| m.room_id == room.id).map(|m| m.seq).collect();
-    assert!(replayed.iter().any(|m| m.room_id == other.id && m.content == "side 1"), "the other room is replayed too");
+    let mut seqs: Vec<i64> = replayed
+        .iter()
+        .filter(|m| m.room_id == room.id)
+        .map(|m| m.seq)
+        .collect();
+    assert!(
+        replayed
+            .iter()
+            .any(|m| m.room_id == other.id && m.content == "side 1"),
+        "the other room is replayed too"
+    );
     // Then live, until the last one.
     while seqs.last().copied().unwrap_or(0) < 60 {
         let m = next_message(&mut b).await;
@@ -171,8 +276,15 @@ async fn offline_member_resumes_exactly_while_messages_keep_coming() {
             seqs.push(m.seq);
         }
     }
-    assert_eq!(seqs, (6..=60).collect::<Vec<i64>>(), "everything missed, in order, exactly once");
-    assert_no_frame(&mut b, "a duplicate", |f| matches!(f, ServerFrame::Message { .. })).await;
+    assert_eq!(
+        seqs,
+        (6..=60).collect::<Vec<i64>>(),
+        "everything missed, in order, exactly once"
+    );
+    assert_no_frame(&mut b, "a duplicate", |f| {
+        matches!(f, ServerFrame::Message { .. })
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -193,12 +305,18 @@ async fn pipelined_sends_over_one_socket_are_acked_in_order() {
             kind: Default::default(),
             media_id: None,
         };
-        ids.push(a.send_frame(ClientFrame::Send { message }).await.expect("send"));
+        ids.push(
+            a.send_frame(ClientFrame::Send { message })
+                .await
+                .expect("send"),
+        );
     }
     let mut seqs = Vec::with_capacity(N);
     for id in &ids {
         match a.answer(id, WAIT).await.expect("ack") {
-            ServerFrame::Ack { message: Some(m), .. } => seqs.push(m.seq),
+            ServerFrame::Ack {
+                message: Some(m), ..
+            } => seqs.push(m.seq),
             other => panic!("unexpected {other:?}"),
         }
     }
