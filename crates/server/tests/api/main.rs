@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod configuration;
 mod durability;
 mod errors;
 mod messaging;

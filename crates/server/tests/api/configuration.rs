@@ -1,0 +1,87 @@
+//! Configuration precedence: defaults < TOML file < `PALAVER_*` environment < flags.
+
+use std::process::Command;
+
+fn palaver_config(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_palaver"));
+    cmd.arg("config").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run palaver config");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn defaults_need_no_configuration() {
+    let (ok, out, err) = palaver_config(&[], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("listen = \"127.0.0.1:8080\""), "{out}");
+    assert!(out.contains("data_dir = \"./data\""), "{out}");
+    assert!(out.contains("send_burst = 100"), "{out}");
+}
+
+#[test]
+fn file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("palaver.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9000\"\nheartbeat_interval_secs = 7\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n\
+         [rate_limits]\nsend_burst = 5\nlogin_burst = 3\n",
+    )
+    .expect("write config");
+    let path = file.to_str().expect("utf-8 path");
+    let (ok, out, err) = palaver_config(
+        &["--config", path, "--data-dir", "/tmp/from-flag"],
+        &[
+            ("PALAVER_HEARTBEAT_INTERVAL_SECS", "9"),
+            ("PALAVER_RATE_LIMITS__SEND_BURST", "50"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("listen = \"127.0.0.1:9000\""),
+        "file beats default: {out}"
+    );
+    assert!(
+        out.contains("heartbeat_interval_secs = 9"),
+        "env beats file: {out}"
+    );
+    assert!(
+        out.contains("send_burst = 50"),
+        "nested env beats file: {out}"
+    );
+    assert!(
+        out.contains("login_burst = 3"),
+        "file keeps what env leaves: {out}"
+    );
+    assert!(
+        out.contains("data_dir = \"/tmp/from-flag\""),
+        "flag beats all: {out}"
+    );
+    assert!(
+        out.contains("<redacted>") && !out.contains("0123456789abcdef"),
+        "secrets are not printed: {out}"
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("palaver.toml");
+    std::fs::write(&file, "no_such_option = 1\n").expect("write");
+    let (ok, _, err) = palaver_config(&["--config", file.to_str().expect("path")], &[]);
+    assert!(!ok);
+    assert!(err.contains("no_such_option"), "{err}");
+    let (ok, _, err) = palaver_config(&["--tls-cert", "/tmp/cert.pem"], &[]);
+    assert!(!ok);
+    assert!(err.contains("tls_cert and tls_key go together"), "{err}");
+    let (ok, _, err) = palaver_config(&[], &[("PALAVER_JWT_SECRET", "short")]);
+    assert!(!ok);
+    assert!(err.contains("at least 32 bytes"), "{err}");
+}
