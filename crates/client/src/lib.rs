@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
@@ -261,6 +262,16 @@ impl Client {
 
     /// Opens the socket, sending an `Origin` header as a browser would.
     pub async fn connect_with_origin(&self, origin: Option<&str>) -> Result<Socket> {
+        self.connect_with(&ConnectOptions {
+            origin: origin.map(Into::into),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Opens the socket with options (source address, buffer sizes, Origin).
+    pub async fn connect_with(&self, options: &ConnectOptions) -> Result<Socket> {
+        let origin = options.origin.as_deref();
         let mut url = self.base.join("/api/v1/ws")?;
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
         url.set_scheme(scheme)
@@ -285,33 +296,81 @@ impl Client {
             })?;
             req.headers_mut().insert("origin", value);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(resp) => {
-                    let status = resp.status().as_u16();
-                    let body = resp
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default();
-                    match serde_json::from_str::<ErrorBody>(&body) {
-                        Ok(e) => ClientError::Api {
-                            status,
-                            code: e.error.code,
-                            message: e.error.message,
-                        },
-                        Err(_) => ClientError::Unexpected { status, body },
-                    }
+        let handshake = if options.local_addr.is_some() || options.small_buffers {
+            let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+            let port = url.port_or_known_default().unwrap_or(80);
+            let remote = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|e| ClientError::Ws(Box::new(e.into())))?
+                .next()
+                .ok_or(ClientError::Unexpected {
+                    status: 0,
+                    body: format!("cannot resolve {host}"),
+                })?;
+            let socket = if remote.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(|e| ClientError::Ws(Box::new(e.into())))?;
+            if let Some(local) = options.local_addr {
+                socket
+                    .bind(std::net::SocketAddr::new(local, 0))
+                    .map_err(|e| ClientError::Ws(Box::new(e.into())))?;
+            }
+            let stream = socket
+                .connect(remote)
+                .await
+                .map_err(|e| ClientError::Ws(Box::new(e.into())))?;
+            let _ = stream.set_nodelay(true);
+            let config = options.small_buffers.then(|| {
+                WebSocketConfig::default()
+                    .read_buffer_size(4096)
+                    .write_buffer_size(0)
+                    .max_write_buffer_size(1 << 20)
+            });
+            tokio_tungstenite::client_async_with_config(req, MaybeTlsStream::Plain(stream), config)
+                .await
+        } else {
+            tokio_tungstenite::connect_async(req).await
+        };
+        let (ws, _) = handshake.map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                let status = resp.status().as_u16();
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                match serde_json::from_str::<ErrorBody>(&body) {
+                    Ok(e) => ClientError::Api {
+                        status,
+                        code: e.error.code,
+                        message: e.error.message,
+                    },
+                    Err(_) => ClientError::Unexpected { status, body },
                 }
-                other => ClientError::Ws(Box::new(other)),
-            })?;
+            }
+            other => ClientError::Ws(Box::new(other)),
+        })?;
         Ok(Socket {
             ws,
             pending: VecDeque::new(),
             next_id: 0,
         })
     }
+}
+
+/// How to open a socket.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// An `Origin` header, as a browser sends.
+    pub origin: Option<String>,
+    /// The local address to connect from (plain `ws://` only). Spreading connections over
+    /// 127.0.0.0/8 lets one machine open more than 64k of them.
+    pub local_addr: Option<std::net::IpAddr>,
+    /// Small read/write buffers, so a load generator can hold many idle sockets.
+    pub small_buffers: bool,
 }
 
 /// An open real-time connection.
@@ -453,6 +512,11 @@ impl Socket {
                 body: format!("{other:?}"),
             }),
         }
+    }
+
+    /// The underlying WebSocket stream, for callers that split it into reader and writer.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
     }
 
     /// Closes politely.

@@ -130,6 +130,7 @@ impl Application {
             core,
             hub,
             metrics: metrics_handle()?,
+            process: Arc::new(metrics_process::Collector::default()),
             ready: Arc::new(AtomicBool::new(true)),
         };
         Ok(Application {

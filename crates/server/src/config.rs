@@ -63,6 +63,9 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Rate limits.
     pub rate_limits: RateLimitConfig,
+    /// Hash new passwords with the cheapest argon2id parameters, so load tests can
+    /// register thousands of users quickly. Never in production. Default false.
+    pub insecure_fast_password_hashing: bool,
 }
 
 /// Log line format.
@@ -134,6 +137,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             shutdown_grace_secs: 10,
             rate_limits: RateLimitConfig::default(),
+            insecure_fast_password_hashing: false,
         }
     }
 }

@@ -89,6 +89,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = effective(cli.config.as_deref(), args)?;
             telemetry::init(config.log_format);
+            // Every connection is a file descriptor; the default soft limit (1024) is far
+            // too low for a chat server.
+            match rlimit::increase_nofile_limit(u64::MAX) {
+                Ok(n) => tracing::info!(limit = n, "open-file limit"),
+                Err(err) => tracing::warn!(%err, "could not raise the open-file limit"),
+            }
             let app = Application::build(config)
                 .await
                 .context("starting palaver")?;

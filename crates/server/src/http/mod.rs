@@ -35,6 +35,8 @@ pub struct AppState {
     pub core: Arc<Core>,
     pub hub: Arc<Hub>,
     pub metrics: PrometheusHandle,
+    /// Process CPU time and memory, sampled when `/metrics` is read.
+    pub process: Arc<metrics_process::Collector>,
     /// False while shutting down, so load balancers stop sending traffic.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -122,6 +124,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics_text(State(app): State<AppState>) -> Response {
     metrics::gauge!("palaver_ws_connections").set(app.hub.connections() as f64);
+    app.process.collect();
     let mut response = app.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

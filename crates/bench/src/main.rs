@@ -1,0 +1,211 @@
+//! `palaver-bench`: drives a running Palaver server over its real protocol and reports
+//! throughput, latency percentiles and server cost. Bounded in count and time; loopback
+//! only. See docs/BENCHMARKS.md for the server settings it expects.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use palaver_bench::scenarios::{connections, fanout, history, reconnect};
+use palaver_bench::{Report, Target, loopback_sources};
+
+#[derive(Parser)]
+#[command(name = "palaver-bench", version, about = "Palaver load generator")]
+struct Cli {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+    server: String,
+    /// Loopback source addresses to spread sockets over (127.0.0.1, .2, …); each gives
+    /// about 28k ephemeral ports.
+    #[arg(long, default_value_t = 1, global = true)]
+    sources: usize,
+    /// Directory for the JSON results and plots.
+    #[arg(long, default_value = "bench-results", global = true)]
+    out: PathBuf,
+    /// Hide the progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Ramp N idle connections, hold them, report memory per connection.
+    Connections {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 30)]
+        hold_secs: u64,
+    },
+    /// Group fan-out: rooms × members online, senders at a rate, several load steps.
+    Fanout {
+        #[arg(long, default_value_t = 20)]
+        rooms: usize,
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        #[arg(long, default_value_t = 20)]
+        senders: usize,
+        /// Messages per second at the full step.
+        #[arg(long, default_value_t = 1_500.0)]
+        rate: f64,
+        /// Fractions of the rate, one row each.
+        #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,1.0")]
+        steps: Vec<f64>,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+    },
+    /// Many 1:1 conversations, everyone sending.
+    Dm {
+        #[arg(long, default_value_t = 1_000)]
+        pairs: usize,
+        #[arg(long, default_value_t = 5_000.0)]
+        rate: f64,
+        #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1.0")]
+        steps: Vec<f64>,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+    },
+    /// Page through a long room's history with many readers.
+    History {
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 16)]
+        readers: usize,
+        #[arg(long, default_value_t = 50)]
+        page: u32,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+    },
+    /// N clients drop at once and resume; checks nothing is missing or duplicated.
+    Reconnect {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 50)]
+        room_size: usize,
+        #[arg(long, default_value_t = 20)]
+        missed: usize,
+        #[arg(long, default_value_t = 1_000)]
+        concurrency: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let target = Target {
+        base: cli.server.trim_end_matches('/').to_owned(),
+        sources: loopback_sources(cli.sources),
+        progress: !cli.quiet,
+    };
+    let secs = Duration::from_secs;
+    let report: Report = match cli.scenario {
+        Scenario::Connections {
+            count,
+            users,
+            concurrency,
+            hold_secs,
+        } => {
+            connections::run(
+                &target,
+                &connections::ConnectionsOptions {
+                    connections: count,
+                    users,
+                    concurrency,
+                    hold: secs(hold_secs),
+                },
+            )
+            .await?
+        }
+        Scenario::Fanout {
+            rooms,
+            members,
+            senders,
+            rate,
+            steps,
+            duration_secs,
+            warmup_secs,
+        } => {
+            let opts = fanout::FanoutOptions {
+                rooms,
+                members,
+                senders,
+                rate,
+                steps,
+                duration: secs(duration_secs),
+                warmup: secs(warmup_secs),
+                direct: false,
+            };
+            fanout::run(&target, &opts).await?
+        }
+        Scenario::Dm {
+            pairs,
+            rate,
+            steps,
+            duration_secs,
+            warmup_secs,
+        } => {
+            let opts = fanout::FanoutOptions {
+                rooms: pairs,
+                members: 2,
+                senders: pairs * 2,
+                rate,
+                steps,
+                duration: secs(duration_secs),
+                warmup: secs(warmup_secs),
+                direct: true,
+            };
+            fanout::run(&target, &opts).await?
+        }
+        Scenario::History {
+            messages,
+            readers,
+            page,
+            duration_secs,
+        } => {
+            history::run(
+                &target,
+                &history::HistoryOptions {
+                    messages,
+                    readers,
+                    page,
+                    duration: secs(duration_secs),
+                },
+            )
+            .await?
+        }
+        Scenario::Reconnect {
+            clients,
+            room_size,
+            missed,
+            concurrency,
+        } => {
+            reconnect::run(
+                &target,
+                &reconnect::ReconnectOptions {
+                    clients,
+                    room_size,
+                    missed,
+                    concurrency,
+                },
+            )
+            .await?
+        }
+    };
+    println!("{}", report.table());
+    for path in report.write(&cli.out)? {
+        println!("wrote {}", path.display());
+    }
+    if !report.problems.is_empty() {
+        anyhow::bail!("the run saw problems: {}", report.problems.join("; "));
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Results: a table on the terminal, a JSON file, and an SVG plot of throughput and
+//! latency against offered load for scenarios with several load steps.
+
+use std::path::{Path, PathBuf};
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use plotters::prelude::*;
+use serde::Serialize;
+
+/// One scenario's results: one row per load step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub params: serde_json::Value,
+    /// Column names, in display order.
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+    /// Problems seen (lost or duplicated messages, failures): empty on a clean run.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn new(scenario: &str, params: serde_json::Value, columns: &[&str]) -> Report {
+        Report {
+            scenario: scenario.into(),
+            params,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// A value of the last row by column name.
+    pub fn last(&self, column: &str) -> Option<f64> {
+        let i = self.columns.iter().position(|c| c == column)?;
+        self.rows.last().and_then(|r| r.get(i)).copied()
+    }
+
+    /// The table, for people.
+    pub fn table(&self) -> String {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_header(self.columns.clone());
+        for row in &self.rows {
+            t.add_row(row.iter().map(|v| format_value(*v)).collect::<Vec<_>>());
+        }
+        let mut out = format!("{} {}\n{t}", self.scenario, self.params);
+        for p in &self.problems {
+            out.push_str(&format!("\nPROBLEM: {p}"));
+        }
+        out
+    }
+
+    /// Writes `<dir>/<scenario>.json` (and `.svg` with two or more rows); returns the paths.
+    pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let json = dir.join(format!("{}.json", self.scenario));
+        std::fs::write(
+            &json,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
+        let mut paths = vec![json];
+        if self.rows.len() >= 2 {
+            let svg = dir.join(format!("{}.svg", self.scenario));
+            self.plot(&svg)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            paths.push(svg);
+        }
+        Ok(paths)
+    }
+
+    fn column(&self, name: &str) -> Option<Vec<f64>> {
+        let i = self.columns.iter().position(|c| c == name)?;
+        Some(self.rows.iter().map(|r| r[i]).collect())
+    }
+
+    /// Throughput (left) and latency percentiles (right) against the first column.
+    fn plot(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let x = self.column(&self.columns[0]).unwrap_or_default();
+        let root = SVGBackend::new(path, (1100, 450)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (left, right) = root.split_horizontally(550);
+        let x_max = x.iter().cloned().fold(1.0, f64::max) * 1.05;
+
+        let throughput: Vec<(&str, Vec<f64>)> = ["deliveries/s", "msgs/s", "pages/s"]
+            .iter()
+            .filter_map(|c| self.column(c).map(|v| (*c, v)))
+            .collect();
+        let y_max = throughput
+            .iter()
+            .flat_map(|(_, v)| v.iter().cloned())
+            .fold(1.0, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&left)
+            .caption(format!("{}: throughput", self.scenario), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.columns[0].as_str())
+            .y_desc("per second")
+            .draw()?;
+        for (i, (name, ys)) in throughput.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    x.iter().cloned().zip(ys.iter().cloned()),
+                    color.stroke_width(2),
+                ))?
+                .label(*name)
+                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], color));
+        }
+        chart.configure_series_labels().border_style(BLACK).draw()?;
+
+        let latency: Vec<(&str, Vec<f64>)> = self
+            .columns
+            .iter()
+            .filter(|c| c.ends_with(" ms"))
+            .filter_map(|c| self.column(c).map(|v| (c.as_str(), v)))
+            .collect();
+        let l_max = latency
+            .iter()
+            .flat_map(|(_, v)| v.iter().cloned())
+            .fold(1.0, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&right)
+            .caption(format!("{}: latency", self.scenario), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_max, 0.0..l_max)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.columns[0].as_str())
+            .y_desc("ms")
+            .draw()?;
+        for (i, (name, ys)) in latency.iter().enumerate() {
+            let color = Palette99::pick(i + 3).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    x.iter().cloned().zip(ys.iter().cloned()),
+                    color.stroke_width(2),
+                ))?
+                .label(*name)
+                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], color));
+        }
+        chart.configure_series_labels().border_style(BLACK).draw()?;
+        root.present()?;
+        Ok(())
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}

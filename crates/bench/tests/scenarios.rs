@@ -1,0 +1,130 @@
+//! A tiny run of every scenario against a real server, so the load generator never rots.
+
+use std::time::Duration;
+
+use palaver_bench::Target;
+use palaver_bench::scenarios::{connections, fanout, history, reconnect};
+use palaver_server::config::RateLimitConfig;
+use palaver_server::{Application, Config};
+
+/// A server configured as docs/BENCHMARKS.md says (fast hashing, high limits).
+async fn server() -> (Target, tempfile::TempDir, tokio::sync::oneshot::Sender<()>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let many = 10_000_000;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().to_path_buf(),
+        insecure_fast_password_hashing: true,
+        rate_limits: RateLimitConfig {
+            login_per_minute: many,
+            login_burst: many,
+            register_per_minute: many,
+            register_burst: many,
+            send_per_minute: many,
+            send_burst: many,
+            ephemeral_per_minute: many,
+            ephemeral_burst: many,
+            actions_per_minute: many,
+            actions_burst: many,
+        },
+        ..Config::default()
+    };
+    let app = Application::build(config).await.expect("build");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    let mut target = Target::new(&base);
+    target.sources = palaver_bench::loopback_sources(2);
+    (target, dir, tx)
+}
+
+fn clean(report: &palaver_bench::Report) {
+    assert!(report.problems.is_empty(), "{}", report.table());
+    assert!(!report.rows.is_empty());
+    let out = tempfile::tempdir().expect("out");
+    let written = report.write(out.path()).expect("write report");
+    assert!(written.iter().all(|p| p.exists()));
+}
+
+#[tokio::test]
+async fn connections_scenario() {
+    let (target, _dir, _stop) = server().await;
+    let opts = connections::ConnectionsOptions {
+        connections: 50,
+        users: 5,
+        concurrency: 16,
+        hold: Duration::from_millis(200),
+    };
+    let report = connections::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert_eq!(report.last("opened"), Some(50.0));
+    assert!(report.last("server KiB/conn").is_some());
+}
+
+#[tokio::test]
+async fn fanout_and_dm_scenarios() {
+    let (target, _dir, _stop) = server().await;
+    let opts = fanout::FanoutOptions {
+        rooms: 2,
+        members: 5,
+        senders: 2,
+        rate: 40.0,
+        steps: vec![0.5, 1.0],
+        duration: Duration::from_millis(700),
+        warmup: Duration::from_millis(200),
+        direct: false,
+    };
+    let report = fanout::run(&target, &opts).await.expect("fanout");
+    clean(&report);
+    assert!(
+        report.last("deliveries/s").unwrap_or(0.0) > 0.0,
+        "{}",
+        report.table()
+    );
+    let dm = fanout::FanoutOptions {
+        rooms: 3,
+        members: 2,
+        senders: 6,
+        steps: vec![1.0],
+        direct: true,
+        ..opts
+    };
+    let report = fanout::run(&target, &dm).await.expect("dm");
+    clean(&report);
+    assert!(
+        report.last("recv p50 ms").unwrap_or(0.0) > 0.0,
+        "{}",
+        report.table()
+    );
+}
+
+#[tokio::test]
+async fn history_scenario() {
+    let (target, _dir, _stop) = server().await;
+    let opts = history::HistoryOptions {
+        messages: 120,
+        readers: 2,
+        page: 50,
+        duration: Duration::from_millis(500),
+    };
+    let report = history::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert!(report.last("pages/s").unwrap_or(0.0) > 0.0);
+}
+
+#[tokio::test]
+async fn reconnect_scenario() {
+    let (target, _dir, _stop) = server().await;
+    let opts = reconnect::ReconnectOptions {
+        clients: 12,
+        room_size: 4,
+        missed: 5,
+        concurrency: 12,
+    };
+    let report = reconnect::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert_eq!(report.last("resumed"), Some(12.0));
+    assert_eq!(report.last("messages replayed"), Some(12.0 * 5.0));
+}
