@@ -124,13 +124,27 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics_text(State(app): State<AppState>) -> Response {
     metrics::gauge!("palaver_ws_connections").set(app.hub.connections() as f64);
-    app.process.collect();
+        app.process.collect();
+    if let Some(cpu) = process_cpu_seconds() {
+        metrics::gauge!("palaver_process_cpu_seconds").set(cpu);
+    }
     let mut response = app.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+/// CPU time (user + system) of this process with 10 ms resolution, from /proc:
+/// `process_cpu_seconds_total` is whole seconds, too coarse to divide by deliveries.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start at its closing ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    // /proc reports in USER_HZ, which Linux fixes at 100 for user space.
+    Some((utime + stime) / 100.0)
 }
 
 /// This document.

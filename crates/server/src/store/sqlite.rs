@@ -540,16 +540,45 @@ impl Store for SqliteStore {
         let mut tx = self.write.begin().await?;
         let mut out = Vec::with_capacity(batch.len());
         for m in batch {
-            let member = sqlx::query("SELECT 1 FROM members WHERE room_id = ? AND user_id = ?")
-                .bind(m.room_id)
-                .bind(m.sender_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if member.is_none() {
-                out.push(Appended::NotMember);
+            // One statement in the common case: the seq comes from the room, the member
+            // check is part of the SELECT, a used idempotency key inserts nothing (and so
+            // uses no seq), and the `messages_appended` trigger moves `last_seq` and the
+            // sender's markers.
+            let inserted = sqlx::query(
+                "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at) \
+                 SELECT ?1, r.id, r.last_seq + 1, ?3, ?4, ?5, ?6, ?7, ?8 FROM rooms r \
+                 WHERE r.id = ?2 AND EXISTS (SELECT 1 FROM members WHERE room_id = r.id AND user_id = ?3) \
+                 ON CONFLICT DO NOTHING RETURNING seq",
+            )
+            .bind(m.id)
+            .bind(m.room_id)
+            .bind(m.sender_id)
+            .bind(&m.client_msg_id)
+            .bind(m.kind.as_str())
+            .bind(&m.content)
+            .bind(m.media_id)
+            .bind(m.now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = inserted {
+                out.push(Appended::New(Message {
+                    id: m.id,
+                    room_id: m.room_id,
+                    sender_id: m.sender_id,
+                    seq: row.try_get("seq")?,
+                    kind: m.kind,
+                    content: m.content.clone(),
+                    media_id: m.media_id,
+                    client_msg_id: m.client_msg_id.clone(),
+                    timestamp: to_time(m.now_ms),
+                    status: MessageStatus::Sent,
+                    edited_at: None,
+                    deleted: false,
+                }));
                 continue;
             }
-            // Seen inside this transaction too, so a retry within one batch is caught.
+            // Nothing inserted: a retry (the key is taken), or not a member. Seen inside
+            // this transaction too, so a retry within one batch is caught.
             let existing = sqlx::query(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?"
             ))
@@ -558,55 +587,10 @@ impl Store for SqliteStore {
             .bind(&m.client_msg_id)
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some(row) = existing {
-                out.push(Appended::Duplicate(message_from_row(&row)?));
-                continue;
-            }
-            let seq: i64 = sqlx::query("UPDATE rooms SET last_seq = last_seq + 1, last_activity = ? WHERE id = ? RETURNING last_seq")
-                .bind(m.now_ms)
-                .bind(m.room_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("last_seq")?;
-            sqlx::query(
-                "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(m.id)
-            .bind(m.room_id)
-            .bind(seq)
-            .bind(m.sender_id)
-            .bind(&m.client_msg_id)
-            .bind(m.kind.as_str())
-            .bind(&m.content)
-            .bind(m.media_id)
-            .bind(m.now_ms)
-            .execute(&mut *tx)
-            .await?;
-            // Sending implies having seen everything before: the sender's markers move too.
-            sqlx::query(
-                "UPDATE members SET delivered_seq = MAX(delivered_seq, ?1), read_seq = MAX(read_seq, ?1) \
-                 WHERE room_id = ?2 AND user_id = ?3",
-            )
-            .bind(seq)
-            .bind(m.room_id)
-            .bind(m.sender_id)
-            .execute(&mut *tx)
-            .await?;
-            out.push(Appended::New(Message {
-                id: m.id,
-                room_id: m.room_id,
-                sender_id: m.sender_id,
-                seq,
-                kind: m.kind,
-                content: m.content.clone(),
-                media_id: m.media_id,
-                client_msg_id: m.client_msg_id.clone(),
-                timestamp: to_time(m.now_ms),
-                status: MessageStatus::Sent,
-                edited_at: None,
-                deleted: false,
-            }));
+            out.push(match existing {
+                Some(row) => Appended::Duplicate(message_from_row(&row)?),
+                None => Appended::NotMember,
+            });
         }
         tx.commit().await?;
         Ok(out)
