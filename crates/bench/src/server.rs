@@ -37,7 +37,10 @@ pub async fn sample(target: &Target) -> Result<Sample> {
     }
     let get = |k: &str| values.get(k).copied().unwrap_or(0.0);
     Ok(Sample {
-                cpu_seconds: values.get("palaver_process_cpu_seconds").copied().unwrap_or_else(|| get("process_cpu_seconds_total")),
+        cpu_seconds: values
+            .get("palaver_process_cpu_seconds")
+            .copied()
+            .unwrap_or_else(|| get("process_cpu_seconds_total")),
         resident_bytes: get("process_resident_memory_bytes"),
         connections: get("palaver_ws_connections"),
         deliveries: get("palaver_fanout_deliveries_total"),

@@ -97,6 +97,24 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// Pending connections the kernel queues for us. The default of 128 drops SYNs when many
+/// clients connect at once (a reconnect storm), and each dropped SYN costs its client a
+/// one-second retransmit. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?.into_std()?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 impl Application {
     /// Opens the data directory and engines, starts the background tasks and binds.
     pub async fn build(config: Config) -> Result<Application, StartError> {
@@ -113,8 +131,7 @@ impl Application {
             }
             _ => None,
         };
-        let listener = std::net::TcpListener::bind(config.listen)?;
-        listener.set_nonblocking(true)?;
+        let listener = bind(config.listen)?;
         let addr = listener.local_addr()?;
         let core = Core::start(config, store, bus, cache.clone(), &secret).await?;
         let hub = Hub::new(core.clone());

@@ -91,7 +91,9 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format);
             // Every connection is a file descriptor; the default soft limit (1024) is far
             // too low for a chat server.
-            match rlimit::increase_nofile_limit(u64::MAX) {
+            const WANT: u64 = 1 << 20;
+            let raised = rlimit::setrlimit(rlimit::Resource::NOFILE, WANT, WANT).map(|_| WANT);
+            match raised.or_else(|_| rlimit::increase_nofile_limit(u64::MAX)) {
                 Ok(n) => tracing::info!(limit = n, "open-file limit"),
                 Err(err) => tracing::warn!(%err, "could not raise the open-file limit"),
             }

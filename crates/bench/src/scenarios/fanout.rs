@@ -142,6 +142,7 @@ pub async fn run(target: &Target, opts: &FanoutOptions) -> Result<Report> {
         serde_json::to_value(opts).unwrap_or_default(),
         COLUMNS,
     );
+    setup::raise_fd_limit();
     let prefix = setup::run_prefix();
     let users = setup::register_users(target, &prefix, opts.rooms * members).await?;
     let layout: Vec<Vec<usize>> = (0..opts.rooms)

@@ -16,8 +16,10 @@ use crate::http::error::ApiError;
 use crate::service::ServiceError;
 use palaver_proto::ErrorCode;
 
-/// Per-connection socket buffers: small, so an idle connection costs little.
-const READ_BUFFER: usize = 4 * 1024;
+/// Per-connection socket buffers: small, so an idle connection costs little (client frames
+/// are small; the read buffer grows for a large one). 4 KiB → 1 KiB took 3 KiB off each
+/// idle connection (docs/BENCHMARKS.md).
+const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 16 * 1024;
 
 #[derive(Debug, Deserialize)]

@@ -124,7 +124,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics_text(State(app): State<AppState>) -> Response {
     metrics::gauge!("palaver_ws_connections").set(app.hub.connections() as f64);
-        app.process.collect();
+    app.process.collect();
     if let Some(cpu) = process_cpu_seconds() {
         metrics::gauge!("palaver_process_cpu_seconds").set(cpu);
     }
