@@ -108,7 +108,11 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
-    socket.set_reuseaddr(true)?;
+        // Lets a restarted server bind while old connections sit in TIME_WAIT. Not for port 0:
+    // there the kernel may then hand out a port that another socket holds.
+    if addr.port() != 0 {
+        socket.set_reuseaddr(true)?;
+    }
     socket.bind(addr)?;
     let listener = socket.listen(LISTEN_BACKLOG)?.into_std()?;
     listener.set_nonblocking(true)?;

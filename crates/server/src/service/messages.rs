@@ -408,13 +408,8 @@ impl Core {
         let frame = encode(&ServerFrame::MessageUpdated {
             message: message.clone(),
         });
-        self.deliver(Delivery {
-            audience: Audience::Room(message.room_id),
-            frame,
-            room_seq: None,
-            exclude_conn: origin_conn,
-        })
-        .await?;
+        self.deliver(Audience::Room(message.room_id), frame, origin_conn)
+            .await?;
         Ok(message)
     }
 
@@ -445,13 +440,8 @@ impl Core {
         let frame = encode(&ServerFrame::MessageDeleted {
             message: message.clone(),
         });
-        self.deliver(Delivery {
-            audience: Audience::Room(message.room_id),
-            frame,
-            room_seq: None,
-            exclude_conn: origin_conn,
-        })
-        .await?;
+        self.deliver(Audience::Room(message.room_id), frame, origin_conn)
+            .await?;
         Ok(message)
     }
 
@@ -480,28 +470,10 @@ impl Core {
                 status: kind,
                 seq: moved.seq,
             });
-            self.deliver(Delivery {
-                audience: Audience::Room(room),
-                frame,
-                room_seq: None,
-                exclude_conn: None,
-            })
-            .await?;
+            self.deliver(Audience::Room(room), frame, None).await?;
         }
         if moved.summary_after != moved.summary_before {
-            let (delivered_seq, read_seq) = moved.summary_after;
-            let frame = encode(&ServerFrame::ReceiptSummary {
-                room_id: room,
-                delivered_seq,
-                read_seq,
-            });
-            self.deliver(Delivery {
-                audience: Audience::Room(room),
-                frame,
-                room_seq: None,
-                exclude_conn: None,
-            })
-            .await?;
+            self.announce_summary(room, moved.summary_after).await?;
         }
         Ok(moved.seq)
     }
@@ -522,13 +494,7 @@ impl Core {
             user_id: who.user_id,
             active,
         });
-        self.deliver(Delivery {
-            audience: Audience::Room(room),
-            frame,
-            room_seq: None,
-            exclude_conn: origin_conn,
-        })
-        .await
+        self.deliver(Audience::Room(room), frame, origin_conn).await
     }
 }
 

@@ -18,7 +18,7 @@ pub use auth::{Identity, Tokens};
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
 
-use crate::bus::{Bus, BusError, Delivery, Event};
+use crate::bus::{Audience, Bus, BusError, Delivery, Event};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::store::{AuditEntry, Store, StoreError};
@@ -156,11 +156,37 @@ impl Core {
         self.writer.drain().await;
     }
 
-    /// Publishes a frame to an audience.
-    pub(crate) async fn deliver(&self, delivery: Delivery) -> ServiceResult<()> {
+    /// Publishes an encoded frame to an audience (not for new messages: those carry a
+    /// seq and go out from the message writer).
+    pub(crate) async fn deliver(
+        &self,
+        audience: Audience,
+        frame: bytes::Bytes,
+        exclude_conn: Option<Uuid>,
+    ) -> ServiceResult<()> {
         metrics::counter!("palaver_events_published_total").increment(1);
+        let delivery = Delivery {
+            audience,
+            frame,
+            room_seq: None,
+            exclude_conn,
+        };
         self.bus.publish(Event::Deliver(delivery)).await?;
         Ok(())
+    }
+
+    /// Tells a room's members that its receipt summary moved.
+    pub(crate) async fn announce_summary(
+        &self,
+        room: Uuid,
+        (delivered_seq, read_seq): (i64, i64),
+    ) -> ServiceResult<()> {
+        let frame = encode(&palaver_proto::ServerFrame::ReceiptSummary {
+            room_id: room,
+            delivered_seq,
+            read_seq,
+        });
+        self.deliver(Audience::Room(room), frame, None).await
     }
 
     /// Records a security event in the audit log and the `audit` log target.

@@ -6,7 +6,7 @@ use palaver_proto::{LastSeen, Presence, PresenceStatus, ServerFrame};
 use uuid::Uuid;
 
 use super::{Core, Identity, ServiceError, ServiceResult, encode};
-use crate::bus::{Audience, Delivery};
+use crate::bus::Audience;
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
 
@@ -22,13 +22,7 @@ impl Core {
             status,
             last_seen: Some(to_time(last_seen_ms)),
         });
-        self.deliver(Delivery {
-            audience: Audience::PeersOf(user),
-            frame,
-            room_seq: None,
-            exclude_conn: None,
-        })
-        .await
+        self.deliver(Audience::PeersOf(user), frame, None).await
     }
 
     /// A connection of the user opened.

@@ -4,7 +4,7 @@ use palaver_proto::{CreateRoomRequest, Role, Room, RoomMember, ServerFrame};
 use uuid::Uuid;
 
 use super::{Core, Identity, ServiceError, ServiceResult, encode};
-use crate::bus::{Audience, Delivery, Event};
+use crate::bus::{Audience, Event};
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
 use crate::domain::room_name;
@@ -20,6 +20,12 @@ fn member_view(m: &MemberRow) -> RoomMember {
         read_seq: m.read_seq,
         joined_at: to_time(m.joined_at_ms),
     }
+}
+
+/// (min delivered, min read) over the members: the room's receipt summary.
+fn summary_of(members: &[MemberRow]) -> (i64, i64) {
+    let min = |f: fn(&MemberRow) -> i64| members.iter().map(f).min().unwrap_or(0);
+    (min(|m| m.delivered_seq), min(|m| m.read_seq))
 }
 
 /// Whether `actor` may manage members of a group, and change the given member.
@@ -92,25 +98,14 @@ impl Core {
                 room: self.room_view(&row, &members, first.user_id),
             });
             let users = members.iter().map(|m| m.user_id).collect();
-            self.deliver(Delivery {
-                audience: Audience::Users(users),
-                frame,
-                room_seq: None,
-                exclude_conn: None,
-            })
-            .await
+            self.deliver(Audience::Users(users), frame, None).await
         } else {
             for m in &members {
                 let frame = encode(&ServerFrame::RoomUpdated {
                     room: self.room_view(&row, &members, m.user_id),
                 });
-                self.deliver(Delivery {
-                    audience: Audience::Users(vec![m.user_id]),
-                    frame,
-                    room_seq: None,
-                    exclude_conn: None,
-                })
-                .await?;
+                self.deliver(Audience::Users(vec![m.user_id]), frame, None)
+                    .await?;
             }
             Ok(())
         }
@@ -252,10 +247,7 @@ impl Core {
                         true,
                     )
                     .await?;
-                let summary = (
-                    members.iter().map(|m| m.delivered_seq).min().unwrap_or(0),
-                    members.iter().map(|m| m.read_seq).min().unwrap_or(0),
-                );
+                let summary = summary_of(&members);
                 room.last_message = last.into_iter().next().map(|mut m| {
                     m.status = super::messages::status_for(m.seq, summary);
                     m
@@ -396,25 +388,10 @@ impl Core {
             .await;
         }
         // The removed member may have held the room-wide minimum back.
-        let before = (
-            members.iter().map(|m| m.delivered_seq).min().unwrap_or(0),
-            members.iter().map(|m| m.read_seq).min().unwrap_or(0),
-        );
+        let before = summary_of(&members);
         let after = self.store.summary(room).await?;
         if after != before {
-            let (delivered_seq, read_seq) = after;
-            let frame = encode(&ServerFrame::ReceiptSummary {
-                room_id: room,
-                delivered_seq,
-                read_seq,
-            });
-            self.deliver(Delivery {
-                audience: Audience::Room(room),
-                frame,
-                room_seq: None,
-                exclude_conn: None,
-            })
-            .await?;
+            self.announce_summary(room, after).await?;
         }
         let action = if leaving {
             "room.leave"
@@ -429,13 +406,8 @@ impl Core {
         )
         .await;
         let frame = encode(&ServerFrame::RoomLeft { room_id: room });
-        self.deliver(Delivery {
-            audience: Audience::Users(vec![target]),
-            frame,
-            room_seq: None,
-            exclude_conn: None,
-        })
-        .await?;
+        self.deliver(Audience::Users(vec![target]), frame, None)
+            .await?;
         self.announce_room(room).await
     }
 
@@ -488,8 +460,7 @@ impl Core {
         room: Uuid,
     ) -> ServiceResult<palaver_proto::ReceiptsResponse> {
         let (_, members, _) = self.member_room(who, room).await?;
-        let delivered_seq = members.iter().map(|m| m.delivered_seq).min().unwrap_or(0);
-        let read_seq = members.iter().map(|m| m.read_seq).min().unwrap_or(0);
+        let (delivered_seq, read_seq) = summary_of(&members);
         Ok(palaver_proto::ReceiptsResponse {
             room_id: room,
             delivered_seq,

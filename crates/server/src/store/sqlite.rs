@@ -63,14 +63,36 @@ impl SqliteStore {
         message_from_row(&row)
     }
 
-    async fn summary_in(tx: &mut Transaction<'_, Sqlite>, room: Uuid) -> StoreResult<(i64, i64)> {
+    /// (min delivered, min read) over the room's members, inside a transaction or not.
+    async fn summary_on<'e>(
+        db: impl sqlx::Executor<'e, Database = Sqlite>,
+        room: Uuid,
+    ) -> StoreResult<(i64, i64)> {
         let row = sqlx::query(
             "SELECT COALESCE(MIN(delivered_seq), 0) AS d, COALESCE(MIN(read_seq), 0) AS r FROM members WHERE room_id = ?",
         )
         .bind(room)
-        .fetch_one(&mut **tx)
+        .fetch_one(db)
         .await?;
         Ok((row.try_get("d")?, row.try_get("r")?))
+    }
+
+    /// Stores a refresh token (its hash) for a session.
+    async fn insert_refresh(
+        tx: &mut Transaction<'_, Sqlite>,
+        hash: &[u8],
+        session_id: Uuid,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(hash)
+        .bind(session_id)
+        .bind(expires_ms)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 }
 
@@ -248,14 +270,7 @@ impl Store for SqliteStore {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
-        )
-        .bind(refresh_hash)
-        .bind(session_id)
-        .bind(expires_ms)
-        .execute(&mut *tx)
-        .await?;
+        Self::insert_refresh(&mut tx, refresh_hash, session_id, expires_ms).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -303,14 +318,7 @@ impl Store for SqliteStore {
             .bind(old_hash)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
-        )
-        .bind(new_hash)
-        .bind(session_id)
-        .bind(expires_ms)
-        .execute(&mut *tx)
-        .await?;
+        Self::insert_refresh(&mut tx, new_hash, session_id, expires_ms).await?;
         tx.commit().await?;
         Ok(RefreshOutcome::Rotated {
             session_id,
@@ -690,7 +698,7 @@ impl Store for SqliteStore {
         let delivered: i64 = row.try_get("delivered_seq")?;
         let read: i64 = row.try_get("read_seq")?;
         let target = seq.min(last_seq);
-        let before = Self::summary_in(&mut tx, room).await?;
+        let before = Self::summary_on(&mut *tx, room).await?;
         // Reading implies delivery: a read marker drags the delivered marker along.
         let (new_delivered, new_read) = match kind {
             ReceiptKind::Delivered => (delivered.max(target), read),
@@ -706,7 +714,7 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let after = Self::summary_in(&mut tx, room).await?;
+        let after = Self::summary_on(&mut *tx, room).await?;
         tx.commit().await?;
         let seq = match kind {
             ReceiptKind::Delivered => new_delivered,
@@ -721,13 +729,7 @@ impl Store for SqliteStore {
     }
 
     async fn summary(&self, room: Uuid) -> StoreResult<(i64, i64)> {
-        let row = sqlx::query(
-            "SELECT COALESCE(MIN(delivered_seq), 0) AS d, COALESCE(MIN(read_seq), 0) AS r FROM members WHERE room_id = ?",
-        )
-        .bind(room)
-        .fetch_one(&self.read)
-        .await?;
-        Ok((row.try_get("d")?, row.try_get("r")?))
+        Self::summary_on(&self.read, room).await
     }
 
     async fn audit(&self, entry: AuditEntry, now_ms: i64) -> StoreResult<()> {
