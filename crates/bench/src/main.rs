@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use palaver_bench::scenarios::{connections, fanout, history, reconnect};
+use palaver_bench::scenarios::{connections, fanout, history, ingest, reconnect};
 use palaver_bench::{Report, Target, loopback_sources};
 
 #[derive(Parser)]
@@ -73,6 +73,15 @@ enum Scenario {
         duration_secs: u64,
         #[arg(long, default_value_t = 2)]
         warmup_secs: u64,
+    },
+    /// Durable ingest: sockets each keeping a window of sends in flight.
+    Ingest {
+        #[arg(long, default_value_t = 8)]
+        senders: usize,
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
     },
     /// Page through a long room's history with many readers.
     History {
@@ -164,6 +173,21 @@ async fn main() -> anyhow::Result<()> {
                 direct: true,
             };
             fanout::run(&target, &opts).await?
+        }
+        Scenario::Ingest {
+            senders,
+            window,
+            duration_secs,
+        } => {
+            ingest::run(
+                &target,
+                &ingest::IngestOptions {
+                    senders,
+                    window,
+                    duration: secs(duration_secs),
+                },
+            )
+            .await?
         }
         Scenario::History {
             messages,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use palaver_bench::Target;
-use palaver_bench::scenarios::{connections, fanout, history, reconnect};
+use palaver_bench::scenarios::{connections, fanout, history, ingest, reconnect};
 use palaver_server::config::RateLimitConfig;
 use palaver_server::{Application, Config};
 
@@ -127,4 +127,21 @@ async fn reconnect_scenario() {
     clean(&report);
     assert_eq!(report.last("resumed"), Some(12.0));
     assert_eq!(report.last("messages replayed"), Some(12.0 * 5.0));
+}
+
+#[tokio::test]
+async fn ingest_scenario() {
+    let (target, _dir, _stop) = server().await;
+    let opts = ingest::IngestOptions {
+        senders: 2,
+        window: 8,
+        duration: Duration::from_millis(500),
+    };
+    let report = ingest::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert!(
+        report.last("acked msgs/s").unwrap_or(0.0) > 0.0,
+        "{}",
+        report.table()
+    );
 }

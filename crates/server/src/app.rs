@@ -50,8 +50,11 @@ pub struct Application {
 
 /// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
 fn metrics_handle() -> Result<PrometheusHandle, StartError> {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    if let Some(h) = HANDLE.get() {
+    // A lock, not a OnceLock: two servers starting at once in one process (tests) must
+    // not both try to install the recorder.
+    static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+    let mut slot = HANDLE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(h) = slot.as_ref() {
         return Ok(h.clone());
     }
     let buckets = [
@@ -59,15 +62,9 @@ fn metrics_handle() -> Result<PrometheusHandle, StartError> {
     ];
     let handle = PrometheusBuilder::new()
         .set_buckets(&buckets)
-        .map_err(|e| StartError::Metrics(e.to_string()))?
-        .install_recorder()
-        .or_else(|e| {
-            HANDLE
-                .get()
-                .cloned()
-                .ok_or_else(|| StartError::Metrics(e.to_string()))
-        })?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| StartError::Metrics(e.to_string()))?;
+    Ok(slot.insert(handle).clone())
 }
 
 /// The token-signing secret: configured, or generated once and kept in the data dir.
@@ -108,7 +105,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
-        // Lets a restarted server bind while old connections sit in TIME_WAIT. Not for port 0:
+    // Lets a restarted server bind while old connections sit in TIME_WAIT. Not for port 0:
     // there the kernel may then hand out a port that another socket holds.
     if addr.port() != 0 {
         socket.set_reuseaddr(true)?;

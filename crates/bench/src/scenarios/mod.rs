@@ -4,6 +4,7 @@
 pub mod connections;
 pub mod fanout;
 pub mod history;
+pub mod ingest;
 pub mod reconnect;
 
 /// The number after `key` in a frame's text, e.g. `"content":"t=` → 123.

@@ -5,6 +5,7 @@
 //! time anyway, and queueing in the pool avoids `SQLITE_BUSY` on lock upgrades. Reads use
 //! their own pool and run beside the writer (WAL readers never block it).
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -94,6 +95,15 @@ impl SqliteStore {
         .await?;
         Ok(())
     }
+}
+
+/// Rows per multi-row statement: 9 parameters each stays far below SQLite's limit.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// `(?, ?), (?, ?), …`: `rows` groups of `width` placeholders.
+fn placeholders(rows: usize, width: usize) -> String {
+    let group = format!("({})", vec!["?"; width].join(", "));
+    vec![group; rows].join(", ")
 }
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
@@ -545,35 +555,97 @@ impl Store for SqliteStore {
     }
 
     async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
+        // A batch costs a fixed handful of statements, not a few per message: every
+        // statement is a round trip to sqlx's SQLite worker thread, and those hand-offs,
+        // not SQLite, were most of the CPU per message. Seqs are assigned here from the
+        // rooms' `last_seq`, read inside the same write transaction on the only write
+        // connection, so nothing else can take one meanwhile; the unique indexes still
+        // refuse a reused seq or key if that ever stopped being true.
         let mut tx = self.write.begin().await?;
+        let mut members = HashSet::new();
+        let mut existing = HashMap::new();
+        let mut last_seq = HashMap::new();
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let pairs: HashSet<(Uuid, Uuid)> =
+                chunk.iter().map(|m| (m.room_id, m.sender_id)).collect();
+            let sql = format!(
+                "SELECT room_id, user_id FROM members WHERE (room_id, user_id) IN (VALUES {})",
+                placeholders(pairs.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for (room, user) in &pairs {
+                q = q.bind(*room).bind(*user);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                members.insert((
+                    row.try_get::<Uuid, _>("room_id")?,
+                    row.try_get::<Uuid, _>("user_id")?,
+                ));
+            }
+
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (room_id, sender_id, client_msg_id) IN (VALUES {})",
+                placeholders(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for m in chunk {
+                q = q.bind(m.room_id).bind(m.sender_id).bind(&m.client_msg_id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let message = message_from_row(&row)?;
+                existing.insert(
+                    (
+                        message.room_id,
+                        message.sender_id,
+                        message.client_msg_id.clone(),
+                    ),
+                    message,
+                );
+            }
+
+            let rooms: HashSet<Uuid> = chunk
+                .iter()
+                .map(|m| m.room_id)
+                .filter(|r| !last_seq.contains_key(r))
+                .collect();
+            if !rooms.is_empty() {
+                let sql = format!(
+                    "SELECT id, last_seq FROM rooms WHERE id IN ({})",
+                    placeholders(rooms.len(), 1).replace(['(', ')'], "")
+                );
+                let mut q = sqlx::query(&sql);
+                for room in &rooms {
+                    q = q.bind(*room);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    last_seq.insert(
+                        row.try_get::<Uuid, _>("id")?,
+                        row.try_get::<i64, _>("last_seq")?,
+                    );
+                }
+            }
+        }
+
         let mut out = Vec::with_capacity(batch.len());
+        // Keys first used in this batch, to answer a retry inside the same batch.
+        let mut fresh: HashMap<(Uuid, Uuid, &str), usize> = HashMap::new();
         for m in batch {
-            // One statement in the common case: the seq comes from the room, the member
-            // check is part of the SELECT, a used idempotency key inserts nothing (and so
-            // uses no seq), and the `messages_appended` trigger moves `last_seq` and the
-            // sender's markers.
-            let inserted = sqlx::query(
-                "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at) \
-                 SELECT ?1, r.id, r.last_seq + 1, ?3, ?4, ?5, ?6, ?7, ?8 FROM rooms r \
-                 WHERE r.id = ?2 AND EXISTS (SELECT 1 FROM members WHERE room_id = r.id AND user_id = ?3) \
-                 ON CONFLICT DO NOTHING RETURNING seq",
-            )
-            .bind(m.id)
-            .bind(m.room_id)
-            .bind(m.sender_id)
-            .bind(&m.client_msg_id)
-            .bind(m.kind.as_str())
-            .bind(&m.content)
-            .bind(m.media_id)
-            .bind(m.now_ms)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = inserted {
+            let key = (m.room_id, m.sender_id, m.client_msg_id.as_str());
+            if let Some(message) = existing.get(&(m.room_id, m.sender_id, m.client_msg_id.clone()))
+            {
+                out.push(Appended::Duplicate(message.clone()));
+            } else if let Some(Appended::New(first)) = fresh.get(&key).map(|i| &out[*i]) {
+                out.push(Appended::Duplicate(first.clone()));
+            } else if !members.contains(&(m.room_id, m.sender_id)) {
+                out.push(Appended::NotMember);
+            } else if let Some(last) = last_seq.get_mut(&m.room_id) {
+                *last += 1;
+                fresh.insert(key, out.len());
                 out.push(Appended::New(Message {
                     id: m.id,
                     room_id: m.room_id,
                     sender_id: m.sender_id,
-                    seq: row.try_get("seq")?,
+                    seq: *last,
                     kind: m.kind,
                     content: m.content.clone(),
                     media_id: m.media_id,
@@ -583,22 +655,43 @@ impl Store for SqliteStore {
                     edited_at: None,
                     deleted: false,
                 }));
-                continue;
+            } else {
+                out.push(Appended::NotMember);
             }
-            // Nothing inserted: a retry (the key is taken), or not a member. Seen inside
-            // this transaction too, so a retry within one batch is caught.
-            let existing = sqlx::query(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?"
-            ))
-            .bind(m.room_id)
-            .bind(m.sender_id)
-            .bind(&m.client_msg_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            out.push(match existing {
-                Some(row) => Appended::Duplicate(message_from_row(&row)?),
-                None => Appended::NotMember,
-            });
+        }
+
+        // One multi-row INSERT per chunk; the `messages_appended` trigger moves each
+        // room's last_seq and each sender's markers, row by row, inside SQLite.
+        let new: Vec<&Message> = out
+            .iter()
+            .filter_map(|a| {
+                if let Appended::New(m) = a {
+                    Some(m)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for chunk in new.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at) VALUES {}",
+                placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(&sql);
+            for m in chunk {
+                let created = (m.timestamp.unix_timestamp_nanos() / 1_000_000) as i64;
+                q = q
+                    .bind(m.id)
+                    .bind(m.room_id)
+                    .bind(m.seq)
+                    .bind(m.sender_id)
+                    .bind(&m.client_msg_id)
+                    .bind(m.kind.as_str())
+                    .bind(&m.content)
+                    .bind(m.media_id)
+                    .bind(created);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(out)
