@@ -197,3 +197,42 @@ async fn kill_dash_nine_loses_no_acknowledged_message() {
     );
     drop(server);
 }
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_going_away_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start_binary(dir.path()).await;
+    let anon = Client::new(&server.base).expect("client");
+    let alice = anon.register("alice", PASSWORD, None).await.expect("alice");
+    let mut socket = anon
+        .with_token(alice.access_token.clone())
+        .connect()
+        .await
+        .expect("connect");
+    socket.next_within(WAIT).await.expect("hello");
+
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let closed = loop {
+        match socket.next_within(WAIT).await {
+            Ok(_) => continue,
+            Err(palaver_client::ClientError::Closed(frame)) => break frame,
+            Err(other) => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(closed.map(|(code, _)| code), Some(1001), "going away");
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait();
+        (server, status)
+    })
+    .await
+    .expect("wait");
+    assert!(
+        exit.1.expect("exit status").success(),
+        "palaver exits 0 after SIGTERM"
+    );
+}
