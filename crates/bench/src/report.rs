@@ -76,23 +76,47 @@ impl Report {
 
     /// Throughput (left) and latency percentiles (right) against the first column.
     fn plot(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-        let x = self.column(&self.columns[0]).unwrap_or_default();
         let root = SVGBackend::new(path, (1100, 450)).into_drawing_area();
         root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(550);
-        let x_max = x.iter().cloned().fold(1.0, f64::max) * 1.05;
+        let throughput: Vec<&str> = ["deliveries/s", "msgs/s", "pages/s"]
+            .into_iter()
+            .filter(|c| self.columns.iter().any(|k| k == c))
+            .collect();
+        self.chart(&left, "throughput", "per second", &throughput, 0)?;
+        let latency: Vec<&str> = self
+            .columns
+            .iter()
+            .map(String::as_str)
+            .filter(|c| c.ends_with(" ms"))
+            .collect();
+        self.chart(&right, "latency", "ms", &latency, 3)?;
+        root.present()?;
+        Ok(())
+    }
 
-        let throughput: Vec<(&str, Vec<f64>)> = ["deliveries/s", "msgs/s", "pages/s"]
+    /// One chart: the named columns as lines against the first column.
+    fn chart(
+        &self,
+        area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+        what: &str,
+        unit: &str,
+        columns: &[&str],
+        palette: usize,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let x = self.column(&self.columns[0]).unwrap_or_default();
+        let series: Vec<(&str, Vec<f64>)> = columns
             .iter()
             .filter_map(|c| self.column(c).map(|v| (*c, v)))
             .collect();
-        let y_max = throughput
+        let x_max = x.iter().cloned().fold(1.0, f64::max) * 1.05;
+        let y_max = series
             .iter()
             .flat_map(|(_, v)| v.iter().cloned())
             .fold(1.0, f64::max)
             * 1.1;
-        let mut chart = ChartBuilder::on(&left)
-            .caption(format!("{}: throughput", self.scenario), ("sans-serif", 18))
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{}: {what}", self.scenario), ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
@@ -100,10 +124,10 @@ impl Report {
         chart
             .configure_mesh()
             .x_desc(self.columns[0].as_str())
-            .y_desc("per second")
+            .y_desc(unit)
             .draw()?;
-        for (i, (name, ys)) in throughput.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+        for (i, (name, ys)) in series.iter().enumerate() {
+            let color = Palette99::pick(i + palette).to_rgba();
             chart
                 .draw_series(LineSeries::new(
                     x.iter().cloned().zip(ys.iter().cloned()),
@@ -113,41 +137,6 @@ impl Report {
                 .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], color));
         }
         chart.configure_series_labels().border_style(BLACK).draw()?;
-
-        let latency: Vec<(&str, Vec<f64>)> = self
-            .columns
-            .iter()
-            .filter(|c| c.ends_with(" ms"))
-            .filter_map(|c| self.column(c).map(|v| (c.as_str(), v)))
-            .collect();
-        let l_max = latency
-            .iter()
-            .flat_map(|(_, v)| v.iter().cloned())
-            .fold(1.0, f64::max)
-            * 1.1;
-        let mut chart = ChartBuilder::on(&right)
-            .caption(format!("{}: latency", self.scenario), ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..x_max, 0.0..l_max)?;
-        chart
-            .configure_mesh()
-            .x_desc(self.columns[0].as_str())
-            .y_desc("ms")
-            .draw()?;
-        for (i, (name, ys)) in latency.iter().enumerate() {
-            let color = Palette99::pick(i + 3).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    x.iter().cloned().zip(ys.iter().cloned()),
-                    color.stroke_width(2),
-                ))?
-                .label(*name)
-                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], color));
-        }
-        chart.configure_series_labels().border_style(BLACK).draw()?;
-        root.present()?;
         Ok(())
     }
 }

@@ -53,17 +53,6 @@ impl SqliteStore {
         Ok(Self { write, read })
     }
 
-    async fn message_in(tx: &mut Transaction<'_, Sqlite>, id: Uuid) -> StoreResult<Message> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound("message"))?;
-        message_from_row(&row)
-    }
-
     /// (min delivered, min read) over the room's members, inside a transaction or not.
     async fn summary_on<'e>(
         db: impl sqlx::Executor<'e, Database = Sqlite>,
@@ -708,30 +697,27 @@ impl Store for SqliteStore {
     }
 
     async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "UPDATE messages SET content = ?, edited_at = ? WHERE id = ? AND deleted_at IS NULL",
-        )
+        let row = sqlx::query(&format!(
+            "UPDATE messages SET content = ?, edited_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
+        ))
         .bind(content)
         .bind(now_ms)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_optional(&self.write)
         .await?;
-        let message = Self::message_in(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(message)
+        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
     }
 
     async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE messages SET content = '', media_id = NULL, deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(now_ms)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let message = Self::message_in(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(message)
+        let row = sqlx::query(&format!(
+            "UPDATE messages SET content = '', media_id = NULL, deleted_at = ? WHERE id = ? AND deleted_at IS NULL \
+             RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.write)
+        .await?;
+        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
     }
 
     async fn messages(
