@@ -1111,96 +1111,29 @@ async fn a_non_member_is_denied_everything_about_a_room() {
 async fn websocket_origins_are_checked() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
+    let own = format!("http://{}", app.addr);
 
-    let err = alice
-        .api
-        .connect_with_origin(Some("http://evil.example"))
-        .await
-        .err()
-        .expect("refused");
-    assert!(
-        matches!(
-            err,
-            ClientError::Api {
-                status: 403,
-                code: ErrorCode::OriginForbidden,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    origin_refused(&alice, "http://evil.example").await;
     // A look-alike of the server's own origin is not it.
-    let look_alike = format!("http://{}.evil.example", app.addr);
-    let err = alice
-        .api
-        .connect_with_origin(Some(&look_alike))
-        .await
-        .err()
-        .expect("refused");
-    assert!(
-        matches!(
-            err,
-            ClientError::Api {
-                status: 403,
-                code: ErrorCode::OriginForbidden,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let err = alice
-        .api
-        .connect_with_origin(Some("null"))
-        .await
-        .err()
-        .expect("refused");
-    assert!(
-        matches!(
-            err,
-            ClientError::Api {
-                status: 403,
-                code: ErrorCode::OriginForbidden,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-
+    origin_refused(&alice, &format!("http://{}.evil.example", app.addr)).await;
+    origin_refused(&alice, "null").await;
     // The server's own origin, and no Origin at all (not a browser).
-    let mut same = alice
-        .api
-        .connect_with_origin(Some(&format!("http://{}", app.addr)))
-        .await
-        .expect("same origin");
-    assert!(matches!(
-        same.next_within(WAIT).await.expect("hello"),
-        ServerFrame::Hello { .. }
-    ));
-    let mut none = alice
-        .api
-        .connect_with_origin(None)
-        .await
-        .expect("no origin");
-    assert!(matches!(
-        none.next_within(WAIT).await.expect("hello"),
-        ServerFrame::Hello { .. }
-    ));
+    origin_accepted(&alice, Some(&own)).await;
+    origin_accepted(&alice, None).await;
 
     // An allow-list lets that origin in, and still no other.
     let app = spawn_app_with(|c| c.allowed_origins = vec!["http://app.example".into()]).await;
     let alice = app.user("alice").await;
-    let mut allowed = alice
+    origin_accepted(&alice, Some("http://app.example")).await;
+    origin_refused(&alice, "http://evil.example").await;
+    origin_accepted(&alice, Some(&format!("http://{}", app.addr))).await;
+}
+
+/// A browser handshake from `origin` is refused with 403 origin_forbidden.
+async fn origin_refused(user: &TestUser, origin: &str) {
+    let err = user
         .api
-        .connect_with_origin(Some("http://app.example"))
-        .await
-        .expect("allowed origin");
-    assert!(matches!(
-        allowed.next_within(WAIT).await.expect("hello"),
-        ServerFrame::Hello { .. }
-    ));
-    let err = alice
-        .api
-        .connect_with_origin(Some("http://evil.example"))
+        .connect_with_origin(Some(origin))
         .await
         .err()
         .expect("refused");
@@ -1213,17 +1146,24 @@ async fn websocket_origins_are_checked() {
                 ..
             }
         ),
-        "{err:?}"
+        "{origin}: {err:?}"
     );
-    let mut same = alice
+}
+
+/// A handshake from `origin` (or none) is accepted and greeted with `hello`.
+async fn origin_accepted(user: &TestUser, origin: Option<&str>) {
+    let mut socket = user
         .api
-        .connect_with_origin(Some(&format!("http://{}", app.addr)))
+        .connect_with_origin(origin)
         .await
-        .expect("same origin");
-    assert!(matches!(
-        same.next_within(WAIT).await.expect("hello"),
-        ServerFrame::Hello { .. }
-    ));
+        .expect("accepted");
+    assert!(
+        matches!(
+            socket.next_within(WAIT).await.expect("hello"),
+            ServerFrame::Hello { .. }
+        ),
+        "{origin:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,6 +12,22 @@ fn is_receipt_from(user: Uuid, kind: ReceiptKind) -> impl Fn(&ServerFrame) -> bo
     move |f| matches!(f, ServerFrame::Receipt { user_id, status, .. } if *user_id == user && *status == kind)
 }
 
+/// The next `receipt.summary` on the socket, as (deliveredSeq, readSeq).
+async fn next_summary(socket: &mut palaver_client::Socket) -> (i64, i64) {
+    match socket
+        .wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. }))
+        .await
+        .expect("summary")
+    {
+        ServerFrame::ReceiptSummary {
+            delivered_seq,
+            read_seq,
+            ..
+        } => (delivered_seq, read_seq),
+        _ => unreachable!(),
+    }
+}
+
 #[tokio::test]
 async fn direct_message_with_receipts_sent_delivered_read() {
     let app = spawn_app().await;
@@ -39,18 +55,7 @@ async fn direct_message_with_receipts_sent_delivered_read() {
         ServerFrame::Receipt { room_id, seq, .. } => assert_eq!((room_id, seq), (room.id, 1)),
         _ => unreachable!(),
     }
-    match a
-        .wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. }))
-        .await
-        .expect("summary")
-    {
-        ServerFrame::ReceiptSummary {
-            delivered_seq,
-            read_seq,
-            ..
-        } => assert_eq!((delivered_seq, read_seq), (1, 0)),
-        _ => unreachable!(),
-    }
+    assert_eq!(next_summary(&mut a).await, (1, 0));
     let history = alice
         .api
         .history(room.id, None, None, None)
@@ -62,18 +67,7 @@ async fn direct_message_with_receipts_sent_delivered_read() {
     a.wait_for(WAIT, is_receipt_from(bob.id, ReceiptKind::Read))
         .await
         .expect("read");
-    match a
-        .wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. }))
-        .await
-        .expect("summary")
-    {
-        ServerFrame::ReceiptSummary {
-            delivered_seq,
-            read_seq,
-            ..
-        } => assert_eq!((delivered_seq, read_seq), (1, 1)),
-        _ => unreachable!(),
-    }
+    assert_eq!(next_summary(&mut a).await, (1, 1));
     let history = alice
         .api
         .history(room.id, None, None, None)
@@ -133,18 +127,7 @@ async fn group_of_five_with_receipts_from_each() {
     // The summary reaches 1 only once the last member has read it.
     let mut last = (0, 0);
     while last != (1, 1) {
-        match sender
-            .wait_for(WAIT, |f| matches!(f, ServerFrame::ReceiptSummary { .. }))
-            .await
-            .expect("summary")
-        {
-            ServerFrame::ReceiptSummary {
-                delivered_seq,
-                read_seq,
-                ..
-            } => last = (delivered_seq, read_seq),
-            _ => unreachable!(),
-        }
+        last = next_summary(&mut sender).await;
     }
     let history = alice
         .api
