@@ -285,6 +285,9 @@ pub struct Message {
     pub content: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_id: Option<Uuid>,
+    /// What `mediaId` names: type, size, dimensions and where to fetch it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<Media>,
     /// The sender's idempotency key.
     pub client_msg_id: String,
     /// When the server stored it.
@@ -300,6 +303,48 @@ pub struct Message {
     /// True once the sender deleted it; the content is gone, the seq stays.
     #[serde(default)]
     pub deleted: bool,
+}
+
+/// An uploaded file: `POST /api/v1/media/upload` answers with one, and messages of type
+/// image/video/audio/file carry one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Media {
+    pub id: Uuid,
+    /// Serves the bytes (`GET`, with Range support) to the uploader and to members of rooms
+    /// where it was shared. Relative to the server.
+    pub url: String,
+    /// A small JPEG or PNG preview (images only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    /// Decided by the server from the bytes, not from what the client said.
+    pub mime_type: String,
+    /// Which message type may carry it (`file` may carry any).
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    /// Bytes as stored (images: after their metadata was removed).
+    pub size: u64,
+    /// Hex SHA-256 of the stored bytes.
+    pub sha256: String,
+    /// The name the uploader gave it, without any directory.
+    pub filename: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Query of `POST /api/v1/media/upload` when the body is the raw file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema, IntoParams))]
+#[serde(rename_all = "camelCase")]
+pub struct UploadQuery {
+    /// The file's name (a multipart upload takes it from the `file` part instead).
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 /// `POST /api/v1/messages/send`.

@@ -17,9 +17,12 @@ use rand::RngCore;
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
 use crate::cache::memory::MemoryCache;
-use crate::config::Config;
+use crate::config::{Config, MediaBackend};
 use crate::gateway::hub::Hub;
 use crate::http::{AppState, router};
+use crate::media::local::LocalMediaStore;
+use crate::media::s3::S3MediaStore;
+use crate::media::{MediaError, MediaStore};
 use crate::service::{Core, ServiceError};
 use crate::store::StoreError;
 use crate::store::sqlite::SqliteStore;
@@ -33,6 +36,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
     #[error("metrics: {0}")]
     Metrics(String),
 }
@@ -124,19 +129,39 @@ impl Application {
         let store = Arc::new(SqliteStore::open(&config.data_dir.join("palaver.db")).await?);
         let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(BUS_CAPACITY));
         let cache = Arc::new(MemoryCache::new(&config.rate_limits));
+        let media: Arc<dyn MediaStore> = match config.media.backend {
+            MediaBackend::Local => Arc::new(LocalMediaStore::open(
+                &config.data_dir.join("media").join("objects"),
+                &config.data_dir.join("media").join("tmp"),
+            )?),
+            MediaBackend::S3 => Arc::new(S3MediaStore::open(&config.media)?),
+        };
         let events = bus.subscribe();
+        // One TLS implementation for the whole process (the S3 client's included), so
+        // none has to guess which is meant.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
-                let _ = rustls::crypto::ring::default_provider().install_default();
                 Some(RustlsConfig::from_pem_file(cert, key).await?)
             }
             _ => None,
         };
         let listener = bind(config.listen)?;
         let addr = listener.local_addr()?;
-        let core = Core::start(config, store, bus, cache.clone(), &secret).await?;
+        let core = Core::start(config, store, bus, cache.clone(), media, &secret).await?;
         let hub = Hub::new(core.clone());
         tokio::spawn(hub.clone().run(events));
+        let sweeper = core.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_secs(sweeper.config.media.gc_interval_secs);
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(err) = sweeper.collect_orphan_media().await {
+                    tracing::warn!(%err, "orphan media sweep failed");
+                }
+            }
+        });
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {

@@ -66,6 +66,87 @@ pub struct Config {
     /// Hash new passwords with the cheapest argon2id parameters, so load tests can
     /// register thousands of users quickly. Never in production. Default false.
     pub insecure_fast_password_hashing: bool,
+    /// Uploaded files: where they are kept and how large they may be.
+    pub media: MediaConfig,
+}
+
+/// Where media lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaBackend {
+    /// `<data_dir>/media`, content-addressed.
+    Local,
+    /// An S3-compatible object store (`s3_*` options).
+    S3,
+}
+
+/// Media uploads and their storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// `local` (default) or `s3`.
+    pub backend: MediaBackend,
+    /// Largest image, bytes. Default 20 MiB.
+    pub max_image_bytes: u64,
+    /// Largest video, bytes. Default 100 MiB.
+    pub max_video_bytes: u64,
+    /// Largest audio file, bytes. Default 25 MiB.
+    pub max_audio_bytes: u64,
+    /// Largest other file, bytes. Default 50 MiB.
+    pub max_file_bytes: u64,
+    /// Largest image decoded for a thumbnail, pixels (width × height). Default 50,000,000.
+    pub max_image_pixels: u64,
+    /// Longest side of a thumbnail, pixels. Default 320.
+    pub thumbnail_px: u32,
+    /// Uploads never sent in a message are deleted after this many seconds. Default 86400.
+    pub orphan_ttl_secs: u64,
+    /// Seconds between sweeps for such orphans. Default 3600.
+    pub gc_interval_secs: u64,
+    /// S3 endpoint, e.g. `http://127.0.0.1:8333`. Default none (AWS).
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket. Default `palaver-media`.
+    pub s3_bucket: String,
+    /// S3 region. Default `us-east-1`.
+    pub s3_region: String,
+    /// S3 access key id. Default none: `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret key. Default none: `AWS_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key: Option<String>,
+    /// Allow a plain-HTTP endpoint (tests, a store on the same host). Default false.
+    pub s3_allow_http: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
+        Self {
+            backend: MediaBackend::Local,
+            max_image_bytes: 20 * MIB,
+            max_video_bytes: 100 * MIB,
+            max_audio_bytes: 25 * MIB,
+            max_file_bytes: 50 * MIB,
+            max_image_pixels: 50_000_000,
+            thumbnail_px: 320,
+            orphan_ttl_secs: 24 * 3600,
+            gc_interval_secs: 3600,
+            s3_endpoint: None,
+            s3_bucket: "palaver-media".into(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: false,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The largest upload of any type: the limit while the type is not known yet.
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_image_bytes
+            .max(self.max_video_bytes)
+            .max(self.max_audio_bytes)
+            .max(self.max_file_bytes)
+    }
 }
 
 /// Log line format.
@@ -138,6 +219,7 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             rate_limits: RateLimitConfig::default(),
             insecure_fast_password_hashing: false,
+            media: MediaConfig::default(),
         }
     }
 }
@@ -174,6 +256,9 @@ impl Config {
         if c.jwt_secret.is_some() {
             c.jwt_secret = Some("<redacted>".into());
         }
+        if c.media.s3_secret_access_key.is_some() {
+            c.media.s3_secret_access_key = Some("<redacted>".into());
+        }
         c
     }
 
@@ -199,6 +284,11 @@ impl Config {
         if self.max_frame_bytes > self.max_ws_message_bytes {
             return Err(ConfigError::Rule(
                 "max_frame_bytes must not exceed max_ws_message_bytes".into(),
+            ));
+        }
+        if self.media.thumbnail_px == 0 || self.media.gc_interval_secs == 0 {
+            return Err(ConfigError::Rule(
+                "media.thumbnail_px and media.gc_interval_secs must be positive".into(),
             ));
         }
         Ok(())

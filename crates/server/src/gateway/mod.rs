@@ -7,9 +7,8 @@ pub mod hub;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderMap;
-use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::http::header::{HOST, ORIGIN};
 use axum::response::Response;
-use serde::Deserialize;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -21,13 +20,6 @@ use palaver_proto::ErrorCode;
 /// idle connection (docs/BENCHMARKS.md).
 const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 16 * 1024;
-
-#[derive(Debug, Deserialize)]
-pub struct WsQuery {
-    /// Browsers cannot set headers on a WebSocket, so the access token may come here.
-    #[serde(default)]
-    access_token: Option<String>,
-}
 
 /// Whether a browser page at `Origin` may open a socket: no Origin (not a browser), the
 /// server's own origin, or one on the allow-list.
@@ -65,16 +57,7 @@ pub async fn upgrade(
         ));
     }
     let (mut parts, _) = req.into_parts();
-    let query = axum::extract::Query::<WsQuery>::try_from_uri(&parts.uri)
-        .map(|q| q.0)
-        .unwrap_or(WsQuery { access_token: None });
-    let header_token = headers
-        .get(AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "));
-    let token = header_token
-        .map(str::to_owned)
-        .or(query.access_token)
+    let token = crate::http::extract::header_or_query_token(&parts)
         .ok_or(ServiceError::Unauthorized("missing access token"))?;
     let who = app.core.authenticate(&token).await?;
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &app)

@@ -56,6 +56,43 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// The caller, from `Authorization: Bearer <access token>` or an `access_token` query
+/// parameter: for what browsers fetch without script (`<img src>`, `<video src>`,
+/// WebSockets), where no header can be set.
+pub struct AuthOrQuery(pub Identity);
+
+impl FromRequestParts<AppState> for AuthOrQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = header_or_query_token(parts)
+            .ok_or(ServiceError::Unauthorized("missing access token"))?;
+        Ok(AuthOrQuery(state.core.authenticate(token.trim()).await?))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    access_token: Option<String>,
+}
+
+/// The bearer token of the `Authorization` header, else the `access_token` parameter.
+pub fn header_or_query_token(parts: &Parts) -> Option<String> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    header.map(str::to_owned).or_else(|| {
+        axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.access_token)
+    })
+}
+
 /// The client's address, for per-address rate limits.
 pub struct ClientAddr(pub String);
 

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod media;
 pub mod messages;
 pub mod presence;
 pub mod rooms;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::router())
         .merge(messages::router())
         .merge(presence::router())
+        .merge(media::router())
         .route("/ws", get(crate::gateway::upgrade))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
@@ -180,6 +182,7 @@ impl utoipa::Modify for BearerAuth {
         rooms::receipts, rooms::receipt,
         messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,
         presence::presence, presence::chat_status, presence::last_seen,
+        media::upload, media::download, media::thumbnail,
         healthz, readyz, metrics_text, openapi,
     ),
     modifiers(&BearerAuth)

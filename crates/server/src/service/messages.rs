@@ -211,11 +211,13 @@ impl Core {
                     "a media message needs a mediaId".into(),
                 ));
             }
-            // No media has been uploaded to this server (uploads are not part of it yet),
-            // so no id can name one the caller may share.
-            (_, Some(_)) => return Err(ServiceError::MediaNotFound),
+            (_, Some(_)) => {}
         }
         self.require_member(req.room_id, who.user_id)?;
+        let media = match req.media_id {
+            Some(id) => Some(self.media_for_message(who, req.kind, id).await?),
+            None => None,
+        };
         self.limit(RateBucket::Send, &who.user_id.to_string())
             .await?;
         let message = NewMessage {
@@ -226,6 +228,7 @@ impl Core {
             kind: req.kind,
             content,
             media_id: req.media_id,
+            media,
             now_ms: now_ms(),
         };
         let (reply, rx) = oneshot::channel();
@@ -278,6 +281,7 @@ impl Core {
             for m in &mut messages {
                 m.status = status_for(m.seq, summary);
             }
+            self.attach_media(&mut messages).await?;
         }
         Ok(messages)
     }

@@ -3,6 +3,8 @@
 //! so the REST and socket paths share one implementation.
 
 mod auth;
+pub mod inspect;
+mod media;
 mod membership;
 mod messages;
 mod presence;
@@ -15,12 +17,14 @@ use palaver_proto::ErrorCode;
 use uuid::Uuid;
 
 pub use auth::{Identity, Tokens};
+pub use media::{clean_filename, media_view};
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
 
 use crate::bus::{Audience, Bus, BusError, Delivery, Event};
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::media::MediaStore;
 use crate::store::{AuditEntry, Store, StoreError};
 
 /// Everything a request can be refused or fail with.
@@ -48,6 +52,9 @@ pub enum ServiceError {
     MessageNotFound,
     #[error("media not found")]
     MediaNotFound,
+    /// Storing an upload failed; nothing of it was kept and the client may retry.
+    #[error("{0}")]
+    UploadFailed(String),
     #[error("username is taken")]
     UsernameTaken,
     #[error("{0}")]
@@ -83,6 +90,7 @@ impl ServiceError {
             RoomNotFound => ErrorCode::RoomNotFound,
             MessageNotFound => ErrorCode::MessageNotFound,
             MediaNotFound => ErrorCode::MediaNotFound,
+            UploadFailed(_) => ErrorCode::MediaUploadFailed,
             UsernameTaken => ErrorCode::UsernameTaken,
             Conflict(_) => ErrorCode::Conflict,
             RateLimited(_) => ErrorCode::RateLimited,
@@ -108,11 +116,17 @@ pub struct Core {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
     pub cache: Arc<dyn Cache>,
+    pub media: Arc<dyn MediaStore>,
     pub membership: Membership,
     pub tokens: Tokens,
     /// Identifies this node on the bus, so it can skip its own membership events.
     pub node_id: Uuid,
     writer: MessageWriter,
+    /// Where uploads are buffered while they arrive.
+    media_tmp: std::path::PathBuf,
+    /// Uploads hold it shared, the orphan sweep exclusively: the sweep never deletes
+    /// bytes that an upload just found already stored.
+    media_sweep: tokio::sync::RwLock<()>,
 }
 
 impl Core {
@@ -122,8 +136,14 @@ impl Core {
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         cache: Arc<dyn Cache>,
+        media: Arc<dyn MediaStore>,
         secret: &[u8],
     ) -> ServiceResult<Arc<Core>> {
+        let media_tmp = config.data_dir.join("media").join("tmp");
+        // Anything here is an upload that was cut off by a restart.
+        let _ = std::fs::remove_dir_all(&media_tmp);
+        std::fs::create_dir_all(&media_tmp)
+            .map_err(|e| ServiceError::Internal(format!("cannot create {media_tmp:?}: {e}")))?;
         let membership = Membership::default();
         membership.load(store.all_memberships().await?);
         let tokens = Tokens::new(
@@ -144,10 +164,13 @@ impl Core {
             store,
             bus,
             cache,
+            media,
             membership,
             tokens,
             node_id: Uuid::now_v7(),
             writer,
+            media_tmp,
+            media_sweep: tokio::sync::RwLock::new(()),
         }))
     }
 

@@ -237,7 +237,7 @@ impl Core {
             let mut room = self.room_view(&my.room, &members, who.user_id);
             room.unread_count = my.unread;
             if my.room.last_seq > 0 {
-                let last = self
+                let mut last = self
                     .store
                     .messages(
                         my.room.id,
@@ -247,6 +247,7 @@ impl Core {
                         true,
                     )
                     .await?;
+                self.attach_media(&mut last).await?;
                 let summary = summary_of(&members);
                 room.last_message = last.into_iter().next().map(|mut m| {
                     m.status = super::messages::status_for(m.seq, summary);

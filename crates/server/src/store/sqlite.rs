@@ -116,11 +116,41 @@ fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
             .ok_or_else(|| StoreError::Corrupt(format!("message kind {kind:?}")))?,
         content: row.try_get("content")?,
         media_id: row.try_get("media_id")?,
+        media: None,
         client_msg_id: row.try_get("client_msg_id")?,
         timestamp: to_time(row.try_get("created_at")?),
         status: MessageStatus::Sent,
         edited_at: row.try_get::<Option<i64>, _>("edited_at")?.map(to_time),
         deleted: deleted_at.is_some(),
+    })
+}
+
+/// A retry names the same media as the stored message: reuse its description.
+fn with_media(mut message: Message, retry: &NewMessage) -> Message {
+    if message.media_id.is_some() && message.media_id == retry.media_id {
+        message.media = retry.media.clone();
+    }
+    message
+}
+
+const MEDIA_COLUMNS: &str = "id, uploader_id, sha256, kind, mime_type, size, filename, width, height, thumb_sha256, thumb_mime, created_at";
+
+fn media_from_row(row: &SqliteRow) -> StoreResult<MediaRow> {
+    let kind: String = row.try_get("kind")?;
+    Ok(MediaRow {
+        id: row.try_get("id")?,
+        uploader_id: row.try_get("uploader_id")?,
+        sha256: row.try_get("sha256")?,
+        kind: MessageType::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("media kind {kind:?}")))?,
+        mime_type: row.try_get("mime_type")?,
+        size: row.try_get::<i64, _>("size")? as u64,
+        filename: row.try_get("filename")?,
+        width: row.try_get::<Option<i64>, _>("width")?.map(|w| w as u32),
+        height: row.try_get::<Option<i64>, _>("height")?.map(|h| h as u32),
+        thumb_sha256: row.try_get("thumb_sha256")?,
+        thumb_mime: row.try_get("thumb_mime")?,
+        created_at_ms: row.try_get("created_at")?,
     })
 }
 
@@ -622,7 +652,7 @@ impl Store for SqliteStore {
             let key = (m.room_id, m.sender_id, m.client_msg_id.as_str());
             if let Some(message) = existing.get(&(m.room_id, m.sender_id, m.client_msg_id.clone()))
             {
-                out.push(Appended::Duplicate(message.clone()));
+                out.push(Appended::Duplicate(with_media(message.clone(), m)));
             } else if let Some(Appended::New(first)) = fresh.get(&key).map(|i| &out[*i]) {
                 out.push(Appended::Duplicate(first.clone()));
             } else if !members.contains(&(m.room_id, m.sender_id)) {
@@ -638,6 +668,7 @@ impl Store for SqliteStore {
                     kind: m.kind,
                     content: m.content.clone(),
                     media_id: m.media_id,
+                    media: m.media.clone(),
                     client_msg_id: m.client_msg_id.clone(),
                     timestamp: to_time(m.now_ms),
                     status: MessageStatus::Sent,
@@ -684,6 +715,98 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn insert_media(&self, m: &MediaRow) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO media ({MEDIA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(m.id)
+        .bind(m.uploader_id)
+        .bind(&m.sha256)
+        .bind(m.kind.as_str())
+        .bind(&m.mime_type)
+        .bind(m.size as i64)
+        .bind(&m.filename)
+        .bind(m.width.map(i64::from))
+        .bind(m.height.map(i64::from))
+        .bind(&m.thumb_sha256)
+        .bind(&m.thumb_mime)
+        .bind(m.created_at_ms)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn media(&self, id: Uuid) -> StoreResult<Option<MediaRow>> {
+        let row = sqlx::query(&format!("SELECT {MEDIA_COLUMNS} FROM media WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(media_from_row).transpose()
+    }
+
+    async fn media_many(&self, ids: &[Uuid]) -> StoreResult<Vec<MediaRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT {MEDIA_COLUMNS} FROM media WHERE id IN ({})",
+                placeholders(chunk.len(), 1).replace(['(', ')'], "")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.read).await? {
+                out.push(media_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn media_rooms(&self, id: Uuid) -> StoreResult<Vec<Uuid>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT room_id FROM messages WHERE media_id = ? AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<Uuid, _>("room_id")?))
+            .collect()
+    }
+
+    async fn delete_media(&self, id: Uuid) -> StoreResult<()> {
+        sqlx::query("DELETE FROM media WHERE id = ?")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_orphan_media(&self, before_ms: i64) -> StoreResult<Vec<MediaRow>> {
+        // A deleted message gives up its media (media_id is cleared), so "no message
+        // carries it" is simply: no row points at it.
+        let rows = sqlx::query(&format!(
+            "DELETE FROM media WHERE created_at < ? \
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.media_id = media.id) \
+             RETURNING {MEDIA_COLUMNS}"
+        ))
+        .bind(before_ms)
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter().map(media_from_row).collect()
+    }
+
+    async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM media WHERE sha256 = ?1) \
+             OR EXISTS (SELECT 1 FROM media WHERE thumb_sha256 = ?1) AS used",
+        )
+        .bind(sha256)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get::<i64, _>("used")? != 0)
     }
 
     async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {

@@ -1,0 +1,233 @@
+//! What an uploaded file is, decided from its bytes: the type (never the client's
+//! header), and for images their dimensions, a thumbnail, and a copy without metadata.
+//! Pure functions over bytes, so they are easy to test and to fuzz.
+
+use std::io::Cursor;
+
+use bytes::Bytes;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use img_parts::ImageEXIF;
+use palaver_proto::MessageType;
+
+/// What the bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sniffed {
+    pub kind: MessageType,
+    pub mime: &'static str,
+}
+
+/// Decides type and kind from the first bytes of a file. Only formats whose metadata
+/// Palaver can remove count as images; other pictures (HEIC, TIFF …) are files.
+pub fn sniff(head: &[u8]) -> Sniffed {
+    if let Some(t) = infer::get(head) {
+        let kind = match (t.matcher_type(), t.mime_type()) {
+            (_, "image/jpeg" | "image/png" | "image/gif" | "image/webp") => MessageType::Image,
+            (infer::MatcherType::Video, _) => MessageType::Video,
+            (infer::MatcherType::Audio, _) => MessageType::Audio,
+            _ => MessageType::File,
+        };
+        return Sniffed {
+            kind,
+            mime: t.mime_type(),
+        };
+    }
+    let mime = if looks_like_text(head) {
+        let lower = String::from_utf8_lossy(&head[..head.len().min(1024)]).to_ascii_lowercase();
+        if lower.contains("<svg") {
+            "image/svg+xml"
+        } else if ["<!doctype html", "<html", "<script", "<body", "<iframe"]
+            .iter()
+            .any(|tag| lower.contains(tag))
+        {
+            "text/html"
+        } else {
+            "text/plain"
+        }
+    } else {
+        "application/octet-stream"
+    };
+    Sniffed {
+        kind: MessageType::File,
+        mime,
+    }
+}
+
+/// UTF-8 without NULs (a multi-byte character cut at the end of `head` is fine).
+fn looks_like_text(head: &[u8]) -> bool {
+    if head.is_empty() || head.contains(&0) {
+        return false;
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none() && head.len() - e.valid_up_to() < 4,
+    }
+}
+
+/// Whether a browser may show this type inline: pictures it renders without scripts,
+/// sound and video. Everything else is served as an attachment.
+pub fn inline_safe(mime: &str) -> bool {
+    matches!(
+        mime,
+        "image/jpeg" | "image/png" | "image/gif" | "image/webp"
+    ) || mime.starts_with("video/")
+        || mime.starts_with("audio/")
+}
+
+/// An image made safe to share.
+#[derive(Debug)]
+pub struct CleanImage {
+    /// The image without EXIF/XMP/IPTC/comments (pixels untouched unless it had to be
+    /// rotated upright).
+    pub bytes: Bytes,
+    pub width: u32,
+    pub height: u32,
+    /// A small preview and its type.
+    pub thumbnail: Bytes,
+    pub thumbnail_mime: &'static str,
+}
+
+/// Why an image was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("the image could not be decoded: {0}")]
+    Decode(String),
+    #[error("the image is larger than {0} pixels")]
+    TooManyPixels(u64),
+}
+
+/// Strips metadata, reads dimensions and renders a thumbnail of at most `thumb_px` on
+/// its longer side. Refuses images over `max_pixels` before decoding them, so a small
+/// file cannot expand into gigabytes (a decompression bomb).
+pub fn clean_image(
+    bytes: Bytes,
+    mime: &str,
+    thumb_px: u32,
+    max_pixels: u64,
+) -> Result<CleanImage, ImageError> {
+    let format = ImageFormat::from_mime_type(mime)
+        .ok_or_else(|| ImageError::Decode(format!("unsupported image type {mime}")))?;
+    let mut reader = ImageReader::with_format(Cursor::new(bytes.as_ref()), format);
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(4).saturating_add(64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooManyPixels(max_pixels));
+    }
+    let orientation = decoder.orientation().map_err(decode_error)?;
+    let mut picture = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+
+    let upright = matches!(orientation, image::metadata::Orientation::NoTransforms);
+    let (bytes, width, height) = if upright {
+        (strip_metadata(bytes, format)?, width, height)
+    } else {
+        // Removing the EXIF orientation would show the picture sideways: rotate the
+        // pixels instead, which re-encodes (and so drops every metadata block too).
+        picture.apply_orientation(orientation);
+        let encoded = encode(&picture, format)?;
+        (encoded, picture.width(), picture.height())
+    };
+    let small = picture.thumbnail(thumb_px, thumb_px);
+    let (thumbnail, thumbnail_mime) = if small.color().has_alpha() {
+        (encode(&small, ImageFormat::Png)?, "image/png")
+    } else {
+        (encode(&small, ImageFormat::Jpeg)?, "image/jpeg")
+    };
+    Ok(CleanImage {
+        bytes,
+        width,
+        height,
+        thumbnail,
+        thumbnail_mime,
+    })
+}
+
+fn decode_error(err: image::ImageError) -> ImageError {
+    ImageError::Decode(err.to_string())
+}
+
+fn encode(picture: &DynamicImage, format: ImageFormat) -> Result<Bytes, ImageError> {
+    let mut out = Cursor::new(Vec::new());
+    let result = match format {
+        // JPEG has no alpha channel, and WebP encodes only losslessly here: JPEG it is.
+        ImageFormat::Jpeg | ImageFormat::WebP => {
+            let rgb = DynamicImage::ImageRgb8(picture.to_rgb8());
+            rgb.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                &mut out, 85,
+            ))
+        }
+        other => picture.write_to(&mut out, other),
+    };
+    result.map_err(decode_error)?;
+    Ok(Bytes::from(out.into_inner()))
+}
+
+/// JPEG segments kept: JFIF (APP0), the ICC colour profile (APP2) and Adobe's colour
+/// transform (APP14). Every other APPn (EXIF and XMP live in APP1, IPTC in APP13) and
+/// comments go.
+const JPEG_KEEP_APP: [u8; 3] = [0xE0, 0xE2, 0xEE];
+/// PNG chunks that carry metadata rather than pixels.
+const PNG_METADATA: [&[u8; 4]; 5] = [b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME"];
+
+fn strip_metadata(bytes: Bytes, format: ImageFormat) -> Result<Bytes, ImageError> {
+    let parse = |e: img_parts::Error| ImageError::Decode(e.to_string());
+    Ok(match format {
+        ImageFormat::Jpeg => {
+            let mut jpeg = img_parts::jpeg::Jpeg::from_bytes(bytes).map_err(parse)?;
+            jpeg.segments_mut().retain(|s| {
+                let m = s.marker();
+                !((0xE0..=0xEF).contains(&m) && !JPEG_KEEP_APP.contains(&m) || m == 0xFE)
+            });
+            jpeg.encoder().bytes()
+        }
+        ImageFormat::Png => {
+            let mut png = img_parts::png::Png::from_bytes(bytes).map_err(parse)?;
+            png.chunks_mut()
+                .retain(|c| !PNG_METADATA.contains(&&c.kind()));
+            png.encoder().bytes()
+        }
+        ImageFormat::WebP => {
+            let mut webp = img_parts::webp::WebP::from_bytes(bytes).map_err(parse)?;
+            webp.set_exif(None);
+            webp.remove_chunks_by_id(*b"XMP ");
+            webp.encoder().bytes()
+        }
+        // GIF has no EXIF; its comment and application blocks do not carry location.
+        _ => bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_type_comes_from_the_bytes() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").mime, "image/png");
+        assert_eq!(sniff(b"\xff\xd8\xff\xe0\0\x10JFIF").kind, MessageType::Image);
+        assert_eq!(sniff(b"%PDF-1.7\n").mime, "application/pdf");
+        assert_eq!(sniff(b"%PDF-1.7\n").kind, MessageType::File);
+        assert_eq!(sniff(b"ID3\x03\0\0\0\0\0\0").kind, MessageType::Audio);
+        assert_eq!(sniff(b"hello, world\n").mime, "text/plain");
+        assert_eq!(sniff(b"<?xml version=\"1.0\"?><svg xmlns=").mime, "image/svg+xml");
+        assert_eq!(sniff(b"<!DOCTYPE html><p>hi").mime, "text/html");
+        assert_eq!(sniff(b"\0\x01\x02garbage").mime, "application/octet-stream");
+        assert_eq!(sniff(b"").mime, "application/octet-stream");
+    }
+
+    #[test]
+    fn only_passive_types_are_inline() {
+        assert!(inline_safe("image/png"));
+        assert!(inline_safe("video/mp4"));
+        assert!(!inline_safe("image/svg+xml"));
+        assert!(!inline_safe("text/html"));
+        assert!(!inline_safe("application/pdf"));
+    }
+
+    #[test]
+    fn garbage_is_not_an_image() {
+        let err = clean_image(Bytes::from_static(b"\x89PNG\r\n\x1a\nnope"), "image/png", 64, 1000);
+        assert!(matches!(err, Err(ImageError::Decode(_))));
+    }
+}
