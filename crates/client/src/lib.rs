@@ -66,6 +66,40 @@ pub struct Client {
     token: Option<String>,
 }
 
+/// Sends a request; answers the status and the body as JSON (a string if it is not JSON).
+async fn exchange(req: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value)> {
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await?;
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+            String::from_utf8_lossy(&bytes).into(),
+        ))
+    };
+    Ok((status, value))
+}
+
+/// Decodes an answer, or turns an error status into `ClientError::Api`.
+fn typed<T: DeserializeOwned>(status: u16, value: serde_json::Value) -> Result<(u16, T)> {
+    if status >= 400 {
+        return Err(match serde_json::from_value::<ErrorBody>(value.clone()) {
+            Ok(e) => ClientError::Api {
+                status,
+                code: e.error.code,
+                message: e.error.message,
+            },
+            Err(_) => ClientError::Unexpected {
+                status,
+                body: value.to_string(),
+            },
+        });
+    }
+    // 204 has no body; decode it as JSON null.
+    Ok((status, serde_json::from_value(value)?))
+}
+
 impl Client {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Result<Client> {
@@ -109,17 +143,7 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await?;
-        let value = if bytes.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
-                String::from_utf8_lossy(&bytes).into(),
-            ))
-        };
-        Ok((status, value))
+        exchange(req).await
     }
 
     /// A typed request: the body as JSON, the answer decoded, an error status as `Api`.
@@ -131,21 +155,25 @@ impl Client {
     ) -> Result<(u16, T)> {
         let body = body.map(serde_json::to_value).transpose()?;
         let (status, value) = self.raw(method, path, body.as_ref()).await?;
-        if status >= 400 {
-            return Err(match serde_json::from_value::<ErrorBody>(value.clone()) {
-                Ok(e) => ClientError::Api {
-                    status,
-                    code: e.error.code,
-                    message: e.error.message,
-                },
-                Err(_) => ClientError::Unexpected {
-                    status,
-                    body: value.to_string(),
-                },
-            });
+        typed(status, value)
+    }
+
+    /// Uploads a file as the `file` part of a multipart form; `mime` is only what the
+    /// client claims: the server decides the type from the bytes.
+    pub async fn upload(&self, filename: &str, mime: &str, bytes: Vec<u8>) -> Result<Media> {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(filename.to_owned())
+            .mime_str(mime)?;
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let mut req = self
+            .http
+            .post(self.base.join("/api/v1/media/upload")?)
+            .multipart(form);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
         }
-        // 204 has no body; decode it as JSON null.
-        Ok((status, serde_json::from_value(value)?))
+        let (status, value) = exchange(req).await?;
+        Ok(typed(status, value)?.1)
     }
 
     pub async fn register(
@@ -493,13 +521,19 @@ impl Socket {
         client_msg_id: &str,
         content: &str,
     ) -> Result<(Message, bool)> {
-        let message = SendMessageRequest {
+        self.send_request(SendMessageRequest {
             room_id,
             client_msg_id: client_msg_id.into(),
             content: content.into(),
             kind: MessageType::Text,
             media_id: None,
-        };
+        })
+        .await
+    }
+
+    /// Sends any message (media included) and waits for its ack: the stored message and
+    /// whether it was a retry.
+    pub async fn send_request(&mut self, message: SendMessageRequest) -> Result<(Message, bool)> {
         let id = self.send_frame(ClientFrame::Send { message }).await?;
         match self.answer(&id, Duration::from_secs(10)).await? {
             ServerFrame::Ack {

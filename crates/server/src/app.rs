@@ -141,9 +141,7 @@ impl Application {
         // none has to guess which is meant.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => {
-                Some(RustlsConfig::from_pem_file(cert, key).await?)
-            }
+            (Some(cert), Some(key)) => Some(RustlsConfig::from_pem_file(cert, key).await?),
             _ => None,
         };
         let listener = bind(config.listen)?;

@@ -105,7 +105,12 @@ pub async fn download(
         .header(header::ETAG, &etag)
         .header(header::ACCEPT_RANGES, "bytes");
     if not_modified(&headers, &etag) {
-        return Ok(safe(out.status(StatusCode::NOT_MODIFIED), &row.mime_type, &row.filename, Body::empty()));
+        return Ok(safe(
+            out.status(StatusCode::NOT_MODIFIED),
+            &row.mime_type,
+            &row.filename,
+            Body::empty(),
+        ));
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
@@ -124,13 +129,21 @@ pub async fn download(
     out = match &range {
         Some(r) => out
             .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {}-{}/{}", r.start, r.end - 1, row.size))
+            .header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", r.start, r.end - 1, row.size),
+            )
             .header(header::CONTENT_LENGTH, r.end - r.start),
         None => out
             .status(StatusCode::OK)
             .header(header::CONTENT_LENGTH, row.size),
     };
-    Ok(safe(out, &row.mime_type, &row.filename, Body::from_stream(stream.map(|c| c.map_err(std::io::Error::other)))))
+    Ok(safe(
+        out,
+        &row.mime_type,
+        &row.filename,
+        Body::from_stream(stream.map(|c| c.map_err(std::io::Error::other))),
+    ))
 }
 
 /// A small preview of an image media object; same access rule as the object.
@@ -145,16 +158,29 @@ pub async fn thumbnail(
 ) -> ApiResult<Response> {
     let row = app.core.visible_media(who, id).await?;
     let (Some(key), Some(mime)) = (&row.thumb_sha256, &row.thumb_mime) else {
-        return Err(ApiError::new(ErrorCode::MediaNotFound, "this media has no thumbnail"));
+        return Err(ApiError::new(
+            ErrorCode::MediaNotFound,
+            "this media has no thumbnail",
+        ));
     };
     let etag = format!("\"{key}\"");
     let out = Response::builder().header(header::ETAG, &etag);
     let name = format!("thumbnail-{}", row.filename);
     if not_modified(&headers, &etag) {
-        return Ok(safe(out.status(StatusCode::NOT_MODIFIED), mime, &name, Body::empty()));
+        return Ok(safe(
+            out.status(StatusCode::NOT_MODIFIED),
+            mime,
+            &name,
+            Body::empty(),
+        ));
     }
     let stream = app.core.media_bytes(key, None).await?;
-    Ok(safe(out.status(StatusCode::OK), mime, &name, Body::from_stream(stream.map(|c| c.map_err(std::io::Error::other)))))
+    Ok(safe(
+        out.status(StatusCode::OK),
+        mime,
+        &name,
+        Body::from_stream(stream.map(|c| c.map_err(std::io::Error::other))),
+    ))
 }
 
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
@@ -165,16 +191,34 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// Adds the headers every media response carries and builds it.
-fn safe(builder: axum::http::response::Builder, mime: &str, filename: &str, body: Body) -> Response {
-    let disposition = if inline_safe(mime) { "inline" } else { "attachment" };
+fn safe(
+    builder: axum::http::response::Builder,
+    mime: &str,
+    filename: &str,
+    body: Body,
+) -> Response {
+    let disposition = if inline_safe(mime) {
+        "inline"
+    } else {
+        "attachment"
+    };
     let builder = builder
         .header(header::CONTENT_TYPE, mime)
-        .header(header::CONTENT_DISPOSITION, content_disposition(disposition, filename))
+        .header(
+            header::CONTENT_DISPOSITION,
+            content_disposition(disposition, filename),
+        )
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        )
         .header("cross-origin-resource-policy", "same-origin")
         // Content-addressed, so it never changes; private, because access is per user.
-        .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable");
+        .header(
+            header::CACHE_CONTROL,
+            "private, max-age=31536000, immutable",
+        );
     builder.body(body).unwrap_or_else(|err| {
         tracing::error!(%err, "could not build a media response");
         ApiError::new(ErrorCode::Internal, "internal error").into_response()
@@ -185,7 +229,13 @@ fn safe(builder: axum::http::response::Builder, mime: &str, filename: &str, body
 fn content_disposition(kind: &str, filename: &str) -> HeaderValue {
     let ascii: String = filename
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let mut encoded = String::new();
     for b in filename.bytes() {
@@ -195,8 +245,10 @@ fn content_disposition(kind: &str, filename: &str) -> HeaderValue {
             encoded.push_str(&format!("%{b:02X}"));
         }
     }
-    HeaderValue::from_str(&format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+    HeaderValue::from_str(&format!(
+        "{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 /// What a `Range` header asks for.
@@ -260,7 +312,10 @@ mod tests {
         assert_eq!(parse_range("bytes=900-", 1000), RangeSpec::Bytes(900..1000));
         assert_eq!(parse_range("bytes=-100", 1000), RangeSpec::Bytes(900..1000));
         assert_eq!(parse_range("bytes=-5000", 1000), RangeSpec::Bytes(0..1000));
-        assert_eq!(parse_range("bytes=990-2000", 1000), RangeSpec::Bytes(990..1000));
+        assert_eq!(
+            parse_range("bytes=990-2000", 1000),
+            RangeSpec::Bytes(990..1000)
+        );
         assert_eq!(parse_range("bytes=1000-", 1000), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 1000), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=5-1", 1000), RangeSpec::Ignored);

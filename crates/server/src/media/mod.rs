@@ -55,7 +55,10 @@ pub trait MediaStore: Send + Sync + 'static {
 /// Whether `key` is a hex SHA-256, the only shape of key Palaver stores: anything else
 /// reaching a store is a bug, and must not become a path.
 pub fn valid_key(key: &str) -> bool {
-    key.len() == 64 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    key.len() == 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `ab/cd/abcd…`: two levels of fan-out keep directories and listings small.
@@ -73,7 +76,10 @@ mod tests {
     #[test]
     fn keys_are_hex_sha256_only() {
         let key = "a".repeat(64);
-        assert_eq!(object_path(&key).expect("a valid key"), format!("aa/aa/{key}"));
+        assert_eq!(
+            object_path(&key).expect("a valid key"),
+            format!("aa/aa/{key}")
+        );
         assert!(object_path("../../etc/passwd").is_err());
         assert!(object_path(&"A".repeat(64)).is_err());
         assert!(object_path(&"a".repeat(63)).is_err());

@@ -75,12 +75,12 @@ impl MediaStore for S3MediaStore {
         if size <= PART_BYTES as u64 {
             let mut bytes = Vec::with_capacity(size as usize);
             file.read_to_end(&mut bytes).await?;
-            self.store
-                .put(&location, PutPayload::from(bytes))
-                .await?;
+            self.store.put(&location, PutPayload::from(bytes)).await?;
         } else {
-            let mut upload =
-                WriteMultipart::new_with_chunk_size(self.store.put_multipart(&location).await?, PART_BYTES);
+            let mut upload = WriteMultipart::new_with_chunk_size(
+                self.store.put_multipart(&location).await?,
+                PART_BYTES,
+            );
             let mut buf = vec![0u8; 1024 * 1024];
             let sent = async {
                 loop {

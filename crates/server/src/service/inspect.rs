@@ -19,7 +19,8 @@ pub struct Sniffed {
 /// Decides type and kind from the first bytes of a file. Only formats whose metadata
 /// Palaver can remove count as images; other pictures (HEIC, TIFF …) are files.
 pub fn sniff(head: &[u8]) -> Sniffed {
-    if let Some(t) = infer::get(head) {
+    let inferred = infer::get(head);
+    if let Some(t) = inferred.filter(|t| t.matcher_type() != infer::MatcherType::Text) {
         let kind = match (t.matcher_type(), t.mime_type()) {
             (_, "image/jpeg" | "image/png" | "image/gif" | "image/webp") => MessageType::Image,
             (infer::MatcherType::Video, _) => MessageType::Video,
@@ -41,7 +42,8 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         {
             "text/html"
         } else {
-            "text/plain"
+            // infer knows XML and shell scripts; plain text otherwise.
+            inferred.map_or("text/plain", |t| t.mime_type())
         }
     } else {
         "application/octet-stream"
@@ -177,7 +179,11 @@ fn strip_metadata(bytes: Bytes, format: ImageFormat) -> Result<Bytes, ImageError
             let mut jpeg = img_parts::jpeg::Jpeg::from_bytes(bytes).map_err(parse)?;
             jpeg.segments_mut().retain(|s| {
                 let m = s.marker();
-                !((0xE0..=0xEF).contains(&m) && !JPEG_KEEP_APP.contains(&m) || m == 0xFE)
+                let metadata = (0xE0..=0xEF).contains(&m) && !JPEG_KEEP_APP.contains(&m)
+                    // APP2 also carries MPF, an index of further pictures: ICC only.
+                    || m == 0xE2 && !s.contents().starts_with(b"ICC_PROFILE\0")
+                    || m == 0xFE;
+                !metadata
             });
             jpeg.encoder().bytes()
         }
@@ -205,12 +211,18 @@ mod tests {
     #[test]
     fn the_type_comes_from_the_bytes() {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").mime, "image/png");
-        assert_eq!(sniff(b"\xff\xd8\xff\xe0\0\x10JFIF").kind, MessageType::Image);
+        assert_eq!(
+            sniff(b"\xff\xd8\xff\xe0\0\x10JFIF").kind,
+            MessageType::Image
+        );
         assert_eq!(sniff(b"%PDF-1.7\n").mime, "application/pdf");
         assert_eq!(sniff(b"%PDF-1.7\n").kind, MessageType::File);
         assert_eq!(sniff(b"ID3\x03\0\0\0\0\0\0").kind, MessageType::Audio);
         assert_eq!(sniff(b"hello, world\n").mime, "text/plain");
-        assert_eq!(sniff(b"<?xml version=\"1.0\"?><svg xmlns=").mime, "image/svg+xml");
+        assert_eq!(
+            sniff(b"<?xml version=\"1.0\"?><svg xmlns=").mime,
+            "image/svg+xml"
+        );
         assert_eq!(sniff(b"<!DOCTYPE html><p>hi").mime, "text/html");
         assert_eq!(sniff(b"\0\x01\x02garbage").mime, "application/octet-stream");
         assert_eq!(sniff(b"").mime, "application/octet-stream");
@@ -227,7 +239,12 @@ mod tests {
 
     #[test]
     fn garbage_is_not_an_image() {
-        let err = clean_image(Bytes::from_static(b"\x89PNG\r\n\x1a\nnope"), "image/png", 64, 1000);
+        let err = clean_image(
+            Bytes::from_static(b"\x89PNG\r\n\x1a\nnope"),
+            "image/png",
+            64,
+            1000,
+        );
         assert!(matches!(err, Err(ImageError::Decode(_))));
     }
 }

@@ -101,7 +101,8 @@ impl Core {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
         let max = self.config.media.max_upload_bytes();
-        let too_large = || ServiceError::PayloadTooLarge(format!("uploads are limited to {max} bytes"));
+        let too_large =
+            || ServiceError::PayloadTooLarge(format!("uploads are limited to {max} bytes"));
         if declared_len.is_some_and(|n| n > max) {
             return Err(too_large());
         }
@@ -242,7 +243,11 @@ impl Core {
     }
 
     /// The stored bytes under `key`, or the `range` of them.
-    pub async fn media_bytes(&self, key: &str, range: Option<Range<u64>>) -> ServiceResult<ByteStream> {
+    pub async fn media_bytes(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> ServiceResult<ByteStream> {
         self.media.get(key, range).await.map_err(|e| match e {
             MediaError::NotFound => {
                 tracing::error!(key, "a media record points at bytes that are gone");

@@ -262,3 +262,15 @@ pub async fn receipt(socket: &mut Socket, room: Uuid, seq: i64, status: ReceiptK
         .expect("receipt");
     socket.answer(&id, WAIT).await.expect("receipt ack");
 }
+
+/// Asserts the one error shape with this status and code.
+#[track_caller]
+pub fn assert_error(answer: &(u16, serde_json::Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "status of {}", answer.1);
+    assert_eq!(answer.1["error"]["code"], code, "code of {}", answer.1);
+    assert!(
+        answer.1["error"]["message"].is_string(),
+        "message of {}",
+        answer.1
+    );
+}

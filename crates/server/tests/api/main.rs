@@ -7,6 +7,7 @@ mod accounts;
 mod configuration;
 mod durability;
 mod errors;
+mod media;
 mod messaging;
 mod operations;
 mod realtime;

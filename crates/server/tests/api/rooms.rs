@@ -19,18 +19,6 @@ async fn request(user: &TestUser, method: Method, path: &str, body: Option<Value
         .expect("request")
 }
 
-/// Asserts the one error shape with this status and code.
-#[track_caller]
-fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
-    assert_eq!(answer.0, status, "status of {}", answer.1);
-    assert_eq!(answer.1["error"]["code"], code, "code of {}", answer.1);
-    assert!(
-        answer.1["error"]["message"].is_string(),
-        "message of {}",
-        answer.1
-    );
-}
-
 /// Decodes a successful answer as a room.
 #[track_caller]
 fn room_of(answer: (u16, Value)) -> Room {

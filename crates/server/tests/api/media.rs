@@ -1,0 +1,804 @@
+//! Media: uploads of every type, the type decided from the bytes, limits, metadata
+//! removal, who may fetch, Range requests, deduplication, failures that leave nothing
+//! behind, orphan collection, media in messages, and the S3 backend.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use bytes::Bytes;
+use img_parts::ImageEXIF;
+use img_parts::jpeg::{Jpeg, JpegSegment};
+use palaver_proto::{Media, Message, MessageType, SendMessageRequest};
+use reqwest::Method;
+use reqwest::header::{self, HeaderMap};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// A PNG of `w`×`h` pixels.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 99]));
+    let mut out = Cursor::new(Vec::new());
+    picture
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
+const SECRET: &str = "GPS 52.5163N 13.3777E";
+
+/// A JPEG of `w`×`h` pixels carrying location in EXIF, XMP and a comment, and the EXIF
+/// orientation `orientation` (6: rotate 90° clockwise to display).
+fn jpeg_with_metadata(w: u32, h: u32, orientation: u16) -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([x as u8, 10, 200]));
+    let mut out = Cursor::new(Vec::new());
+    picture
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("encode jpeg");
+    // A big-endian TIFF with one IFD: Orientation, and an ImageDescription with the secret.
+    let desc = format!("{SECRET}\0");
+    let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x02".to_vec();
+    tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1]);
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&[0x01, 0x0E, 0, 2]);
+    tiff.extend_from_slice(&(desc.len() as u32).to_be_bytes());
+    tiff.extend_from_slice(&(8u32 + 2 + 24 + 4).to_be_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0]);
+    tiff.extend_from_slice(desc.as_bytes());
+    let mut jpeg = Jpeg::from_bytes(Bytes::from(out.into_inner())).expect("parse jpeg");
+    jpeg.set_exif(Some(Bytes::from(tiff)));
+    let xmp = format!("http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>{SECRET}</x:xmpmeta>");
+    jpeg.segments_mut()
+        .insert(1, JpegSegment::new_with_contents(0xE1, Bytes::from(xmp)));
+    jpeg.segments_mut()
+        .insert(1, JpegSegment::new_with_contents(0xFE, Bytes::from(SECRET)));
+    jpeg.encoder().bytes().to_vec()
+}
+
+/// The start of an MP4 file (an `ftyp` box) and some bytes.
+fn mp4() -> Vec<u8> {
+    let mut v = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+    v.extend(std::iter::repeat_n(7u8, 4000));
+    v
+}
+
+/// An MP3 with an ID3 tag, then bytes.
+fn mp3() -> Vec<u8> {
+    let mut v = b"ID3\x03\0\0\0\0\0\x0a".to_vec();
+    v.extend((0..3000u32).map(|i| (i % 251) as u8));
+    v
+}
+
+fn pdf() -> Vec<u8> {
+    b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec()
+}
+
+/// Raw HTTP for what the typed client does not do (raw bodies, headers, ranges).
+async fn http(
+    user: Option<&TestUser>,
+    method: Method,
+    url: String,
+    headers: &[(header::HeaderName, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, HeaderMap, Bytes) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(u) = user {
+        req = req.bearer_auth(&u.auth.access_token);
+    }
+    for (name, value) in headers {
+        req = req.header(name, *value);
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.bytes().await.expect("body"))
+}
+
+async fn fetch(app: &TestApp, user: Option<&TestUser>, path: &str) -> (u16, HeaderMap, Bytes) {
+    http(user, Method::GET, format!("{}{path}", app.base), &[], None).await
+}
+
+fn json_of(body: &Bytes) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+/// Sends a media message and returns the stored message.
+async fn send_media(user: &TestUser, room: Uuid, kind: MessageType, media: Uuid) -> (u16, Value) {
+    let body = json!({"roomId": room, "clientMsgId": Uuid::now_v7().to_string(), "type": kind, "mediaId": media, "content": "look"});
+    user.api
+        .raw(Method::POST, "/api/v1/messages/send", Some(&body))
+        .await
+        .expect("send")
+}
+
+/// Every stored object under the local media store.
+fn stored_objects(dir: &Path) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dir.join("media").join("objects"), &mut out);
+    out
+}
+
+fn temp_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("media").join("tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn every_type_is_recognised_from_its_bytes() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let cases: Vec<(&str, Vec<u8>, MessageType, &str)> = vec![
+        ("pic.png", png(64, 48), MessageType::Image, "image/png"),
+        ("clip.mp4", mp4(), MessageType::Video, "video/mp4"),
+        ("song.mp3", mp3(), MessageType::Audio, "audio/mpeg"),
+        ("doc.pdf", pdf(), MessageType::File, "application/pdf"),
+        (
+            "notes.txt",
+            b"just some notes\n".to_vec(),
+            MessageType::File,
+            "text/plain",
+        ),
+    ];
+    for (name, bytes, kind, mime) in cases {
+        // Every upload claims to be a GIF: the claim is ignored.
+        let media = alice
+            .api
+            .upload(name, "image/gif", bytes.clone())
+            .await
+            .expect("upload");
+        assert_eq!(
+            (media.kind, media.mime_type.as_str()),
+            (kind, mime),
+            "{name}"
+        );
+        assert_eq!(media.filename, name);
+        assert_eq!(media.url, format!("/api/v1/media/{}", media.id));
+        let (status, headers, body) = fetch(&app, Some(&alice), &media.url).await;
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(headers[header::CONTENT_TYPE], mime);
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(
+            headers[header::ETAG],
+            format!("\"{}\"", media.sha256).as_str()
+        );
+        assert!(
+            headers[header::CACHE_CONTROL]
+                .to_str()
+                .expect("ascii")
+                .starts_with("private")
+        );
+        if kind == MessageType::Image {
+            assert_eq!((media.width, media.height), (Some(64), Some(48)));
+            assert_eq!(media.size, body.len() as u64);
+        } else {
+            assert_eq!(
+                body.as_ref(),
+                bytes.as_slice(),
+                "{name} comes back unchanged"
+            );
+            assert_eq!(media.size, bytes.len() as u64);
+            assert!(media.thumbnail_url.is_none());
+        }
+        let disposition = headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii");
+        let inline = matches!(
+            kind,
+            MessageType::Image | MessageType::Video | MessageType::Audio
+        );
+        assert_eq!(
+            disposition.starts_with("inline"),
+            inline,
+            "{name}: {disposition}"
+        );
+        assert!(disposition.contains(name));
+    }
+}
+
+#[tokio::test]
+async fn a_raw_body_upload_takes_its_name_from_the_query() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let (status, _, body) = http(
+        Some(&alice),
+        Method::POST,
+        format!(
+            "{}/api/v1/media/upload?filename=..%2F..%2Fetc%2Freport.pdf",
+            app.base
+        ),
+        &[(header::CONTENT_TYPE, "application/octet-stream")],
+        Some(pdf()),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", json_of(&body));
+    let media: Media = serde_json::from_slice(&body).expect("media");
+    assert_eq!(media.mime_type, "application/pdf");
+    assert_eq!(media.filename, "report.pdf", "directories are dropped");
+}
+
+#[tokio::test]
+async fn active_content_is_only_ever_an_attachment() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    for (name, bytes, mime) in [
+        ("cat.png", b"<!DOCTYPE html><script>alert(document.cookie)</script>".to_vec(), "text/html"),
+        ("logo.svg", b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>".to_vec(), "image/svg+xml"),
+    ] {
+        // Spoofed: the form says image/png.
+        let media = alice.api.upload(name, "image/png", bytes).await.expect("upload");
+        assert_eq!(media.kind, MessageType::File, "{name} is not an image");
+        assert_eq!(media.mime_type, mime);
+        let (status, headers, _) = fetch(&app, Some(&alice), &media.url).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers[header::CONTENT_TYPE], mime);
+        assert!(headers[header::CONTENT_DISPOSITION].to_str().expect("ascii").starts_with("attachment"));
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii").contains("sandbox"));
+    }
+}
+
+#[tokio::test]
+async fn images_lose_their_metadata_and_are_turned_upright() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let upload = jpeg_with_metadata(40, 20, 1);
+    assert!(upload.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
+
+    let media = alice
+        .api
+        .upload("holiday.jpg", "image/jpeg", upload.clone())
+        .await
+        .expect("upload");
+    assert_eq!(
+        (media.kind, media.mime_type.as_str()),
+        (MessageType::Image, "image/jpeg")
+    );
+    assert_eq!((media.width, media.height), (Some(40), Some(20)));
+    let (_, _, stored) = fetch(&app, Some(&alice), &media.url).await;
+    assert!(
+        !stored.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        "no trace of the location in what is served"
+    );
+    let jpeg = Jpeg::from_bytes(stored.clone()).expect("still a JPEG");
+    assert!(jpeg.exif().is_none(), "EXIF is gone");
+    assert!(
+        jpeg.segments()
+            .iter()
+            .all(|s| s.marker() != 0xE1 && s.marker() != 0xFE)
+    );
+    assert_eq!(hex::encode(Sha256::digest(&stored)), media.sha256);
+    for file in stored_objects(app.data_dir()) {
+        let bytes = std::fs::read(&file).expect("read object");
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "{file:?}"
+        );
+    }
+
+    // A sideways photo is rotated instead of losing its orientation.
+    let media = alice
+        .api
+        .upload("portrait.jpg", "image/jpeg", jpeg_with_metadata(40, 20, 6))
+        .await
+        .expect("upload");
+    assert_eq!((media.width, media.height), (Some(20), Some(40)));
+    let (_, _, stored) = fetch(&app, Some(&alice), &media.url).await;
+    let decoded = image::load_from_memory(&stored).expect("decodes");
+    assert_eq!((decoded.width(), decoded.height()), (20, 40));
+
+    // The thumbnail.
+    let big = alice
+        .api
+        .upload("big.png", "image/png", png(1000, 500))
+        .await
+        .expect("upload");
+    let thumb_url = big.thumbnail_url.clone().expect("a thumbnail");
+    let (status, headers, thumb) = fetch(&app, Some(&alice), &thumb_url).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/jpeg");
+    let thumb = image::load_from_memory(&thumb).expect("thumbnail decodes");
+    assert_eq!((thumb.width(), thumb.height()), (320, 160));
+}
+
+#[tokio::test]
+async fn broken_empty_and_huge_images_are_refused() {
+    let app = spawn_app_with(|c| c.media.max_image_pixels = 1_000_000).await;
+    let alice = app.user("alice").await;
+    let mut broken = png(10, 10);
+    broken.truncate(60);
+    let answer = alice.api.upload("broken.png", "image/png", broken).await;
+    assert!(
+        matches!(
+            answer,
+            Err(palaver_client::ClientError::Api { status: 422, .. })
+        ),
+        "{answer:?}"
+    );
+    let answer = alice
+        .api
+        .upload("empty.txt", "text/plain", Vec::new())
+        .await;
+    assert!(
+        matches!(
+            answer,
+            Err(palaver_client::ClientError::Api { status: 422, .. })
+        ),
+        "{answer:?}"
+    );
+    // 2000×1000 = 2 Mpx, over the limit of 1 Mpx: refused before decoding.
+    let answer = alice
+        .api
+        .upload("bomb.png", "image/png", png(2000, 1000))
+        .await;
+    assert!(
+        matches!(
+            answer,
+            Err(palaver_client::ClientError::Api { status: 413, .. })
+        ),
+        "{answer:?}"
+    );
+    assert!(stored_objects(app.data_dir()).is_empty(), "nothing kept");
+    assert_eq!(temp_files(app.data_dir()), 0);
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
+    let app = spawn_app_with(|c| {
+        c.media.max_file_bytes = 4096;
+        c.media.max_image_bytes = 1024;
+        c.media.max_video_bytes = 16 * 1024;
+        c.media.max_audio_bytes = 16 * 1024;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    // Over every limit: refused while streaming.
+    let answer = alice
+        .api
+        .upload("big.bin", "application/octet-stream", vec![1u8; 20_000])
+        .await;
+    match answer {
+        Err(palaver_client::ClientError::Api { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+        }
+        other => panic!("expected 413, got {other:?}"),
+    }
+    // Under the video limit but over the file limit: refused once the type is known.
+    let answer = alice
+        .api
+        .upload("big.pdf", "application/pdf", {
+            let mut v = pdf();
+            v.extend(vec![b' '; 8000]);
+            v
+        })
+        .await;
+    assert!(
+        matches!(
+            answer,
+            Err(palaver_client::ClientError::Api { status: 413, .. })
+        ),
+        "{answer:?}"
+    );
+    // A declared length over the limit is refused before the body is read.
+    let (status, _, body) = http(
+        Some(&alice),
+        Method::POST,
+        format!("{}/api/v1/media/upload?filename=x", app.base),
+        &[(header::CONTENT_LENGTH, "999999999")],
+        Some(vec![0u8; 10]),
+    )
+    .await;
+    assert_eq!(status, 413, "{}", json_of(&body));
+    // A video under its own limit is fine.
+    alice
+        .api
+        .upload("clip.mp4", "video/mp4", mp4())
+        .await
+        .expect("video within its limit");
+    assert_eq!(stored_objects(app.data_dir()).len(), 1);
+    assert_eq!(temp_files(app.data_dir()), 0);
+}
+
+#[tokio::test]
+async fn the_same_file_twice_is_stored_once() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let first = alice
+        .api
+        .upload("a.pdf", "application/pdf", pdf())
+        .await
+        .expect("upload");
+    let second = bob
+        .api
+        .upload("b.pdf", "application/pdf", pdf())
+        .await
+        .expect("upload");
+    assert_ne!(first.id, second.id, "each upload has its own id");
+    assert_eq!(first.sha256, second.sha256);
+    assert_eq!(first.sha256, hex::encode(Sha256::digest(pdf())));
+    assert_eq!(
+        stored_objects(app.data_dir()).len(),
+        1,
+        "one copy of the bytes"
+    );
+    // Bob's upload does not let him read Alice's.
+    assert_eq!(fetch(&app, Some(&bob), &first.url).await.0, 404);
+}
+
+#[tokio::test]
+async fn only_the_uploader_and_members_of_rooms_where_it_was_shared_may_fetch() {
+    let app = spawn_app().await;
+    let [alice, bob, carol] = &app.users(&["alice", "bob", "carol"]).await[..] else {
+        unreachable!()
+    };
+    let media = alice
+        .api
+        .upload("pic.png", "image/png", png(8, 8))
+        .await
+        .expect("upload");
+    let thumb = media.thumbnail_url.clone().expect("thumbnail");
+    // Not yet shared: only Alice.
+    assert_eq!(fetch(&app, Some(alice), &media.url).await.0, 200);
+    for path in [&media.url, &thumb] {
+        let (status, _, body) = fetch(&app, Some(bob), path).await;
+        assert_error(&(status, json_of(&body)), 404, "media_not_found");
+    }
+    let (status, _, body) = fetch(&app, None, &media.url).await;
+    assert_error(&(status, json_of(&body)), 401, "unauthorized");
+
+    // Shared with Bob in a DM.
+    let room = alice.dm(bob).await;
+    let (status, sent) = send_media(alice, room.id, MessageType::Image, media.id).await;
+    assert_eq!(status, 201, "{sent}");
+    let sent: Message = serde_json::from_value(sent).expect("message");
+    assert_eq!(sent.media.as_ref().map(|m| m.id), Some(media.id));
+    assert_eq!(fetch(&app, Some(bob), &media.url).await.0, 200);
+    assert_eq!(fetch(&app, Some(bob), &thumb).await.0, 200);
+    // <img src> cannot send headers: the token may be a query parameter.
+    let url = format!("{}?access_token={}", media.url, bob.auth.access_token);
+    assert_eq!(fetch(&app, None, &url).await.0, 200);
+    assert_eq!(
+        fetch(&app, None, &format!("{}?access_token=garbage", media.url))
+            .await
+            .0,
+        401
+    );
+    // Carol is in no room with it.
+    assert_eq!(fetch(&app, Some(carol), &media.url).await.0, 404);
+    // Carol cannot send Alice's media either.
+    let carol_room = carol.dm(bob).await;
+    let answer = send_media(carol, carol_room.id, MessageType::Image, media.id).await;
+    assert_error(&answer, 404, "media_not_found");
+    // Bob may forward it: he can see it.
+    let group = bob.group("friends", &[carol]).await;
+    assert_eq!(
+        send_media(bob, group.id, MessageType::Image, media.id)
+            .await
+            .0,
+        201
+    );
+    assert_eq!(fetch(&app, Some(carol), &media.url).await.0, 200);
+    // Unknown and malformed ids.
+    let (status, _, body) = fetch(
+        &app,
+        Some(alice),
+        &format!("/api/v1/media/{}", Uuid::now_v7()),
+    )
+    .await;
+    assert_error(&(status, json_of(&body)), 404, "media_not_found");
+    assert_eq!(
+        fetch(&app, Some(alice), "/api/v1/media/not-a-uuid").await.0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_message_takes_back_access() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let media = alice
+        .api
+        .upload("pic.png", "image/png", png(8, 8))
+        .await
+        .expect("upload");
+    let room = alice.dm(&bob).await;
+    let (_, sent) = send_media(&alice, room.id, MessageType::Image, media.id).await;
+    let id = sent["id"].as_str().expect("id");
+    assert_eq!(fetch(&app, Some(&bob), &media.url).await.0, 200);
+    let answer = alice
+        .api
+        .raw(Method::DELETE, &format!("/api/v1/messages/{id}"), None)
+        .await
+        .expect("delete");
+    assert_eq!(answer.0, 200);
+    assert_eq!(fetch(&app, Some(&bob), &media.url).await.0, 404);
+    assert_eq!(
+        fetch(&app, Some(&alice), &media.url).await.0,
+        200,
+        "still the uploader's"
+    );
+}
+
+#[tokio::test]
+async fn range_requests_stream_parts() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let video = mp4();
+    let media = alice
+        .api
+        .upload("clip.mp4", "video/mp4", video.clone())
+        .await
+        .expect("upload");
+    let url = format!("{}{}", app.base, media.url);
+    let total = video.len();
+    for (spec, from, to) in [
+        ("bytes=0-99", 0, 100),
+        ("bytes=100-", 100, total),
+        ("bytes=-10", total - 10, total),
+    ] {
+        let (status, headers, body) = http(
+            Some(&alice),
+            Method::GET,
+            url.clone(),
+            &[(header::RANGE, spec)],
+            None,
+        )
+        .await;
+        assert_eq!(status, 206, "{spec}");
+        assert_eq!(body.as_ref(), &video[from..to], "{spec}");
+        assert_eq!(
+            headers[header::CONTENT_RANGE],
+            format!("bytes {from}-{}/{total}", to - 1).as_str()
+        );
+        assert_eq!(
+            headers[header::CONTENT_LENGTH],
+            (to - from).to_string().as_str()
+        );
+    }
+    let (status, headers, _) = http(
+        Some(&alice),
+        Method::GET,
+        url.clone(),
+        &[(header::RANGE, "bytes=999999-")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 416);
+    assert_eq!(
+        headers[header::CONTENT_RANGE],
+        format!("bytes */{total}").as_str()
+    );
+    // Several ranges at once are answered with the whole file.
+    let (status, _, body) = http(
+        Some(&alice),
+        Method::GET,
+        url.clone(),
+        &[(header::RANGE, "bytes=0-1,5-6")],
+        None,
+    )
+    .await;
+    assert_eq!((status, body.len()), (200, total));
+    // A cache that has it already.
+    let etag = format!("\"{}\"", media.sha256);
+    let (status, _, body) = http(
+        Some(&alice),
+        Method::GET,
+        url,
+        &[(header::IF_NONE_MATCH, &etag)],
+        None,
+    )
+    .await;
+    assert_eq!((status, body.len()), (304, 0));
+}
+
+#[tokio::test]
+async fn media_messages_carry_their_media_through_the_chat() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let room = alice.dm(&bob).await;
+    let mut bob_socket = bob.connect().await;
+    let media = alice
+        .api
+        .upload("pic.png", "image/png", png(30, 20))
+        .await
+        .expect("upload");
+
+    let (status, _) = send_media(&alice, room.id, MessageType::Image, media.id).await;
+    assert_eq!(status, 201);
+    let live = next_message(&mut bob_socket).await;
+    assert_eq!(live.kind, MessageType::Image);
+    assert_eq!(
+        live.media.as_ref(),
+        Some(&media),
+        "the live frame describes the media"
+    );
+
+    let history = bob
+        .api
+        .history(room.id, None, None, None)
+        .await
+        .expect("history");
+    let last = history.messages.last().expect("a message");
+    assert_eq!(last.media.as_ref(), Some(&media), "so does history");
+
+    // A file message may carry any media; other types must match.
+    assert_eq!(
+        send_media(&alice, room.id, MessageType::File, media.id)
+            .await
+            .0,
+        201
+    );
+    assert_error(
+        &send_media(&alice, room.id, MessageType::Video, media.id).await,
+        422,
+        "validation_failed",
+    );
+    let text = json!({"roomId": room.id, "clientMsgId": "t1", "type": "text", "content": "hi", "mediaId": media.id});
+    assert_error(
+        &alice
+            .api
+            .raw(Method::POST, "/api/v1/messages/send", Some(&text))
+            .await
+            .expect("send"),
+        422,
+        "validation_failed",
+    );
+    let unknown = send_media(&alice, room.id, MessageType::Image, Uuid::now_v7()).await;
+    assert_error(&unknown, 404, "media_not_found");
+
+    // Over the socket too, with the same rules.
+    let mut alice_socket = alice.connect().await;
+    let req = SendMessageRequest {
+        room_id: room.id,
+        client_msg_id: "sock-1".into(),
+        content: String::new(),
+        kind: MessageType::Image,
+        media_id: Some(media.id),
+    };
+    let (acked, _) = alice_socket.send_request(req).await.expect("ack");
+    assert_eq!(acked.media.map(|m| m.id), Some(media.id));
+}
+
+#[tokio::test]
+async fn malformed_uploads_get_clear_errors() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let url = format!("{}/api/v1/media/upload", app.base);
+    // A form without a `file` part.
+    let form = reqwest::multipart::Form::new().text("other", "value");
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&alice.auth.access_token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "bad_request");
+    // A multipart body that is not one.
+    let (status, _, body) = http(
+        Some(&alice),
+        Method::POST,
+        url.clone(),
+        &[(header::CONTENT_TYPE, "multipart/form-data; boundary=XYZ")],
+        Some(b"this is not multipart".to_vec()),
+    )
+    .await;
+    assert_error(&(status, json_of(&body)), 400, "bad_request");
+    // No token.
+    let (status, _, body) = http(None, Method::POST, url.clone(), &[], Some(pdf())).await;
+    assert_error(&(status, json_of(&body)), 401, "unauthorized");
+    assert_eq!(temp_files(app.data_dir()), 0);
+    assert!(stored_objects(app.data_dir()).is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_store_leaves_no_record_and_the_client_can_retry() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bytes = pdf();
+    let sha = hex::encode(Sha256::digest(&bytes));
+    // A file where the object's directory should be makes the store fail.
+    let objects = app.data_dir().join("media").join("objects");
+    let blocker = objects.join(&sha[0..2]);
+    std::fs::write(&blocker, b"in the way").expect("blocker");
+    let answer = alice
+        .api
+        .upload("doc.pdf", "application/pdf", bytes.clone())
+        .await;
+    match answer {
+        Err(palaver_client::ClientError::Api { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (500, "media_upload_failed"));
+        }
+        other => panic!("expected media_upload_failed, got {other:?}"),
+    }
+    assert_eq!(temp_files(app.data_dir()), 0, "no partial upload left");
+    assert_eq!(
+        media_records(&app.db_path()).await,
+        0,
+        "no record of the failed upload"
+    );
+    std::fs::remove_file(&blocker).expect("unblock");
+    let media = alice
+        .api
+        .upload("doc.pdf", "application/pdf", bytes.clone())
+        .await
+        .expect("retry works");
+    let (_, _, body) = fetch(&app, Some(&alice), &media.url).await;
+    assert_eq!(body.as_ref(), bytes.as_slice());
+}
+
+async fn media_records(db: &Path) -> i64 {
+    use sqlx::Row;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open db");
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM media")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    row.get::<i64, _>("n")
+}
+
+#[tokio::test]
+async fn uploads_never_sent_are_collected() {
+    let app = spawn_app_with(|c| {
+        c.media.orphan_ttl_secs = 0;
+        c.media.gc_interval_secs = 1;
+    })
+    .await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let room = alice.dm(&bob).await;
+    let kept = alice
+        .api
+        .upload("kept.pdf", "application/pdf", pdf())
+        .await
+        .expect("upload");
+    assert_eq!(
+        send_media(&alice, room.id, MessageType::File, kept.id)
+            .await
+            .0,
+        201
+    );
+    let orphan = alice
+        .api
+        .upload("orphan.mp3", "audio/mpeg", mp3())
+        .await
+        .expect("upload");
+    let deadline = std::time::Instant::now() + WAIT;
+    while fetch(&app, Some(&alice), &orphan.url).await.0 != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan was not collected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        fetch(&app, Some(&bob), &kept.url).await.0,
+        200,
+        "shared media stays"
+    );
+    assert_eq!(
+        stored_objects(app.data_dir()).len(),
+        1,
+        "the orphan's bytes are gone"
+    );
+}
