@@ -20,6 +20,7 @@ use crate::cache::memory::MemoryCache;
 use crate::config::Config;
 use crate::gateway::hub::Hub;
 use crate::http::{AppState, router};
+use crate::push::Dispatcher;
 use crate::service::{Core, ServiceError};
 use crate::store::StoreError;
 use crate::store::sqlite::SqliteStore;
@@ -35,6 +36,8 @@ pub enum StartError {
     Service(#[from] ServiceError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("push: {0}")]
+    Push(#[from] crate::push::PushError),
 }
 
 /// Events the in-process bus buffers for a lagging subscriber.
@@ -85,7 +88,8 @@ fn signing_secret(config: &Config) -> Result<Vec<u8>, StartError> {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a file only its owner may read (mode 0600): secrets and private keys.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -134,7 +138,16 @@ impl Application {
         };
         let listener = bind(config.listen)?;
         let addr = listener.local_addr()?;
-        let core = Core::start(config, store, bus, cache.clone(), &secret).await?;
+        // The VAPID key is created before anything can subscribe with it.
+        let push = match config.push.enabled {
+            true => Some(Dispatcher::new(
+                &config.push,
+                &config.data_dir,
+                store.clone(),
+            )?),
+            false => None,
+        };
+        let core = Core::start(config, store, bus, cache.clone(), &secret, push).await?;
         let hub = Hub::new(core.clone());
         tokio::spawn(hub.clone().run(events));
         tokio::spawn(async move {

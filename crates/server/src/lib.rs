@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod push;
 pub mod service;
 pub mod store;
 pub mod telemetry;

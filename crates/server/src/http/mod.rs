@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod messages;
 pub mod presence;
+pub mod push;
 pub mod rooms;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::router())
         .merge(messages::router())
         .merge(presence::router())
+        .merge(push::router())
         .route("/ws", get(crate::gateway::upgrade))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
@@ -180,6 +182,7 @@ impl utoipa::Modify for BearerAuth {
         rooms::receipts, rooms::receipt,
         messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,
         presence::presence, presence::chat_status, presence::last_seen,
+        push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
         healthz, readyz, metrics_text, openapi,
     ),
     modifiers(&BearerAuth)

@@ -5,6 +5,7 @@
 mod auth;
 mod membership;
 mod messages;
+mod notify;
 mod presence;
 mod rooms;
 
@@ -65,6 +66,8 @@ pub enum ServiceError {
     Bus(#[from] BusError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("push subscription not found")]
+    SubscriptionNotFound,
 }
 
 impl ServiceError {
@@ -89,6 +92,7 @@ impl ServiceError {
             DeliveryFailed => ErrorCode::MessageDeliveryFailed,
             Unavailable => ErrorCode::Unavailable,
             Store(_) | Bus(_) | Internal(_) => ErrorCode::Internal,
+            SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
         }
     }
 
@@ -113,6 +117,8 @@ pub struct Core {
     /// Identifies this node on the bus, so it can skip its own membership events.
     pub node_id: Uuid,
     writer: MessageWriter,
+    /// Sends push notifications; `None` when `push.enabled` is false.
+    pub push: Option<Arc<crate::push::Dispatcher>>,
 }
 
 impl Core {
@@ -123,6 +129,7 @@ impl Core {
         bus: Arc<dyn Bus>,
         cache: Arc<dyn Cache>,
         secret: &[u8],
+        push: Option<Arc<crate::push::Dispatcher>>,
     ) -> ServiceResult<Arc<Core>> {
         let membership = Membership::default();
         membership.load(store.all_memberships().await?);
@@ -138,8 +145,21 @@ impl Core {
                 .revoke_session(sid, since + (config.access_token_ttl_secs as i64) * 2000)
                 .await;
         }
-        let writer = MessageWriter::start(store.clone(), bus.clone(), config.group_commit_max);
-        Ok(Arc::new(Core {
+        // Stored messages go to the notification collector only when push is on.
+        let (notify_tx, notify_rx) = match &push {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(notify::INTAKE_BATCHES);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let writer = MessageWriter::start(
+            store.clone(),
+            bus.clone(),
+            config.group_commit_max,
+            notify_tx,
+        );
+        let core = Arc::new(Core {
             config,
             store,
             bus,
@@ -148,7 +168,12 @@ impl Core {
             tokens,
             node_id: Uuid::now_v7(),
             writer,
-        }))
+            push: push.clone(),
+        });
+        if let (Some(push), Some(rx)) = (push, notify_rx) {
+            tokio::spawn(notify::run(core.clone(), push, rx));
+        }
+        Ok(core)
     }
 
     /// Stops taking messages and waits until every accepted one is stored and announced.
