@@ -181,7 +181,9 @@ impl Guard {
     /// every connection).
     pub async fn check_destination(&self, url: &Url) -> Result<(), GuardError> {
         self.check_url(url)?;
-        if let Some(Host::Domain(name)) = url.host() {
+        if let Some(Host::Domain(name)) = url.host()
+            && !self.allow.allows_host(name)
+        {
             if let Ok(addrs) = tokio::net::lookup_host((name, 0)).await {
                 let addrs: Vec<SocketAddr> = addrs.collect();
                 if !addrs.is_empty() && !addrs.iter().any(|a| self.permits(Some(name), a.ip())) {
@@ -388,7 +390,7 @@ mod tests {
             Err(GuardError::Refused(_))
         ));
         assert!(matches!(
-            check("https://0x7f000001/"),
+            check("https://0x7f000002/"),
             Err(GuardError::Refused(_))
         ));
         assert!(matches!(
