@@ -9,5 +9,6 @@ mod durability;
 mod errors;
 mod messaging;
 mod operations;
+mod push;
 mod realtime;
 mod rooms;
