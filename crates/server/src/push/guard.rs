@@ -183,14 +183,13 @@ impl Guard {
         self.check_url(url)?;
         if let Some(Host::Domain(name)) = url.host()
             && !self.allow.allows_host(name)
+            && let Ok(addrs) = tokio::net::lookup_host((name, 0)).await
         {
-            if let Ok(addrs) = tokio::net::lookup_host((name, 0)).await {
-                let addrs: Vec<SocketAddr> = addrs.collect();
-                if !addrs.is_empty() && !addrs.iter().any(|a| self.permits(Some(name), a.ip())) {
-                    return Err(GuardError::Refused(format!(
-                        "{name} resolves only to internal addresses"
-                    )));
-                }
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if !addrs.is_empty() && !addrs.iter().any(|a| self.permits(Some(name), a.ip())) {
+                return Err(GuardError::Refused(format!(
+                    "{name} resolves only to internal addresses"
+                )));
             }
         }
         Ok(())
