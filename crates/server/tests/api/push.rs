@@ -197,25 +197,19 @@ fn push_config(c: &mut Config) {
 }
 
 async fn subscribe(user: &TestUser, browser: &Browser) -> PushSubscription {
-    let (status, body) = user
-        .api
-        .raw(
-            Method::POST,
-            "/api/v1/push/subscriptions",
-            Some(&browser.json()),
-        )
-        .await
-        .expect("subscribe");
+    let (status, body) = call(
+        user,
+        Method::POST,
+        "/api/v1/push/subscriptions",
+        Some(&browser.json()),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     serde_json::from_value(body).expect("subscription")
 }
 
 async fn vapid_key(user: &TestUser) -> String {
-    let (status, body) = user
-        .api
-        .raw(Method::GET, "/api/v1/push/vapid-public-key", None)
-        .await
-        .expect("key");
+    let (status, body) = call(user, Method::GET, "/api/v1/push/vapid-public-key", None).await;
     assert_eq!(status, 200, "{body}");
     body["publicKey"].as_str().expect("publicKey").to_owned()
 }
@@ -309,15 +303,13 @@ async fn the_preview_setting_decides_what_a_push_shows() {
     subscribe(&bob, &browser).await;
 
     let settings = |preview: &str| json!({ "preview": preview });
-    let (status, body) = bob
-        .api
-        .raw(
-            Method::PUT,
-            "/api/v1/push/settings",
-            Some(&settings("full")),
-        )
-        .await
-        .expect("settings");
+    let (status, body) = call(
+        &bob,
+        Method::PUT,
+        "/api/v1/push/settings",
+        Some(&settings("full")),
+    )
+    .await;
     assert_eq!(
         (status, body["preview"].as_str()),
         (200, Some("full")),
@@ -329,15 +321,13 @@ async fn the_preview_setting_decides_what_a_push_shows() {
     assert_eq!(n.room_name.as_deref(), Some("Team"));
     assert_eq!(n.sender_name.as_deref(), Some("Alice"));
 
-    let (status, _) = bob
-        .api
-        .raw(
-            Method::PUT,
-            "/api/v1/push/settings",
-            Some(&settings("none")),
-        )
-        .await
-        .expect("settings");
+    let (status, _) = call(
+        &bob,
+        Method::PUT,
+        "/api/v1/push/settings",
+        Some(&settings("none")),
+    )
+    .await;
     assert_eq!(status, 200);
     alice.send(group.id, "secret plans").await;
     let r = fake.next().await;
@@ -352,11 +342,7 @@ async fn the_preview_setting_decides_what_a_push_shows() {
         (1, None, None, None, None)
     );
 
-    let (status, body) = bob
-        .api
-        .raw(Method::GET, "/api/v1/push/settings", None)
-        .await
-        .expect("settings");
+    let (status, body) = call(&bob, Method::GET, "/api/v1/push/settings", None).await;
     assert_eq!((status, body["preview"].as_str()), (200, Some("none")));
 }
 
@@ -398,22 +384,14 @@ async fn a_muted_room_sends_no_push_until_unmuted() {
     subscribe(&bob, &browser).await;
 
     let path = format!("/api/v1/rooms/{}/mute", room.id);
-    let (status, _) = bob.api.raw(Method::PUT, &path, None).await.expect("mute");
+    let (status, _) = call(&bob, Method::PUT, &path, None).await;
     assert_eq!(status, 204);
-    let (_, settings) = bob
-        .api
-        .raw(Method::GET, "/api/v1/push/settings", None)
-        .await
-        .expect("settings");
+    let (_, settings) = call(&bob, Method::GET, "/api/v1/push/settings", None).await;
     assert_eq!(settings["mutedRooms"], json!([room.id]));
     alice.send(room.id, "muted").await;
     fake.assert_silent(Duration::from_millis(600)).await;
 
-    let (status, _) = bob
-        .api
-        .raw(Method::DELETE, &path, None)
-        .await
-        .expect("unmute");
+    let (status, _) = call(&bob, Method::DELETE, &path, None).await;
     assert_eq!(status, 204);
     let sent = alice.send(room.id, "unmuted").await;
     let n = browser.decrypt(&fake.next().await.body);
@@ -465,11 +443,7 @@ async fn a_500_is_retried_and_a_410_removes_the_subscription() {
     fake.next().await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let (_, body) = bob
-            .api
-            .raw(Method::GET, "/api/v1/push/subscriptions", None)
-            .await
-            .expect("list");
+        let (_, body) = call(&bob, Method::GET, "/api/v1/push/subscriptions", None).await;
         if body["subscriptions"]
             .as_array()
             .is_some_and(|a| a.is_empty())
@@ -548,6 +522,11 @@ async fn strict_app() -> TestApp {
     spawn_app_with(|c| c.push.outbound_allow = vec!["push.palaver.test".into()]).await
 }
 
+/// A request as `user`, answered as `(status, JSON body)`.
+async fn call(user: &TestUser, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    user.api.raw(method, path, body).await.expect("request")
+}
+
 #[track_caller]
 fn assert_error(got: (u16, Value), status: u16, code: ErrorCode) {
     assert_eq!(got.0, status, "{}", got.1);
@@ -572,18 +551,10 @@ async fn subscriptions_refuse_internal_endpoints() {
     ] {
         let mut sub = Browser::new(endpoint.into()).json();
         sub["endpoint"] = json!(endpoint);
-        let got = bob
-            .api
-            .raw(Method::POST, "/api/v1/push/subscriptions", Some(&sub))
-            .await
-            .expect("post");
+        let got = call(&bob, Method::POST, "/api/v1/push/subscriptions", Some(&sub)).await;
         assert_error(got, 422, ErrorCode::ValidationFailed);
     }
-    let (_, body) = bob
-        .api
-        .raw(Method::GET, "/api/v1/push/subscriptions", None)
-        .await
-        .expect("list");
+    let (_, body) = call(&bob, Method::GET, "/api/v1/push/subscriptions", None).await;
     assert_eq!(body["subscriptions"], json!([]));
 }
 
@@ -745,24 +716,18 @@ async fn push_endpoints_answer_bad_input_in_the_error_shape() {
 
     // Idempotent on the endpoint.
     let created = subscribe(&bob, &good).await;
-    let (status, again) = bob
-        .api
-        .raw(
-            Method::POST,
-            "/api/v1/push/subscriptions",
-            Some(&good.json()),
-        )
-        .await
-        .expect("again");
+    let (status, again) = call(
+        &bob,
+        Method::POST,
+        "/api/v1/push/subscriptions",
+        Some(&good.json()),
+    )
+    .await;
     assert_eq!(
         (status, again["id"].as_str()),
         (200, Some(created.id.to_string().as_str()))
     );
-    let (_, list) = bob
-        .api
-        .raw(Method::GET, "/api/v1/push/subscriptions", None)
-        .await
-        .expect("list");
+    let (_, list) = call(&bob, Method::GET, "/api/v1/push/subscriptions", None).await;
     assert_eq!(list["subscriptions"].as_array().map(Vec::len), Some(1));
     assert!(
         list["subscriptions"][0].get("keys").is_none(),
@@ -772,44 +737,30 @@ async fn push_endpoints_answer_bad_input_in_the_error_shape() {
     // Someone else's subscription, an unknown one, a malformed id.
     let path = format!("/api/v1/push/subscriptions/{}", created.id);
     assert_error(
-        carol
-            .api
-            .raw(Method::DELETE, &path, None)
-            .await
-            .expect("delete"),
+        call(&carol, Method::DELETE, &path, None).await,
         404,
         ErrorCode::SubscriptionNotFound,
     );
     let unknown = format!("/api/v1/push/subscriptions/{}", Uuid::now_v7());
     assert_error(
-        bob.api
-            .raw(Method::DELETE, &unknown, None)
-            .await
-            .expect("delete"),
+        call(&bob, Method::DELETE, &unknown, None).await,
         404,
         ErrorCode::SubscriptionNotFound,
     );
     assert_error(
-        bob.api
-            .raw(Method::DELETE, "/api/v1/push/subscriptions/nope", None)
-            .await
-            .expect("delete"),
+        call(
+            &bob,
+            Method::DELETE,
+            "/api/v1/push/subscriptions/nope",
+            None,
+        )
+        .await,
         400,
         ErrorCode::BadRequest,
     );
-    assert_eq!(
-        bob.api
-            .raw(Method::DELETE, &path, None)
-            .await
-            .expect("delete")
-            .0,
-        204
-    );
+    assert_eq!(call(&bob, Method::DELETE, &path, None).await.0, 204);
     assert_error(
-        bob.api
-            .raw(Method::DELETE, &path, None)
-            .await
-            .expect("delete"),
+        call(&bob, Method::DELETE, &path, None).await,
         404,
         ErrorCode::SubscriptionNotFound,
     );
@@ -817,43 +768,30 @@ async fn push_endpoints_answer_bad_input_in_the_error_shape() {
     // Muting a room one is not in, or that does not exist.
     let foreign = format!("/api/v1/rooms/{}/mute", room.id);
     assert_error(
-        carol
-            .api
-            .raw(Method::PUT, &foreign, None)
-            .await
-            .expect("mute"),
+        call(&carol, Method::PUT, &foreign, None).await,
         404,
         ErrorCode::RoomNotFound,
     );
     assert_error(
-        carol
-            .api
-            .raw(Method::DELETE, &foreign, None)
-            .await
-            .expect("unmute"),
+        call(&carol, Method::DELETE, &foreign, None).await,
         404,
         ErrorCode::RoomNotFound,
     );
     let missing = format!("/api/v1/rooms/{}/mute", Uuid::now_v7());
     assert_error(
-        bob.api
-            .raw(Method::PUT, &missing, None)
-            .await
-            .expect("mute"),
+        call(&bob, Method::PUT, &missing, None).await,
         404,
         ErrorCode::RoomNotFound,
     );
 
     // An unknown preview value.
-    let got = bob
-        .api
-        .raw(
-            Method::PUT,
-            "/api/v1/push/settings",
-            Some(&json!({"preview": "everything"})),
-        )
-        .await
-        .expect("settings");
+    let got = call(
+        &bob,
+        Method::PUT,
+        "/api/v1/push/settings",
+        Some(&json!({"preview": "everything"})),
+    )
+    .await;
     assert_error(got, 400, ErrorCode::BadRequest);
 }
 
@@ -861,11 +799,7 @@ async fn push_endpoints_answer_bad_input_in_the_error_shape() {
 async fn push_can_be_switched_off() {
     let app = spawn_app_with(|c| c.push.enabled = false).await;
     let bob = app.user("bob").await;
-    let got = bob
-        .api
-        .raw(Method::GET, "/api/v1/push/vapid-public-key", None)
-        .await
-        .expect("key");
+    let got = call(&bob, Method::GET, "/api/v1/push/vapid-public-key", None).await;
     assert_error(got, 503, ErrorCode::Unavailable);
     assert!(!app.data_dir().join("vapid-private.pem").exists());
 }
