@@ -372,6 +372,8 @@ impl Core {
         who: Identity,
         req: UpdatePushSettingsRequest,
     ) -> ServiceResult<PushSettings> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
         self.store
             .set_notification_preview(who.user_id, req.preview)
             .await?;
