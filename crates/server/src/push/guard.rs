@@ -22,6 +22,8 @@ use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
+/// How long a look-up made only to vet a destination may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
 
@@ -177,13 +179,14 @@ impl Guard {
     }
 
     /// `check_url`, then for a host name its addresses now: refused when every one of
-    /// them is internal. A name that does not resolve passes (it is checked again at
-    /// every connection).
+    /// them is internal. A name that does not resolve (in `LOOKUP_TIMEOUT`) passes: it is
+    /// checked again at every connection.
     pub async fn check_destination(&self, url: &Url) -> Result<(), GuardError> {
         self.check_url(url)?;
         if let Some(Host::Domain(name)) = url.host()
             && !self.allow.allows_host(name)
-            && let Ok(addrs) = tokio::net::lookup_host((name, 0)).await
+            && let Ok(Ok(addrs)) =
+                tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name, 0))).await
         {
             let addrs: Vec<SocketAddr> = addrs.collect();
             if !addrs.is_empty() && !addrs.iter().any(|a| self.permits(Some(name), a.ip())) {

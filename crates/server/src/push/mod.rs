@@ -158,7 +158,8 @@ impl Dispatcher {
     pub fn enqueue(self: &Arc<Self>, delivery: Delivery) -> bool {
         let Ok(permit) = self.queue.clone().try_acquire_owned() else {
             metrics::counter!("palaver_push_dropped_total", "stage" => "delivery").increment(1);
-            tracing::warn!(user = %delivery.user, room = %delivery.room, "push queue full; notification dropped");
+            // Counted, not logged one by one: under overload that would flood the log.
+            tracing::debug!(user = %delivery.user, room = %delivery.room, "push queue full; notification dropped");
             return false;
         };
         tokio::spawn(self.clone().run(delivery, permit));

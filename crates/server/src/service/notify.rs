@@ -305,7 +305,7 @@ impl Core {
                 ServiceError::Validation("keys.auth must be 16 bytes, base64url".into())
             })?;
         let mine = self.store.push_subscriptions(who.user_id).await?;
-        if mine.len() >= MAX_SUBSCRIPTIONS && !mine.iter().any(|s| s.endpoint == req.endpoint) {
+        if mine.len() >= MAX_SUBSCRIPTIONS && !mine.iter().any(|s| s.endpoint == url.as_str()) {
             return Err(ServiceError::Conflict(
                 "too many push subscriptions; delete one first",
             ));
