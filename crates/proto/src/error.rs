@@ -50,6 +50,8 @@ pub enum ErrorCode {
     Unavailable,
     /// Something went wrong on the server; details are in its logs, not here.
     Internal,
+    /// The push subscription does not exist, or belongs to someone else.
+    SubscriptionNotFound,
 }
 
 impl ErrorCode {
@@ -62,7 +64,8 @@ impl ErrorCode {
             PayloadTooLarge => 413,
             Unauthorized | TokenExpired | InvalidCredentials => 401,
             Forbidden | OriginForbidden => 403,
-            UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound => 404,
+            UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
+            | SubscriptionNotFound => 404,
             UsernameTaken | Conflict => 409,
             RateLimited => 429,
             MessageDeliveryFailed | Unavailable => 503,
@@ -95,6 +98,7 @@ impl ErrorCode {
             NotFound => "not_found",
             Unavailable => "unavailable",
             Internal => "internal",
+            SubscriptionNotFound => "subscription_not_found",
         }
     }
 }

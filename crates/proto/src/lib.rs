@@ -9,10 +9,12 @@
 pub mod error;
 pub mod frames;
 pub mod model;
+pub mod push;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientEnvelope, ClientFrame, ServerFrame};
 pub use model::*;
+pub use push::*;
 
 /// Path prefix of the REST API and the WebSocket endpoint.
 pub const API_PREFIX: &str = "/api/v1";

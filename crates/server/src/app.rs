@@ -23,6 +23,7 @@ use crate::http::{AppState, router};
 use crate::media::local::LocalMediaStore;
 use crate::media::s3::S3MediaStore;
 use crate::media::{MediaError, MediaStore};
+use crate::push::Dispatcher;
 use crate::service::{Core, ServiceError};
 use crate::store::StoreError;
 use crate::store::sqlite::SqliteStore;
@@ -40,6 +41,8 @@ pub enum StartError {
     Media(#[from] MediaError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("push: {0}")]
+    Push(#[from] crate::push::PushError),
 }
 
 /// Events the in-process bus buffers for a lagging subscriber.
@@ -90,7 +93,8 @@ fn signing_secret(config: &Config) -> Result<Vec<u8>, StartError> {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a file only its owner may read (mode 0600): secrets and private keys.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -146,7 +150,16 @@ impl Application {
         };
         let listener = bind(config.listen)?;
         let addr = listener.local_addr()?;
-        let core = Core::start(config, store, bus, cache.clone(), media, &secret).await?;
+        // The VAPID key is created before anything can subscribe with it.
+        let push = match config.push.enabled {
+            true => Some(Dispatcher::new(
+                &config.push,
+                &config.data_dir,
+                store.clone(),
+            )?),
+            false => None,
+        };
+        let core = Core::start(config, store, bus, cache.clone(), media, &secret, push).await?;
         let hub = Hub::new(core.clone());
         tokio::spawn(hub.clone().run(events));
         let sweeper = core.clone();

@@ -68,6 +68,8 @@ pub struct Config {
     pub insecure_fast_password_hashing: bool,
     /// Uploaded files: where they are kept and how large they may be.
     pub media: MediaConfig,
+    /// Push notifications (Web Push and webhooks) to members who are not connected.
+    pub push: PushConfig,
 }
 
 /// Where media lives.
@@ -139,6 +141,66 @@ impl Default for MediaConfig {
     }
 }
 
+/// `[push]`: notifications to members with no live connection (docs/CONFIGURATION.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Send notifications at all. Default true.
+    pub enabled: bool,
+    /// `sub` claim of VAPID tokens: a `mailto:` or `https:` contact for push services.
+    /// Default `mailto:postmaster@localhost`.
+    pub vapid_subject: String,
+    /// How long a connected member's devices have to acknowledge (`delivered`) a message
+    /// before they are notified anyway, ms. Default 3000.
+    pub ack_delay_ms: u64,
+    /// How long a member who is not connected collects messages of one room into one
+    /// notification, ms. Default 1000.
+    pub collapse_ms: u64,
+    /// How long a push service keeps an undelivered notification (`TTL`), seconds.
+    /// Default 86400; at most 2419200 (four weeks).
+    pub ttl_secs: u64,
+    /// `Urgency` of Web Push requests (RFC 8030). Default `normal`.
+    pub urgency: Urgency,
+    /// Notifications waiting to be sent or retried before new ones are dropped. Default 1024.
+    pub queue_size: usize,
+    /// Attempts per notification (first try included) on 5xx, 429 and timeouts. Default 5.
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubled before each further one, ms. Default 500.
+    pub backoff_base_ms: u64,
+    /// Time limit of one outbound request, connection included, ms. Default 10000.
+    pub request_timeout_ms: u64,
+    /// Operator webhook that receives every notification, signed. Default none.
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the webhook signature, at least 16 bytes. Required with
+    /// `webhook_url`. Default none.
+    pub webhook_secret: Option<String>,
+    /// Destinations exempt from the SSRF guard: CIDRs (`10.0.0.0/8`), single addresses or
+    /// host names. Default empty: loopback, private and other internal addresses are refused.
+    pub outbound_allow: Vec<String>,
+}
+
+/// Web Push `Urgency` (RFC 8030 section 5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Urgency {
+    VeryLow,
+    Low,
+    Normal,
+    High,
+}
+
+impl Urgency {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::VeryLow => "very-low",
+            Urgency::Low => "low",
+            Urgency::Normal => "normal",
+            Urgency::High => "high",
+        }
+    }
+}
+
 impl MediaConfig {
     /// The largest upload of any type: the limit while the type is not known yet.
     pub fn max_upload_bytes(&self) -> u64 {
@@ -146,6 +208,63 @@ impl MediaConfig {
             .max(self.max_video_bytes)
             .max(self.max_audio_bytes)
             .max(self.max_file_bytes)
+    }
+}
+
+/// Longest TTL push services accept (four weeks).
+pub const MAX_PUSH_TTL_SECS: u64 = 28 * 24 * 3600;
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            vapid_subject: "mailto:postmaster@localhost".into(),
+            ack_delay_ms: 3000,
+            collapse_ms: 1000,
+            ttl_secs: 86400,
+            urgency: Urgency::Normal,
+            queue_size: 1024,
+            max_attempts: 5,
+            backoff_base_ms: 500,
+            request_timeout_ms: 10_000,
+            webhook_url: None,
+            webhook_secret: None,
+            outbound_allow: Vec::new(),
+        }
+    }
+}
+
+impl PushConfig {
+    /// Rules that types cannot express.
+    fn check(&self) -> Result<(), ConfigError> {
+        let rule = |m: &str| Err(ConfigError::Rule(format!("push: {m}")));
+        if self.queue_size == 0 || self.max_attempts == 0 || self.request_timeout_ms == 0 {
+            return rule("queue_size, max_attempts and request_timeout_ms must be positive");
+        }
+        if self.ttl_secs > MAX_PUSH_TTL_SECS {
+            return rule("ttl_secs must be at most 2419200 (four weeks)");
+        }
+        if !(self.vapid_subject.starts_with("mailto:") || self.vapid_subject.starts_with("https:"))
+        {
+            return rule("vapid_subject must be a mailto: or https: URL");
+        }
+        match (&self.webhook_url, &self.webhook_secret) {
+            (None, None) => {}
+            (Some(u), Some(s)) => {
+                let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                if !ok {
+                    return rule("webhook_url must be an http(s) URL");
+                }
+                if s.len() < 16 {
+                    return rule("webhook_secret must be at least 16 bytes");
+                }
+            }
+            _ => return rule("webhook_url and webhook_secret go together"),
+        }
+        if let Err(e) = crate::push::guard::AllowList::parse(&self.outbound_allow) {
+            return rule(&e.to_string());
+        }
+        Ok(())
     }
 }
 
@@ -220,6 +339,7 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             insecure_fast_password_hashing: false,
             media: MediaConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -259,6 +379,9 @@ impl Config {
         if c.media.s3_secret_access_key.is_some() {
             c.media.s3_secret_access_key = Some("<redacted>".into());
         }
+        if c.push.webhook_secret.is_some() {
+            c.push.webhook_secret = Some("<redacted>".into());
+        }
         c
     }
 
@@ -291,6 +414,6 @@ impl Config {
                 "media.thumbnail_px and media.gc_interval_secs must be positive".into(),
             ));
         }
-        Ok(())
+        self.push.check()
     }
 }

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod gateway;
 pub mod http;
 pub mod media;
+pub mod push;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod media;
 pub mod messages;
 pub mod presence;
+pub mod push;
 pub mod rooms;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::router())
         .merge(presence::router())
         .merge(media::router())
+        .merge(push::router())
         .route("/ws", get(crate::gateway::upgrade))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
@@ -183,6 +185,7 @@ impl utoipa::Modify for BearerAuth {
         messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::download, media::thumbnail,
+        push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
         healthz, readyz, metrics_text, openapi,
     ),
     modifiers(&BearerAuth)

@@ -58,7 +58,14 @@ pub struct MessageWriter {
 const COMMIT_ATTEMPTS: u32 = 3;
 
 impl MessageWriter {
-    pub(super) fn start(store: Arc<dyn Store>, bus: Arc<dyn Bus>, max_batch: usize) -> Self {
+    /// Starts the writer task; with `notify`, every batch of newly stored messages is
+    /// handed on for push notifications.
+    pub(super) fn start(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        max_batch: usize,
+        notify: Option<mpsc::Sender<Vec<Message>>>,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<(NewMessage, Job)>(max_batch * 4);
         let task = tokio::spawn(async move {
             let mut messages = Vec::with_capacity(max_batch);
@@ -75,7 +82,7 @@ impl MessageWriter {
                         Err(_) => break,
                     }
                 }
-                commit(&*store, &*bus, &messages, jobs.drain(..)).await;
+                commit(&*store, &*bus, &messages, jobs.drain(..), notify.as_ref()).await;
                 messages.clear();
             }
         });
@@ -103,6 +110,7 @@ async fn commit(
     bus: &dyn Bus,
     messages: &[NewMessage],
     jobs: impl Iterator<Item = Job>,
+    notify: Option<&mpsc::Sender<Vec<Message>>>,
 ) {
     metrics::histogram!("palaver_commit_batch_size").record(messages.len() as f64);
     let started = Instant::now();
@@ -120,6 +128,7 @@ async fn commit(
     metrics::histogram!("palaver_commit_seconds").record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(results) => {
+            let mut fresh = Vec::new();
             for (result, job) in results.into_iter().zip(jobs) {
                 let reply = match result {
                     Appended::New(message) => {
@@ -137,6 +146,9 @@ async fn commit(
                             // Stored is what counts: clients repair from the store.
                             tracing::warn!(%err, "could not announce a stored message");
                         }
+                        if notify.is_some() {
+                            fresh.push(message.clone());
+                        }
                         Ok(Sent {
                             message,
                             duplicate: false,
@@ -151,6 +163,13 @@ async fn commit(
                 metrics::histogram!("palaver_send_seconds")
                     .record(job.queued.elapsed().as_secs_f64());
                 let _ = job.reply.send(reply);
+            }
+            // Notifications never hold up sends: a full queue drops the batch's.
+            if let (Some(tx), false) = (notify, fresh.is_empty())
+                && tx.try_send(fresh).is_err()
+            {
+                metrics::counter!("palaver_push_dropped_total", "stage" => "intake").increment(1);
+                tracing::warn!("notification queue full; a batch of messages will not be notified");
             }
         }
         Err(err) => {

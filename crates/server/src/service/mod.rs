@@ -7,6 +7,7 @@ pub mod inspect;
 mod media;
 mod membership;
 mod messages;
+mod notify;
 mod presence;
 mod rooms;
 
@@ -72,6 +73,8 @@ pub enum ServiceError {
     Bus(#[from] BusError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("push subscription not found")]
+    SubscriptionNotFound,
 }
 
 impl ServiceError {
@@ -97,6 +100,7 @@ impl ServiceError {
             DeliveryFailed => ErrorCode::MessageDeliveryFailed,
             Unavailable => ErrorCode::Unavailable,
             Store(_) | Bus(_) | Internal(_) => ErrorCode::Internal,
+            SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
         }
     }
 
@@ -127,6 +131,8 @@ pub struct Core {
     /// Uploads hold it shared, the orphan sweep exclusively: the sweep never deletes
     /// bytes that an upload just found already stored.
     media_sweep: tokio::sync::RwLock<()>,
+    /// Sends push notifications; `None` when `push.enabled` is false.
+    pub push: Option<Arc<crate::push::Dispatcher>>,
 }
 
 impl Core {
@@ -138,6 +144,7 @@ impl Core {
         cache: Arc<dyn Cache>,
         media: Arc<dyn MediaStore>,
         secret: &[u8],
+        push: Option<Arc<crate::push::Dispatcher>>,
     ) -> ServiceResult<Arc<Core>> {
         let media_tmp = config.data_dir.join("media").join("tmp");
         // Anything here is an upload that was cut off by a restart.
@@ -158,8 +165,21 @@ impl Core {
                 .revoke_session(sid, since + (config.access_token_ttl_secs as i64) * 2000)
                 .await;
         }
-        let writer = MessageWriter::start(store.clone(), bus.clone(), config.group_commit_max);
-        Ok(Arc::new(Core {
+        // Stored messages go to the notification collector only when push is on.
+        let (notify_tx, notify_rx) = match &push {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(notify::INTAKE_BATCHES);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let writer = MessageWriter::start(
+            store.clone(),
+            bus.clone(),
+            config.group_commit_max,
+            notify_tx,
+        );
+        let core = Arc::new(Core {
             config,
             store,
             bus,
@@ -171,7 +191,12 @@ impl Core {
             writer,
             media_tmp,
             media_sweep: tokio::sync::RwLock::new(()),
-        }))
+            push: push.clone(),
+        });
+        if let (Some(push), Some(rx)) = (push, notify_rx) {
+            tokio::spawn(notify::run(core.clone(), push, rx));
+        }
+        Ok(core)
     }
 
     /// Stops taking messages and waits until every accepted one is stored and announced.

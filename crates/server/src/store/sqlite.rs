@@ -11,7 +11,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use palaver_proto::{Message, MessageStatus, MessageType, ReceiptKind, Role, User};
+use palaver_proto::{
+    Message, MessageStatus, MessageType, NotificationPreview, ReceiptKind, Role, User,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -163,6 +165,21 @@ fn room_from_row(row: &SqliteRow) -> StoreResult<RoomRow> {
         last_seq: row.try_get("last_seq")?,
         last_activity_ms: row.try_get("last_activity")?,
     })
+}
+
+fn push_subscription_from_row(row: &SqliteRow) -> StoreResult<PushSubscriptionRow> {
+    Ok(PushSubscriptionRow {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        endpoint: row.try_get("endpoint")?,
+        p256dh: row.try_get("p256dh")?,
+        auth: row.try_get("auth")?,
+        created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+fn preview_of(s: &str) -> StoreResult<NotificationPreview> {
+    NotificationPreview::parse(s).ok_or_else(|| StoreError::Corrupt(format!("preview {s:?}")))
 }
 
 fn role_of(s: &str) -> StoreResult<Role> {
@@ -967,5 +984,115 @@ impl Store for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    // --- push ---
+    async fn upsert_push_subscription(
+        &self,
+        sub: &PushSubscriptionRow,
+    ) -> StoreResult<(PushSubscriptionRow, bool)> {
+        // The endpoint is the identity of a subscription: a second registration keeps the
+        // row's id and creation time and takes the new keys and owner.
+        let row = sqlx::query(
+            "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth \
+             RETURNING id, user_id, endpoint, p256dh, auth, created_at",
+        )
+        .bind(sub.id)
+        .bind(sub.user_id)
+        .bind(&sub.endpoint)
+        .bind(&sub.p256dh)
+        .bind(&sub.auth)
+        .bind(sub.created_at_ms)
+        .fetch_one(&self.write)
+        .await?;
+        let stored = push_subscription_from_row(&row)?;
+        let created = stored.id == sub.id;
+        Ok((stored, created))
+    }
+
+    async fn push_subscriptions(&self, user: Uuid) -> StoreResult<Vec<PushSubscriptionRow>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, endpoint, p256dh, auth, created_at FROM push_subscriptions WHERE user_id = ? ORDER BY id",
+        )
+        .bind(user)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(push_subscription_from_row).collect()
+    }
+
+    async fn delete_push_subscription(&self, id: Uuid, owner: Option<Uuid>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM push_subscriptions WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_room_muted(&self, room: Uuid, user: Uuid, muted: bool) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE members SET muted = ? WHERE room_id = ? AND user_id = ?")
+            .bind(i64::from(muted))
+            .bind(room)
+            .bind(user)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn push_settings(&self, user: Uuid) -> StoreResult<(NotificationPreview, Vec<Uuid>)> {
+        let row = sqlx::query("SELECT notification_preview FROM users WHERE id = ?")
+            .bind(user)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StoreError::NotFound("user"))?;
+        let preview = preview_of(row.try_get("notification_preview")?)?;
+        let muted = sqlx::query(
+            "SELECT room_id FROM members WHERE user_id = ? AND muted = 1 ORDER BY room_id",
+        )
+        .bind(user)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| r.try_get("room_id"))
+        .collect::<Result<Vec<Uuid>, _>>()?;
+        Ok((preview, muted))
+    }
+
+    async fn set_notification_preview(
+        &self,
+        user: Uuid,
+        preview: NotificationPreview,
+    ) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET notification_preview = ? WHERE id = ?")
+            .bind(preview.as_str())
+            .bind(user)
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        Ok(())
+    }
+
+    async fn push_target(&self, room: Uuid, user: Uuid) -> StoreResult<Option<PushTarget>> {
+        let row = sqlx::query(
+            "SELECT m.delivered_seq, m.muted, u.notification_preview FROM members m JOIN users u ON u.id = m.user_id \
+             WHERE m.room_id = ? AND m.user_id = ?",
+        )
+        .bind(room)
+        .bind(user)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            Ok(PushTarget {
+                delivered_seq: row.try_get("delivered_seq")?,
+                muted: row.try_get::<i64, _>("muted")? != 0,
+                preview: preview_of(row.try_get("notification_preview")?)?,
+            })
+        })
+        .transpose()
     }
 }

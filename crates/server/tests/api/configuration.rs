@@ -85,3 +85,57 @@ fn bad_configuration_is_refused_clearly() {
     assert!(!ok);
     assert!(err.contains("at least 32 bytes"), "{err}");
 }
+
+#[test]
+fn push_options_come_from_the_environment_and_are_checked() {
+    let (ok, out, err) = palaver_config(
+        &[],
+        &[
+            ("PALAVER_PUSH__COLLAPSE_MS", "250"),
+            ("PALAVER_PUSH__URGENCY", "high"),
+            (
+                "PALAVER_PUSH__OUTBOUND_ALLOW",
+                "[\"10.0.0.0/8\", \"push.internal\"]",
+            ),
+            (
+                "PALAVER_PUSH__WEBHOOK_URL",
+                "https://gateway.example.com/hook",
+            ),
+            ("PALAVER_PUSH__WEBHOOK_SECRET", "hook-secret-0123456789"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("[push]") && out.contains("collapse_ms = 250"),
+        "{out}"
+    );
+    assert!(out.contains("urgency = \"high\""), "{out}");
+    assert!(out.contains("\"push.internal\""), "{out}");
+    assert!(
+        out.contains("webhook_secret = \"<redacted>\"") && !out.contains("hook-secret-0123456789"),
+        "the webhook secret is not printed: {out}"
+    );
+    for (env, why) in [
+        (
+            (
+                "PALAVER_PUSH__WEBHOOK_URL",
+                "https://gateway.example.com/hook",
+            ),
+            "go together",
+        ),
+        (
+            ("PALAVER_PUSH__OUTBOUND_ALLOW", "[\"not a host!\"]"),
+            "outbound_allow",
+        ),
+        (("PALAVER_PUSH__URGENCY", "urgent"), "URGENCY"),
+        (("PALAVER_PUSH__TTL_SECS", "99999999"), "ttl_secs"),
+        (
+            ("PALAVER_PUSH__VAPID_SUBJECT", "ops@example.com"),
+            "mailto:",
+        ),
+    ] {
+        let (ok, _, err) = palaver_config(&[], &[env]);
+        assert!(!ok, "{env:?} accepted");
+        assert!(err.contains(why), "{env:?}: {err}");
+    }
+}

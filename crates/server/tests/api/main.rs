@@ -10,5 +10,6 @@ mod errors;
 mod media;
 mod messaging;
 mod operations;
+mod push;
 mod realtime;
 mod rooms;
