@@ -78,7 +78,7 @@ export function newGroup(openRoom) {
       } catch (err) { error.textContent = err.message; }
     },
   },
-  h('label', {}, 'Name', name),
+  h('label', {}, 'Group name', name),
   h('span', { class: 'label' }, 'Members'), chips,
   userPicker((u) => { chosen.set(u.id, u); drawChips(); }, (u) => chosen.has(u.id), 'Add people'),
   error,
