@@ -2,7 +2,7 @@
 //! headless Chromium through playwright-core (web-tests/e2e.mjs). Without node,
 //! playwright-core (`npm ci` in web-tests/) or Chromium the test prints SKIPPED and
 //! passes, except under CI=true, where it fails.
-//! PALAVER_SCREENSHOTS=<dir> keeps the screenshots the script takes.
+//! WEB_E2E_SCREENSHOTS=<dir> keeps the screenshots the script takes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,7 +74,7 @@ async fn web_client_end_to_end() {
         .expect("server run");
     });
 
-    let shots = std::env::var("PALAVER_SCREENSHOTS").ok();
+    let shots = std::env::var("WEB_E2E_SCREENSHOTS").ok();
     let mut cmd = tokio::process::Command::new("node");
     cmd.current_dir(&dir).arg("e2e.mjs").arg(&base);
     if let Some(s) = &shots {
