@@ -10,6 +10,7 @@ pub mod messages;
 pub mod presence;
 pub mod push;
 pub mod rooms;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,7 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .fallback(not_found)
+        .route("/", get(web::index))
+        .fallback(web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(record))

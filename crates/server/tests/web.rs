@@ -1,0 +1,94 @@
+//! End-to-end tests of the web client: the real server on a random port, driven by
+//! headless Chromium through playwright-core (web-tests/e2e.mjs). Without node,
+//! playwright-core (`npm ci` in web-tests/) or Chromium the test prints SKIPPED and
+//! passes, except under CI=true, where it fails.
+//! WEB_E2E_SCREENSHOTS=<dir> keeps the screenshots the script takes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use palaver_server::config::RateLimitConfig;
+use palaver_server::{Application, Config};
+
+fn missing(dir: &Path, chromium: &str) -> Option<String> {
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        return Some("node is not installed".into());
+    }
+    if !dir.join("node_modules/playwright-core").is_dir() {
+        return Some(format!(
+            "playwright-core is not installed (npm ci in {})",
+            dir.display()
+        ));
+    }
+    if !Path::new(chromium).exists() {
+        return Some(format!(
+            "{chromium} is not installed (apt-get install chromium)"
+        ));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn web_client_end_to_end() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web-tests");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if let Some(why) = missing(&dir, &chromium) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "web client tests cannot run under CI: {why}"
+        );
+        eprintln!("\n*** SKIPPED web client end-to-end tests: {why} ***\n");
+        return;
+    }
+
+    let data = tempfile::tempdir().expect("tempdir");
+    // The script seeds 500 messages and registers several users quickly.
+    let lots = 1_000_000;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.path().to_path_buf(),
+        insecure_fast_password_hashing: true,
+        rate_limits: RateLimitConfig {
+            send_per_minute: lots,
+            send_burst: lots,
+            login_per_minute: lots,
+            login_burst: lots,
+            register_per_minute: lots,
+            register_burst: lots,
+            ephemeral_per_minute: lots,
+            ephemeral_burst: lots,
+            actions_per_minute: lots,
+            actions_burst: lots,
+        },
+        ..Config::default()
+    };
+    let app = Application::build(config).await.expect("build app");
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server run");
+    });
+
+    let shots = std::env::var("WEB_E2E_SCREENSHOTS").ok();
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.current_dir(&dir).arg("e2e.mjs").arg(&base);
+    if let Some(s) = &shots {
+        cmd.arg(s);
+    }
+    cmd.env("CHROMIUM", &chromium).kill_on_drop(true);
+    let status = tokio::time::timeout(Duration::from_secs(300), cmd.status())
+        .await
+        .expect("e2e finishes within 5 minutes")
+        .expect("run node");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    assert!(
+        status.success(),
+        "web client end-to-end tests failed (output above)"
+    );
+}

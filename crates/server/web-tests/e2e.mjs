@@ -1,0 +1,210 @@
+// End-to-end tests of the web client: real Chromium (headless) against a real server.
+// Usage: node e2e.mjs http://127.0.0.1:PORT [screenshot dir]
+// Run by crates/server/tests/web.rs; exits non-zero on the first failure.
+import { chromium } from 'playwright-core';
+import { deflateSync } from 'node:zlib';
+import assert from 'node:assert/strict';
+
+const base = process.argv[2];
+const shots = process.argv[3];
+const T = 15_000;
+const PASSWORD = 'correct horse battery';
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage'],
+});
+
+let step = '';
+const log = (s) => { step = s; console.log(`e2e: ${s}`); };
+const failures = [];
+async function newUser(name, viewport = { width: 1200, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => failures.push(`${name}: page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) failures.push(`${name}: console: ${m.text()}`); });
+  await page.goto(base);
+  await page.getByRole('tab', { name: 'Create account' }).click();
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Display name').fill(name[0].toUpperCase() + name.slice(1));
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).last().click();
+  await page.locator('#main').waitFor({ state: 'visible', timeout: T });
+  await page.locator('#conn:empty').waitFor({ state: 'attached', timeout: T });
+  return { name, context, page };
+}
+
+const rest = async (u, method, path, body) => {
+  const token = await u.page.evaluate(() => JSON.parse(localStorage.getItem('palaver.session')).accessToken);
+  const res = await fetch(`${base}/api/v1${path}`, {
+    method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body && JSON.stringify(body),
+  });
+  assert.ok(res.ok, `${method} ${path}: ${res.status}`);
+  return res.json();
+};
+
+async function send(u, text) {
+  await u.page.getByLabel('Message', { exact: true }).fill(text);
+  await u.page.getByLabel('Message', { exact: true }).press('Enter');
+}
+
+const bubble = (u, text) => u.page.locator('#msg-list .msg .text', { hasText: text });
+
+/** A small valid PNG (a gradient), so the server's decoder accepts it. */
+function png(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c >>> 0; });
+  const crc = (buf) => { let c = 0xffffffff; for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const chunk = (type, data) => { const len = Buffer.alloc(4); len.writeUInt32BE(data.length); const td = Buffer.concat([Buffer.from(type), data]); const c = Buffer.alloc(4); c.writeUInt32BE(crc(td)); return Buffer.concat([len, td, c]); };
+  const ihdr = Buffer.alloc(13); ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) { const o = y * (w * 3 + 1) + 1 + x * 3; raw[o] = (x * 255) / w; raw[o + 1] = 118; raw[o + 2] = (y * 255) / h; }
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+try {
+  log('static assets and headers');
+  const idx = await fetch(base + '/');
+  assert.equal(idx.status, 200);
+  assert.match(idx.headers.get('content-security-policy'), /script-src 'self'/);
+  assert.equal((await fetch(base + '/api/v1/nope')).status, 404);
+
+  log('alice and bob register');
+  const alice = await newUser('alice');
+  const bob = await newUser('bob');
+
+  log('alice starts a DM with bob by searching his name');
+  await alice.page.getByRole('button', { name: 'New chat' }).click();
+  await alice.page.getByPlaceholder('Search people by name').fill('bo');
+  await alice.page.locator('#dialog').getByRole('button', { name: /Bob/ }).click();
+  await alice.page.locator('#chat-name', { hasText: 'Bob' }).waitFor({ timeout: T });
+  await send(alice, 'hello bob');
+  await bubble(alice, 'hello bob').waitFor({ timeout: T });
+
+  log('bob sees the room live with an unread count, opens it, replies');
+  const bobRoom = bob.page.locator('.room-item', { hasText: 'Alice' });
+  await bobRoom.locator('.badge', { hasText: '1' }).waitFor({ timeout: T });
+  await bobRoom.click();
+  await bubble(bob, 'hello bob').waitFor({ timeout: T });
+  await send(bob, 'hi alice');
+  await bubble(alice, 'hi alice').waitFor({ timeout: T });
+
+  log('receipts: alice sees her message read');
+  await alice.page.locator('.msg.mine', { hasText: 'hello bob' }).locator('.ticks.read').waitFor({ timeout: T });
+
+  log('typing and presence');
+  await alice.page.locator('#chat-sub', { hasText: 'online' }).waitFor({ timeout: T });
+  await bob.page.getByLabel('Message', { exact: true }).pressSequentially('typing…');
+  await alice.page.locator('#chat-sub', { hasText: 'typing' }).waitFor({ timeout: T });
+  await bob.page.getByLabel('Message', { exact: true }).fill('');
+
+  log('edit and delete own messages');
+  await send(alice, 'tpyo here');
+  const typo = alice.page.locator('.msg.mine', { hasText: 'tpyo here' });
+  await typo.waitFor({ timeout: T });
+  await typo.hover();
+  await typo.getByRole('button', { name: 'Edit message' }).click();
+  await alice.page.getByLabel('Message', { exact: true }).fill('typo fixed');
+  await alice.page.getByLabel('Message', { exact: true }).press('Enter');
+  await bob.page.locator('.msg', { hasText: 'typo fixed' }).locator('.edited').waitFor({ timeout: T });
+  alice.page.once('dialog', (d) => d.accept());
+  const fixed = alice.page.locator('.msg.mine', { hasText: 'typo fixed' });
+  await fixed.hover();
+  await fixed.getByRole('button', { name: 'Delete message' }).click();
+  await bob.page.locator('.msg .text.deleted').waitFor({ timeout: T });
+
+  log('alice reloads: still logged in, history there');
+  await alice.page.reload();
+  await alice.page.locator('#main').waitFor({ state: 'visible', timeout: T });
+  await bubble(alice, 'hi alice').waitFor({ timeout: T });
+
+  log('image upload shows its preview to bob');
+  await alice.page.locator('#attach').setInputFiles({ name: 'gradient.png', mimeType: 'image/png', buffer: png(400, 300) });
+  const thumb = bob.page.locator('#msg-list img.thumb');
+  await thumb.waitFor({ timeout: T });
+  await bob.page.waitForFunction(() => { const i = document.querySelector('#msg-list img.thumb'); return i && i.complete && i.naturalWidth > 0; }, null, { timeout: T });
+  await thumb.click();
+  await bob.page.locator('#viewer[open] img').waitFor({ timeout: T });
+  if (shots) await bob.page.screenshot({ path: `${shots}/viewer.png` });
+  await bob.page.keyboard.press('Escape');
+
+  log('offline outbox delivers exactly once');
+  await alice.context.setOffline(true);
+  await alice.page.locator('#conn:not(:empty)').waitFor({ timeout: T });
+  await send(alice, 'sent while offline');
+  await alice.page.locator('#pending .msg', { hasText: 'sent while offline' }).waitFor({ timeout: T });
+  await alice.context.setOffline(false);
+  await bubble(bob, 'sent while offline').waitFor({ timeout: 30_000 });
+  await alice.page.locator('#pending .msg').waitFor({ state: 'detached', timeout: T });
+  const roomId = await bob.page.evaluate(() => new URLSearchParams(location.hash.slice(1)).get('room'));
+  const hist = await rest(bob, 'GET', `/messages/history?roomId=${roomId}&limit=200`);
+  assert.equal(hist.messages.filter((m) => m.content === 'sent while offline').length, 1, 'stored once');
+  await bob.page.waitForTimeout(500);
+  assert.equal(await bubble(bob, 'sent while offline').count(), 1, 'shown once');
+
+  log('a group of three');
+  const carol = await newUser('carol', { width: 390, height: 780 });
+  await alice.page.getByRole('button', { name: 'New group' }).click();
+  await alice.page.getByLabel('Group name', { exact: true }).fill('Team');
+  await alice.page.getByPlaceholder('Add people').fill('bob');
+  await alice.page.locator('#dialog').getByRole('button', { name: /Bob/ }).click();
+  await alice.page.getByPlaceholder('Add people').fill('car');
+  await alice.page.locator('#dialog').getByRole('button', { name: /Carol/ }).click();
+  await alice.page.getByRole('button', { name: 'Create group' }).click();
+  await alice.page.locator('#chat-name', { hasText: 'Team' }).waitFor({ timeout: T });
+  await send(alice, 'welcome to the team');
+  await carol.page.locator('.room-item', { hasText: 'Team' }).click();
+  await bubble(carol, 'welcome to the team').waitFor({ timeout: T });
+  await send(carol, 'thanks!');
+  await bob.page.locator('.room-item', { hasText: 'Team' }).click();
+  await bubble(bob, 'thanks!').waitFor({ timeout: T });
+  await bob.page.locator('.msg .sender', { hasText: 'Carol' }).waitFor({ timeout: T });
+  if (shots) await carol.page.screenshot({ path: `${shots}/phone-group.png` });
+
+  log('scroll back through 500 messages');
+  const bobAuth = await rest(bob, 'GET', '/users/me');
+  for (let i = 1; i <= 500; i++) {
+    await rest(bob, 'POST', '/messages/send', { roomId, clientMsgId: `seed-${i}`, content: `seeded message ${i}` });
+  }
+  assert.ok(bobAuth.id);
+  await alice.page.locator('.room-item', { hasText: 'Bob' }).click();
+  await bubble(alice, 'seeded message 500').waitFor({ timeout: T });
+  const scroller = alice.page.locator('#messages');
+  for (let i = 0; i < 30; i++) {
+    if (await alice.page.locator('#history-status', { hasText: 'beginning' }).count()) break;
+    // Scroll to the top; when the older page lands, the message that was first must stay
+    // where it was on screen (no jump).
+    const firstId = await alice.page.evaluate(() => {
+      const s = document.querySelector('#messages');
+      s.scrollTop = 0;
+      return document.querySelector('#msg-list .msg').dataset.id;
+    });
+    const y0 = await alice.page.evaluate((id) => document.querySelector(`#msg-list [data-id="${id}"]`).getBoundingClientRect().top, firstId);
+    await alice.page.waitForFunction((id) => document.querySelector('#msg-list .msg').dataset.id !== id
+      || document.querySelector('#history-status').textContent.includes('beginning'), firstId, { timeout: T });
+    const y1 = await alice.page.evaluate((id) => document.querySelector(`#msg-list [data-id="${id}"]`).getBoundingClientRect().top, firstId);
+    assert.ok(Math.abs(y1 - y0) < 40, `no jump when older messages load (${y0} → ${y1})`);
+  }
+  await bubble(alice, 'seeded message 1').first().waitFor({ state: 'attached', timeout: T });
+  await alice.page.locator('#history-status', { hasText: 'beginning' }).waitFor({ timeout: T });
+  const count = await alice.page.locator('#msg-list .msg').count();
+  assert.ok(count >= 500, `all messages loaded (${count})`);
+  // Older pages keep the reader's place: after one more page the old first message stays put.
+  await scroller.evaluate((s) => { s.scrollTop = s.scrollHeight; });
+  if (shots) await alice.page.screenshot({ path: `${shots}/desktop.png` });
+
+  assert.deepEqual(failures, [], 'no page errors');
+  console.log('e2e: all passed');
+  await browser.close();
+} catch (e) {
+  console.error(`e2e: FAILED at "${step}":`, e);
+  if (failures.length) console.error(failures.join('\n'));
+  if (shots) {
+    for (const ctx of browser.contexts()) {
+      for (const [i, p] of ctx.pages().entries()) await p.screenshot({ path: `${shots}/failure-${browser.contexts().indexOf(ctx)}-${i}.png` }).catch(() => {});
+    }
+  }
+  await browser.close();
+  process.exit(1);
+}

@@ -1,0 +1,390 @@
+// Entry point: log in, load rooms, keep the socket live, and route frames to the views.
+
+import * as API from './api.js';
+import { api, me } from './api.js';
+import { Live } from './socket.js';
+import { state, on, emit, putRoom, putMessage, cursors, peer, outbox, enqueue, dequeue, markFailed } from './store.js';
+import { renderRooms } from './rooms.js';
+import * as chat from './chat.js';
+import * as dialogs from './dialogs.js';
+import * as notify from './notify.js';
+import { $, initials, newClientMsgId } from './util.js';
+
+let live = null;
+
+// ---- auth screen
+
+let registering = false;
+function setMode(reg) {
+  registering = reg;
+  $('#tab-login').setAttribute('aria-selected', String(!reg));
+  $('#tab-register').setAttribute('aria-selected', String(reg));
+  $('#display-field').hidden = !reg;
+  $('#auth-submit').textContent = reg ? 'Create account' : 'Log in';
+  $('#password').autocomplete = reg ? 'new-password' : 'current-password';
+  $('#auth-error').textContent = '';
+}
+
+const AUTH_ERRORS = {
+  invalid_credentials: 'Wrong username or password.',
+  username_taken: 'That username is taken. Try another one.',
+  rate_limited: 'Too many attempts. Wait a moment and try again.',
+};
+
+function showAuth() {
+  live?.stop();
+  live = null;
+  state.rooms.clear();
+  state.openRoomId = null;
+  $('#main').hidden = true;
+  $('#auth').hidden = false;
+  $('#username').focus();
+}
+
+async function submitAuth(e) {
+  e.preventDefault();
+  const f = e.target;
+  const username = f.username.value.trim().toLowerCase();
+  const password = f.password.value;
+  const err = $('#auth-error');
+  if (!/^[a-z0-9_.-]{3,32}$/.test(username)) { err.textContent = 'Usernames are 3–32 letters, digits, or _ . -'; return; }
+  if (password.length < 8) { err.textContent = 'Passwords have at least 8 characters.'; return; }
+  $('#auth-submit').disabled = true;
+  try {
+    if (registering) await API.register(username, password, f.displayName.value.trim());
+    else await API.login(username, password);
+    f.reset();
+    await showMain();
+  } catch (ex) {
+    err.textContent = AUTH_ERRORS[ex.code] || ex.message || 'Something went wrong.';
+  } finally {
+    $('#auth-submit').disabled = false;
+  }
+}
+
+// ---- main screen
+
+async function showMain() {
+  $('#auth').hidden = true;
+  $('#main').hidden = false;
+  renderMe();
+  const { rooms } = await api('GET', '/rooms');
+  for (const r of rooms) {
+    const room = putRoom(r);
+    const mine = r.members?.find((m) => m.userId === me().id);
+    room.sentDelivered = mine?.deliveredSeq || 0;
+    room.sentRead = mine?.readSeq || 0;
+  }
+  emit('rooms');
+  for (const r of state.rooms.values()) fetchPresence(r);
+  live = new Live(cursors);
+  live.addEventListener('state', onState);
+  live.addEventListener('frame', (e) => onFrame(e.detail));
+  live.start();
+  notify.registerWorker();
+  const hash = new URLSearchParams(location.hash.slice(1)).get('room');
+  if (hash && state.rooms.has(hash)) chat.openRoom(hash);
+}
+
+function renderMe() {
+  $('#me-name').textContent = me().displayName;
+  $('#me-avatar').textContent = initials(me().displayName);
+}
+
+async function fetchPresence(room) {
+  const other = peer(room);
+  if (!other) return;
+  try {
+    const p = await api('GET', `/presence/${other.userId}`);
+    state.presence.set(other.userId, p);
+    emit('presence');
+  } catch { /* not visible: leave it blank */ }
+}
+
+const CONN_TEXT = {
+  connecting: 'Connecting…',
+  syncing: 'Catching up…',
+  waiting: 'Connection lost. Reconnecting…',
+  offline: 'You are offline. Messages will be sent when you are back.',
+};
+
+function onState(e) {
+  const { state: s, synced } = e.detail;
+  state.connection = s;
+  const banner = $('#conn');
+  banner.textContent = s === 'live' ? '' : CONN_TEXT[s] || '';
+  banner.dataset.state = s;
+  document.body.dataset.connection = s;
+  if (s === 'live') {
+    // After a gap, receipts and edits were not replayed: refetch what the lists show.
+    if (synced) refreshAfterResume();
+    flushOutbox();
+    for (const room of state.rooms.values()) sendDelivered(room);
+    markRead();
+  }
+}
+
+async function refreshAfterResume() {
+  try {
+    const { rooms } = await api('GET', '/rooms');
+    for (const r of rooms) putRoom(r);
+    for (const r of state.rooms.values()) fetchPresence(r);
+    emit('rooms');
+    const open = state.rooms.get(state.openRoomId);
+    if (open) { chat.refreshTicks(open); chat.renderHead(); }
+  } catch { /* next resume tries again */ }
+}
+
+// ---- frames
+
+function onFrame(f) {
+  switch (f.type) {
+    case 'message': return onMessage(f.message, true);
+    case 'message.updated':
+    case 'message.deleted': return onMessage(f.message, false);
+    case 'receipt.summary': {
+      const room = state.rooms.get(f.roomId);
+      if (!room) return;
+      room.summary = { deliveredSeq: f.deliveredSeq, readSeq: f.readSeq };
+      if (room.id === state.openRoomId) chat.refreshTicks(room);
+      return;
+    }
+    case 'typing': return onTyping(f);
+    case 'presence':
+      state.presence.set(f.userId, { status: f.status, lastSeen: f.lastSeen });
+      return emit('presence');
+    case 'room.updated': {
+      const isNew = !state.rooms.has(f.room.id);
+      const room = putRoom(f.room, { keepActivity: !isNew });
+      if (isNew) { fetchPresence(room); live.post({ type: 'sync', cursors: { [room.id]: 0 } }); }
+      emit('rooms');
+      if (room.id === state.openRoomId) chat.renderHead();
+      return;
+    }
+    case 'room.left':
+      state.rooms.delete(f.roomId);
+      if (state.openRoomId === f.roomId) chat.closeRoom();
+      return emit('rooms');
+    default:
+  }
+}
+
+function onMessage(m, isNew) {
+  const room = state.rooms.get(m.roomId);
+  if (!room) return;
+  const known = m.seq <= (room.lastSeq || 0);
+  const how = putMessage(m);
+  const fromOther = m.senderId !== me().id;
+  if (isNew && fromOther && !known && how !== 'update') {
+    if (room.id !== state.openRoomId || document.hidden) room.unreadCount = (room.unreadCount || 0) + 1;
+    notify.notifyMessage(room, m);
+    room.typing.delete(m.senderId);
+  }
+  if (room.id === state.openRoomId && how && how !== 'unloaded') chat.showMessage(room, m, how);
+  if (room.id === state.openRoomId) chat.renderHead();
+  if (isNew) { sendDelivered(room); markRead(); }
+  emit('rooms');
+}
+
+const typingTimers = new Map();
+function onTyping(f) {
+  const room = state.rooms.get(f.roomId);
+  if (!room || f.userId === me().id) return;
+  const key = `${f.roomId}/${f.userId}`;
+  clearTimeout(typingTimers.get(key));
+  if (f.active) {
+    room.typing.set(f.userId, true);
+    // Nothing but active:false ends it; expire it ourselves in case that never comes.
+    typingTimers.set(key, setTimeout(() => { room.typing.delete(f.userId); if (room.id === state.openRoomId) chat.renderHead(); }, 6000));
+  } else {
+    room.typing.delete(f.userId);
+  }
+  if (room.id === state.openRoomId) chat.renderHead();
+}
+
+// ---- receipts
+
+function sendDelivered(room) {
+  if (state.connection !== 'live' || !room.lastSeq || room.lastSeq <= (room.sentDelivered || 0)) return;
+  if (live.post({ type: 'receipt', roomId: room.id, seq: room.lastSeq, status: 'delivered' })) room.sentDelivered = room.lastSeq;
+}
+
+/** The open room's messages count as read while the page is visible. */
+function markRead() {
+  const room = state.rooms.get(state.openRoomId);
+  if (!room || document.hidden || !room.loaded) return;
+  room.unreadCount = 0;
+  emit('rooms');
+  if (state.connection !== 'live' || !room.lastSeq || room.lastSeq <= (room.sentRead || 0)) return;
+  if (live.post({ type: 'receipt', roomId: room.id, seq: room.lastSeq, status: 'read' })) {
+    room.sentRead = room.lastSeq;
+    room.sentDelivered = Math.max(room.sentDelivered || 0, room.lastSeq);
+  }
+}
+
+// ---- sending
+
+const inFlight = new Set();
+const RETRYABLE = new Set(['disconnected', 'message_delivery_failed', 'unavailable', 'rate_limited']);
+
+/** Sends every outbox item not already on its way; each keeps its clientMsgId forever. */
+function flushOutbox() {
+  if (state.connection !== 'live') return;
+  for (const item of outbox()) {
+    if (inFlight.has(item.clientMsgId) || item.error) continue;
+    inFlight.add(item.clientMsgId);
+    const { clientMsgId, roomId, content, type, mediaId } = item;
+    live.request({ type: 'send', message: { roomId, clientMsgId, content, type, mediaId } })
+      .then((ack) => {
+        dequeue(clientMsgId);
+        onMessage(ack.message, false);
+        const room = state.rooms.get(roomId);
+        if (room) { room.sentRead = Math.max(room.sentRead || 0, ack.message.seq); room.sentDelivered = Math.max(room.sentDelivered || 0, ack.message.seq); }
+      })
+      .catch((err) => {
+        if (!RETRYABLE.has(err.code)) { markFailed(clientMsgId, err.message || err.code); chat.renderPending(); }
+        else if (err.code !== 'disconnected') setTimeout(flushOutbox, 2000);
+      })
+      .finally(() => inFlight.delete(clientMsgId));
+  }
+}
+
+function queueSend(roomId, fields) {
+  enqueue({ clientMsgId: newClientMsgId(), roomId, content: '', type: 'text', createdAt: new Date().toISOString(), ...fields });
+  flushOutbox();
+}
+
+async function submitComposer(e) {
+  e?.preventDefault();
+  const t = $('#text');
+  const content = t.value;
+  const roomId = state.openRoomId;
+  if (!roomId) return;
+  stopTyping();
+  if (state.editing) {
+    if (!content.trim()) return;
+    try { await chat.saveEdit(content); } catch (ex) { alert(`Could not edit: ${ex.message}`); }
+    return;
+  }
+  if (!content.trim()) return;
+  t.value = '';
+  autoGrow();
+  queueSend(roomId, { content });
+}
+
+function sendFiles(files) {
+  const roomId = state.openRoomId;
+  if (!roomId) return;
+  for (const file of files) {
+    const id = newClientMsgId();
+    const attempt = async () => {
+      chat.setUpload(id, { roomId, name: file.name || 'pasted file', progress: 0, error: null, retry: attempt });
+      try {
+        const media = await API.upload(file, (p) => chat.setUpload(id, { progress: p }));
+        chat.setUpload(id, null);
+        queueSend(roomId, { type: media.type, mediaId: media.id, media });
+      } catch (ex) {
+        chat.setUpload(id, { error: ex.code === 'payload_too_large' ? 'file too large' : ex.message });
+      }
+    };
+    attempt();
+  }
+}
+
+// ---- typing indicator
+
+let typingSentAt = 0;
+let typingIdle = null;
+function onInput() {
+  autoGrow();
+  if (!state.openRoomId || state.editing) return;
+  if (Date.now() - typingSentAt > 3000) {
+    typingSentAt = Date.now();
+    live?.post({ type: 'typing', roomId: state.openRoomId, active: true });
+  }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(stopTyping, 4000);
+}
+function stopTyping() {
+  clearTimeout(typingIdle);
+  if (typingSentAt && state.openRoomId) live?.post({ type: 'typing', roomId: state.openRoomId, active: false });
+  typingSentAt = 0;
+}
+
+function autoGrow() {
+  const t = $('#text');
+  t.style.height = 'auto';
+  t.style.height = `${Math.min(160, t.scrollHeight)}px`;
+}
+
+// ---- wiring
+
+function openRoom(id) {
+  stopTyping();
+  chat.openRoom(id);
+  history.replaceState(null, '', `#room=${id}`);
+}
+
+function closeRoom() {
+  chat.closeRoom();
+  history.replaceState(null, '', location.pathname);
+}
+
+function wire() {
+  $('#tab-login').addEventListener('click', () => setMode(false));
+  $('#tab-register').addEventListener('click', () => setMode(true));
+  $('#auth-form').addEventListener('submit', submitAuth);
+  $('#new-chat').addEventListener('click', () => dialogs.newChat(openRoom));
+  $('#new-group').addEventListener('click', () => dialogs.newGroup(openRoom));
+  $('#room-info').addEventListener('click', () => dialogs.roomInfo(state.openRoomId, closeRoom));
+  $('#me-button').addEventListener('click', () => dialogs.settings());
+  $('#back').addEventListener('click', () => history.replaceState(null, '', location.pathname));
+  $('#composer').addEventListener('submit', submitComposer);
+  $('#cancel-edit').addEventListener('click', chat.cancelEdit);
+  const text = $('#text');
+  text.addEventListener('input', onInput);
+  text.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitComposer(); }
+    if (e.key === 'Escape' && state.editing) chat.cancelEdit();
+  });
+  text.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (files.length) { e.preventDefault(); sendFiles(files); }
+  });
+  $('#attach-btn').addEventListener('click', () => $('#attach').click());
+  $('#attach').addEventListener('change', (e) => { sendFiles([...e.target.files]); e.target.value = ''; });
+  const pane = $('#chat');
+  let depth = 0;
+  pane.addEventListener('dragenter', (e) => { if (state.openRoomId && e.dataTransfer?.types.includes('Files')) { depth++; $('#drop-hint').hidden = false; } });
+  pane.addEventListener('dragleave', () => { if (--depth <= 0) { depth = 0; $('#drop-hint').hidden = true; } });
+  pane.addEventListener('dragover', (e) => { if (state.openRoomId) e.preventDefault(); });
+  pane.addEventListener('drop', (e) => {
+    e.preventDefault();
+    depth = 0;
+    $('#drop-hint').hidden = true;
+    sendFiles([...(e.dataTransfer?.files || [])]);
+  });
+  document.addEventListener('visibilitychange', () => {
+    markRead();
+    if (live?.state === 'live') live.post({ type: 'presence', status: document.hidden ? 'away' : 'online' });
+  });
+  navigator.serviceWorker?.addEventListener('message', (e) => {
+    if (e.data?.type === 'open-room' && state.rooms.has(e.data.roomId)) openRoom(e.data.roomId);
+  });
+  on('rooms', () => renderRooms(openRoom));
+  on('presence', () => { renderRooms(openRoom); chat.renderHead(); });
+  on('presence-needed', fetchPresence);
+  on('outbox', (roomId) => roomId === state.openRoomId && chat.renderPending());
+  on('seen', markRead);
+  on('me', renderMe);
+  API.onSessionEnd(showAuth);
+  chat.initChat();
+}
+
+wire();
+setMode(false);
+if (API.hasSession()) {
+  showMain().catch((e) => { if (!API.hasSession()) showAuth(); else { $('#conn').textContent = `Could not load: ${e.message}`; } });
+} else {
+  showAuth();
+}

@@ -1,0 +1,302 @@
+// The open conversation: header, messages (day separators, infinite scroll back without a
+// jump), receipts ticks, pending sends, the composer, edit and delete.
+
+import { api, me, mediaSrc } from './api.js';
+import { state, emit, peer, displayName, outbox, putMessage } from './store.js';
+import { h, $, time, dayLabel, lastSeenText, initials, humanSize } from './util.js';
+
+const PAGE = 50;
+const list = () => $('#msg-list');
+const scroller = () => $('#messages');
+const nodes = new WeakMap(); // message object → its element (objects are replaced on change)
+let loadingOlder = false;
+
+export function openRoom(id) {
+  const room = state.rooms.get(id);
+  if (!room) return;
+  state.openRoomId = id;
+  state.editing = null;
+  document.body.classList.add('room-open');
+  $('#empty').hidden = true;
+  for (const s of ['#chat-head', '#messages', '#composer']) $(s).hidden = false;
+  $('#edit-banner').hidden = true;
+  renderHead();
+  list().replaceChildren();
+  $('#history-status').textContent = '';
+  renderPending();
+  if (room.loaded) {
+    renderAll(room, 'bottom');
+  } else {
+    loadNewest(room).then(() => state.openRoomId === id && renderAll(room, 'bottom'));
+  }
+  emit('rooms');
+  if (matchMedia('(min-width: 721px)').matches) $('#text').focus();
+}
+
+export function closeRoom() {
+  state.openRoomId = null;
+  document.body.classList.remove('room-open');
+  $('#empty').hidden = false;
+  for (const s of ['#chat-head', '#messages', '#composer']) $(s).hidden = true;
+  emit('rooms');
+}
+
+async function loadNewest(room) {
+  const page = await api('GET', `/messages/history?roomId=${room.id}&limit=${PAGE}`);
+  room.msgs = [];
+  room.byId = new Map();
+  room.loaded = true;
+  for (const m of page.messages) putMessage(m);
+  room.hasMore = page.hasMore;
+  emit('seen', room.id);
+}
+
+async function loadOlder(room) {
+  if (loadingOlder || !room.hasMore || !room.msgs.length) return;
+  loadingOlder = true;
+  $('#history-status').textContent = 'Loading earlier messages…';
+  try {
+    const page = await api('GET', `/messages/history?roomId=${room.id}&before=${room.msgs[0].seq}&limit=${PAGE}`);
+    for (const m of page.messages) putMessage(m);
+    room.hasMore = page.hasMore;
+    if (state.openRoomId === room.id) renderAll(room, 'keep');
+  } finally {
+    loadingOlder = false;
+    $('#history-status').textContent = room.hasMore ? '' : 'This is the beginning of the conversation.';
+  }
+}
+
+export function initChat() {
+  scroller().addEventListener('scroll', () => {
+    const room = state.rooms.get(state.openRoomId);
+    if (room && scroller().scrollTop < 400) loadOlder(room);
+    if (atBottom()) emit('seen', state.openRoomId);
+  }, { passive: true });
+  $('#back').addEventListener('click', closeRoom);
+  setInterval(() => state.openRoomId && renderHead(), 30_000);
+}
+
+const atBottom = () => {
+  const s = scroller();
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+};
+
+// ---- header
+
+export function renderHead() {
+  const room = state.rooms.get(state.openRoomId);
+  if (!room) return;
+  const other = peer(room);
+  $('#chat-name').textContent = room.name;
+  const av = $('#chat-avatar');
+  av.textContent = initials(room.name);
+  av.classList.toggle('group', !!room.isGroup);
+  const typing = [...room.typing.keys()].filter((u) => u !== me().id);
+  let sub;
+  if (typing.length) {
+    sub = room.isGroup ? `${typing.map(displayName).join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : 'typing…';
+  } else if (other) {
+    sub = lastSeenText(state.presence.get(other.userId));
+  } else {
+    sub = `${room.members?.length || 0} members: ${(room.members || []).map((m) => (m.userId === me().id ? 'you' : m.displayName)).join(', ')}`;
+  }
+  $('#chat-sub').textContent = sub;
+  $('#chat-sub').classList.toggle('typing', typing.length > 0);
+  const p = other && state.presence.get(other.userId);
+  av.dataset.presence = p?.status || '';
+}
+
+// ---- messages
+
+function statusOf(room, m) {
+  if (m.seq <= room.summary.readSeq) return 'read';
+  if (m.seq <= room.summary.deliveredSeq) return 'delivered';
+  return 'sent';
+}
+
+const TICKS = { pending: '🕓', sent: '✓', delivered: '✓✓', read: '✓✓' };
+const TICK_LABEL = { pending: 'Waiting to send', sent: 'Sent', delivered: 'Delivered', read: 'Read' };
+
+function ticks(status) {
+  return h('span', { class: `ticks ${status}`, role: 'img', 'aria-label': TICK_LABEL[status], title: TICK_LABEL[status] }, TICKS[status]);
+}
+
+function mediaNode(msg) {
+  const m = msg.media;
+  if (!m) return null;
+  if (m.type === 'image') {
+    const img = h('img', {
+      src: mediaSrc(m.thumbnailUrl || m.url), alt: m.filename || 'Picture', loading: 'lazy', decoding: 'async', class: 'thumb',
+    });
+    // Known dimensions reserve the space, so pictures loading never move the list.
+    if (m.width && m.height) {
+      const w = Math.min(280, m.width);
+      img.width = w;
+      img.height = Math.round((w * m.height) / m.width);
+    }
+    return h('button', { type: 'button', class: 'media-open', 'aria-label': `Open picture ${m.filename || ''}`, onclick: () => openViewer(m) }, img);
+  }
+  if (m.type === 'video') return h('video', { src: mediaSrc(m.url), controls: true, preload: 'metadata', class: 'video' });
+  if (m.type === 'audio') return h('audio', { src: mediaSrc(m.url), controls: true, preload: 'metadata' });
+  return h('a', { class: 'file-card', href: mediaSrc(m.url), download: m.filename || 'file', rel: 'noopener' },
+    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📄'),
+    h('span', { class: 'file-name' }, m.filename || 'File'),
+    h('span', { class: 'file-size' }, humanSize(m.size || 0)));
+}
+
+function messageNode(room, m) {
+  const mine = m.senderId === me().id;
+  const bubble = h('div', { class: 'bubble' });
+  if (room.isGroup && !mine) bubble.append(h('div', { class: 'sender' }, displayName(m.senderId)));
+  if (m.deleted) {
+    bubble.append(h('div', { class: 'text deleted' }, 'This message was deleted'));
+  } else {
+    const media = mediaNode(m);
+    if (media) bubble.append(media);
+    if (m.content) bubble.append(h('div', { class: 'text' }, m.content));
+  }
+  const meta = h('div', { class: 'meta' },
+    m.editedAt && !m.deleted ? h('span', { class: 'edited' }, 'edited') : null,
+    h('time', { datetime: m.timestamp }, time(m.timestamp)),
+    mine && !m.deleted ? ticks(statusOf(room, m)) : null);
+  bubble.append(meta);
+  const el = h('div', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { id: m.id, seq: m.seq } }, bubble);
+  if (mine && !m.deleted) {
+    el.append(h('div', { class: 'msg-actions' },
+      m.type === 'text' ? h('button', { type: 'button', class: 'link', onclick: () => startEdit(m), 'aria-label': 'Edit message' }, 'Edit') : null,
+      h('button', { type: 'button', class: 'link danger', onclick: () => removeMessage(m), 'aria-label': 'Delete message' }, 'Delete')));
+  }
+  nodes.set(m, el);
+  return el;
+}
+
+const nodeFor = (room, m) => nodes.get(m) || messageNode(room, m);
+const dayOf = (m) => new Date(m.timestamp).toDateString();
+const separator = (m) => h('div', { class: 'day', role: 'separator' }, h('span', {}, dayLabel(m.timestamp)));
+
+/** Rebuilds the list. anchor: 'bottom' (scroll to the end) or 'keep' (older ones prepended). */
+export function renderAll(room, anchor = 'keep') {
+  const s = scroller();
+  const wasBottom = atBottom();
+  const before = s.scrollHeight - s.scrollTop;
+  const out = [];
+  let day = null;
+  for (const m of room.msgs) {
+    if (dayOf(m) !== day) { day = dayOf(m); out.push(separator(m)); }
+    out.push(nodeFor(room, m));
+  }
+  list().replaceChildren(...out);
+  if (anchor === 'bottom' || wasBottom) s.scrollTop = s.scrollHeight;
+  // Keep the same message under the reader's eyes when older ones appear above.
+  else s.scrollTop = s.scrollHeight - before;
+  if (!room.hasMore) $('#history-status').textContent = room.msgs.length ? 'This is the beginning of the conversation.' : 'No messages yet. Say hello!';
+  // A short first page leaves nothing to scroll: fetch more until it fills the view.
+  if (room.hasMore && s.scrollHeight <= s.clientHeight + 10) loadOlder(room);
+}
+
+/** A change to one message of the open room: appended, inserted or replaced. */
+export function showMessage(room, m, how) {
+  if (how === 'append') {
+    const wasBottom = atBottom();
+    const prev = room.msgs[room.msgs.length - 2];
+    if (!prev || dayOf(prev) !== dayOf(m)) list().append(separator(m));
+    list().append(nodeFor(room, m));
+    if (wasBottom || m.senderId === me().id) scroller().scrollTop = scroller().scrollHeight;
+  } else if (how === 'update') {
+    const old = list().querySelector(`[data-id="${CSS.escape(m.id)}"]`);
+    if (old) old.replaceWith(nodeFor(room, m));
+  } else if (how === 'insert') {
+    renderAll(room);
+  }
+}
+
+export function refreshTicks(room) {
+  for (const el of list().querySelectorAll('.msg.mine')) {
+    const m = room.byId.get(el.dataset.id);
+    const t = el.querySelector('.ticks');
+    if (!m || !t) continue;
+    const st = statusOf(room, m);
+    if (!t.classList.contains(st)) t.replaceWith(ticks(st));
+  }
+}
+
+// ---- pending (outbox) and uploads
+
+const uploads = new Map(); // local id → {roomId, name, progress, error, retry}
+
+export function setUpload(id, info) {
+  if (info) uploads.set(id, { ...uploads.get(id), ...info });
+  else uploads.delete(id);
+  renderPending();
+}
+
+export function renderPending() {
+  const room = state.openRoomId;
+  const items = outbox().filter((i) => i.roomId === room).map((i) => h('div', { class: 'msg mine pending', dataset: { clientMsgId: i.clientMsgId } },
+    h('div', { class: 'bubble' },
+      i.media ? h('div', { class: 'text' }, `📎 ${i.media.filename || 'file'}`) : null,
+      i.content ? h('div', { class: 'text' }, i.content) : null,
+      h('div', { class: 'meta' }, i.error ? h('span', { class: 'error' }, `Not sent: ${i.error}`) : null, ticks('pending')))));
+  const ups = [...uploads.entries()].filter(([, u]) => u.roomId === room).map(([id, u]) => h('div', { class: 'msg mine pending' },
+    h('div', { class: 'bubble' },
+      h('div', { class: 'text' }, `📎 ${u.name}`),
+      u.error
+        ? h('div', { class: 'meta' }, h('span', { class: 'error' }, `Upload failed: ${u.error}`),
+          h('button', { type: 'button', class: 'link', onclick: u.retry }, 'Retry'),
+          h('button', { type: 'button', class: 'link', onclick: () => setUpload(id, null) }, 'Dismiss'))
+        : h('progress', { max: 1, value: u.progress || 0, 'aria-label': `Uploading ${u.name}` }))));
+  const wasBottom = atBottom();
+  $('#pending').replaceChildren(...items, ...ups);
+  if (wasBottom || items.length || ups.length) scroller().scrollTop = scroller().scrollHeight;
+}
+
+// ---- edit and delete
+
+function startEdit(m) {
+  state.editing = m;
+  $('#edit-banner').hidden = false;
+  const t = $('#text');
+  t.value = m.content;
+  t.focus();
+}
+
+export function cancelEdit() {
+  state.editing = null;
+  $('#edit-banner').hidden = true;
+  $('#text').value = '';
+}
+
+async function removeMessage(m) {
+  if (!confirm('Delete this message for everyone?')) return;
+  try {
+    const updated = await api('DELETE', `/messages/${m.id}`);
+    const how = putMessage(updated);
+    const room = state.rooms.get(updated.roomId);
+    if (room && state.openRoomId === room.id) showMessage(room, updated, how);
+    emit('rooms');
+  } catch (e) {
+    alert(`Could not delete: ${e.message}`);
+  }
+}
+
+export async function saveEdit(content) {
+  const m = state.editing;
+  cancelEdit();
+  if (!m || content === m.content) return;
+  const updated = await api('PATCH', `/messages/${m.id}`, { content });
+  const how = putMessage(updated);
+  const room = state.rooms.get(updated.roomId);
+  if (room && state.openRoomId === room.id) showMessage(room, updated, how);
+}
+
+// ---- picture viewer
+
+function openViewer(m) {
+  const v = $('#viewer');
+  v.replaceChildren(
+    h('button', { type: 'button', class: 'icon-btn close', 'aria-label': 'Close', onclick: () => v.close() }, '✕'),
+    h('img', { src: mediaSrc(m.url), alt: m.filename || 'Picture' }),
+    h('a', { href: mediaSrc(m.url), download: m.filename || 'picture', class: 'link' }, 'Download'));
+  v.onclick = (e) => { if (e.target === v) v.close(); };
+  v.showModal();
+}

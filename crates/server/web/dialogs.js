@@ -1,0 +1,177 @@
+// Dialogs: start a chat, create a group, a room's details (members, rename, leave,
+// mute), and settings (name, notifications, log out).
+
+import { api, me, logout, updateUser } from './api.js';
+import { state, putRoom, peer, emit } from './store.js';
+import { h, $, initials, lastSeenText } from './util.js';
+import * as notify from './notify.js';
+
+const dlg = () => $('#dialog');
+
+function show(title, ...body) {
+  const d = dlg();
+  d.replaceChildren(
+    h('header', { class: 'dialog-head' },
+      h('h2', { id: 'dialog-title' }, title),
+      h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close', onclick: () => d.close() }, '✕')),
+    h('div', { class: 'dialog-body' }, ...body));
+  d.setAttribute('aria-labelledby', 'dialog-title');
+  if (!d.open) d.showModal();
+  d.querySelector('input, button:not([aria-label="Close"])')?.focus();
+}
+
+/** A search box over users; calls pick(user) for a chosen one. */
+function userPicker(pick, exclude = () => false, label = 'Search people by name') {
+  const results = h('ul', { class: 'pick-list', 'aria-label': 'People found' });
+  let timer;
+  const input = h('input', {
+    type: 'search', 'aria-label': label, placeholder: label, autocomplete: 'off',
+    oninput: () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const q = input.value.trim();
+        if (!q) return results.replaceChildren();
+        try {
+          const { users } = await api('GET', `/users?q=${encodeURIComponent(q)}&limit=20`);
+          const found = users.filter((u) => u.id !== me().id && !exclude(u));
+          results.replaceChildren(...(found.length ? found.map((u) => h('li', {},
+            h('button', { type: 'button', class: 'pick', onclick: () => pick(u) },
+              h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(u.displayName)),
+              h('span', {}, u.displayName), h('span', { class: 'muted' }, ` @${u.username}`))))
+            : [h('li', { class: 'muted' }, 'Nobody found')]));
+        } catch (e) {
+          results.replaceChildren(h('li', { class: 'error' }, e.message));
+        }
+      }, 200);
+    },
+  });
+  return h('div', { class: 'picker' }, input, results);
+}
+
+export function newChat(openRoom) {
+  show('New chat', userPicker(async (u) => {
+    const room = putRoom(await api('POST', '/rooms/create', { isGroup: false, memberIds: [u.id] }));
+    dlg().close();
+    emit('rooms');
+    emit('presence-needed', room);
+    openRoom(room.id);
+  }));
+}
+
+export function newGroup(openRoom) {
+  const chosen = new Map();
+  const chips = h('ul', { class: 'chips', 'aria-label': 'Members to add' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const drawChips = () => chips.replaceChildren(...[...chosen.values()].map((u) => h('li', { class: 'chip' }, u.displayName,
+    h('button', { type: 'button', class: 'icon-btn', 'aria-label': `Remove ${u.displayName}`, onclick: () => { chosen.delete(u.id); drawChips(); } }, '✕'))));
+  const name = h('input', { id: 'group-name', required: true, maxlength: 100, placeholder: 'Group name' });
+  const form = h('form', {
+    class: 'stack',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      if (!name.value.trim()) { error.textContent = 'Give the group a name.'; return name.focus(); }
+      try {
+        const room = putRoom(await api('POST', '/rooms/create', { name: name.value.trim(), isGroup: true, memberIds: [...chosen.keys()] }));
+        dlg().close();
+        emit('rooms');
+        openRoom(room.id);
+      } catch (err) { error.textContent = err.message; }
+    },
+  },
+  h('label', {}, 'Group name', name),
+  h('span', { class: 'label' }, 'Members'), chips,
+  userPicker((u) => { chosen.set(u.id, u); drawChips(); }, (u) => chosen.has(u.id), 'Add people'),
+  error,
+  h('button', { type: 'submit', class: 'primary' }, 'Create group'));
+  show('New group', form);
+}
+
+export async function roomInfo(roomId, closeRoom) {
+  const room = state.rooms.get(roomId);
+  if (!room) return;
+  const myRole = room.members?.find((m) => m.userId === me().id)?.role;
+  const canManage = room.isGroup && (myRole === 'owner' || myRole === 'admin');
+  const error = h('p', { class: 'error', role: 'alert' });
+  const act = (fn) => async () => { try { await fn(); } catch (e) { error.textContent = e.message; } };
+  const parts = [];
+  const other = peer(room);
+  if (other) {
+    parts.push(h('p', {}, h('strong', {}, other.displayName), ` @${other.username}`),
+      h('p', { class: 'muted' }, lastSeenText(state.presence.get(other.userId))));
+  }
+  if (room.isGroup && canManage) {
+    const name = h('input', { value: room.name, maxlength: 100, 'aria-label': 'Group name' });
+    parts.push(h('form', {
+      class: 'row',
+      onsubmit: (e) => { e.preventDefault(); act(async () => { putRoom(await api('PATCH', `/rooms/${room.id}`, { name: name.value.trim() }), { keepActivity: true }); emit('rooms'); roomInfo(roomId, closeRoom); })(); },
+    }, name, h('button', { type: 'submit' }, 'Rename')));
+  }
+  if (room.isGroup) {
+    const rank = { owner: 0, admin: 1, member: 2 };
+    parts.push(h('h3', {}, `${room.members.length} members`), h('ul', { class: 'member-list' }, ...room.members.map((m) => {
+      const removable = m.userId !== me().id && canManage && rank[myRole] < rank[m.role];
+      return h('li', {},
+        h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(m.displayName)),
+        h('span', { class: 'grow' }, m.userId === me().id ? `${m.displayName} (you)` : m.displayName),
+        m.role !== 'member' ? h('span', { class: 'muted' }, m.role) : null,
+        removable ? h('button', {
+          type: 'button', class: 'link danger', 'aria-label': `Remove ${m.displayName}`,
+          onclick: act(async () => { await api('DELETE', `/rooms/${room.id}/members/${m.userId}`); const r = await api('GET', `/rooms/${room.id}`); putRoom(r); emit('rooms'); roomInfo(roomId, closeRoom); }),
+        }, 'Remove') : null);
+    })));
+    if (canManage) {
+      parts.push(userPicker(act(async (u) => {
+        putRoom(await api('POST', `/rooms/${room.id}/members`, { userIds: [u.id] }), { keepActivity: true });
+        emit('rooms');
+        roomInfo(roomId, closeRoom);
+      }), (u) => room.members.some((m) => m.userId === u.id), 'Add people'));
+    }
+  }
+  const mute = h('input', { type: 'checkbox', checked: notify.muted().has(room.id), onchange: act(() => notify.setMuted(room.id, mute.checked)) });
+  parts.push(h('label', { class: 'check' }, mute, 'Mute notifications from this chat'));
+  if (room.isGroup) {
+    parts.push(h('button', {
+      type: 'button', class: 'danger',
+      onclick: act(async () => {
+        if (!confirm(`Leave ${room.name}?`)) return;
+        await api('POST', `/rooms/${room.id}/leave`);
+        state.rooms.delete(room.id);
+        dlg().close();
+        closeRoom();
+      }),
+    }, 'Leave group'));
+  }
+  parts.push(error);
+  show(room.isGroup ? room.name : 'Chat details', ...parts);
+}
+
+export async function settings() {
+  const error = h('p', { class: 'error', role: 'alert' });
+  const name = h('input', { value: me().displayName, maxlength: 64, 'aria-label': 'Display name' });
+  const parts = [
+    h('p', {}, 'Logged in as ', h('strong', {}, `@${me().username}`)),
+    h('form', {
+      class: 'row',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        try { updateUser(await api('PATCH', '/users/me', { displayName: name.value.trim() })); emit('me'); error.textContent = 'Saved.'; } catch (err) { error.textContent = err.message; }
+      },
+    }, name, h('button', { type: 'submit' }, 'Save')),
+  ];
+  if (notify.canNotify()) {
+    const perm = Notification.permission;
+    parts.push(perm === 'granted'
+      ? h('p', { class: 'muted' }, 'Notifications are on while this tab is in the background.')
+      : h('button', { type: 'button', onclick: async () => { await notify.askPermission(); settings(); } },
+        perm === 'denied' ? 'Notifications are blocked in the browser settings' : 'Turn on notifications'));
+  }
+  if (await notify.pushAvailable()) {
+    const box = h('input', {
+      type: 'checkbox', checked: await notify.pushSubscribed(),
+      onchange: async () => { try { await notify.setPush(box.checked); } catch (e) { box.checked = !box.checked; error.textContent = e.message; } },
+    });
+    parts.push(h('label', { class: 'check' }, box, 'Notify me when the browser is closed (push)'));
+  }
+  parts.push(error, h('button', { type: 'button', class: 'danger', id: 'logout', onclick: () => { dlg().close(); logout(); } }, 'Log out'));
+  show('Settings', ...parts);
+}

@@ -1,0 +1,78 @@
+// Notifications: the Notification API while the tab is hidden, and Web Push through the
+// service worker once the server offers it (feature-detected: hidden when it answers 404).
+
+import { api, ApiError } from './api.js';
+import { displayName } from './store.js';
+
+const MUTED = 'palaver.muted';
+let pushKey = null; // the server's VAPID public key, once known to exist
+
+export const muted = () => new Set(JSON.parse(localStorage.getItem(MUTED) || '[]'));
+
+export async function setMuted(roomId, on) {
+  const set = muted();
+  on ? set.add(roomId) : set.delete(roomId);
+  localStorage.setItem(MUTED, JSON.stringify([...set]));
+  // The server-side mute silences push too; it may not exist yet on this server.
+  try { await api(on ? 'PUT' : 'DELETE', `/rooms/${roomId}/mute`); } catch (e) { if (!(e instanceof ApiError)) throw e; }
+}
+
+export const canNotify = () => 'Notification' in window;
+
+export async function askPermission() {
+  if (!canNotify()) return 'unsupported';
+  return Notification.permission === 'default' ? Notification.requestPermission() : Notification.permission;
+}
+
+export async function registerWorker() {
+  if (!('serviceWorker' in navigator)) return null;
+  try { return await navigator.serviceWorker.register('/sw.js'); } catch { return null; }
+}
+
+export async function notifyMessage(room, m) {
+  if (!document.hidden || !canNotify() || Notification.permission !== 'granted' || muted().has(room.id)) return;
+  const title = room.isGroup ? `${displayName(m.senderId)} in ${room.name}` : room.name;
+  const body = m.content || `Sent a ${m.type}`;
+  const reg = await navigator.serviceWorker?.getRegistration?.();
+  const opts = { body, tag: room.id, icon: '/icon.svg', data: { roomId: room.id } };
+  if (reg) reg.showNotification(title, opts);
+  else new Notification(title, opts).onclick = () => window.focus();
+}
+
+/** True when the server and browser both support Web Push. */
+export async function pushAvailable() {
+  if (!('PushManager' in window) || !('serviceWorker' in navigator)) return false;
+  if (pushKey) return true;
+  for (const path of ['/push/vapid-public-key', '/push/vapid']) {
+    try {
+      const res = await api('GET', path);
+      pushKey = res?.publicKey || res?.vapidPublicKey || res?.key || null;
+      if (pushKey) return true;
+    } catch { /* 404 before the push branch lands: try the next name, then give up */ }
+  }
+  return false;
+}
+
+function keyBytes(b64) {
+  const s = atob(b64.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (b64.length % 4)) % 4));
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
+}
+
+export async function pushSubscribed() {
+  const reg = await navigator.serviceWorker?.getRegistration?.();
+  return !!(await reg?.pushManager.getSubscription());
+}
+
+export async function setPush(on) {
+  const reg = (await navigator.serviceWorker.getRegistration()) || (await registerWorker());
+  if (!reg) throw new Error('service worker unavailable');
+  const existing = await reg.pushManager.getSubscription();
+  if (on) {
+    if ((await askPermission()) !== 'granted') throw new Error('notifications are blocked');
+    const sub = existing || await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushKey) });
+    await api('POST', '/push/subscriptions', sub.toJSON());
+  } else if (existing) {
+    await api('DELETE', '/push/subscriptions', { endpoint: existing.endpoint }).catch(() => {});
+    await existing.unsubscribe();
+  }
+}

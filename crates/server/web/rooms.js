@@ -1,0 +1,39 @@
+// The sidebar: conversations by recent activity, with preview, unread count and presence.
+
+import { me } from './api.js';
+import { state, sortedRooms, peer, displayName } from './store.js';
+import { h, $, time, initials } from './util.js';
+
+const MEDIA_LABEL = { image: '📷 Photo', video: '🎬 Video', audio: '🎵 Audio', file: '📄 File' };
+
+function preview(room) {
+  const m = room.lastMessage;
+  if (!m) return room.isGroup ? 'Group created' : 'No messages yet';
+  const text = m.deleted ? 'Message deleted' : m.content || MEDIA_LABEL[m.type] || '';
+  const who = m.senderId === me().id ? 'You: ' : room.isGroup ? `${displayName(m.senderId)}: ` : '';
+  return who + text;
+}
+
+export function renderRooms(openRoom) {
+  const rooms = sortedRooms();
+  $('#no-rooms').hidden = rooms.length > 0;
+  $('#room-list').replaceChildren(...rooms.map((room) => {
+    const other = peer(room);
+    const presence = other ? state.presence.get(other.userId)?.status : '';
+    const unread = room.id === state.openRoomId ? 0 : room.unreadCount || 0;
+    const label = `${room.name}${presence === 'online' ? ', online' : ''}${unread ? `, ${unread} unread` : ''}`;
+    return h('li', {},
+      h('button', {
+        type: 'button', class: 'room-item', 'aria-current': room.id === state.openRoomId ? 'true' : undefined,
+        'aria-label': label, dataset: { roomId: room.id }, onclick: () => openRoom(room.id),
+      },
+      h('span', { class: `avatar${room.isGroup ? ' group' : ''}`, dataset: { presence: presence || '' }, 'aria-hidden': 'true' }, initials(room.name)),
+      h('span', { class: 'room-main' },
+        h('span', { class: 'room-top' },
+          h('span', { class: 'room-name' }, room.name),
+          room.lastMessage ? h('time', { class: 'room-time', datetime: room.lastMessage.timestamp }, time(room.lastMessage.timestamp)) : null),
+        h('span', { class: 'room-bottom' },
+          h('span', { class: 'room-preview' }, preview(room)),
+          unread ? h('span', { class: 'badge', 'aria-hidden': 'true' }, String(unread)) : null))));
+  }));
+}
