@@ -126,6 +126,11 @@ try {
   await bob.page.waitForFunction(() => { const i = document.querySelector('#msg-list img.thumb'); return i && i.complete && i.naturalWidth > 0; }, null, { timeout: T });
   await thumb.click();
   await bob.page.locator('#viewer[open] img').waitFor({ timeout: T });
+  // The full picture is loaded and decoded, not just its first rows.
+  await bob.page.waitForFunction(() => {
+    const img = document.querySelector('#viewer[open] img');
+    return img && img.complete && img.naturalWidth > 0;
+  }, null, { timeout: T });
   if (shots) await bob.page.screenshot({ path: `${shots}/viewer.png` });
   await bob.page.keyboard.press('Escape');
 

@@ -114,7 +114,7 @@ function statusOf(room, m) {
   return 'sent';
 }
 
-const TICKS = { pending: '🕓', sent: '✓', delivered: '✓✓', read: '✓✓' };
+const TICKS = { pending: '◷', sent: '✓', delivered: '✓✓', read: '✓✓' };
 const TICK_LABEL = { pending: 'Waiting to send', sent: 'Sent', delivered: 'Delivered', read: 'Read' };
 
 function ticks(status) {
@@ -139,7 +139,7 @@ function mediaNode(msg) {
   if (m.type === 'video') return h('video', { src: mediaSrc(m.url), controls: true, preload: 'metadata', class: 'video' });
   if (m.type === 'audio') return h('audio', { src: mediaSrc(m.url), controls: true, preload: 'metadata' });
   return h('a', { class: 'file-card', href: mediaSrc(m.url), download: m.filename || 'file', rel: 'noopener' },
-    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📄'),
+    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '⤓'),
     h('span', { class: 'file-name' }, m.filename || 'File'),
     h('span', { class: 'file-size' }, humanSize(m.size || 0)));
 }
@@ -234,12 +234,12 @@ export function renderPending() {
   const room = state.openRoomId;
   const items = outbox().filter((i) => i.roomId === room).map((i) => h('div', { class: 'msg mine pending', dataset: { clientMsgId: i.clientMsgId } },
     h('div', { class: 'bubble' },
-      i.media ? h('div', { class: 'text' }, `📎 ${i.media.filename || 'file'}`) : null,
+      i.media ? h('div', { class: 'text' }, i.media.filename || 'file') : null,
       i.content ? h('div', { class: 'text' }, i.content) : null,
       h('div', { class: 'meta' }, i.error ? h('span', { class: 'error' }, `Not sent: ${i.error}`) : null, ticks('pending')))));
   const ups = [...uploads.entries()].filter(([, u]) => u.roomId === room).map(([id, u]) => h('div', { class: 'msg mine pending' },
     h('div', { class: 'bubble' },
-      h('div', { class: 'text' }, `📎 ${u.name}`),
+      h('div', { class: 'text' }, u.name),
       u.error
         ? h('div', { class: 'meta' }, h('span', { class: 'error' }, `Upload failed: ${u.error}`),
           h('button', { type: 'button', class: 'link', onclick: u.retry }, 'Retry'),

@@ -4,7 +4,7 @@ import { me } from './api.js';
 import { state, sortedRooms, peer, displayName } from './store.js';
 import { h, $, time, initials } from './util.js';
 
-const MEDIA_LABEL = { image: '📷 Photo', video: '🎬 Video', audio: '🎵 Audio', file: '📄 File' };
+const MEDIA_LABEL = { image: 'Photo', video: 'Video', audio: 'Audio', file: 'File' };
 
 function preview(room) {
   const m = room.lastMessage;
