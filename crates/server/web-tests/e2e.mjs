@@ -165,6 +165,11 @@ try {
   await bob.page.locator('.room-item', { hasText: 'Team' }).click();
   await bubble(bob, 'thanks!').waitFor({ timeout: T });
   await bob.page.locator('.msg .sender', { hasText: 'Carol' }).waitFor({ timeout: T });
+  // Per-member receipts: Alice's ticks name who has read her message in the group.
+  await alice.page.waitForFunction(() => {
+    const t = [...document.querySelectorAll('.msg.mine .ticks')].pop();
+    return t && /Read by/.test(t.title) && t.title.includes('Bob') && t.title.includes('Carol');
+  }, null, { timeout: T });
   if (shots) await carol.page.screenshot({ path: `${shots}/phone-group.png` });
 
   log('scroll back through 500 messages');

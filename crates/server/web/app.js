@@ -77,6 +77,7 @@ async function showMain() {
   }
   emit('rooms');
   for (const r of state.rooms.values()) fetchPresence(r);
+  notify.syncMuted();
   live = new Live(cursors);
   live.addEventListener('state', onState);
   live.addEventListener('frame', (e) => onFrame(e.detail));
@@ -147,6 +148,16 @@ function onFrame(f) {
       if (!room) return;
       room.summary = { deliveredSeq: f.deliveredSeq, readSeq: f.readSeq };
       if (room.id === state.openRoomId) chat.refreshTicks(room);
+      return;
+    }
+    case 'receipt': {
+      // One member's marker moved: groups show who has read what.
+      const member = state.rooms.get(f.roomId)?.members?.find((x) => x.userId === f.userId);
+      if (!member) return;
+      const key = f.status === 'read' ? 'readSeq' : 'deliveredSeq';
+      member[key] = Math.max(member[key] || 0, f.seq);
+      if (f.status === 'read') member.deliveredSeq = Math.max(member.deliveredSeq || 0, f.seq);
+      if (f.roomId === state.openRoomId) chat.refreshTicks(state.rooms.get(f.roomId));
       return;
     }
     case 'typing': return onTyping(f);

@@ -117,8 +117,21 @@ function statusOf(room, m) {
 const TICKS = { pending: '◷', sent: '✓', delivered: '✓✓', read: '✓✓' };
 const TICK_LABEL = { pending: 'Waiting to send', sent: 'Sent', delivered: 'Delivered', read: 'Read' };
 
-function ticks(status) {
-  return h('span', { class: `ticks ${status}`, role: 'img', 'aria-label': TICK_LABEL[status], title: TICK_LABEL[status] }, TICKS[status]);
+function ticks(status, detail) {
+  const label = detail ? `${TICK_LABEL[status]}. ${detail}` : TICK_LABEL[status];
+  return h('span', { class: `ticks ${status}`, role: 'img', 'aria-label': label, title: label, 'data-detail': detail || '' }, TICKS[status]);
+}
+
+/** In a group, who has read and who has received one of my messages (hover, or click). */
+function receiptDetail(room, m) {
+  if (!room.isGroup) return '';
+  const others = (room.members || []).filter((x) => x.userId !== me().id);
+  const read = others.filter((x) => (x.readSeq || 0) >= m.seq).map((x) => x.displayName);
+  const got = others.filter((x) => (x.readSeq || 0) < m.seq && (x.deliveredSeq || 0) >= m.seq).map((x) => x.displayName);
+  const parts = [];
+  if (read.length) parts.push(`Read by ${read.join(', ')}`);
+  if (got.length) parts.push(`Delivered to ${got.join(', ')}`);
+  return parts.join(' · ') || 'Not delivered yet';
 }
 
 function mediaNode(msg) {
@@ -158,7 +171,7 @@ function messageNode(room, m) {
   const meta = h('div', { class: 'meta' },
     m.editedAt && !m.deleted ? h('span', { class: 'edited' }, 'edited') : null,
     h('time', { datetime: m.timestamp }, time(m.timestamp)),
-    mine && !m.deleted ? ticks(statusOf(room, m)) : null);
+    mine && !m.deleted ? ticks(statusOf(room, m), receiptDetail(room, m)) : null);
   bubble.append(meta);
   const el = h('div', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { id: m.id, seq: m.seq } }, bubble);
   if (mine && !m.deleted) {
@@ -216,7 +229,8 @@ export function refreshTicks(room) {
     const t = el.querySelector('.ticks');
     if (!m || !t) continue;
     const st = statusOf(room, m);
-    if (!t.classList.contains(st)) t.replaceWith(ticks(st));
+    const detail = receiptDetail(room, m);
+    if (!t.classList.contains(st) || t.dataset.detail !== detail) t.replaceWith(ticks(st, detail));
   }
 }
 

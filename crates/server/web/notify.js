@@ -17,6 +17,14 @@ export async function setMuted(roomId, on) {
   try { await api(on ? 'PUT' : 'DELETE', `/rooms/${roomId}/mute`); } catch (e) { if (!(e instanceof ApiError)) throw e; }
 }
 
+/** Takes the mutes kept on the server (set from another device, too). */
+export async function syncMuted() {
+  try {
+    const { mutedRooms } = await api('GET', '/push/settings');
+    if (Array.isArray(mutedRooms)) localStorage.setItem(MUTED, JSON.stringify(mutedRooms));
+  } catch { /* an older server without push settings: keep the local list */ }
+}
+
 export const canNotify = () => 'Notification' in window;
 
 export async function askPermission() {
@@ -43,13 +51,10 @@ export async function notifyMessage(room, m) {
 export async function pushAvailable() {
   if (!('PushManager' in window) || !('serviceWorker' in navigator)) return false;
   if (pushKey) return true;
-  for (const path of ['/push/vapid-public-key', '/push/vapid']) {
-    try {
-      const res = await api('GET', path);
-      pushKey = res?.publicKey || res?.vapidPublicKey || res?.key || null;
-      if (pushKey) return true;
-    } catch { /* 404 before the push branch lands: try the next name, then give up */ }
-  }
+  try {
+    pushKey = (await api('GET', '/push/vapid-public-key'))?.publicKey || null;
+    if (pushKey) return true;
+  } catch { /* push disabled on this server (503), or an older server (404) */ }
   return false;
 }
 
@@ -72,7 +77,10 @@ export async function setPush(on) {
     const sub = existing || await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushKey) });
     await api('POST', '/push/subscriptions', sub.toJSON());
   } else if (existing) {
-    await api('DELETE', '/push/subscriptions', { endpoint: existing.endpoint }).catch(() => {});
+    const { subscriptions } = await api('GET', '/push/subscriptions').catch(() => ({ subscriptions: [] }));
+    for (const sub of subscriptions.filter((x) => x.endpoint === existing.endpoint)) {
+      await api('DELETE', `/push/subscriptions/${sub.id}`).catch(() => {});
+    }
     await existing.unsubscribe();
   }
 }
