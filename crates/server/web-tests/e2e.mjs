@@ -148,6 +148,14 @@ try {
   await bob.page.waitForTimeout(500);
   assert.equal(await bubble(bob, 'sent while offline').count(), 1, 'shown once');
 
+  log('an edit made while the reader was offline shows after reconnecting');
+  await bob.context.setOffline(true);
+  await bob.page.locator('#conn:not(:empty)').waitFor({ timeout: T });
+  const offlineMsg = hist.messages.find((m) => m.content === 'sent while offline');
+  await rest(alice, 'PATCH', `/messages/${offlineMsg.id}`, { content: 'edited while bob was away' });
+  await bob.context.setOffline(false);
+  await bubble(bob, 'edited while bob was away').waitFor({ timeout: 30_000 });
+
   log('a group of three');
   const carol = await newUser('carol', { width: 390, height: 780 });
   await alice.page.getByRole('button', { name: 'New group' }).click();

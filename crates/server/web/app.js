@@ -132,7 +132,14 @@ async function refreshAfterResume() {
     for (const r of state.rooms.values()) fetchPresence(r);
     emit('rooms');
     const open = state.rooms.get(state.openRoomId);
-    if (open) { chat.refreshTicks(open); chat.renderHead(); }
+    if (open) {
+      // Edits and deletions made while we were away are not replayed by sync: reload the
+      // newest page of the open room, which is what the user is looking at.
+      const { messages } = await api('GET', `/messages/history?roomId=${open.id}&limit=50`);
+      for (const m of messages) onMessage(m, false);
+      chat.refreshTicks(open);
+      chat.renderHead();
+    }
   } catch { /* next resume tries again */ }
 }
 
