@@ -16,6 +16,7 @@ use rand::RngCore;
 
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
+use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::config::{Config, MediaBackend};
 use crate::gateway::hub::Hub;
@@ -25,8 +26,8 @@ use crate::media::s3::S3MediaStore;
 use crate::media::{MediaError, MediaStore};
 use crate::push::Dispatcher;
 use crate::service::{Core, ServiceError};
-use crate::store::StoreError;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
 
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub enum StartError {
     Media(#[from] MediaError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("engine: {0}")]
+    Engine(String),
     #[error("push: {0}")]
     Push(#[from] crate::push::PushError),
 }
@@ -125,14 +128,44 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
+/// The engines the configuration names: embedded ones by default, URLs for a cluster.
+async fn open_engines(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Arc<dyn Bus>, Arc<dyn Cache>), StartError> {
+    let unknown =
+        |what: &str, value: &str| StartError::Engine(format!("{what} {value:?} is not supported"));
+    let store: Arc<dyn Store> = match config.store.as_str() {
+        "sqlite" => Arc::new(SqliteStore::open(&config.data_dir.join("palaver.db")).await?),
+        other => return Err(unknown("store", other)),
+    };
+    let bus: Arc<dyn Bus> = match config.bus.as_str() {
+        "memory" => Arc::new(MemoryBus::new(BUS_CAPACITY)),
+        other => return Err(unknown("bus", other)),
+    };
+    let cache: Arc<dyn Cache> = match config.cache.as_str() {
+        "memory" => {
+            let cache = Arc::new(MemoryCache::new(&config.rate_limits));
+            let swept = cache.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    swept.housekeeping(crate::clock::now_ms());
+                }
+            });
+            cache
+        }
+        other => return Err(unknown("cache", other)),
+    };
+    Ok((store, bus, cache))
+}
+
 impl Application {
     /// Opens the data directory and engines, starts the background tasks and binds.
     pub async fn build(config: Config) -> Result<Application, StartError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let secret = signing_secret(&config)?;
-        let store = Arc::new(SqliteStore::open(&config.data_dir.join("palaver.db")).await?);
-        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(BUS_CAPACITY));
-        let cache = Arc::new(MemoryCache::new(&config.rate_limits));
+        let (store, bus, cache) = open_engines(&config).await?;
         let media: Arc<dyn MediaStore> = match config.media.backend {
             MediaBackend::Local => Arc::new(LocalMediaStore::open(
                 &config.data_dir.join("media").join("objects"),
@@ -159,7 +192,7 @@ impl Application {
             )?),
             false => None,
         };
-        let core = Core::start(config, store, bus, cache.clone(), media, &secret, push).await?;
+        let core = Core::start(config, store, bus, cache, media, &secret, push).await?;
         let hub = Hub::new(core.clone());
         tokio::spawn(hub.clone().run(events));
         let sweeper = core.clone();
@@ -171,13 +204,6 @@ impl Application {
                 if let Err(err) = sweeper.collect_orphan_media().await {
                     tracing::warn!(%err, "orphan media sweep failed");
                 }
-            }
-        });
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                cache.housekeeping(crate::clock::now_ms());
             }
         });
         let state = AppState {

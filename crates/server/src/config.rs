@@ -19,6 +19,15 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the database, the token-signing secret and (later) media live. Default `./data`.
     pub data_dir: PathBuf,
+    /// Durable store: `sqlite` (default: `<data_dir>/palaver.db`) or a `postgres://` URL.
+    pub store: String,
+    /// Event bus between nodes: `memory` (default: one node) or a `nats://` URL.
+    pub bus: String,
+    /// Presence, revoked sessions and rate limits: `memory` (default) or a `redis://` URL.
+    pub cache: String,
+    /// Names this deployment on shared engines: the PostgreSQL schema, the NATS subject
+    /// prefix and the Redis key prefix. Default `palaver`.
+    pub namespace: String,
     /// Secret for signing access tokens. Default: 32 random bytes generated on first start
     /// and kept in `<data_dir>/jwt-secret` (mode 0600). Every node of a cluster needs the same.
     pub jwt_secret: Option<String>,
@@ -319,6 +328,10 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
+            store: "sqlite".into(),
+            bus: "memory".into(),
+            cache: "memory".into(),
+            namespace: "palaver".into(),
             jwt_secret: None,
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
@@ -373,6 +386,9 @@ impl Config {
     /// The configuration with secrets blanked, for printing.
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
+        for url in [&mut c.store, &mut c.bus, &mut c.cache] {
+            *url = without_password(url);
+        }
         if c.jwt_secret.is_some() {
             c.jwt_secret = Some("<redacted>".into());
         }
@@ -387,6 +403,36 @@ impl Config {
 
     /// Rules that types cannot express.
     pub fn check(&self) -> Result<(), ConfigError> {
+        let engine = |value: &str, embedded: &str, schemes: &[&str], key: &str| {
+            let ok = value == embedded
+                || schemes.iter().any(|s| {
+                    value.starts_with(&format!("{s}://")) && url::Url::parse(value).is_ok()
+                });
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Rule(format!(
+                    "{key} must be `{embedded}` or a {} URL",
+                    schemes.join("/")
+                )))
+            }
+        };
+        engine(&self.store, "sqlite", &["postgres", "postgresql"], "store")?;
+        engine(&self.bus, "memory", &["nats"], "bus")?;
+        engine(&self.cache, "memory", &["redis", "rediss"], "cache")?;
+        let ns = &self.namespace;
+        if ns.is_empty()
+            || ns.len() > 48
+            || !ns.starts_with(|c: char| c.is_ascii_lowercase())
+            || !ns
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            // One name that is at once a schema, a subject token and a key prefix.
+            return Err(ConfigError::Rule(
+                "namespace must be 1-48 of a-z, 0-9 and _, starting with a letter".into(),
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Rule("tls_cert and tls_key go together".into()));
         }
@@ -415,5 +461,16 @@ impl Config {
             ));
         }
         self.push.check()
+    }
+}
+
+/// A URL with its password replaced, for printing; anything else unchanged.
+fn without_password(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("<redacted>"));
+            url.to_string()
+        }
+        _ => value.to_owned(),
     }
 }

@@ -38,6 +38,15 @@ struct ServeArgs {
     /// PEM private key for --tls-cert (env PALAVER_TLS_KEY).
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Durable store: `sqlite` or a `postgres://` URL [default: sqlite] (env PALAVER_STORE).
+    #[arg(long)]
+    store: Option<String>,
+    /// Event bus between nodes: `memory` or a `nats://` URL [default: memory] (env PALAVER_BUS).
+    #[arg(long)]
+    bus: Option<String>,
+    /// Shared cache: `memory` or a `redis://` URL [default: memory] (env PALAVER_CACHE).
+    #[arg(long)]
+    cache: Option<String>,
 }
 
 fn effective(cli_config: Option<&std::path::Path>, args: ServeArgs) -> anyhow::Result<Config> {
@@ -53,6 +62,15 @@ fn effective(cli_config: Option<&std::path::Path>, args: ServeArgs) -> anyhow::R
     }
     if args.tls_key.is_some() {
         config.tls_key = args.tls_key;
+    }
+    if let Some(store) = args.store {
+        config.store = store;
+    }
+    if let Some(bus) = args.bus {
+        config.bus = bus;
+    }
+    if let Some(cache) = args.cache {
+        config.cache = cache;
     }
     config.check()?;
     Ok(config)

@@ -139,3 +139,38 @@ fn push_options_come_from_the_environment_and_are_checked() {
         assert!(err.contains(why), "{env:?}: {err}");
     }
 }
+
+#[test]
+fn engines_are_chosen_by_url_and_passwords_are_not_printed() {
+    let (ok, out, err) = palaver_config(
+        &["--bus", "nats://127.0.0.1:4222"],
+        &[
+            (
+                "PALAVER_STORE",
+                "postgres://palaver:hunter2@db.internal:5432/chat",
+            ),
+            ("PALAVER_CACHE", "redis://127.0.0.1:6379"),
+            ("PALAVER_NAMESPACE", "team_a"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("bus = \"nats://127.0.0.1:4222\""), "{out}");
+    assert!(out.contains("cache = \"redis://127.0.0.1:6379\""), "{out}");
+    assert!(out.contains("namespace = \"team_a\""), "{out}");
+    assert!(
+        out.contains("postgres://palaver:%3Credacted%3E@db.internal:5432/chat"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"), "{out}");
+
+    for (env, value, needle) in [
+        ("PALAVER_STORE", "mysql://db/chat", "store must be"),
+        ("PALAVER_BUS", "kafka://broker", "bus must be"),
+        ("PALAVER_CACHE", "memcached://x", "cache must be"),
+        ("PALAVER_NAMESPACE", "Team-A", "namespace must be"),
+    ] {
+        let (ok, _, err) = palaver_config(&[], &[(env, value)]);
+        assert!(!ok, "{env}={value} accepted");
+        assert!(err.contains(needle), "{env}: {err}");
+    }
+}
