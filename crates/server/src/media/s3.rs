@@ -50,6 +50,21 @@ impl S3MediaStore {
         Ok(Self { store })
     }
 
+    /// Some S3-compatible stores (SeaweedFS among them) show a completed multipart
+    /// upload a moment after completing it; an upload is answered only once its object
+    /// can be read, so a client never gets an id it cannot fetch.
+    async fn wait_until_visible(&self, key: &str) -> MediaResult<()> {
+        for _ in 0..50 {
+            if self.exists(key).await? {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(MediaError::Config(format!(
+            "object {key} not visible 5 s after its upload completed"
+        )))
+    }
+
     fn path(key: &str) -> MediaResult<ObjectPath> {
         Ok(ObjectPath::from(object_path(key)?))
     }
@@ -97,6 +112,7 @@ impl MediaStore for S3MediaStore {
             match sent {
                 Ok(()) => {
                     upload.finish().await?;
+                    self.wait_until_visible(key).await?;
                 }
                 Err(err) => {
                     let _ = upload.abort().await;

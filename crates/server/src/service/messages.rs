@@ -39,6 +39,9 @@ struct Job {
 /// A send that has been accepted and queued; await it for the outcome.
 pub struct PendingSend {
     rx: oneshot::Receiver<ServiceResult<Sent>>,
+    /// A media message holds off the orphan sweep until it is stored, so the media it
+    /// names cannot be collected between the check and the commit.
+    _sweep: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
 }
 
 impl PendingSend {
@@ -233,9 +236,15 @@ impl Core {
             (_, Some(_)) => {}
         }
         self.require_member(req.room_id, who.user_id)?;
-        let media = match req.media_id {
-            Some(id) => Some(self.media_for_message(who, req.kind, id).await?),
-            None => None,
+        let (media, sweep) = match req.media_id {
+            Some(id) => {
+                let sweep = self.media_sweep.clone().read_owned().await;
+                (
+                    Some(self.media_for_message(who, req.kind, id).await?),
+                    Some(sweep),
+                )
+            }
+            None => (None, None),
         };
         self.limit(RateBucket::Send, &who.user_id.to_string())
             .await?;
@@ -261,7 +270,7 @@ impl Core {
             .send((message, job))
             .await
             .map_err(|_| ServiceError::Unavailable)?;
-        Ok(PendingSend { rx })
+        Ok(PendingSend { rx, _sweep: sweep })
     }
 
     /// Sends and waits until the message is durable. A retry returns the stored message

@@ -128,9 +128,9 @@ pub struct Core {
     writer: MessageWriter,
     /// Where uploads are buffered while they arrive.
     media_tmp: std::path::PathBuf,
-    /// Uploads hold it shared, the orphan sweep exclusively: the sweep never deletes
-    /// bytes that an upload just found already stored.
-    media_sweep: tokio::sync::RwLock<()>,
+    /// Uploads and media sends hold it shared, the orphan sweep exclusively: the sweep
+    /// never deletes bytes an upload just found stored, nor media a send is storing.
+    media_sweep: Arc<tokio::sync::RwLock<()>>,
     /// Sends push notifications; `None` when `push.enabled` is false.
     pub push: Option<Arc<crate::push::Dispatcher>>,
 }
@@ -190,7 +190,7 @@ impl Core {
             node_id: Uuid::now_v7(),
             writer,
             media_tmp,
-            media_sweep: tokio::sync::RwLock::new(()),
+            media_sweep: Arc::new(tokio::sync::RwLock::new(())),
             push: push.clone(),
         });
         if let (Some(push), Some(rx)) = (push, notify_rx) {

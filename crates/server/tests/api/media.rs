@@ -761,7 +761,8 @@ async fn media_records(db: &Path) -> i64 {
 #[tokio::test]
 async fn uploads_never_sent_are_collected() {
     let app = spawn_app_with(|c| {
-        c.media.orphan_ttl_secs = 0;
+        // Long enough to share an upload first, short enough to watch one go.
+        c.media.orphan_ttl_secs = 3;
         c.media.gc_interval_secs = 1;
     })
     .await;
@@ -919,7 +920,8 @@ async fn media_lives_in_a_real_s3_store() {
     weed.configure(&mut s3_config);
     let app = spawn_app_with(|c| {
         c.media = s3_config.clone();
-        c.media.orphan_ttl_secs = 0;
+        // Long enough to share an upload first, short enough to watch one go.
+        c.media.orphan_ttl_secs = 3;
         c.media.gc_interval_secs = 1;
     })
     .await;
@@ -964,6 +966,10 @@ async fn media_lives_in_a_real_s3_store() {
         .upload("clip.mp4", "video/mp4", video.clone())
         .await
         .expect("upload");
+    // Everything fetched here is shared first: this server sweeps unshared uploads every
+    // second.
+    let shared = send_media(&alice, room.id, MessageType::Video, clip.id).await;
+    assert_eq!(shared.0, 201);
     let (status, _, part) = http(
         Some(&alice),
         Method::GET,
@@ -982,27 +988,42 @@ async fn media_lives_in_a_real_s3_store() {
         .upload("big.pdf", "application/pdf", big.clone())
         .await
         .expect("big upload");
+    let shared = send_media(&alice, room.id, MessageType::File, doc.id).await;
+    assert_eq!(shared.0, 201);
     let (status, _, body) = fetch(&app, Some(&alice), &doc.url).await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
     assert!(
         body.as_ref() == big.as_slice(),
         "the big file comes back intact"
     );
 
-    // Nothing lands on local disk; the orphans (clip and big file) leave the bucket.
+    // Nothing lands on local disk; an upload never sent leaves the bucket, shared ones stay.
     assert!(stored_objects(app.data_dir()).is_empty());
+    let orphan = alice
+        .api
+        .upload("orphan.mp3", "audio/mpeg", mp3())
+        .await
+        .expect("upload");
     let store = palaver_server::media::s3::S3MediaStore::open(&s3_config).expect("s3 store");
     use palaver_server::media::MediaStore;
-    assert!(store.exists(&picture.sha256).await.expect("head"));
     let deadline = std::time::Instant::now() + WAIT;
-    while store.exists(&clip.sha256).await.expect("head")
-        || store.exists(&doc.sha256).await.expect("head")
-    {
+    while store.exists(&orphan.sha256).await.expect("head") {
         assert!(
             std::time::Instant::now() < deadline,
-            "orphans were not collected from S3"
+            "the orphan was not collected from S3"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for kept in [&picture.sha256, &clip.sha256, &doc.sha256] {
+        assert!(
+            store.exists(kept).await.expect("head"),
+            "shared media stays"
+        );
     }
     assert!(
         store.exists(&picture.sha256).await.expect("head"),
