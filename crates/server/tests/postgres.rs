@@ -227,6 +227,8 @@ postgres_only!(
     concurrent_appends_from_two_nodes_are_gap_free,
     same_key_on_two_nodes_is_one_message,
     batches_over_shared_rooms_do_not_deadlock,
+    one_refresh_token_on_two_nodes_rotates_once,
+    one_pair_on_two_nodes_is_one_direct_room,
     schemas_are_isolated_and_migrations_rerun,
 );
 
@@ -1121,6 +1123,76 @@ async fn batches_over_shared_rooms_do_not_deadlock(fx: &mut Fixture) {
             .await
             .expect("history");
         assert_eq!(seqs(&stored), (1..=100).collect::<Vec<_>>());
+    }
+}
+
+async fn one_refresh_token_on_two_nodes_rotates_once(fx: &mut Fixture) {
+    let one = fx.store.clone();
+    let two = fx.node().await;
+    let alice = user(one.as_ref(), "alice").await;
+    let now = now_ms();
+    // The same refresh token presented to both nodes at once, 20 times over: one
+    // rotation wins, the other is reuse (and ends the session), never two rotations.
+    for round in 0..20 {
+        let session = Uuid::now_v7();
+        let old = format!("old-{round}").into_bytes();
+        one.create_session(session, alice.id, &old, now + 60_000, now)
+            .await
+            .expect("session");
+        let (s1, s2, o1, o2) = (one.clone(), two.clone(), old.clone(), old.clone());
+        let (r1, r2) = tokio::join!(
+            tokio::spawn(async move {
+                s1.rotate_refresh(&o1, format!("a-{round}").as_bytes(), now + 60_000, now)
+                    .await
+            }),
+            tokio::spawn(async move {
+                s2.rotate_refresh(&o2, format!("b-{round}").as_bytes(), now + 60_000, now)
+                    .await
+            }),
+        );
+        let outcomes = [
+            r1.expect("task").expect("rotate"),
+            r2.expect("task").expect("rotate"),
+        ];
+        let rotated = outcomes
+            .iter()
+            .filter(|o| matches!(o, RefreshOutcome::Rotated { .. }))
+            .count();
+        let reused = outcomes
+            .iter()
+            .filter(|o| matches!(o, RefreshOutcome::Reused { .. }))
+            .count();
+        assert_eq!((rotated, reused), (1, 1), "round {round}: {outcomes:?}");
+    }
+}
+
+async fn one_pair_on_two_nodes_is_one_direct_room(fx: &mut Fixture) {
+    let one = fx.store.clone();
+    let two = fx.node().await;
+    for round in 0..20 {
+        let a = user(one.as_ref(), &format!("a{round}")).await.id;
+        let b = user(one.as_ref(), &format!("b{round}")).await.id;
+        let direct = move || NewRoom {
+            id: Uuid::now_v7(),
+            name: String::new(),
+            is_group: false,
+            direct_key: Some(format!("{}:{}", a.min(b), a.max(b))),
+            members: vec![(a, Role::Member), (b, Role::Member)],
+            now_ms: now_ms(),
+        };
+        let (n1, n2) = (direct(), direct());
+        let (s1, s2) = (one.clone(), two.clone());
+        let (r1, r2) = tokio::join!(
+            tokio::spawn(async move { s1.create_room(&n1).await }),
+            tokio::spawn(async move { s2.create_room(&n2).await }),
+        );
+        let (r1, r2) = (
+            r1.expect("task").expect("create"),
+            r2.expect("task").expect("create"),
+        );
+        assert_eq!(r1.0, r2.0, "round {round}: one room");
+        assert!(r1.1 != r2.1, "round {round}: exactly one created it");
+        assert_eq!(one.members(r1.0).await.expect("members").len(), 2);
     }
 }
 

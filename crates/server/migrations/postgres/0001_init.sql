@@ -42,7 +42,7 @@ CREATE TABLE refresh_tokens (
 );
 
 -- The room row is also the lock that orders a room's messages: an append takes it
--- (SELECT … FOR UPDATE) before reading last_seq, so nodes writing to one room at once
+-- (SELECT … FOR NO KEY UPDATE) before reading last_seq, so nodes writing to one room at once
 -- queue on it and seqs stay gap-free.
 CREATE TABLE rooms (
     id            uuid PRIMARY KEY,

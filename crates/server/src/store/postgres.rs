@@ -3,7 +3,7 @@
 //! Same contract as the SQLite engine (the `Store` docs), but several nodes write at
 //! once, so nothing may rely on being the only writer:
 //!
-//! - An append locks the rows of its rooms (`SELECT … FOR UPDATE`, in id order so two
+//! - An append locks the rows of its rooms (`SELECT … FOR NO KEY UPDATE`, in id order so two
 //!   nodes' batches never deadlock) before it reads `last_seq`, members and idempotency
 //!   keys. Whatever another node committed to the room is then visible, and nobody else
 //!   can take a seq until this batch commits: seqs stay strictly increasing and gap-free.
@@ -15,7 +15,7 @@
 //!
 //! Instants are BIGINT milliseconds, as on SQLite, so `clock.rs` serves both engines.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -604,7 +604,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         // The room lock, as an append takes it: no message can get a seq between
         // reading last_seq and the new members' markers starting there.
-        let row = sqlx::query("SELECT last_seq FROM rooms WHERE id = $1 FOR UPDATE")
+        let row = sqlx::query("SELECT last_seq FROM rooms WHERE id = $1 FOR NO KEY UPDATE")
             .bind(room)
             .fetch_optional(&mut *tx)
             .await?;
@@ -700,6 +700,8 @@ impl Store for PostgresStore {
         // 1. The room locks, in id order so that two nodes whose batches share rooms
         //    take them in the same order and cannot deadlock. Every read below happens
         //    after the lock, so it sees everything other nodes committed to these rooms.
+        //    NO KEY UPDATE is the lock `UPDATE rooms SET last_seq` takes anyway: it
+        //    excludes other appends but not foreign-key checks against the room.
         let rooms: Vec<Uuid> = batch
             .iter()
             .map(|m| m.room_id)
@@ -707,11 +709,12 @@ impl Store for PostgresStore {
             .into_iter()
             .collect();
         let mut last_seq: HashMap<Uuid, i64> = HashMap::new();
-        for row in
-            sqlx::query("SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(&rooms)
-                .fetch_all(&mut *tx)
-                .await?
+        for row in sqlx::query(
+            "SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind(&rooms)
+        .fetch_all(&mut *tx)
+        .await?
         {
             last_seq.insert(row.try_get("id")?, row.try_get("last_seq")?);
         }
@@ -719,7 +722,7 @@ impl Store for PostgresStore {
         // 2. Which senders are members.
         let (room_ids, sender_ids): (Vec<Uuid>, Vec<Uuid>) =
             batch.iter().map(|m| (m.room_id, m.sender_id)).unzip();
-        let mut members = std::collections::HashSet::new();
+        let mut members = HashSet::new();
         for row in sqlx::query(
             "SELECT m.room_id, m.user_id FROM members m \
              JOIN (SELECT DISTINCT r, u FROM UNNEST($1::uuid[], $2::uuid[]) AS t(r, u)) AS k \
