@@ -1,10 +1,11 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
-//! `Store` is the one interface; each engine is a module (`sqlite` now). The service layer
-//! holds the rules; a store only keeps what it is given, atomically, and enforces the
-//! invariants that must hold whatever happens above it (one seq per room position, one
-//! message per idempotency key, one 1:1 room per pair).
+//! `Store` is the one interface; each engine is a module (`sqlite` embedded, `postgres`
+//! for clusters). The service layer holds the rules; a store only keeps what it is given,
+//! atomically, and enforces the invariants that must hold whatever happens above it (one
+//! seq per room position, one message per idempotency key, one 1:1 room per pair).
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
