@@ -5,6 +5,7 @@
 //! a connection that sees a gap in a room's seq repairs it from the store.
 
 pub mod memory;
+pub mod nats;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,10 +13,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Who a delivery is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Audience {
     /// Every member of the room.
     Room(Uuid),
@@ -26,10 +29,15 @@ pub enum Audience {
 }
 
 /// A frame to push to live connections, serialized once for all of them.
-#[derive(Debug, Clone)]
+///
+/// Serializable so a cluster bus can carry it between nodes; the frame travels as raw JSON
+/// (not re-encoded, not base64), so it stays readable with `nats sub`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub audience: Audience,
     /// The JSON text of one server frame.
+    #[serde(with = "raw_json")]
     pub frame: Bytes,
     /// For a new message: its room and seq, so connections can drop duplicates and
     /// repair gaps.
@@ -39,11 +47,16 @@ pub struct Delivery {
 }
 
 /// What travels on the bus.
-#[derive(Debug, Clone)]
+///
+/// Externally tagged on the wire (`{"deliver": {...}}`): an internally tagged enum would
+/// buffer its content, which cannot hold the frame's raw JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Event {
     Deliver(Delivery),
     /// Membership changed: every node updates its routing table before delivering more.
     /// `origin` is the node that already applied it.
+    #[serde(rename_all = "camelCase")]
     Membership {
         origin: Uuid,
         room_id: Uuid,
@@ -51,6 +64,7 @@ pub enum Event {
         removed: Vec<Uuid>,
     },
     /// A session ended (logout, token theft): close its sockets everywhere.
+    #[serde(rename_all = "camelCase")]
     EndSession {
         session_id: Uuid,
     },
@@ -62,6 +76,37 @@ pub enum BusError {
     /// Nobody is listening any more (the node is shutting down).
     #[error("bus closed")]
     Closed,
+    /// The bus was configured wrongly (e.g. a subject prefix with dots or wildcards).
+    #[error("bus configuration: {0}")]
+    Config(String),
+    /// The message service could not be reached, or refused a request.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    /// An event could not be encoded for the wire.
+    #[error("bus encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Carries a frame (already JSON text) as raw JSON inside the serialized event.
+mod raw_json {
+    use bytes::Bytes;
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub fn serialize<S: Serializer>(frame: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        // Parsing validates: a frame that is not JSON must fail here, not on every node.
+        let raw: &RawValue = serde_json::from_slice(frame).map_err(S::Error::custom)?;
+        raw.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d).map_err(D::Error::custom)?;
+        // Box<RawValue> -> Box<str> -> Box<[u8]> -> Bytes: the text is not copied again.
+        let text: Box<str> = raw.into();
+        Ok(Bytes::from(text.into_boxed_bytes()))
+    }
 }
 
 /// The stream of events a node consumes.

@@ -2,12 +2,27 @@
 //! in memory; in a cluster every node must see the same values (Redis).
 
 pub mod memory;
+pub mod redis;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use palaver_proto::PresenceStatus;
 use uuid::Uuid;
+
+/// Why a cache engine could not start.
+///
+/// Once running, the `Cache` methods do not fail: each engine decides per method whether
+/// an outage lets a request through or refuses it (see `redis.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The cache was configured wrongly (e.g. a key prefix with spaces).
+    #[error("cache configuration: {0}")]
+    Config(String),
+    /// The cache service could not be reached, or refused a request.
+    #[error("cache unavailable: {0}")]
+    Unavailable(String),
+}
 
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,514 @@
+//! The cluster cache: presence, revoked sessions and rate limits in Redis, shared by every
+//! node.
+//!
+//! # Keys
+//!
+//! Every key starts with `palaver:<prefix>:` (one deployment or one test run).
+//!
+//! - `node:<node>`: this node is alive. Set with a TTL (`presence_ttl`, e.g. 30 s) and
+//!   refreshed by a background task every third of it, and by every presence write.
+//! - `presence:<user>`: a hash. `n:<node>` is the number of connections `node` holds for
+//!   the user; `away` is `0`/`1`; `seen` is the last-seen time in milliseconds. A user is
+//!   online while any `n:<node>` field counts above zero **and** its `node:<node>` key
+//!   exists. So a node that dies (no disconnects, no heartbeats) takes its users' presence
+//!   with it within `presence_ttl`, and no one has to notice it died; the scripts drop the
+//!   fields of dead nodes when they meet them. The hash expires after 30 days without a
+//!   write (each node re-arms it hourly for the users it holds), so users who never come
+//!   back do not stay in memory forever.
+//! - `revoked:<session>`: exists until the session's access tokens would expire (`PXAT`).
+//! - `rl:<bucket>:<key>`: a GCRA "theoretical arrival time" in ms, expiring when the bucket
+//!   is full again. The Lua script reads the clock from Redis (`TIME`), so nodes with
+//!   skewed clocks still share one limit; it is atomic, so two nodes cannot both take the
+//!   last token.
+//!
+//! Every read-modify-write is one Lua script, so concurrent nodes never interleave inside
+//! one. The presence scripts look up `node:*` keys they are not handed in `KEYS`, which a
+//! single Redis (with replicas or Sentinel) allows and Redis Cluster does not.
+//!
+//! # When Redis is down
+//!
+//! The `Cache` methods cannot fail, so each one picks its failure mode: rate limits let the
+//! request through (an outage should not stop the service); a revocation check refuses
+//! (a stolen token must not work because Redis is away); presence answers from this
+//! node's own connections. Every failure is logged and counted in
+//! `palaver_cache_errors_total`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{AsyncCommands, Script};
+use async_trait::async_trait;
+use palaver_proto::PresenceStatus;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::{Cache, CacheError, PresenceEntry, RateBucket};
+use crate::config::RateLimitConfig;
+
+/// A presence hash without writes for this long is dropped.
+const PRESENCE_IDLE_MS: i64 = 30 * 24 * 3600 * 1000;
+/// How often a node re-arms the idle expiry of the presence hashes of users it holds.
+const REARM_EVERY: Duration = Duration::from_secs(3600);
+/// Rate-limit keys longer than this are hashed (they come from usernames and addresses).
+const MAX_KEY_LEN: usize = 128;
+
+/// Sums live connections in a presence hash (KEYS[1]), dropping fields of dead nodes.
+/// ARGV[1] is the node key prefix.
+const LIVE_FN: &str = r"
+local function live(hash, node_prefix)
+  local fields = redis.call('HGETALL', hash)
+  local total = 0
+  for i = 1, #fields, 2 do
+    local f = fields[i]
+    if string.sub(f, 1, 2) == 'n:' then
+      local c = tonumber(fields[i + 1]) or 0
+      if c > 0 and redis.call('EXISTS', node_prefix .. string.sub(f, 3)) == 1 then
+        total = total + c
+      else
+        redis.call('HDEL', hash, f)
+      end
+    end
+  end
+  return total
+end
+";
+
+/// KEYS: presence hash, own node key. ARGV: node prefix, node id, now ms, ttl ms, idle ms.
+/// Returns 1 if the user just came online.
+const CONNECTED: &str = r"
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+local before = live(KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[2], 1)
+redis.call('HSET', KEYS[1], 'seen', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if before == 0 then
+  redis.call('HSET', KEYS[1], 'away', '0')
+  return 1
+end
+return 0
+";
+
+/// Same KEYS and ARGV as CONNECTED. Returns 1 if no live connection is left.
+const DISCONNECTED: &str = r"
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+local f = 'n:' .. ARGV[2]
+local c = tonumber(redis.call('HINCRBY', KEYS[1], f, -1))
+if c <= 0 then redis.call('HDEL', KEYS[1], f) end
+redis.call('HSET', KEYS[1], 'seen', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if live(KEYS[1], ARGV[1]) == 0 then return 1 end
+return 0
+";
+
+/// KEYS: presence hash. ARGV: node prefix, away ('0'/'1'), now ms.
+/// Returns the new away flag, or -1 when nothing changed (offline, or already so).
+const SET_AWAY: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if live(KEYS[1], ARGV[1]) == 0 then return -1 end
+local cur = redis.call('HGET', KEYS[1], 'away') or '0'
+if cur == ARGV[2] then return -1 end
+redis.call('HSET', KEYS[1], 'away', ARGV[2], 'seen', ARGV[3])
+return tonumber(ARGV[2])
+";
+
+/// KEYS: presence hash. ARGV: node prefix. Returns nil, or {live connections, away, seen}.
+const PRESENCE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local n = live(KEYS[1], ARGV[1])
+local away = redis.call('HGET', KEYS[1], 'away') or '0'
+local seen = redis.call('HGET', KEYS[1], 'seen') or ''
+return {n, away, seen}
+";
+
+/// GCRA. KEYS: the bucket key. ARGV: emission interval ms, burst.
+/// Returns 0 when allowed, else the ms to wait.
+const RATE_LIMIT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - interval * tonumber(ARGV[2])
+if allow_at > now then
+  return math.max(1, math.ceil(allow_at - now))
+end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
+return 0
+";
+
+/// One bucket's GCRA parameters.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    interval_ms: f64,
+    burst: u32,
+}
+
+impl Limit {
+    fn new(per_minute: u32, burst: u32) -> Self {
+        Self {
+            interval_ms: 60_000.0 / f64::from(per_minute.max(1)),
+            burst: burst.max(1),
+        }
+    }
+}
+
+struct Scripts {
+    connected: Script,
+    disconnected: Script,
+    set_away: Script,
+    presence: Script,
+    rate_limit: Script,
+}
+
+/// Presence, revocations and rate limits in Redis.
+pub struct RedisCache {
+    conn: ConnectionManager,
+    root: String,
+    node_id: Uuid,
+    presence_ttl: Duration,
+    limits: HashMap<RateBucket, Limit>,
+    scripts: Scripts,
+    /// This node's own connection counts: the fallback when Redis fails, and the users
+    /// whose presence hashes the heartbeat keeps from expiring.
+    local: Arc<Mutex<HashMap<Uuid, u32>>>,
+    heartbeat: JoinHandle<()>,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> CacheError {
+    CacheError::Unavailable(err.to_string())
+}
+
+fn failed(what: &'static str, err: &::redis::RedisError) {
+    metrics::counter!("palaver_cache_errors_total").increment(1);
+    tracing::warn!(%err, what, "redis cache");
+}
+
+fn bucket_name(bucket: RateBucket) -> &'static str {
+    match bucket {
+        RateBucket::Login => "login",
+        RateBucket::Register => "register",
+        RateBucket::Send => "send",
+        RateBucket::Ephemeral => "ephemeral",
+        RateBucket::Actions => "actions",
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl RedisCache {
+    /// Connects to Redis at `url`, with keys under `palaver:<prefix>:`, for the node
+    /// `node_id` (the same id the node uses on the bus). `presence_ttl` bounds how long a
+    /// dead node's users still look online; a heartbeat task refreshes this node's liveness
+    /// every third of it until the cache is dropped.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        node_id: Uuid,
+        limits: &RateLimitConfig,
+        presence_ttl: Duration,
+    ) -> Result<RedisCache, CacheError> {
+        let prefix_ok = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !prefix_ok {
+            return Err(CacheError::Config(format!(
+                "Redis prefix {prefix:?} must be 1-64 letters, digits, '-' or '_'"
+            )));
+        }
+        if presence_ttl < Duration::from_millis(300) {
+            return Err(CacheError::Config(
+                "presence TTL must be at least 300 ms".into(),
+            ));
+        }
+        let client = ::redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        let root = format!("palaver:{prefix}:");
+        let node_key = format!("{root}node:{node_id}");
+        let _: () = conn
+            .pset_ex(&node_key, crate::clock::now_ms(), ms(presence_ttl) as u64)
+            .await
+            .map_err(unavailable)?;
+
+        let limits = HashMap::from([
+            (
+                RateBucket::Login,
+                Limit::new(limits.login_per_minute, limits.login_burst),
+            ),
+            (
+                RateBucket::Register,
+                Limit::new(limits.register_per_minute, limits.register_burst),
+            ),
+            (
+                RateBucket::Send,
+                Limit::new(limits.send_per_minute, limits.send_burst),
+            ),
+            (
+                RateBucket::Ephemeral,
+                Limit::new(limits.ephemeral_per_minute, limits.ephemeral_burst),
+            ),
+            (
+                RateBucket::Actions,
+                Limit::new(limits.actions_per_minute, limits.actions_burst),
+            ),
+        ]);
+        let with_live = |body: &str| Script::new(&format!("{LIVE_FN}\n{body}"));
+        let scripts = Scripts {
+            connected: with_live(CONNECTED),
+            disconnected: with_live(DISCONNECTED),
+            set_away: with_live(SET_AWAY),
+            presence: with_live(PRESENCE),
+            rate_limit: Script::new(RATE_LIMIT),
+        };
+        let local = Arc::new(Mutex::new(HashMap::new()));
+        let heartbeat = tokio::spawn(heartbeat(
+            conn.clone(),
+            root.clone(),
+            node_key,
+            presence_ttl,
+            local.clone(),
+        ));
+        Ok(RedisCache {
+            conn,
+            root,
+            node_id,
+            presence_ttl,
+            limits,
+            scripts,
+            local,
+            heartbeat,
+        })
+    }
+
+    /// The id of the node this cache counts connections for.
+    pub fn node_id(&self) -> Uuid {
+        self.node_id
+    }
+
+    fn presence_key(&self, user: Uuid) -> String {
+        format!("{}presence:{user}", self.root)
+    }
+
+    fn node_prefix(&self) -> String {
+        format!("{}node:", self.root)
+    }
+
+    /// Runs CONNECTED or DISCONNECTED.
+    async fn count(&self, script: &Script, user: Uuid, now_ms: i64) -> ::redis::RedisResult<i64> {
+        script
+            .key(self.presence_key(user))
+            .key(format!("{}node:{}", self.root, self.node_id))
+            .arg(self.node_prefix())
+            .arg(self.node_id.to_string())
+            .arg(now_ms)
+            .arg(ms(self.presence_ttl))
+            .arg(PRESENCE_IDLE_MS)
+            .invoke_async(&mut self.conn.clone())
+            .await
+    }
+}
+
+impl Drop for RedisCache {
+    fn drop(&mut self) {
+        // Without heartbeats the node key expires and this node's users go offline, as
+        // when the process dies.
+        self.heartbeat.abort();
+    }
+}
+
+/// Keeps this node alive in Redis, and its users' presence hashes from expiring.
+async fn heartbeat(
+    mut conn: ConnectionManager,
+    root: String,
+    node_key: String,
+    ttl: Duration,
+    local: Arc<Mutex<HashMap<Uuid, u32>>>,
+) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_rearm = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let beat: ::redis::RedisResult<()> = conn
+            .pset_ex(&node_key, crate::clock::now_ms(), ms(ttl) as u64)
+            .await;
+        if let Err(err) = beat {
+            failed("heartbeat", &err);
+        }
+        if last_rearm.elapsed() >= REARM_EVERY {
+            last_rearm = tokio::time::Instant::now();
+            let users: Vec<Uuid> = local.lock().keys().copied().collect();
+            let mut pipe = ::redis::pipe();
+            for user in users {
+                pipe.pexpire(format!("{root}presence:{user}"), PRESENCE_IDLE_MS)
+                    .ignore();
+            }
+            let rearm: ::redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+            if let Err(err) = rearm {
+                failed("presence re-arm", &err);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn connected(&self, user: Uuid, now_ms: i64) -> bool {
+        let first_here = {
+            let mut local = self.local.lock();
+            let n = local.entry(user).or_default();
+            *n += 1;
+            *n == 1
+        };
+        match self.count(&self.scripts.connected, user, now_ms).await {
+            Ok(came_online) => came_online == 1,
+            Err(err) => {
+                failed("connected", &err);
+                first_here
+            }
+        }
+    }
+
+    async fn disconnected(&self, user: Uuid, now_ms: i64) -> bool {
+        let last_here = {
+            let mut local = self.local.lock();
+            match local.get_mut(&user) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                _ => {
+                    local.remove(&user);
+                    true
+                }
+            }
+        };
+        match self.count(&self.scripts.disconnected, user, now_ms).await {
+            Ok(went_offline) => went_offline == 1,
+            Err(err) => {
+                failed("disconnected", &err);
+                last_here
+            }
+        }
+    }
+
+    async fn set_away(&self, user: Uuid, away: bool, now_ms: i64) -> Option<PresenceStatus> {
+        let result: ::redis::RedisResult<i64> = self
+            .scripts
+            .set_away
+            .key(self.presence_key(user))
+            .arg(self.node_prefix())
+            .arg(if away { "1" } else { "0" })
+            .arg(now_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        match result {
+            Ok(1) => Some(PresenceStatus::Away),
+            Ok(0) => Some(PresenceStatus::Online),
+            Ok(_) => None,
+            Err(err) => {
+                failed("set_away", &err);
+                None
+            }
+        }
+    }
+
+    async fn presence(&self, user: Uuid) -> Option<PresenceEntry> {
+        let result: ::redis::RedisResult<Option<(i64, String, String)>> = self
+            .scripts
+            .presence
+            .key(self.presence_key(user))
+            .arg(self.node_prefix())
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        match result {
+            Ok(Some((live, away, seen))) => Some(PresenceEntry {
+                status: match (live, away.as_str()) {
+                    (0, _) => PresenceStatus::Offline,
+                    (_, "1") => PresenceStatus::Away,
+                    _ => PresenceStatus::Online,
+                },
+                last_seen_ms: seen.parse().ok(),
+            }),
+            Ok(None) => None,
+            Err(err) => {
+                failed("presence", &err);
+                // What this node knows; otherwise the caller falls back to the store.
+                self.local
+                    .lock()
+                    .contains_key(&user)
+                    .then_some(PresenceEntry {
+                        status: PresenceStatus::Online,
+                        last_seen_ms: None,
+                    })
+            }
+        }
+    }
+
+    async fn revoke_session(&self, session_id: Uuid, until_ms: i64) {
+        let ttl = until_ms - crate::clock::now_ms();
+        if ttl <= 0 {
+            return;
+        }
+        let key = format!("{}revoked:{session_id}", self.root);
+        let result: ::redis::RedisResult<()> = self.conn.clone().pset_ex(key, 1, ttl as u64).await;
+        if let Err(err) = result {
+            // The store still has the revocation and the EndSession event closes the
+            // sockets; tokens already issued work until they expire on other nodes.
+            failed("revoke_session", &err);
+            tracing::error!(%session_id, "session revocation not shared with other nodes");
+        }
+    }
+
+    async fn is_revoked(&self, session_id: Uuid) -> bool {
+        let key = format!("{}revoked:{session_id}", self.root);
+        let result: ::redis::RedisResult<bool> = self.conn.clone().exists(key).await;
+        result.unwrap_or_else(|err| {
+            failed("is_revoked", &err);
+            // Fail closed: a revoked token must not work because Redis is away.
+            true
+        })
+    }
+
+    async fn rate_limit(&self, bucket: RateBucket, key: &str) -> Result<(), Duration> {
+        let Some(limit) = self.limits.get(&bucket) else {
+            return Ok(());
+        };
+        let key = if key.len() > MAX_KEY_LEN {
+            hex::encode(Sha256::digest(key.as_bytes()))
+        } else {
+            key.to_owned()
+        };
+        let result: ::redis::RedisResult<i64> = self
+            .scripts
+            .rate_limit
+            .key(format!("{}rl:{}:{key}", self.root, bucket_name(bucket)))
+            .arg(limit.interval_ms)
+            .arg(limit.burst)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        match result {
+            Ok(wait) if wait > 0 => Err(Duration::from_millis(wait as u64)),
+            Ok(_) => Ok(()),
+            Err(err) => {
+                // Fail open: an outage should slow abuse down less, not stop everyone.
+                failed("rate_limit", &err);
+                Ok(())
+            }
+        }
+    }
+}
