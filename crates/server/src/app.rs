@@ -16,8 +16,10 @@ use rand::RngCore;
 
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
+use crate::bus::nats::NatsBus;
 use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
+use crate::cache::redis::RedisCache;
 use crate::config::{Config, MediaBackend};
 use crate::gateway::hub::Hub;
 use crate::http::{AppState, router};
@@ -26,6 +28,7 @@ use crate::media::s3::S3MediaStore;
 use crate::media::{MediaError, MediaStore};
 use crate::push::Dispatcher;
 use crate::service::{Core, ServiceError};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -47,6 +50,10 @@ pub enum StartError {
     #[error("push: {0}")]
     Push(#[from] crate::push::PushError),
 }
+
+/// How long a node's users stay online in a shared cache after the node stops
+/// refreshing its heartbeat (it died).
+const PRESENCE_TTL: Duration = Duration::from_secs(30);
 
 /// Events the in-process bus buffers for a lagging subscriber.
 const BUS_CAPACITY: usize = 65_536;
@@ -131,15 +138,25 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// The engines the configuration names: embedded ones by default, URLs for a cluster.
 async fn open_engines(
     config: &Config,
+    node_id: uuid::Uuid,
 ) -> Result<(Arc<dyn Store>, Arc<dyn Bus>, Arc<dyn Cache>), StartError> {
+    let ns = config.namespace.as_str();
     let unknown =
         |what: &str, value: &str| StartError::Engine(format!("{what} {value:?} is not supported"));
     let store: Arc<dyn Store> = match config.store.as_str() {
         "sqlite" => Arc::new(SqliteStore::open(&config.data_dir.join("palaver.db")).await?),
+        url if url.starts_with("postgres") => {
+            Arc::new(PostgresStore::connect(url, Some(ns)).await?)
+        }
         other => return Err(unknown("store", other)),
     };
     let bus: Arc<dyn Bus> = match config.bus.as_str() {
         "memory" => Arc::new(MemoryBus::new(BUS_CAPACITY)),
+        url if url.starts_with("nats://") => Arc::new(
+            NatsBus::connect(url, ns)
+                .await
+                .map_err(|e| StartError::Engine(e.to_string()))?,
+        ),
         other => return Err(unknown("bus", other)),
     };
     let cache: Arc<dyn Cache> = match config.cache.as_str() {
@@ -155,6 +172,11 @@ async fn open_engines(
             });
             cache
         }
+        url if url.starts_with("redis") => Arc::new(
+            RedisCache::connect(url, ns, node_id, &config.rate_limits, PRESENCE_TTL)
+                .await
+                .map_err(|e| StartError::Engine(e.to_string()))?,
+        ),
         other => return Err(unknown("cache", other)),
     };
     Ok((store, bus, cache))
@@ -165,7 +187,8 @@ impl Application {
     pub async fn build(config: Config) -> Result<Application, StartError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let secret = signing_secret(&config)?;
-        let (store, bus, cache) = open_engines(&config).await?;
+        let node_id = uuid::Uuid::now_v7();
+        let (store, bus, cache) = open_engines(&config, node_id).await?;
         let media: Arc<dyn MediaStore> = match config.media.backend {
             MediaBackend::Local => Arc::new(LocalMediaStore::open(
                 &config.data_dir.join("media").join("objects"),
@@ -192,7 +215,7 @@ impl Application {
             )?),
             false => None,
         };
-        let core = Core::start(config, store, bus, cache, media, &secret, push).await?;
+        let core = Core::start(config, node_id, store, bus, cache, media, &secret, push).await?;
         let hub = Hub::new(core.clone());
         tokio::spawn(hub.clone().run(events));
         let sweeper = core.clone();

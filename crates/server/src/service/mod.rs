@@ -137,8 +137,10 @@ pub struct Core {
 
 impl Core {
     /// Wires the engines together, loads the routing table and starts the message writer.
+    #[allow(clippy::too_many_arguments)] // the engines, each its own trait object
     pub async fn start(
         config: Config,
+        node_id: Uuid,
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         cache: Arc<dyn Cache>,
@@ -187,7 +189,7 @@ impl Core {
             media,
             membership,
             tokens,
-            node_id: Uuid::now_v7(),
+            node_id,
             writer,
             media_tmp,
             media_sweep: Arc::new(tokio::sync::RwLock::new(())),

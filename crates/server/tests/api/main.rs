@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod cluster;
 mod configuration;
 mod durability;
 mod errors;
