@@ -142,7 +142,7 @@ pub async fn download(
         out,
         &row.mime_type,
         &row.filename,
-        Body::from_stream(stream.map(|c| c.map_err(std::io::Error::other))),
+        stream_body(stream),
     ))
 }
 
@@ -179,8 +179,13 @@ pub async fn thumbnail(
         out.status(StatusCode::OK),
         mime,
         &name,
-        Body::from_stream(stream.map(|c| c.map_err(std::io::Error::other))),
+        stream_body(stream),
     ))
+}
+
+/// A media store's byte stream as a response body (its errors end the response).
+fn stream_body(stream: crate::media::ByteStream) -> Body {
+    Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)))
 }
 
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
