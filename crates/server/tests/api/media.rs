@@ -104,6 +104,19 @@ async fn fetch(app: &TestApp, user: Option<&TestUser>, path: &str) -> (u16, Head
     http(user, Method::GET, format!("{}{path}", app.base), &[], None).await
 }
 
+/// Asserts that an upload was refused with this status and code.
+#[track_caller]
+fn assert_refused(answer: Result<Media, palaver_client::ClientError>, status: u16, code: &str) {
+    match answer {
+        Err(palaver_client::ClientError::Api {
+            status: s, code: c, ..
+        }) => {
+            assert_eq!((s, c.as_str()), (status, code));
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
+}
+
 fn json_of(body: &Bytes) -> Value {
     serde_json::from_slice(body).unwrap_or(Value::Null)
 }
@@ -325,36 +338,18 @@ async fn broken_empty_and_huge_images_are_refused() {
     let mut broken = png(10, 10);
     broken.truncate(60);
     let answer = alice.api.upload("broken.png", "image/png", broken).await;
-    assert!(
-        matches!(
-            answer,
-            Err(palaver_client::ClientError::Api { status: 422, .. })
-        ),
-        "{answer:?}"
-    );
+    assert_refused(answer, 422, "validation_failed");
     let answer = alice
         .api
         .upload("empty.txt", "text/plain", Vec::new())
         .await;
-    assert!(
-        matches!(
-            answer,
-            Err(palaver_client::ClientError::Api { status: 422, .. })
-        ),
-        "{answer:?}"
-    );
+    assert_refused(answer, 422, "validation_failed");
     // 2000×1000 = 2 Mpx, over the limit of 1 Mpx: refused before decoding.
     let answer = alice
         .api
         .upload("bomb.png", "image/png", png(2000, 1000))
         .await;
-    assert!(
-        matches!(
-            answer,
-            Err(palaver_client::ClientError::Api { status: 413, .. })
-        ),
-        "{answer:?}"
-    );
+    assert_refused(answer, 413, "payload_too_large");
     assert!(stored_objects(app.data_dir()).is_empty(), "nothing kept");
     assert_eq!(temp_files(app.data_dir()), 0);
 }
@@ -374,12 +369,7 @@ async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
         .api
         .upload("big.bin", "application/octet-stream", vec![1u8; 20_000])
         .await;
-    match answer {
-        Err(palaver_client::ClientError::Api { status, code, .. }) => {
-            assert_eq!((status, code.as_str()), (413, "payload_too_large"));
-        }
-        other => panic!("expected 413, got {other:?}"),
-    }
+    assert_refused(answer, 413, "payload_too_large");
     // Under the video limit but over the file limit: refused once the type is known.
     let answer = alice
         .api
@@ -389,13 +379,7 @@ async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
             v
         })
         .await;
-    assert!(
-        matches!(
-            answer,
-            Err(palaver_client::ClientError::Api { status: 413, .. })
-        ),
-        "{answer:?}"
-    );
+    assert_refused(answer, 413, "payload_too_large");
     // A declared length over the limit is refused before the body is read.
     let (status, _, body) = http(
         Some(&alice),
@@ -724,12 +708,7 @@ async fn a_failed_store_leaves_no_record_and_the_client_can_retry() {
         .api
         .upload("doc.pdf", "application/pdf", bytes.clone())
         .await;
-    match answer {
-        Err(palaver_client::ClientError::Api { status, code, .. }) => {
-            assert_eq!((status, code.as_str()), (500, "media_upload_failed"));
-        }
-        other => panic!("expected media_upload_failed, got {other:?}"),
-    }
+    assert_refused(answer, 500, "media_upload_failed");
     assert_eq!(temp_files(app.data_dir()), 0, "no partial upload left");
     assert_eq!(
         media_records(&app.db_path()).await,
