@@ -276,6 +276,14 @@ fn msg(room: Uuid, sender: Uuid, key: &str) -> NewMessage {
 }
 
 /// Appends one message each and returns the stored ones (all must be new).
+/// Every message of a room, ascending (the rooms here hold at most a few thousand).
+async fn whole_room(store: &dyn Store, room: Uuid) -> Vec<palaver_proto::Message> {
+    store
+        .messages(room, 0, i64::MAX, 5000, false)
+        .await
+        .expect("history")
+}
+
 async fn send(store: &dyn Store, batch: Vec<NewMessage>) -> Vec<palaver_proto::Message> {
     store
         .append_messages(&batch)
@@ -1043,10 +1051,7 @@ async fn concurrent_appends_from_two_nodes_are_gap_free(fx: &mut Fixture) {
     all.sort_unstable();
     assert_eq!(all, (1..=1000).collect::<Vec<_>>());
 
-    let stored = one
-        .messages(room, 0, i64::MAX, 2000, false)
-        .await
-        .expect("history");
+    let stored = whole_room(one.as_ref(), room).await;
     assert_eq!(seqs(&stored), (1..=1000).collect::<Vec<_>>());
     assert_eq!(
         two.room(room).await.expect("room").expect("some").last_seq,
@@ -1084,10 +1089,7 @@ async fn same_key_on_two_nodes_is_one_message(fx: &mut Fixture) {
         assert_eq!(new, dup, "round {round}");
         assert_eq!(new.seq, round + 1);
     }
-    let stored = one
-        .messages(room, 0, i64::MAX, 1000, false)
-        .await
-        .expect("history");
+    let stored = whole_room(one.as_ref(), room).await;
     assert_eq!(seqs(&stored), (1..=50).collect::<Vec<_>>());
 }
 
@@ -1118,10 +1120,7 @@ async fn batches_over_shared_rooms_do_not_deadlock(fx: &mut Fixture) {
     x.expect("node one");
     y.expect("node two");
     for room in [r1, r2] {
-        let stored = one
-            .messages(room, 0, i64::MAX, 1000, false)
-            .await
-            .expect("history");
+        let stored = whole_room(one.as_ref(), room).await;
         assert_eq!(seqs(&stored), (1..=100).collect::<Vec<_>>());
     }
 }
