@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Starts three Palaver nodes behind nginx on loopback, on the machine's PostgreSQL, NATS
+# Starts Palaver nodes (three by default) behind nginx on loopback, on the machine's PostgreSQL, NATS
 # and Redis, in their own namespace. Prints the address; `local-cluster.sh stop DIR` ends it.
 #
 #   BIN=target/release/palaver deploy/local-cluster.sh
 #
-# Ports: nginx on BASE_PORT (default 18080), nodes on BASE_PORT+1..3; chosen away from
+# Ports: nginx on BASE_PORT (default 18080), nodes on BASE_PORT+1..NODES; chosen away from
 # the services' own ports. Variables deliberately avoid the PALAVER_ prefix, which the
 # server reads as configuration.
 set -euo pipefail
@@ -19,6 +19,7 @@ fi
 
 BIN="${BIN:-target/release/palaver}"
 BASE_PORT="${BASE_PORT:-18080}"
+NODES="${NODES:-3}"
 NAMESPACE="${NAMESPACE:-localcluster}"
 STORE="${STORE:-postgres://postgres@127.0.0.1:5432/test}"
 BUS="${BUS:-nats://127.0.0.1:4222}"
@@ -37,7 +38,8 @@ wait_ready() {
 start_node() {
   local i="$1" port=$((BASE_PORT + $1))
   mkdir -p "$DIR/node$i"
-  PALAVER_JWT_SECRET="$SECRET" PALAVER_NAMESPACE="$NAMESPACE" "$BIN" serve \
+  PALAVER_JWT_SECRET="$SECRET" PALAVER_NAMESPACE="$NAMESPACE" \
+    PALAVER_TRUSTED_PROXIES='["127.0.0.1"]' "$BIN" serve \
     --listen "127.0.0.1:$port" --data-dir "$DIR/node$i" \
     --store "$STORE" --bus "$BUS" --cache "$CACHE" >"$DIR/node$i.log" 2>&1 &
   echo $! >"$DIR/node$i.pid"
@@ -46,12 +48,13 @@ start_node() {
 
 start_node 1
 # One VAPID key for the deployment: browsers bind push subscriptions to it.
-for i in 2 3; do mkdir -p "$DIR/node$i" && cp "$DIR/node1/vapid-private.pem" "$DIR/node$i/"; done
-start_node 2
-start_node 3
+for i in $(seq 2 "$NODES"); do
+  mkdir -p "$DIR/node$i" && cp "$DIR/node1/vapid-private.pem" "$DIR/node$i/"
+  start_node "$i"
+done
 
 upstreams=""
-for i in 1 2 3; do
+for i in $(seq 1 "$NODES"); do
   upstreams+="        server 127.0.0.1:$((BASE_PORT + i)) max_fails=1 fail_timeout=3s;"$'\n'
 done
 mkdir -p "$DIR"/{client_body,proxy,fastcgi,uwsgi,scgi}
@@ -65,5 +68,5 @@ while IFS= read -r line; do
 done <"$here/nginx.conf.template" >"$DIR/nginx.conf"
 nginx -c "$DIR/nginx.conf" -p "$DIR"
 wait_ready "$BASE_PORT"
-echo "Palaver cluster: http://127.0.0.1:$BASE_PORT (nodes on $((BASE_PORT + 1))-$((BASE_PORT + 3)), namespace $NAMESPACE)"
+echo "Palaver cluster: http://127.0.0.1:$BASE_PORT ($NODES nodes on $((BASE_PORT + 1))-$((BASE_PORT + NODES)), namespace $NAMESPACE)"
 echo "state and logs: $DIR   stop: $0 stop $DIR"

@@ -4,6 +4,7 @@
 //!
 //! Everything stays on loopback, bounded in count and time, and stops by itself.
 
+pub mod fleet;
 pub mod report;
 pub mod scenarios;
 pub mod server;

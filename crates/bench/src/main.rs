@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use palaver_bench::scenarios::{connections, fanout, history, ingest, reconnect};
+use palaver_bench::fleet::{ClusterOptions, Fleet, FleetOptions};
+use palaver_bench::scenarios::{connections, crashloop, fanout, history, ingest, reconnect};
 use palaver_bench::{Report, Target, loopback_sources};
 
 #[derive(Parser)]
@@ -104,6 +105,41 @@ enum Scenario {
         missed: usize,
         #[arg(long, default_value_t = 1_000)]
         concurrency: usize,
+    },
+    /// Starts a deployment of its own, loads it while killing (-9) and restarting nodes
+    /// (on a cluster also NATS and Redis), then checks that no acknowledged message was
+    /// lost or duplicated and every client saw what the store holds. Ignores --server.
+    Crashloop {
+        /// The server binary.
+        #[arg(long, default_value = "target/release/palaver")]
+        server_bin: PathBuf,
+        /// Nodes behind nginx on PostgreSQL + NATS + Redis; 0 for one node on its
+        /// embedded engines (SQLite).
+        #[arg(long, default_value_t = 0)]
+        cluster_nodes: usize,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        database_url: String,
+        #[arg(long, default_value = "/usr/sbin/nats-server")]
+        nats_bin: PathBuf,
+        #[arg(long, default_value = "redis-server")]
+        redis_bin: PathBuf,
+        #[arg(long, default_value = "/usr/sbin/nginx")]
+        nginx_bin: PathBuf,
+        /// 1:1 rooms (two sending clients each).
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Messages per second over all clients.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 600)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 30)]
+        kill_every_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        down_secs: u64,
+        /// Every n-th send of a client resends an acknowledged one (0: never).
+        #[arg(long, default_value_t = 10)]
+        retry_every: u64,
     },
 }
 
@@ -222,6 +258,57 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await?
+        }
+        Scenario::Crashloop {
+            server_bin,
+            cluster_nodes,
+            database_url,
+            nats_bin,
+            redis_bin,
+            nginx_bin,
+            rooms,
+            rate,
+            duration_secs,
+            kill_every_secs,
+            down_secs,
+            retry_every,
+        } => {
+            let dir =
+                std::env::temp_dir().join(format!("palaver-crashloop-{}", std::process::id()));
+            let cluster = (cluster_nodes > 0).then(|| ClusterOptions {
+                nodes: cluster_nodes,
+                database_url,
+                nats_bin,
+                redis_bin,
+                nginx_bin,
+            });
+            let mut fleet = Fleet::start(&FleetOptions {
+                server_bin,
+                dir: dir.clone(),
+                cluster,
+                env: Vec::new(),
+            })
+            .await?;
+            let options = crashloop::CrashloopOptions {
+                rooms,
+                rate,
+                duration: secs(duration_secs),
+                kill_every: secs(kill_every_secs),
+                down_for: secs(down_secs),
+                retry_every,
+            };
+            let result = crashloop::run(&mut fleet, &options, target.progress).await;
+            fleet.stop().await;
+            let (report, outcome) = result?;
+            for fault in &outcome.faults {
+                println!("fault: {fault}");
+            }
+            if outcome.violations() == 0 {
+                let _ = std::fs::remove_dir_all(&dir);
+            } else {
+                println!("logs kept in {}", dir.display());
+            }
+            report
         }
     };
     println!("{}", report.table());

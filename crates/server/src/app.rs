@@ -16,7 +16,7 @@ use rand::RngCore;
 
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
-use crate::bus::nats::NatsBus;
+use crate::bus::nats::{NatsBus, NatsBusOptions};
 use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
@@ -49,11 +49,9 @@ pub enum StartError {
     Engine(String),
     #[error("push: {0}")]
     Push(#[from] crate::push::PushError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
-
-/// How long a node's users stay online in a shared cache after the node stops
-/// refreshing its heartbeat (it died).
-const PRESENCE_TTL: Duration = Duration::from_secs(30);
 
 /// Events the in-process bus buffers for a lagging subscriber.
 const BUS_CAPACITY: usize = 65_536;
@@ -153,9 +151,18 @@ async fn open_engines(
     let bus: Arc<dyn Bus> = match config.bus.as_str() {
         "memory" => Arc::new(MemoryBus::new(BUS_CAPACITY)),
         url if url.starts_with("nats://") => Arc::new(
-            NatsBus::connect(url, ns)
-                .await
-                .map_err(|e| StartError::Engine(e.to_string()))?,
+            NatsBus::connect_with(
+                url,
+                ns,
+                NatsBusOptions {
+                    stream_max_age: Duration::from_secs(config.bus_stream_max_age_secs),
+                    stream_max_bytes: i64::try_from(config.bus_stream_max_bytes)
+                        .unwrap_or(i64::MAX),
+                    ..NatsBusOptions::default()
+                },
+            )
+            .await
+            .map_err(|e| StartError::Engine(e.to_string()))?,
         ),
         other => return Err(unknown("bus", other)),
     };
@@ -173,7 +180,7 @@ async fn open_engines(
             cache
         }
         url if url.starts_with("redis") => Arc::new(
-            RedisCache::connect(url, ns, node_id, &config.rate_limits, PRESENCE_TTL)
+            RedisCache::connect(url, ns, node_id, &config.rate_limits, config.presence_ttl())
                 .await
                 .map_err(|e| StartError::Engine(e.to_string()))?,
         ),
@@ -186,6 +193,7 @@ impl Application {
     /// Opens the data directory and engines, starts the background tasks and binds.
     pub async fn build(config: Config) -> Result<Application, StartError> {
         std::fs::create_dir_all(&config.data_dir)?;
+        let trusted_proxies = config.proxies()?.into();
         let secret = signing_secret(&config)?;
         let node_id = uuid::Uuid::now_v7();
         let (store, bus, cache) = open_engines(&config, node_id).await?;
@@ -218,6 +226,17 @@ impl Application {
         let core = Core::start(config, node_id, store, bus, cache, media, &secret, push).await?;
         let hub = Hub::new(core.clone());
         tokio::spawn(hub.clone().run(events));
+        let reaper = core.clone();
+        tokio::spawn(async move {
+            // A few times per TTL, so a dead node's users go offline soon after it expires.
+            let mut tick = tokio::time::interval(reaper.config.presence_ttl() / 3);
+            loop {
+                tick.tick().await;
+                if let Err(err) = reaper.reap_dead_nodes().await {
+                    tracing::warn!(%err, "announcing a dead node's users offline failed");
+                }
+            }
+        });
         let sweeper = core.clone();
         tokio::spawn(async move {
             let every = Duration::from_secs(sweeper.config.media.gc_interval_secs);
@@ -235,6 +254,7 @@ impl Application {
             metrics: metrics_handle()?,
             process: Arc::new(metrics_process::Collector::default()),
             ready: Arc::new(AtomicBool::new(true)),
+            trusted_proxies,
         };
         Ok(Application {
             listener,

@@ -28,6 +28,20 @@ pub struct Config {
     /// Names this deployment on shared engines: the PostgreSQL schema, the NATS subject
     /// prefix and the Redis key prefix. Default `palaver`.
     pub namespace: String,
+    /// How long the NATS stream keeps stored events, seconds: how far a node may fall
+    /// behind and still catch up from the stream rather than the store. Default 86400.
+    pub bus_stream_max_age_secs: u64,
+    /// The NATS stream's size limit, bytes; the oldest events go first. JetStream reserves
+    /// this much storage for the stream. Default 1073741824 (1 GiB).
+    pub bus_stream_max_bytes: u64,
+    /// With a Redis cache: how long a node's users still count as online after the node
+    /// stopped refreshing its heartbeat (it died), seconds; they are then announced
+    /// offline. Default 30.
+    pub presence_ttl_secs: u64,
+    /// Addresses of reverse proxies (IPs or CIDR blocks, e.g. `127.0.0.1`, `10.0.0.0/8`)
+    /// whose `X-Forwarded-For` names the real client, for per-address rate limits. Empty
+    /// (default): the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     /// Secret for signing access tokens. Default: 32 random bytes generated on first start
     /// and kept in `<data_dir>/jwt-secret` (mode 0600). Every node of a cluster needs the same.
     pub jwt_secret: Option<String>,
@@ -332,6 +346,10 @@ impl Default for Config {
             bus: "memory".into(),
             cache: "memory".into(),
             namespace: "palaver".into(),
+            bus_stream_max_age_secs: 24 * 3600,
+            bus_stream_max_bytes: 1 << 30,
+            trusted_proxies: Vec::new(),
+            presence_ttl_secs: 30,
             jwt_secret: None,
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
@@ -433,6 +451,16 @@ impl Config {
                 "namespace must be 1-48 of a-z, 0-9 and _, starting with a letter".into(),
             ));
         }
+        self.proxies()?;
+        if self.bus_stream_max_age_secs == 0
+            || self.bus_stream_max_bytes == 0
+            || self.presence_ttl_secs == 0
+        {
+            return Err(ConfigError::Rule(
+                "bus_stream_max_age_secs, bus_stream_max_bytes and presence_ttl_secs must be positive"
+                    .into(),
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Rule("tls_cert and tls_key go together".into()));
         }
@@ -461,6 +489,29 @@ impl Config {
             ));
         }
         self.push.check()
+    }
+}
+
+impl Config {
+    /// `presence_ttl_secs` as a duration.
+    pub fn presence_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.presence_ttl_secs)
+    }
+
+    /// `trusted_proxies` parsed; a plain address is a block of one.
+    pub fn proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Rule(format!(
+                            "trusted_proxies: {p:?} is not an IP address or CIDR block"
+                        ))
+                    })
+            })
+            .collect()
     }
 }
 

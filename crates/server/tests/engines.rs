@@ -386,8 +386,63 @@ async fn redis_presence_of_a_dead_node_expires() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // One node (whichever asks first) is told, once, to announce the user offline.
+    let other = node(&prefix, &limits, ttl).await.expect("third node");
+    let (a, b) = tokio::join!(
+        survivor.reap_dead_nodes(7_000),
+        other.reap_dead_nodes(7_000)
+    );
+    let reaped: Vec<_> = a.into_iter().chain(b).collect();
+    assert_eq!(reaped, vec![(user, 7_000)]);
+    assert!(
+        survivor.reap_dead_nodes(8_000).await.is_empty(),
+        "only once"
+    );
+    assert_eq!(
+        survivor.presence(user).await.expect("known").last_seen_ms,
+        Some(7_000)
+    );
     // Their next connection is a fresh "online".
     assert!(survivor.connected(user, 9_000).await);
+    clean_redis(&prefix).await;
+}
+
+#[tokio::test]
+async fn redis_presence_heals_after_redis_forgets_everything() {
+    let prefix = run_prefix();
+    let limits = RateLimitConfig::default();
+    let ttl = Duration::from_millis(900);
+    let Some(holder) = node(&prefix, &limits, ttl).await else {
+        return;
+    };
+    let observer = node(&prefix, &limits, ttl).await.expect("second node");
+    let (stays, leaves) = (Uuid::now_v7(), Uuid::now_v7());
+    assert!(holder.connected(stays, 1_000).await);
+    assert!(holder.connected(leaves, 1_000).await);
+    // Redis restarts empty (here: this prefix's keys vanish, as they would).
+    clean_redis(&prefix).await;
+    assert!(
+        observer.presence(stays).await.is_none(),
+        "Redis forgot the user"
+    );
+    // The holder notices its own key is gone and writes its users back.
+    let forgot = std::time::Instant::now();
+    loop {
+        if observer.presence(stays).await.map(|p| p.status) == Some(PresenceStatus::Online) {
+            break;
+        }
+        assert!(
+            forgot.elapsed() < ttl * 2,
+            "presence not restored after {:?}",
+            forgot.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(status(&observer, leaves).await, PresenceStatus::Online);
+    // Counts restored, not guessed: one disconnect takes the user offline.
+    assert!(holder.disconnected(leaves, 2_000).await);
+    assert_eq!(status(&observer, leaves).await, PresenceStatus::Offline);
+    assert_eq!(status(&observer, stays).await, PresenceStatus::Online);
     clean_redis(&prefix).await;
 }
 

@@ -2,6 +2,7 @@
 //! [`crate::Report`].
 
 pub mod connections;
+pub mod crashloop;
 pub mod fanout;
 pub mod history;
 pub mod ingest;

@@ -58,6 +58,12 @@ pub trait Cache: Send + Sync + 'static {
     async fn set_away(&self, user: Uuid, away: bool, now_ms: i64) -> Option<PresenceStatus>;
     /// The user's presence, if the cache has seen them.
     async fn presence(&self, user: Uuid) -> Option<PresenceEntry>;
+    /// Users whose connections were all on nodes that died (no heartbeat within the
+    /// TTL), now offline, with their last-seen time. Each such user is returned once, to
+    /// one caller in the cluster, so one node announces it. None on a single node.
+    async fn reap_dead_nodes(&self, _now_ms: i64) -> Vec<(Uuid, i64)> {
+        Vec::new()
+    }
     /// Refuses the session's access tokens until `until_ms` (when they would expire).
     async fn revoke_session(&self, session_id: Uuid, until_ms: i64);
     async fn is_revoked(&self, session_id: Uuid) -> bool;

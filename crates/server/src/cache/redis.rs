@@ -15,6 +15,9 @@
 //!   fields of dead nodes when they meet them. The hash expires after 30 days without a
 //!   write (each node re-arms it hourly for the users it holds), so users who never come
 //!   back do not stay in memory forever.
+//! - `nodes`, `users:<node>`: the nodes that hold connections, and the users each holds.
+//!   Only for noticing deaths: every node runs REAP now and then, and the one that first
+//!   finds a node's key expired takes that node's users offline (announcing it), once.
 //! - `revoked:<session>`: exists until the session's access tokens would expire (`PXAT`).
 //! - `rl:<bucket>:<key>`: a GCRA "theoretical arrival time" in ms, expiring when the bucket
 //!   is full again. The Lua script reads the clock from Redis (`TIME`), so nodes with
@@ -30,10 +33,12 @@
 //! The `Cache` methods cannot fail, so each one picks its failure mode: rate limits let the
 //! request through (an outage should not stop the service); a revocation check refuses
 //! (a stolen token must not work because Redis is away); presence answers from this
-//! node's own connections. Every failure is logged and counted in
+//! node's own connections. Redis's counts heal by themselves: a node whose write failed,
+//! or whose own key Redis no longer has (Redis restarted empty), rewrites its users'
+//! counts from its own at the next heartbeat. Every failure is logged and counted in
 //! `palaver_cache_errors_total`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,10 +82,13 @@ local function live(hash, node_prefix)
 end
 ";
 
-/// KEYS: presence hash, own node key. ARGV: node prefix, node id, now ms, ttl ms, idle ms.
+/// KEYS: presence hash, own node key, own node's user set, the set of nodes.
+/// ARGV: node prefix, node id, now ms, ttl ms, idle ms, user id.
 /// Returns 1 if the user just came online.
 const CONNECTED: &str = r"
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('SADD', KEYS[4], ARGV[2])
 local before = live(KEYS[1], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[2], 1)
 redis.call('HSET', KEYS[1], 'seen', ARGV[3])
@@ -97,11 +105,40 @@ const DISCONNECTED: &str = r"
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 local f = 'n:' .. ARGV[2]
 local c = tonumber(redis.call('HINCRBY', KEYS[1], f, -1))
-if c <= 0 then redis.call('HDEL', KEYS[1], f) end
+if c <= 0 then
+  redis.call('HDEL', KEYS[1], f)
+  redis.call('SREM', KEYS[3], ARGV[6])
+end
 redis.call('HSET', KEYS[1], 'seen', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 if live(KEYS[1], ARGV[1]) == 0 then return 1 end
 return 0
+";
+
+/// Takes the users of dead nodes offline, once: a node in the set of nodes whose key has
+/// expired is removed with its user set, and each of its users left with no live
+/// connection anywhere is returned with their last-seen time. ARGV: key root, now ms.
+/// Returns a flat list: user, seen, user, seen, …
+const REAP: &str = r"
+local root = ARGV[1]
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', root .. 'nodes')) do
+  if redis.call('EXISTS', root .. 'node:' .. node) == 0 then
+    local set = root .. 'users:' .. node
+    for _, user in ipairs(redis.call('SMEMBERS', set)) do
+      local hash = root .. 'presence:' .. user
+      redis.call('HDEL', hash, 'n:' .. node)
+      if redis.call('EXISTS', hash) == 1 and live(hash, root .. 'node:') == 0 then
+        redis.call('HSET', hash, 'seen', ARGV[2])
+        out[#out + 1] = user
+        out[#out + 1] = ARGV[2]
+      end
+    end
+    redis.call('DEL', set)
+    redis.call('SREM', root .. 'nodes', node)
+  end
+end
+return out
 ";
 
 /// KEYS: presence hash. ARGV: node prefix, away ('0'/'1'), now ms.
@@ -162,6 +199,7 @@ struct Scripts {
     disconnected: Script,
     set_away: Script,
     presence: Script,
+    reap: Script,
     rate_limit: Script,
 }
 
@@ -176,6 +214,8 @@ pub struct RedisCache {
     /// This node's own connection counts: the fallback when Redis fails, and the users
     /// whose presence hashes the heartbeat keeps from expiring.
     local: Arc<Mutex<HashMap<Uuid, u32>>>,
+    /// Users whose count a failed write left wrong in Redis; the heartbeat rewrites them.
+    unsynced: Arc<Mutex<HashSet<Uuid>>>,
     heartbeat: JoinHandle<()>,
 }
 
@@ -272,15 +312,21 @@ impl RedisCache {
             disconnected: with_live(DISCONNECTED),
             set_away: with_live(SET_AWAY),
             presence: with_live(PRESENCE),
+            reap: with_live(REAP),
             rate_limit: Script::new(RATE_LIMIT),
         };
         let local = Arc::new(Mutex::new(HashMap::new()));
+        let unsynced = Arc::new(Mutex::new(HashSet::new()));
         let heartbeat = tokio::spawn(heartbeat(
             conn.clone(),
-            root.clone(),
+            Held {
+                root: root.clone(),
+                node_id,
+                local: local.clone(),
+                unsynced: unsynced.clone(),
+            },
             node_key,
             presence_ttl,
-            local.clone(),
         ));
         Ok(RedisCache {
             conn,
@@ -290,6 +336,7 @@ impl RedisCache {
             limits,
             scripts,
             local,
+            unsynced,
             heartbeat,
         })
     }
@@ -312,11 +359,14 @@ impl RedisCache {
         script
             .key(self.presence_key(user))
             .key(format!("{}node:{}", self.root, self.node_id))
+            .key(format!("{}users:{}", self.root, self.node_id))
+            .key(format!("{}nodes", self.root))
             .arg(self.node_prefix())
             .arg(self.node_id.to_string())
             .arg(now_ms)
             .arg(ms(self.presence_ttl))
             .arg(PRESENCE_IDLE_MS)
+            .arg(user.to_string())
             .invoke_async(&mut self.conn.clone())
             .await
     }
@@ -330,31 +380,92 @@ impl Drop for RedisCache {
     }
 }
 
-/// Keeps this node alive in Redis, and its users' presence hashes from expiring.
-async fn heartbeat(
-    mut conn: ConnectionManager,
+/// What the heartbeat needs of the cache: this node's own view of its connections.
+struct Held {
     root: String,
-    node_key: String,
-    ttl: Duration,
+    node_id: Uuid,
     local: Arc<Mutex<HashMap<Uuid, u32>>>,
-) {
+    unsynced: Arc<Mutex<HashSet<Uuid>>>,
+}
+
+impl Held {
+    /// Writes this node's connection counts for `users` into their presence hashes (or
+    /// removes the node's field where it holds none). Users it could not write stay
+    /// unsynced for the next beat.
+    async fn resync(&self, conn: &mut ConnectionManager, users: Vec<Uuid>, now_ms: i64) {
+        if users.is_empty() {
+            return;
+        }
+        let field = format!("n:{}", self.node_id);
+        let users_key = format!("{}users:{}", self.root, self.node_id);
+        let mut pipe = ::redis::pipe();
+        pipe.sadd(format!("{}nodes", self.root), self.node_id.to_string())
+            .ignore();
+        {
+            let local = self.local.lock();
+            for user in &users {
+                let key = format!("{}presence:{user}", self.root);
+                match local.get(user) {
+                    Some(n) => {
+                        pipe.sadd(&users_key, user.to_string()).ignore();
+                        pipe.hset(&key, &field, *n).ignore();
+                        pipe.hset_nx(&key, "seen", now_ms).ignore();
+                        pipe.pexpire(&key, PRESENCE_IDLE_MS).ignore();
+                    }
+                    None => {
+                        pipe.srem(&users_key, user.to_string()).ignore();
+                        pipe.hdel(&key, &field).ignore();
+                    }
+                }
+            }
+        }
+        let written: ::redis::RedisResult<()> = pipe.query_async(conn).await;
+        if let Err(err) = written {
+            failed("presence resync", &err);
+            self.unsynced.lock().extend(users);
+        }
+    }
+}
+
+/// Keeps this node alive in Redis, its users' presence hashes from expiring, and Redis's
+/// counts equal to this node's own: after a failed write, and after Redis lost this
+/// node's key (it restarted empty, or this node stalled longer than the TTL), the next
+/// beat writes them again, so presence heals within a third of the TTL.
+async fn heartbeat(mut conn: ConnectionManager, held: Held, node_key: String, ttl: Duration) {
     let mut tick = tokio::time::interval(ttl / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rearm = tokio::time::Instant::now();
     loop {
         tick.tick().await;
-        let beat: ::redis::RedisResult<()> = conn
-            .pset_ex(&node_key, crate::clock::now_ms(), ms(ttl) as u64)
+        let now = crate::clock::now_ms();
+        // SET … GET answers the previous value: none means Redis forgot this node.
+        let beat: ::redis::RedisResult<Option<String>> = ::redis::cmd("SET")
+            .arg(&node_key)
+            .arg(now)
+            .arg("PX")
+            .arg(ms(ttl))
+            .arg("GET")
+            .query_async(&mut conn)
             .await;
-        if let Err(err) = beat {
-            failed("heartbeat", &err);
+        let forgotten = match beat {
+            Ok(previous) => previous.is_none(),
+            Err(err) => {
+                failed("heartbeat", &err);
+                continue;
+            }
+        };
+        let mut users: HashSet<Uuid> = std::mem::take(&mut *held.unsynced.lock());
+        if forgotten {
+            users.extend(held.local.lock().keys().copied());
         }
+        held.resync(&mut conn, users.into_iter().collect(), now)
+            .await;
         if last_rearm.elapsed() >= REARM_EVERY {
             last_rearm = tokio::time::Instant::now();
-            let users: Vec<Uuid> = local.lock().keys().copied().collect();
+            let users: Vec<Uuid> = held.local.lock().keys().copied().collect();
             let mut pipe = ::redis::pipe();
             for user in users {
-                pipe.pexpire(format!("{root}presence:{user}"), PRESENCE_IDLE_MS)
+                pipe.pexpire(format!("{}presence:{user}", held.root), PRESENCE_IDLE_MS)
                     .ignore();
             }
             let rearm: ::redis::RedisResult<()> = pipe.query_async(&mut conn).await;
@@ -378,6 +489,7 @@ impl Cache for RedisCache {
             Ok(came_online) => came_online == 1,
             Err(err) => {
                 failed("connected", &err);
+                self.unsynced.lock().insert(user);
                 first_here
             }
         }
@@ -401,6 +513,7 @@ impl Cache for RedisCache {
             Ok(went_offline) => went_offline == 1,
             Err(err) => {
                 failed("disconnected", &err);
+                self.unsynced.lock().insert(user);
                 last_here
             }
         }
@@ -455,6 +568,26 @@ impl Cache for RedisCache {
                         status: PresenceStatus::Online,
                         last_seen_ms: None,
                     })
+            }
+        }
+    }
+
+    async fn reap_dead_nodes(&self, now_ms: i64) -> Vec<(Uuid, i64)> {
+        let result: ::redis::RedisResult<Vec<String>> = self
+            .scripts
+            .reap
+            .arg(&self.root)
+            .arg(now_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        match result {
+            Ok(flat) => flat
+                .chunks_exact(2)
+                .filter_map(|pair| Some((pair[0].parse().ok()?, pair[1].parse().ok()?)))
+                .collect(),
+            Err(err) => {
+                failed("reap dead nodes", &err);
+                Vec::new()
             }
         }
     }

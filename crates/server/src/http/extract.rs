@@ -1,6 +1,8 @@
 //! Extractors whose rejections use the one error shape, and the caller's identity.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -93,17 +95,101 @@ pub fn header_or_query_token(parts: &Parts) -> Option<String> {
     })
 }
 
-/// The client's address, for per-address rate limits.
+/// The client's address, for per-address rate limits: the TCP peer, or behind a trusted
+/// proxy the last address in `X-Forwarded-For` that is not itself a trusted proxy.
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
-        Ok(ClientAddr(addr.unwrap_or_else(|| "unknown".into())))
+            .map(|c| c.0.ip());
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|h| h.to_str().ok());
+        let addr = peer.map(|p| client_ip(p, forwarded, &state.trusted_proxies));
+        Ok(ClientAddr(
+            addr.map_or_else(|| "unknown".into(), |a| a.to_string()),
+        ))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right (the hop nearest us) while the hop is trusted:
+/// only trusted proxies' entries are believed, so a client cannot pick its own address.
+fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if !is_trusted(&client) {
+        return client;
+    }
+    // Several headers count as one list, in order.
+    let hops: Vec<&str> = forwarded.flat_map(|h| h.split(',')).collect();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&client) {
+                    break;
+                }
+            }
+            // Garbage from a client: stop at the last address we could believe.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().expect("net")];
+        let xff = |v: &'static [&'static str]| v.iter().copied();
+        // No proxy in front: the header is the client's own words.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), xff(&["10.9.9.9"]), &trusted),
+            ip("203.0.113.9")
+        );
+        // nginx on loopback appended the client's address.
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), xff(&["198.51.100.7"]), &trusted),
+            ip("198.51.100.7")
+        );
+        // A client that forges an earlier hop still gets its own (rightmost) address.
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), xff(&["1.2.3.4, 198.51.100.7"]), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), xff(&["1.2.3.4", "198.51.100.7"]), &trusted),
+            ip("198.51.100.7")
+        );
+        // Garbage or a missing header: the proxy's own address.
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), xff(&["not-an-ip"]), &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), xff(&[]), &trusted),
+            ip("127.0.0.1")
+        );
     }
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub process: Arc<metrics_process::Collector>,
     /// False while shutting down, so load balancers stop sending traffic.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// `trusted_proxies`, parsed once.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// The whole HTTP surface.

@@ -46,6 +46,18 @@ impl Core {
         Ok(())
     }
 
+    /// Announces as offline the users whose node died holding their last connections
+    /// (a cluster notices within the presence TTL; see `Cache::reap_dead_nodes`).
+    pub async fn reap_dead_nodes(&self) -> ServiceResult<usize> {
+        let gone = self.cache.reap_dead_nodes(now_ms()).await;
+        for (user, seen) in &gone {
+            self.store.set_last_seen(*user, *seen).await?;
+            self.announce_presence(*user, PresenceStatus::Offline, *seen)
+                .await?;
+        }
+        Ok(gone.len())
+    }
+
     /// The client says the user is away (or back).
     pub async fn set_presence(&self, who: Identity, status: PresenceStatus) -> ServiceResult<()> {
         let away = match status {

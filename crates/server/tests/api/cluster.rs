@@ -7,76 +7,9 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-struct Engines {
-    store: String,
-    bus: String,
-    cache: String,
-}
-
-/// The engines' URLs, or `None` (loudly; a failure under CI) when one does not answer.
-fn engines() -> Option<Engines> {
-    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-    let engines = Engines {
-        store: var(
-            "TEST_DATABASE_URL",
-            "postgres://postgres@127.0.0.1:5432/test",
-        ),
-        bus: var("TEST_NATS_URL", "nats://127.0.0.1:4222"),
-        cache: var("TEST_REDIS_URL", "redis://127.0.0.1:6379"),
-    };
-    for url in [&engines.store, &engines.bus, &engines.cache] {
-        let parsed = url::Url::parse(url).ok();
-        let addr = parsed.as_ref().and_then(|u| {
-            Some(format!(
-                "{}:{}",
-                u.host_str()?,
-                u.port_or_known_default().or(match u.scheme() {
-                    "nats" => Some(4222),
-                    "redis" => Some(6379),
-                    _ => Some(5432),
-                })?
-            ))
-        });
-        let up = addr.is_some_and(|a| std::net::TcpStream::connect(a).is_ok());
-        if !up {
-            let why = format!("{url} does not answer");
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-            eprintln!("SKIPPED: the two-node cluster test: {why}");
-            return None;
-        }
-    }
-    Some(engines)
-}
-
-/// Removes what a namespace left in the engines: schema, stream, keys.
-async fn clean(engines: &Engines, ns: &str) {
-    if let Ok(pool) = sqlx::PgPool::connect(&engines.store).await {
-        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{ns}\" CASCADE"))
-            .execute(&pool)
-            .await;
-    }
-    if let Ok(bus) = palaver_server::bus::nats::NatsBus::connect(&engines.bus, ns).await {
-        let _ = bus.delete_stream().await;
-    }
-    let client = redis::Client::open(engines.cache.as_str());
-    if let Ok(mut conn) = match client {
-        Ok(c) => c.get_multiplexed_async_connection().await,
-        Err(e) => Err(e),
-    } {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("palaver:{ns}:*"))
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn alice_on_node_a_and_bob_on_node_b_chat_with_receipts_and_presence() {
-    let Some(engines) = engines() else {
+    let Some(engines) = cluster_engines() else {
         return;
     };
     let ns = format!("t{}", Uuid::now_v7().simple());
@@ -156,5 +89,5 @@ async fn alice_on_node_a_and_bob_on_node_b_chat_with_receipts_and_presence() {
 
     drop((a, b));
     drop((node_a, node_b));
-    clean(&engines, &ns).await;
+    clean_namespace(engines, &ns).await;
 }

@@ -1,9 +1,16 @@
 //! `TestApp`: a server of our own per test, and users to drive it.
+//!
+//! The same suite runs twice: on the embedded engines (`tests/api/main.rs`) and on the
+//! cluster engines, PostgreSQL + NATS + Redis (`tests/api_cluster.rs`). There every test
+//! gets its own namespace (schema, stream, key prefix), kept with its data directory so a
+//! restarted server finds its data again, and removed when the directory is dropped.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use palaver_client::{Client, Socket};
@@ -25,7 +32,7 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
-    dir: Option<TempDir>,
+    dir: Option<DataDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -63,13 +70,21 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    spawn_in(dir, tweak).await
+    spawn_in(DataDir::new(), tweak).await
 }
 
 /// Starts a server over an existing data directory (e.g. after a restart).
-pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_in(dir: DataDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(dir.path());
+    if let Some(ns) = &dir.namespace {
+        let engines = cluster_engines().expect("engines checked when the directory was made");
+        config.store = engines.store.clone();
+        config.bus = engines.bus.clone();
+        config.cache = engines.cache.clone();
+        config.namespace = ns.clone();
+        // JetStream reserves the whole limit per stream; a test needs little.
+        config.bus_stream_max_bytes = 8 << 20;
+    }
     tweak(&mut config);
     let app = Application::build(config).await.expect("build app");
     let addr = app.local_addr();
@@ -121,7 +136,7 @@ impl TestApp {
     }
 
     /// Stops gracefully and hands back the data directory.
-    pub async fn stop(mut self) -> TempDir {
+    pub async fn stop(mut self) -> DataDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -139,8 +154,258 @@ impl TestApp {
         self.dir.as_ref().map(|d| d.path()).expect("data dir")
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir().join("palaver.db")
+    /// Rows of a query on this server's database, whichever engine it is on: each column
+    /// as text (integers are turned into text). For checks no API can make.
+    pub async fn db_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::{Connection, Row};
+        fn text<R: Row>(row: &R, i: usize) -> Option<String>
+        where
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            row.try_get::<Option<String>, _>(i).unwrap_or_else(|_| {
+                row.try_get::<Option<i64>, _>(i)
+                    .expect("a text or integer column")
+                    .map(|n| n.to_string())
+            })
+        }
+        let dir = self.dir.as_ref().expect("data dir");
+        match &dir.namespace {
+            None => {
+                let url = format!(
+                    "sqlite://{}?mode=ro",
+                    dir.path().join("palaver.db").display()
+                );
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("open db");
+                let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect(sql);
+                rows.iter()
+                    .map(|r| (0..r.len()).map(|i| text(r, i)).collect())
+                    .collect()
+            }
+            Some(ns) => {
+                let engines = cluster_engines().expect("engines");
+                let mut conn = sqlx::PgConnection::connect(&engines.store)
+                    .await
+                    .expect("open db");
+                sqlx::query(&format!("SET search_path TO \"{ns}\""))
+                    .execute(&mut conn)
+                    .await
+                    .expect("search_path");
+                let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect(sql);
+                rows.iter()
+                    .map(|r| (0..r.len()).map(|i| text(r, i)).collect())
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A test server's data directory and, on the cluster engines, its namespace there.
+pub struct DataDir {
+    dir: TempDir,
+    namespace: Option<String>,
+}
+
+impl DataDir {
+    /// A fresh directory (and namespace, when the suite runs on the cluster engines).
+    pub fn new() -> DataDir {
+        let namespace = crate::CLUSTER_ENGINES.then(|| {
+            if cluster_engines().is_none() {
+                // Every test of this run needs them: skip the run, not 100 failures.
+                skip_loudly("the api suite on the cluster engines");
+                std::process::exit(0);
+            }
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            format!(
+                "{NS_PREFIX}{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+        DataDir {
+            dir: tempfile::tempdir().expect("tempdir"),
+            namespace,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let (Some(ns), Some(engines)) = (self.namespace.take(), cluster_engines()) {
+            // Drop may run inside the test's runtime, which cannot be blocked on: clean up
+            // from a thread with a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(clean_namespace(engines, &ns));
+            })
+            .join();
+        }
+    }
+}
+
+/// Namespaces of this suite's cluster run are `apit_<pid>_<n>`.
+const NS_PREFIX: &str = "apit_";
+
+/// The URLs of the cluster engines (PostgreSQL, NATS, Redis).
+pub struct ClusterEngines {
+    pub store: String,
+    pub bus: String,
+    pub cache: String,
+}
+
+/// The cluster engines, or `None` when one does not answer (a failure under `CI=true`).
+/// The first call also removes what earlier runs that died left in them.
+pub fn cluster_engines() -> Option<&'static ClusterEngines> {
+    static ENGINES: OnceLock<Option<ClusterEngines>> = OnceLock::new();
+    ENGINES
+        .get_or_init(|| {
+            let var =
+                |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+            let engines = ClusterEngines {
+                store: var(
+                    "TEST_DATABASE_URL",
+                    "postgres://postgres@127.0.0.1:5432/test",
+                ),
+                bus: var("TEST_NATS_URL", "nats://127.0.0.1:4222"),
+                cache: var("TEST_REDIS_URL", "redis://127.0.0.1:6379"),
+            };
+            for url in [&engines.store, &engines.bus, &engines.cache] {
+                let parsed = url::Url::parse(url).ok();
+                let addr = parsed.as_ref().and_then(|u| {
+                    let default = match u.scheme() {
+                        "nats" => 4222,
+                        "redis" => 6379,
+                        _ => 5432,
+                    };
+                    Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(default)))
+                });
+                if !addr.is_some_and(|a| std::net::TcpStream::connect(a).is_ok()) {
+                    let why = format!("{url} does not answer");
+                    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+                    skip_loudly(&format!("the cluster engines: {why}"));
+                    return None;
+                }
+            }
+            let leftover = |name: &str| {
+                let pid = name
+                    .strip_prefix(NS_PREFIX)
+                    .and_then(|rest| rest.split('_').next())
+                    .and_then(|pid| pid.parse::<u32>().ok());
+                pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            };
+            let sweep = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("runtime")
+                            .block_on(sweep_namespaces(&engines, leftover))
+                    })
+                    .join()
+            });
+            if sweep.is_err() {
+                eprintln!("could not sweep earlier runs' namespaces");
+            }
+            Some(engines)
+        })
+        .as_ref()
+}
+
+/// Says a test (or, in the cluster run, every test) is skipped, past the test harness's
+/// output capture so that it is seen.
+pub fn skip_loudly(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+}
+
+/// Removes a namespace's schema, stream and keys.
+pub async fn clean_namespace(engines: &ClusterEngines, ns: &str) {
+    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&engines.store).await {
+        // A server that is still stopping may hold locks; its namespace is then left to
+        // the next run's sweep rather than waited for.
+        let _ = sqlx::query("SET lock_timeout = '3s'")
+            .execute(&mut conn)
+            .await;
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{ns}\" CASCADE"))
+            .execute(&mut conn)
+            .await;
+    }
+    if let Ok(client) = async_nats::connect(&engines.bus).await {
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(format!("PALAVER_{ns}"))
+            .await;
+    }
+    if let Ok(mut conn) = redis_conn(engines).await {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("palaver:{ns}:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+        }
+    }
+}
+
+async fn redis_conn(
+    engines: &ClusterEngines,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(engines.cache.as_str())?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+/// Cleans every namespace of this suite that `leftover` says its run has ended.
+async fn sweep_namespaces(engines: &ClusterEngines, leftover: impl Fn(&str) -> bool) {
+    let mut names = std::collections::BTreeSet::new();
+    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&engines.store).await {
+        let schemas: Vec<String> = sqlx::query_scalar(
+            "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 'apit\\_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        names.extend(schemas);
+    }
+    if let Ok(client) = async_nats::connect(&engines.bus).await {
+        use futures::StreamExt;
+        let streams: Vec<String> = async_nats::jetstream::new(client)
+            .stream_names()
+            .filter_map(|n| async move { n.ok() })
+            .collect()
+            .await;
+        names.extend(
+            streams
+                .iter()
+                .filter_map(|s| s.strip_prefix("PALAVER_"))
+                .map(str::to_owned),
+        );
+    }
+    if let Ok(mut conn) = redis_conn(engines).await {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("palaver:{NS_PREFIX}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        names.extend(
+            keys.iter()
+                .filter_map(|k| k.split(':').nth(1))
+                .map(str::to_owned),
+        );
+    }
+    for ns in names.iter().filter(|n| leftover(n)) {
+        clean_namespace(engines, ns).await;
     }
 }
 

@@ -711,7 +711,7 @@ async fn a_failed_store_leaves_no_record_and_the_client_can_retry() {
     assert_refused(answer, 500, "media_upload_failed");
     assert_eq!(temp_files(app.data_dir()), 0, "no partial upload left");
     assert_eq!(
-        media_records(&app.db_path()).await,
+        media_records(&app).await,
         0,
         "no record of the failed upload"
     );
@@ -725,16 +725,12 @@ async fn a_failed_store_leaves_no_record_and_the_client_can_retry() {
     assert_eq!(body.as_ref(), bytes.as_slice());
 }
 
-async fn media_records(db: &Path) -> i64 {
-    use sqlx::Row;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open db");
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM media")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
-    row.get::<i64, _>("n")
+async fn media_records(app: &TestApp) -> i64 {
+    let rows = app.db_rows("SELECT COUNT(*) FROM media").await;
+    rows[0][0]
+        .as_deref()
+        .and_then(|n| n.parse().ok())
+        .expect("count")
 }
 
 #[tokio::test]
