@@ -355,6 +355,8 @@ impl Fleet {
                     "-qc",
                     &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
                 ])
+                // Not the list of everything the cascade took with it.
+                .env("PGOPTIONS", "--client-min-messages=warning")
                 .stdout(Stdio::null())
                 .status()
                 .await;
