@@ -50,6 +50,9 @@ pub struct CrashloopOutcome {
     pub acked: u64,
     /// Sends repeated with the same clientMsgId (after a lost ack, or on purpose).
     pub retries: u64,
+    /// Retries after a lost connection that the server answered as duplicates: the
+    /// message had been committed but its ack never arrived (a kill between the two).
+    pub committed_before_lost_ack: u64,
     pub reconnects: u64,
     /// Messages in the store at the end.
     pub stored: u64,
@@ -87,6 +90,7 @@ struct ClientLog {
     view: BTreeMap<i64, Uuid>,
     sent: u64,
     retries: u64,
+    committed_before_lost_ack: u64,
     reconnects: u64,
     retry_mismatches: u64,
     problems: Vec<String>,
@@ -164,14 +168,14 @@ async fn send_once(
     socket: &mut Socket,
     room: Uuid,
     cmid: &str,
-) -> std::result::Result<(i64, Uuid), ClientError> {
-    let (message, _) = tokio::time::timeout(
+) -> std::result::Result<(i64, Uuid, bool), ClientError> {
+    let (message, duplicate) = tokio::time::timeout(
         ACK_TIMEOUT,
         socket.send_message(room, cmid, &format!("crash loop {cmid}")),
     )
     .await
     .map_err(|_| ClientError::Timeout)??;
-    Ok((message.seq, message.id))
+    Ok((message.seq, message.id, duplicate))
 }
 
 /// Everything one client does: send at its pace until `stop`, retrying what was not
@@ -205,6 +209,7 @@ async fn client(
             next += interval;
         }
         n += 1;
+        let after_loss = pending.is_some();
         let cmid = match pending.take() {
             Some(cmid) => {
                 log.retries += 1;
@@ -221,7 +226,10 @@ async fn client(
             }
         };
         match send_once(&mut socket, room, &cmid).await {
-            Ok((seq, id)) => {
+            Ok((seq, id, duplicate)) => {
+                if after_loss && duplicate && !log.acked.contains_key(&cmid) {
+                    log.committed_before_lost_ack += 1;
+                }
                 match log.acked.get(&cmid) {
                     Some(first_seq) if *first_seq != seq => {
                         log.retry_mismatches += 1;
@@ -391,6 +399,7 @@ const COLUMNS: &[&str] = &[
     "acked",
     "msg/s",
     "retries",
+    "committed, ack lost",
     "reconnects",
     "lost",
     "gaps",
@@ -468,6 +477,7 @@ pub async fn run(
         outcome.sent += log.sent;
         outcome.acked += log.acked.len() as u64;
         outcome.retries += log.retries;
+        outcome.committed_before_lost_ack += log.committed_before_lost_ack;
         outcome.reconnects += log.reconnects;
         outcome.retry_mismatches += log.retry_mismatches;
         outcome.problems.extend(log.problems.iter().cloned());
@@ -487,6 +497,7 @@ pub async fn run(
         o.acked as f64,
         o.acked as f64 / elapsed.max(0.001),
         o.retries as f64,
+        o.committed_before_lost_ack as f64,
         o.reconnects as f64,
         o.lost as f64,
         o.gaps as f64,

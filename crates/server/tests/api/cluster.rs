@@ -7,11 +7,10 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn alice_on_node_a_and_bob_on_node_b_chat_with_receipts_and_presence() {
-    let Some(engines) = cluster_engines() else {
-        return;
-    };
+/// Two nodes of one deployment in a namespace of their own, or `None` (skipped loudly)
+/// without the engines.
+async fn two_nodes() -> Option<(&'static ClusterEngines, String, TestApp, TestApp)> {
+    let engines = cluster_engines()?;
     let ns = format!("t{}", Uuid::now_v7().simple());
     let on_cluster = |c: &mut palaver_server::Config| {
         c.store = engines.store.clone();
@@ -23,6 +22,14 @@ async fn alice_on_node_a_and_bob_on_node_b_chat_with_receipts_and_presence() {
     };
     let node_a = spawn_app_with(on_cluster).await;
     let node_b = spawn_app_with(on_cluster).await;
+    Some((engines, ns, node_a, node_b))
+}
+
+#[tokio::test]
+async fn alice_on_node_a_and_bob_on_node_b_chat_with_receipts_and_presence() {
+    let Some((engines, ns, node_a, node_b)) = two_nodes().await else {
+        return;
+    };
 
     let alice = node_a.user("alice").await;
     let bob = node_b.user("bob").await;
@@ -88,6 +95,51 @@ async fn alice_on_node_a_and_bob_on_node_b_chat_with_receipts_and_presence() {
     assert_eq!(seqs, (1..=41).collect::<Vec<_>>());
 
     drop((a, b));
+    drop((node_a, node_b));
+    clean_namespace(engines, &ns).await;
+}
+
+#[tokio::test]
+async fn one_send_retried_at_once_on_both_nodes_is_stored_once() {
+    let Some((engines, ns, node_a, node_b)) = two_nodes().await else {
+        return;
+    };
+    let alice = node_a.user("alice").await;
+    let bob = node_b.user("bob").await;
+    let room = alice.dm(&bob).await;
+    // Alice's client on each node, as after a reconnect through a load balancer.
+    let via = [
+        alice.api.clone(),
+        node_b.client().with_token(&alice.auth.access_token),
+    ];
+    for key in 0..20 {
+        let copies = 1 + key % 5;
+        let cmid = Uuid::now_v7().to_string();
+        let text = format!("retried {copies} times");
+        let answers =
+            futures::future::join_all((0..copies).map(|i| via[i % 2].send(room.id, &cmid, &text)))
+                .await;
+        let answers: Vec<(u16, palaver_proto::Message)> = answers
+            .into_iter()
+            .map(|a| a.expect("every copy is answered"))
+            .collect();
+        let created = answers.iter().filter(|(status, _)| *status == 201).count();
+        assert_eq!(
+            created, 1,
+            "one copy creates, the others are retries: {answers:?}"
+        );
+        let first = &answers[0].1;
+        for (_, m) in &answers {
+            assert_eq!((m.id, m.seq), (first.id, first.seq), "one message per key");
+        }
+    }
+    let history = alice
+        .api
+        .history(room.id, None, None, Some(100))
+        .await
+        .expect("history");
+    let seqs: Vec<i64> = history.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "20 keys, 20 messages");
     drop((node_a, node_b));
     clean_namespace(engines, &ns).await;
 }
