@@ -1096,3 +1096,34 @@ impl Store for SqliteStore {
         .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durability is a setting: checked here, not assumed.
+    #[tokio::test]
+    async fn writes_are_fsynced_write_ahead_logged_and_constrained() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("palaver.db"))
+            .await
+            .expect("open");
+        let pragma = |name: &'static str| {
+            let pool = store.write.clone();
+            async move {
+                sqlx::query_scalar::<_, String>(&format!(
+                    "SELECT CAST({name} AS TEXT) FROM pragma_{name}"
+                ))
+                .fetch_one(&pool)
+                .await
+                .expect(name)
+            }
+        };
+        // 2 = FULL: the WAL is fsynced at every commit, so an ack survives power loss.
+        assert_eq!(pragma("synchronous").await, "2");
+        assert_eq!(pragma("journal_mode").await, "wal");
+        assert_eq!(pragma("foreign_keys").await, "1");
+        // One writer: commits never interleave, and a batch is one transaction.
+        assert_eq!(store.write.options().get_max_connections(), 1);
+    }
+}

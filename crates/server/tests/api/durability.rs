@@ -236,3 +236,111 @@ async fn sigterm_closes_sockets_with_going_away_and_exits_cleanly() {
         "palaver exits 0 after SIGTERM"
     );
 }
+
+/// The sum and count of a histogram on `/metrics`.
+async fn histogram(app: &TestApp, name: &str) -> (f64, f64) {
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let value = |series: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    (
+        value(&format!("{name}_sum")),
+        value(&format!("{name}_count")),
+    )
+}
+
+#[tokio::test]
+async fn concurrent_sends_share_commits() {
+    let app = spawn_app().await;
+    let users = app.users(&["alice", "bob", "carol", "dave"]).await;
+    let room = users[0]
+        .group("commits", &[&users[1], &users[2], &users[3]])
+        .await;
+    let (sum_before, count_before) = histogram(&app, "palaver_commit_batch_size").await;
+
+    // Every user pipelines 100 sends over a socket, all at once.
+    const EACH: usize = 100;
+    let bursts = users.iter().map(|user| async {
+        let mut socket = user.connect().await;
+        let mut ids = Vec::new();
+        for i in 0..EACH {
+            let message = SendMessageRequest {
+                room_id: room.id,
+                client_msg_id: format!("{}-{i}", user.name),
+                content: format!("{i}"),
+                kind: Default::default(),
+                media_id: None,
+            };
+            ids.push(
+                socket
+                    .send_frame(ClientFrame::Send { message })
+                    .await
+                    .expect("send"),
+            );
+        }
+        for id in ids {
+            socket.answer(&id, WAIT).await.expect("ack");
+        }
+    });
+    futures::future::join_all(bursts).await;
+
+    let (sum_after, count_after) = histogram(&app, "palaver_commit_batch_size").await;
+    let (messages, commits) = (sum_after - sum_before, count_after - count_before);
+    // Other tests in this process commit too, so only bounds hold: at least our 400
+    // messages, in far fewer transactions than messages.
+    assert!(
+        messages >= (4 * EACH) as f64,
+        "{messages} messages committed"
+    );
+    assert!(
+        commits * 2.0 < messages,
+        "{messages} messages took {commits} commits: no group commit"
+    );
+}
+
+#[tokio::test]
+async fn the_bus_is_never_the_only_copy() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let room = alice.dm(&bob).await;
+    let mut reader = bob.connect().await;
+    let mut writer = alice.connect().await;
+    for i in 0..30 {
+        let id = writer
+            .send_frame(ClientFrame::Send {
+                message: SendMessageRequest {
+                    room_id: room.id,
+                    client_msg_id: format!("bus-{i}"),
+                    content: format!("{i}"),
+                    kind: Default::default(),
+                    media_id: None,
+                },
+            })
+            .await
+            .expect("send");
+        // The moment a live frame arrives, the database already holds the message.
+        let live = next_message(&mut reader).await;
+        let stored = app
+            .db_rows(&format!(
+                "SELECT seq FROM messages WHERE client_msg_id = '{}'",
+                live.client_msg_id
+            ))
+            .await;
+        assert_eq!(
+            stored,
+            vec![vec![Some(live.seq.to_string())]],
+            "message {} was on the bus before it was stored",
+            live.seq
+        );
+        writer.answer(&id, WAIT).await.expect("ack");
+    }
+}
