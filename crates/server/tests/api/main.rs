@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod authz;
 mod cluster;
 mod configuration;
 mod durability;
