@@ -5,11 +5,7 @@
 #[path = "api/main.rs"]
 mod api;
 
-// The suite's modules name each other from the crate root (`crate::helpers`).
-#[allow(unused_imports)]
-use api::{
-    accounts, cluster, configuration, durability, errors, helpers, media, messaging, operations,
-    push, realtime, rooms,
-};
+// The suite's modules reach their helpers from the crate root (`crate::helpers`).
+use api::helpers;
 
 const CLUSTER_ENGINES: bool = true;
