@@ -179,7 +179,7 @@ async fn send_once(
 }
 
 /// Everything one client does: send at its pace until `stop`, retrying what was not
-/// acknowledged; then finish its last send and catch up.
+/// acknowledged, then finish its last send.
 async fn client(
     user: BenchUser,
     room: Uuid,
@@ -267,9 +267,14 @@ async fn client(
             log.see(&frame, room);
         }
     }
-    // Catch up: a fresh resume replays whatever live frames a dying node never sent.
     let _ = socket.close().await;
-    match reconnect(&user, room, &mut log, give_up).await {
+    log
+}
+
+/// After every client has stopped sending: one more resume, which replays whatever live
+/// frames a dying node never sent (and the partner's last sends).
+async fn catch_up(user: BenchUser, room: Uuid, mut log: ClientLog) -> ClientLog {
+    match reconnect(&user, room, &mut log, Instant::now() + SETTLE).await {
         Ok(socket) => {
             let _ = socket.close().await;
         }
@@ -453,13 +458,21 @@ pub async fn run(
         })
     });
     let faults = inject(fleet, options.kill_every, options.down_for, stop, progress).await;
-    let mut logs = Vec::new();
+    let mut sent_logs = Vec::new();
     for task in tasks {
-        logs.push(
+        sent_logs.push(
             task.await
                 .map_err(|e| BenchError::Setup(format!("client task: {e}")))?,
         );
     }
+    // Only now that nobody sends any more can a client's view be complete.
+    let logs = futures::future::join_all(
+        sent_logs
+            .into_iter()
+            .enumerate()
+            .map(|(i, log)| catch_up(users[i].clone(), rooms[i / 2].id, log)),
+    )
+    .await;
     if let Some(t) = ticker {
         t.abort();
     }
