@@ -130,7 +130,12 @@ pub fn clean_image(
         let encoded = encode(&picture, format)?;
         (encoded, picture.width(), picture.height())
     };
-    let small = picture.thumbnail(thumb_px, thumb_px);
+    // A picture already within bounds is its own thumbnail (`thumbnail` would enlarge it).
+    let small = if picture.width() <= thumb_px && picture.height() <= thumb_px {
+        picture
+    } else {
+        picture.thumbnail(thumb_px, thumb_px)
+    };
     let (thumbnail, thumbnail_mime) = if small.color().has_alpha() {
         (encode(&small, ImageFormat::Png)?, "image/png")
     } else {
@@ -235,6 +240,21 @@ mod tests {
         assert!(!inline_safe("image/svg+xml"));
         assert!(!inline_safe("text/html"));
         assert!(!inline_safe("application/pdf"));
+    }
+
+    fn encoded(picture: &DynamicImage, format: ImageFormat) -> Bytes {
+        let mut out = Cursor::new(Vec::new());
+        picture.write_to(&mut out, format).expect("encode");
+        Bytes::from(out.into_inner())
+    }
+
+    #[test]
+    fn a_small_image_is_not_enlarged_into_its_thumbnail() {
+        let picture = DynamicImage::ImageRgb8(image::RgbImage::new(8, 6));
+        let clean = clean_image(encoded(&picture, ImageFormat::Png), "image/png", 320, 1000)
+            .expect("clean");
+        let thumb = image::load_from_memory(&clean.thumbnail).expect("thumbnail");
+        assert_eq!((thumb.width(), thumb.height()), (8, 6));
     }
 
     #[test]
