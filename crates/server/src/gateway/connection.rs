@@ -193,49 +193,16 @@ impl Reader {
     /// Handles one text frame; a send comes back as a future to await in order.
     async fn on_text(&mut self, text: Utf8Bytes) -> Option<InFlight> {
         let first = std::mem::replace(&mut self.first, false);
-        if text.len() > self.core.config.max_frame_bytes {
-            if first {
-                let _ = self.ctrl.send(Control::Start).await;
-            }
-            let msg = format!(
-                "frame is larger than {} bytes",
-                self.core.config.max_frame_bytes
-            );
-            self.reply_error(None, ErrorCode::PayloadTooLarge, msg)
-                .await;
-            return None;
-        }
-        // serde would read a numeric `type` as a variant index; only a string is a type.
-        let typed =
-            serde_json::from_str::<TypeProbe>(text.as_str()).is_ok_and(|p| p.kind.is_some());
-        let parsed = if typed {
-            serde_json::from_str::<ClientEnvelope>(text.as_str())
-        } else {
-            Err(serde::de::Error::custom("a frame needs a string \"type\""))
-        };
-        let envelope = match parsed {
+        let envelope = match decode_frame(text.as_str(), self.core.config.max_frame_bytes) {
             Ok(envelope) => envelope,
-            Err(err) => {
+            Err(bad) => {
                 if first {
                     let _ = self.ctrl.send(Control::Start).await;
                 }
-                let (id, code, message) = explain_bad_frame(text.as_str(), &err);
-                self.reply_error(id, code, message).await;
+                self.reply_error(bad.id, bad.code, bad.message).await;
                 return None;
             }
         };
-        if envelope.id.as_ref().is_some_and(|id| id.len() > 64) {
-            if first {
-                let _ = self.ctrl.send(Control::Start).await;
-            }
-            self.reply_error(
-                None,
-                ErrorCode::BadRequest,
-                "id is longer than 64 characters".into(),
-            )
-            .await;
-            return None;
-        }
         let id = envelope.id;
         if first && !matches!(envelope.frame, ClientFrame::Sync { .. }) {
             let _ = self.ctrl.send(Control::Start).await;
@@ -322,6 +289,47 @@ impl Reader {
         }
         None
     }
+}
+
+/// Why a client's text frame was refused: the error frame to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    /// The frame's `id`, when one could be read from it.
+    pub id: Option<String>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Reads one client text frame as the gateway does: at most `max_bytes`, a JSON object
+/// whose `type` is a string naming a known frame with valid fields, and an `id` of at
+/// most 64 bytes.
+pub fn decode_frame(text: &str, max_bytes: usize) -> Result<ClientEnvelope, BadFrame> {
+    if text.len() > max_bytes {
+        return Err(BadFrame {
+            id: None,
+            code: ErrorCode::PayloadTooLarge,
+            message: format!("frame is larger than {max_bytes} bytes"),
+        });
+    }
+    // serde would read a numeric `type` as a variant index; only a string is a type.
+    let typed = serde_json::from_str::<TypeProbe>(text).is_ok_and(|p| p.kind.is_some());
+    let parsed = if typed {
+        serde_json::from_str::<ClientEnvelope>(text)
+    } else {
+        Err(serde::de::Error::custom("a frame needs a string \"type\""))
+    };
+    let envelope = parsed.map_err(|err| {
+        let (id, code, message) = explain_bad_frame(text, &err);
+        BadFrame { id, code, message }
+    })?;
+    if envelope.id.as_ref().is_some_and(|id| id.len() > 64) {
+        return Err(BadFrame {
+            id: None,
+            code: ErrorCode::BadRequest,
+            message: "id is longer than 64 characters".into(),
+        });
+    }
+    Ok(envelope)
 }
 
 /// Just the `type` of a frame, to check it is a string.
@@ -565,4 +573,34 @@ impl Writer {
 async fn send_frame(sink: &mut Sink, frame: &ServerFrame) -> Result<(), Gone> {
     let text = Utf8Bytes::try_from(encode(frame)).map_err(|_| Gone)?;
     sink.feed(WsMessage::Text(text)).await.map_err(|_| Gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_decoded_or_explained() {
+        let ping = decode_frame(r#"{"type":"ping","id":"a"}"#, 1024).expect("ping");
+        assert!(matches!(ping.frame, ClientFrame::Ping));
+        assert_eq!(ping.id.as_deref(), Some("a"));
+
+        let big = decode_frame(&" ".repeat(1025), 1024).expect_err("too big");
+        assert_eq!(big.code, ErrorCode::PayloadTooLarge);
+
+        let numeric = decode_frame(r#"{"type":7,"id":"n"}"#, 1024).expect_err("numeric type");
+        assert_eq!(numeric.code, ErrorCode::BadRequest);
+        assert_eq!(numeric.id.as_deref(), Some("n"));
+
+        let unknown = decode_frame(r#"{"type":"dance","id":3}"#, 1024).expect_err("unknown");
+        assert_eq!(unknown.code, ErrorCode::UnknownFrame);
+        assert_eq!(unknown.id.as_deref(), Some("3"));
+
+        let long_id = format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(65));
+        let long = decode_frame(&long_id, 1024).expect_err("long id");
+        assert_eq!((long.id, long.code), (None, ErrorCode::BadRequest));
+
+        let junk = decode_frame("{not json", 1024).expect_err("junk");
+        assert_eq!((junk.id, junk.code), (None, ErrorCode::BadRequest));
+    }
 }

@@ -81,6 +81,9 @@ pub struct CleanImage {
     /// The image without EXIF/XMP/IPTC/comments (pixels untouched unless it had to be
     /// rotated upright).
     pub bytes: Bytes,
+    /// The type of `bytes`: the upload's, except that a WebP that had to be rotated is
+    /// now a JPEG.
+    pub mime: &'static str,
     pub width: u32,
     pub height: u32,
     /// A small preview and its type.
@@ -121,16 +124,26 @@ pub fn clean_image(
     let mut picture = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
 
     let upright = matches!(orientation, image::metadata::Orientation::NoTransforms);
-    let (bytes, width, height) = if upright {
-        (strip_metadata(bytes, format)?, width, height)
+    let (bytes, format, width, height) = if upright {
+        (strip_metadata(bytes, format)?, format, width, height)
     } else {
         // Removing the EXIF orientation would show the picture sideways: rotate the
         // pixels instead, which re-encodes (and so drops every metadata block too).
+        // WebP encodes only losslessly here, far larger than the upload: JPEG it is.
+        let format = match format {
+            ImageFormat::WebP => ImageFormat::Jpeg,
+            other => other,
+        };
         picture.apply_orientation(orientation);
         let encoded = encode(&picture, format)?;
-        (encoded, picture.width(), picture.height())
+        (encoded, format, picture.width(), picture.height())
     };
-    let small = picture.thumbnail(thumb_px, thumb_px);
+    // A picture already within bounds is its own thumbnail (`thumbnail` would enlarge it).
+    let small = if picture.width() <= thumb_px && picture.height() <= thumb_px {
+        picture
+    } else {
+        picture.thumbnail(thumb_px, thumb_px)
+    };
     let (thumbnail, thumbnail_mime) = if small.color().has_alpha() {
         (encode(&small, ImageFormat::Png)?, "image/png")
     } else {
@@ -138,6 +151,7 @@ pub fn clean_image(
     };
     Ok(CleanImage {
         bytes,
+        mime: format.to_mime_type(),
         width,
         height,
         thumbnail,
@@ -152,8 +166,8 @@ fn decode_error(err: image::ImageError) -> ImageError {
 fn encode(picture: &DynamicImage, format: ImageFormat) -> Result<Bytes, ImageError> {
     let mut out = Cursor::new(Vec::new());
     let result = match format {
-        // JPEG has no alpha channel, and WebP encodes only losslessly here: JPEG it is.
-        ImageFormat::Jpeg | ImageFormat::WebP => {
+        // JPEG has no alpha channel.
+        ImageFormat::Jpeg => {
             let rgb = DynamicImage::ImageRgb8(picture.to_rgb8());
             rgb.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
                 &mut out, 85,
@@ -235,6 +249,37 @@ mod tests {
         assert!(!inline_safe("image/svg+xml"));
         assert!(!inline_safe("text/html"));
         assert!(!inline_safe("application/pdf"));
+    }
+
+    fn encoded(picture: &DynamicImage, format: ImageFormat) -> Bytes {
+        let mut out = Cursor::new(Vec::new());
+        picture.write_to(&mut out, format).expect("encode");
+        Bytes::from(out.into_inner())
+    }
+
+    #[test]
+    fn a_small_image_is_not_enlarged_into_its_thumbnail() {
+        let picture = DynamicImage::ImageRgb8(image::RgbImage::new(8, 6));
+        let clean = clean_image(encoded(&picture, ImageFormat::Png), "image/png", 320, 1000)
+            .expect("clean");
+        let thumb = image::load_from_memory(&clean.thumbnail).expect("thumbnail");
+        assert_eq!((thumb.width(), thumb.height()), (8, 6));
+    }
+
+    /// A TIFF block with one tag: Orientation = 6 (rotate 90° clockwise to show).
+    const EXIF_ROTATE: &[u8] =
+        b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+
+    #[test]
+    fn a_rotated_webp_is_stored_as_the_jpeg_it_becomes() {
+        let picture = DynamicImage::ImageRgb8(image::RgbImage::new(8, 6));
+        let mut webp =
+            img_parts::webp::WebP::from_bytes(encoded(&picture, ImageFormat::WebP)).expect("webp");
+        webp.set_exif(Some(Bytes::from_static(EXIF_ROTATE)));
+        let clean = clean_image(webp.encoder().bytes(), "image/webp", 320, 1000).expect("clean");
+        assert_eq!((clean.width, clean.height), (6, 8));
+        assert_eq!(clean.mime, "image/jpeg");
+        assert_eq!(sniff(&clean.bytes).mime, clean.mime);
     }
 
     #[test]

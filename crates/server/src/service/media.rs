@@ -185,6 +185,7 @@ impl Core {
                 ImageError::TooManyPixels(_) => ServiceError::PayloadTooLarge(e.to_string()),
                 ImageError::Decode(_) => ServiceError::Validation(e.to_string()),
             })?;
+            row.mime_type = clean.mime.to_owned();
             row.sha256 = hex::encode(Sha256::digest(&clean.bytes));
             row.size = clean.bytes.len() as u64;
             row.width = Some(clean.width);

@@ -1,0 +1,176 @@
+//! REST request bodies, read as the handlers get them (`axum::Json::from_bytes`, which
+//! `extract::Json` wraps), then checked by the service's validators that need no database.
+//!
+//! The first byte picks the body type, the rest is the body. Checks: no panic; an
+//! accepted body reads back the same after encoding; whatever a validator accepts obeys
+//! the rule it documents; a push endpoint that passes the outbound guard is https and not
+//! an internal address.
+#![no_main]
+
+use axum::Json;
+use libfuzzer_sys::fuzz_target;
+use palaver_proto::*;
+use palaver_server::domain::{
+    Password, Username, client_msg_id, display_name, message_content, room_name,
+};
+use palaver_server::push::guard::{Guard, is_internal};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The server's default `max_message_bytes`.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Reads a body as axum does; an accepted one must survive a round trip.
+fn read<T: DeserializeOwned + Serialize>(body: &[u8]) -> Option<T> {
+    let Json(value) = Json::<T>::from_bytes(body).ok()?;
+    let encoded = serde_json::to_vec(&value).expect("a body encodes");
+    let Json(again) = Json::<T>::from_bytes(&encoded).unwrap_or_else(|e| {
+        panic!(
+            "{} does not read back: {e}",
+            String::from_utf8_lossy(&encoded)
+        )
+    });
+    assert_eq!(
+        serde_json::to_value(&value).expect("value"),
+        serde_json::to_value(&again).expect("value")
+    );
+    Some(value)
+}
+
+/// A name people see: trimmed, 1..=max characters, no control characters.
+fn check_name(raw: &str, parsed: Result<String, impl std::fmt::Debug>, max: usize) {
+    if let Ok(name) = parsed {
+        assert_eq!(name, raw.trim());
+        assert!((1..=max).contains(&name.chars().count()));
+        assert!(!name.chars().any(char::is_control));
+    }
+}
+
+fn check_username(raw: &str) {
+    if let Ok(name) = Username::parse(raw) {
+        let name = name.as_str();
+        assert!((3..=32).contains(&name.len()));
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+        );
+    }
+}
+
+fn check_password(raw: &str) {
+    if let Ok(password) = Password::parse(raw) {
+        assert!((8..=256).contains(&password.expose().chars().count()));
+    }
+}
+
+fn check_send(key: &str, content: &str) {
+    if let Ok(key) = client_msg_id(key) {
+        assert!((1..=64).contains(&key.len()));
+        assert!(key.bytes().all(|b| b.is_ascii_graphic()));
+    }
+    check_content(content);
+}
+
+fn check_content(raw: &str) {
+    if let Ok(content) = message_content(raw, MAX_MESSAGE_BYTES) {
+        assert!(content.len() <= MAX_MESSAGE_BYTES);
+        assert!(!content.contains('\0'));
+    }
+}
+
+fn check_endpoint(endpoint: &str) {
+    let Ok(url) = url::Url::parse(endpoint) else {
+        return;
+    };
+    if Guard::default().check_url(&url).is_ok() {
+        assert_eq!(url.scheme(), "https", "{endpoint} passed the guard");
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => assert!(!is_internal(ip.into()), "{endpoint}"),
+            Some(url::Host::Ipv6(ip)) => assert!(!is_internal(ip.into()), "{endpoint}"),
+            Some(url::Host::Domain(_)) => {}
+            None => panic!("{endpoint} has no host and passed the guard"),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    match which % 15 {
+        0 => {
+            if let Some(req) = read::<RegisterRequest>(body) {
+                check_username(&req.username);
+                check_password(&req.password);
+                if let Some(name) = &req.display_name {
+                    check_name(name, display_name(name), 64);
+                }
+            }
+        }
+        1 => {
+            if let Some(req) = read::<LoginRequest>(body) {
+                check_username(&req.username);
+                check_password(&req.password);
+            }
+        }
+        2 => {
+            read::<RefreshRequest>(body);
+        }
+        3 => {
+            read::<LogoutRequest>(body);
+        }
+        4 => {
+            if let Some(UpdateProfileRequest {
+                display_name: Some(name),
+            }) = read(body)
+            {
+                check_name(&name, display_name(&name), 64);
+            }
+        }
+        5 => {
+            if let Some(CreateRoomRequest {
+                name: Some(name), ..
+            }) = read(body)
+            {
+                check_name(&name, room_name(&name), 100);
+            }
+        }
+        6 => {
+            if let Some(req) = read::<UpdateRoomRequest>(body) {
+                check_name(&req.name, room_name(&req.name), 100);
+            }
+        }
+        7 => {
+            read::<AddMembersRequest>(body);
+        }
+        8 => {
+            read::<UpdateMemberRequest>(body);
+        }
+        9 => {
+            if let Some(req) = read::<SendMessageRequest>(body) {
+                check_send(&req.client_msg_id, &req.content);
+            }
+        }
+        10 => {
+            if let Some(req) = read::<ChatSendRequest>(body) {
+                check_send(&req.client_msg_id, &req.content);
+            }
+        }
+        11 => {
+            if let Some(req) = read::<EditMessageRequest>(body) {
+                check_content(&req.content);
+            }
+        }
+        12 => {
+            read::<ReceiptRequest>(body);
+        }
+        13 => {
+            if let Some(req) = read::<PushSubscriptionRequest>(body) {
+                check_endpoint(&req.endpoint);
+            }
+        }
+        _ => {
+            read::<UpdatePushSettingsRequest>(body);
+        }
+    }
+});
