@@ -94,7 +94,7 @@ pub struct UserList {
 
 /// Query of `GET /api/v1/users`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
 #[serde(rename_all = "camelCase")]
 pub struct UserSearchQuery {
     /// Username or display-name prefix, at least 1 character.
@@ -339,7 +339,11 @@ pub struct Media {
 
 /// Query of `POST /api/v1/media/upload` when the body is the raw file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema, IntoParams))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(ToSchema, IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadQuery {
     /// The file's name (a multipart upload takes it from the `file` part instead).
@@ -388,7 +392,7 @@ pub struct EditMessageRequest {
 
 /// Query of `GET /api/v1/messages/history`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryQuery {
     pub room_id: Uuid,
@@ -405,7 +409,7 @@ pub struct HistoryQuery {
 
 /// Query of `GET /api/v1/chat/{conversationId}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
 #[serde(rename_all = "camelCase")]
 pub struct PageQuery {
     #[serde(default)]

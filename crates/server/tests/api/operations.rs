@@ -239,6 +239,87 @@ async fn the_openapi_document_lists_every_rest_path() {
     }
 }
 
+/// Each documented operation as `(METHOD path, operation)`.
+fn operations(doc: &Value) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            out.push((format!("{} {path}", method.to_uppercase()), op));
+        }
+    }
+    out
+}
+
+async fn openapi(app: &TestApp) -> Value {
+    reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .expect("GET openapi.json")
+        .json()
+        .await
+        .expect("the document is JSON")
+}
+
+// Found by schema fuzzing (tests/schema.rs): the query parameters of history, chat pages,
+// user search and raw uploads were documented as required path parameters, so a client
+// built from the document could not call them.
+#[tokio::test]
+async fn the_openapi_document_puts_each_parameter_where_it_goes() {
+    let app = spawn_app().await;
+    let doc = openapi(&app).await;
+    for (name, op) in operations(&doc) {
+        let path = name.split(' ').nth(1).expect("path");
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let pname = p["name"].as_str().expect("parameter name");
+            let templated = path.contains(&format!("{{{pname}}}"));
+            match p["in"].as_str() {
+                Some("path") => assert!(templated, "{name}: {pname} is not in the path"),
+                Some("query") => assert!(!templated, "{name}: {pname} is in the path"),
+                other => panic!("{name}: {pname} in {other:?}"),
+            }
+        }
+    }
+    let params = |path: &str, method: &str| -> Vec<(String, String, bool)> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or_default().to_owned(),
+                    p["in"].as_str().unwrap_or_default().to_owned(),
+                    p["required"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    };
+    let q = |name: &str, required: bool| (name.to_owned(), "query".to_owned(), required);
+    assert_eq!(
+        params("/api/v1/messages/history", "get"),
+        [
+            q("roomId", true),
+            q("before", false),
+            q("after", false),
+            q("limit", false)
+        ]
+    );
+    assert_eq!(
+        params("/api/v1/users", "get"),
+        [q("q", true), q("limit", false)]
+    );
+    assert_eq!(
+        params("/api/v1/media/upload", "post"),
+        [q("filename", false)]
+    );
+    // And the server reads them from the query, as documented.
+    let alice = app.user("alice").await;
+    let (status, body) = alice
+        .api
+        .raw(reqwest::Method::GET, "/api/v1/users?q=ali", None)
+        .await
+        .expect("search");
+    assert_eq!(status, 200, "{body}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Graceful shutdown and restart
 
