@@ -176,6 +176,60 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The answers every operation can give, documented once here instead of on each
+/// handler: `400 bad_request` where a path, query or body can be malformed (the
+/// extractors refuse it before the handler runs), `401` where a token is required, and
+/// `413` where there is a body (the body limit applies to every route).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut op.responses.responses;
+                let has_input = op.request_body.is_some()
+                    || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                if has_input {
+                    responses.entry("400".into()).or_insert_with(|| {
+                        error("bad_request: a malformed path, query or body").into()
+                    });
+                }
+                if op.request_body.is_some() {
+                    responses.entry("413".into()).or_insert_with(|| {
+                        error("payload_too_large: the body is over the limit").into()
+                    });
+                }
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    responses.entry("401".into()).or_insert_with(|| {
+                        error("unauthorized or token_expired: no valid access token").into()
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// The OpenAPI document of every REST endpoint (the WebSocket is in docs/PROTOCOL.md).
 #[derive(OpenApi)]
 #[openapi(
@@ -190,6 +244,6 @@ impl utoipa::Modify for BearerAuth {
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
         healthz, readyz, metrics_text, openapi,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
