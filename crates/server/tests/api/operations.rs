@@ -873,3 +873,63 @@ async fn the_answers_found_by_fuzzing_are_documented() {
         );
     }
 }
+
+// Links say which ids an answer carries and where they go next; schema fuzzing follows
+// them to reach real rooms, messages and media. Each must name a real operation and only
+// parameters that operation has.
+#[tokio::test]
+async fn the_openapi_links_lead_to_real_operations_and_parameters() {
+    let app = spawn_app().await;
+    let doc = openapi(&app).await;
+    let ops = operations(&doc);
+    let by_id = |id: &str| {
+        ops.iter()
+            .find(|(_, op)| op["operationId"] == id)
+            .map(|(_, op)| *op)
+            .unwrap_or_else(|| panic!("no operation {id}"))
+    };
+    let mut count = 0;
+    for (name, op) in &ops {
+        for (status, response) in op["responses"].as_object().expect("responses") {
+            for (link_name, link) in response["links"].as_object().into_iter().flatten() {
+                count += 1;
+                let target = by_id(link["operationId"].as_str().expect("operationId"));
+                for (param, expression) in link["parameters"].as_object().into_iter().flatten() {
+                    assert!(
+                        target["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["name"] == param.as_str()),
+                        "{name} {status} {link_name}: {param} is not a parameter of the target"
+                    );
+                    assert!(
+                        expression
+                            .as_str()
+                            .is_some_and(|e| e.starts_with("$response.body#/")),
+                        "{name} {status} {link_name}: {expression}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(count >= 20, "only {count} links");
+    // The room a create answers with is where its messages go.
+    assert_eq!(
+        doc["paths"]["/api/v1/rooms/create"]["post"]["responses"]["201"]["links"]["GetRoom"]["parameters"]
+            ["roomId"],
+        "$response.body#/id"
+    );
+    // Bodies too, in the document's camelCase.
+    let create = &doc["paths"]["/api/v1/rooms/create"]["post"]["responses"]["201"]["links"];
+    assert_eq!(create["Send"]["operationId"], "send");
+    assert_eq!(
+        create["Send"]["requestBody"]["roomId"],
+        "$response.body#/id"
+    );
+    let register = &doc["paths"]["/api/v1/auth/register"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        register["CreateRoomWith"]["requestBody"]["memberIds"][0],
+        "$response.body#/user/id"
+    );
+}
