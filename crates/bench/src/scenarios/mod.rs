@@ -3,6 +3,7 @@
 
 pub mod connections;
 pub mod fanout;
+pub mod flood;
 pub mod history;
 pub mod ingest;
 pub mod reconnect;
