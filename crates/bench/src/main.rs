@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use palaver_bench::fleet::{ClusterOptions, Fleet, FleetOptions};
-use palaver_bench::scenarios::{connections, crashloop, fanout, history, ingest, reconnect};
+use palaver_bench::scenarios::{connections, crashloop, fanout, flood, history, ingest, reconnect};
 use palaver_bench::{Report, Target, loopback_sources};
 
 #[derive(Parser)]
@@ -70,6 +70,24 @@ enum Scenario {
         rate: f64,
         #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1.0")]
         steps: Vec<f64>,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+    },
+    /// 1:1 chat with and without flooding clients: what a flood costs everyone else.
+    /// Needs a server with real send limits (bench/flood.toml).
+    Flood {
+        #[arg(long, default_value_t = 200)]
+        pairs: usize,
+        /// Normal messages per second, all normal senders together.
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 4)]
+        flooders: usize,
+        /// Sends per second each flooder attempts.
+        #[arg(long, default_value_t = 2_000.0)]
+        flood_rate: f64,
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
         #[arg(long, default_value_t = 2)]
@@ -209,6 +227,24 @@ async fn main() -> anyhow::Result<()> {
                 direct: true,
             };
             fanout::run(&target, &opts).await?
+        }
+        Scenario::Flood {
+            pairs,
+            rate,
+            flooders,
+            flood_rate,
+            duration_secs,
+            warmup_secs,
+        } => {
+            let opts = flood::FloodOptions {
+                pairs,
+                rate,
+                flooders,
+                flood_rate,
+                duration: secs(duration_secs),
+                warmup: secs(warmup_secs),
+            };
+            flood::run(&target, &opts).await?
         }
         Scenario::Ingest {
             senders,

@@ -3,15 +3,21 @@
 use std::time::Duration;
 
 use palaver_bench::Target;
-use palaver_bench::scenarios::{connections, fanout, history, ingest, reconnect};
+use palaver_bench::scenarios::{connections, fanout, flood, history, ingest, reconnect};
 use palaver_server::config::RateLimitConfig;
 use palaver_server::{Application, Config};
 
 /// A server configured as docs/BENCHMARKS.md says (fast hashing, high limits).
 async fn server() -> (Target, tempfile::TempDir, tokio::sync::oneshot::Sender<()>) {
+    server_with(|_| {}).await
+}
+
+async fn server_with(
+    tweak: impl FnOnce(&mut Config),
+) -> (Target, tempfile::TempDir, tokio::sync::oneshot::Sender<()>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let many = 10_000_000;
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_path_buf(),
         insecure_fast_password_hashing: true,
@@ -29,6 +35,7 @@ async fn server() -> (Target, tempfile::TempDir, tokio::sync::oneshot::Sender<()
         },
         ..Config::default()
     };
+    tweak(&mut config);
     let app = Application::build(config).await.expect("build");
     let base = format!("http://{}", app.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -93,6 +100,37 @@ async fn fanout_and_dm_scenarios() {
     };
     let report = fanout::run(&target, &dm).await.expect("dm");
     clean(&report);
+    assert!(
+        report.last("recv p50 ms").unwrap_or(0.0) > 0.0,
+        "{}",
+        report.table()
+    );
+}
+
+#[tokio::test]
+async fn flood_scenario() {
+    // Send limits on, as bench/flood.toml has them (smaller, to be hit within a second).
+    let (target, _dir, _stop) = server_with(|c| {
+        c.rate_limits.send_per_minute = 600;
+        c.rate_limits.send_burst = 20;
+    })
+    .await;
+    let opts = flood::FloodOptions {
+        pairs: 3,
+        rate: 12.0,
+        flooders: 1,
+        flood_rate: 500.0,
+        duration: Duration::from_millis(700),
+        warmup: Duration::from_millis(200),
+    };
+    let report = flood::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert_eq!(report.rows.len(), 2, "{}", report.table());
+    assert!(
+        report.last("flood refused/s").unwrap_or(0.0) > 0.0,
+        "{}",
+        report.table()
+    );
     assert!(
         report.last("recv p50 ms").unwrap_or(0.0) > 0.0,
         "{}",

@@ -27,11 +27,14 @@ pub struct User {
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     /// 3–32 characters: lowercase letters, digits, `_`, `.`, `-`; case-insensitive.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{3,32}$"))]
     pub username: String,
     /// 8–256 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub password: String,
     /// 1–64 characters; defaults to the username.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub display_name: Option<String>,
 }
 
@@ -81,7 +84,9 @@ pub struct LogoutRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateProfileRequest {
+    /// 1–64 characters, no control characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub display_name: Option<String>,
 }
 
@@ -94,10 +99,11 @@ pub struct UserList {
 
 /// Query of `GET /api/v1/users`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
 #[serde(rename_all = "camelCase")]
 pub struct UserSearchQuery {
-    /// Username or display-name prefix, at least 1 character.
+    /// Username or display-name prefix, 1–64 characters.
+    #[cfg_attr(feature = "openapi", param(min_length = 1, max_length = 64))]
     pub q: String,
     /// At most 50; default 20.
     #[serde(default)]
@@ -193,6 +199,8 @@ pub struct CreateRoomRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRoomRequest {
+    /// 1–100 characters, no control characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
 }
 
@@ -201,6 +209,8 @@ pub struct UpdateRoomRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AddMembersRequest {
+    /// At least one.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub user_ids: Vec<Uuid>,
 }
 
@@ -339,7 +349,11 @@ pub struct Media {
 
 /// Query of `POST /api/v1/media/upload` when the body is the raw file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema, IntoParams))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(ToSchema, IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadQuery {
     /// The file's name (a multipart upload takes it from the `file` part instead).
@@ -353,8 +367,9 @@ pub struct UploadQuery {
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
     pub room_id: Uuid,
-    /// 1–64 characters, unique per sender and room; a retry with the same value returns
-    /// the stored message instead of a duplicate.
+    /// 1–64 printable ASCII characters, unique per sender and room; a retry with the
+    /// same value returns the stored message instead of a duplicate.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[!-~]{1,64}$"))]
     pub client_msg_id: String,
     /// Up to 16 KiB of UTF-8 (may be empty for media).
     #[serde(default)]
@@ -370,6 +385,8 @@ pub struct SendMessageRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSendRequest {
+    /// As in `SendMessageRequest`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[!-~]{1,64}$"))]
     pub client_msg_id: String,
     #[serde(default)]
     pub content: String,
@@ -388,31 +405,38 @@ pub struct EditMessageRequest {
 
 /// Query of `GET /api/v1/messages/history`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryQuery {
     pub room_id: Uuid,
     /// Only messages with a smaller seq (the page just before it).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub before: Option<i64>,
     /// Only messages with a larger seq (the page just after it).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 0))]
     pub after: Option<i64>,
     /// 1–200, default 50.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }
 
 /// Query of `GET /api/v1/chat/{conversationId}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
 #[serde(rename_all = "camelCase")]
 pub struct PageQuery {
+    /// As in `GET /api/v1/messages/history`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub before: Option<i64>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 0))]
     pub after: Option<i64>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }
 
@@ -472,6 +496,8 @@ pub enum ReceiptKind {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiptRequest {
+    /// At least 1.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub seq: i64,
     pub status: ReceiptKind,
 }

@@ -36,6 +36,7 @@ pub struct PushKeys {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PushSubscriptionRequest {
     /// The push service URL to POST notifications to (https).
+    #[cfg_attr(feature = "openapi", schema(format = "uri", min_length = 1))]
     pub endpoint: String,
     pub keys: PushKeys,
 }

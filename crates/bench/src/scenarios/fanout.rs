@@ -40,19 +40,29 @@ pub struct FanoutOptions {
     pub direct: bool,
 }
 
+/// What a group of sockets saw (shared with the flood scenario).
 #[derive(Default)]
-struct Counters {
-    deliveries: AtomicU64,
-    acks: AtomicU64,
-    errors: AtomicU64,
-    closed: AtomicU64,
-    sent: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) deliveries: AtomicU64,
+    pub(crate) acks: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) closed: AtomicU64,
+    pub(crate) sent: AtomicU64,
 }
 
 /// One socket's histograms; only its receiver task records, so the locks are uncontended.
-struct Histos {
-    receive: Mutex<Histogram<u64>>,
-    ack: Mutex<Histogram<u64>>,
+pub(crate) struct Histos {
+    pub(crate) receive: Mutex<Histogram<u64>>,
+    pub(crate) ack: Mutex<Histogram<u64>>,
+}
+
+impl Histos {
+    pub(crate) fn new() -> Arc<Histos> {
+        Arc::new(Histos {
+            receive: Mutex::new(histogram()),
+            ack: Mutex::new(histogram()),
+        })
+    }
 }
 
 const COLUMNS: &[&str] = &[
@@ -70,12 +80,12 @@ const COLUMNS: &[&str] = &[
     "server µs/delivery",
 ];
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Reads one socket until it closes, counting and timing what arrives.
-async fn receive(
+pub(crate) async fn receive(
     mut stream: futures::stream::SplitStream<Ws>,
     counters: Arc<Counters>,
     histos: Arc<Histos>,
@@ -102,10 +112,10 @@ async fn receive(
     counters.closed.fetch_add(1, Ordering::Relaxed);
 }
 
-type Sink = Arc<tokio::sync::Mutex<SplitSink<Ws, WsMessage>>>;
+pub(crate) type Sink = Arc<tokio::sync::Mutex<SplitSink<Ws, WsMessage>>>;
 
 /// Sends at `period_us` intervals from `start_us` until `stop_us`.
-async fn send(
+pub(crate) async fn send(
     sink: Sink,
     room: Uuid,
     start_us: u64,
@@ -156,10 +166,7 @@ pub async fn run(target: &Target, opts: &FanoutOptions) -> Result<Report> {
     let mut sinks: Vec<Sink> = Vec::new();
     for ws in sockets {
         let (sink, stream) = ws.split();
-        let h = Arc::new(Histos {
-            receive: Mutex::new(histogram()),
-            ack: Mutex::new(histogram()),
-        });
+        let h = Histos::new();
         tokio::spawn(receive(stream, counters.clone(), h.clone()));
         histos.push(h);
         sinks.push(Arc::new(tokio::sync::Mutex::new(sink)));

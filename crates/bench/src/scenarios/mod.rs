@@ -4,6 +4,7 @@
 pub mod connections;
 pub mod crashloop;
 pub mod fanout;
+pub mod flood;
 pub mod history;
 pub mod ingest;
 pub mod reconnect;

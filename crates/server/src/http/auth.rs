@@ -62,25 +62,26 @@ pub async fn refresh(
 }
 
 /// End the session: its access and refresh tokens stop working and its sockets close.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Option<LogoutRequest>,
     responses((status = 204), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn logout(
     State(app): State<AppState>,
     Auth(who): Auth,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    // The body is optional: an empty one ends just the access token's session.
+    // The body is optional: an empty one (or JSON `null`, what a client serializing "no
+    // body" may send) ends just the access token's session.
     let token = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<LogoutRequest>(&body)
+        serde_json::from_slice::<Option<LogoutRequest>>(&body)
             .map_err(|e| {
                 super::error::ApiError::new(
                     palaver_proto::ErrorCode::BadRequest,
                     format!("malformed JSON: {e}"),
                 )
             })?
-            .refresh_token
+            .and_then(|r| r.refresh_token)
     };
     app.core.logout(who, token.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -81,7 +81,8 @@ pub async fn message(
 
 /// Edit one's own message.
 #[utoipa::path(patch, path = "/api/v1/messages/{messageId}", tag = "messages", params(("messageId" = Uuid, Path)), request_body = EditMessageRequest,
-    responses((status = 200, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "conflict: the message is deleted", body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn edit(
     State(app): State<AppState>,
     Auth(who): Auth,
@@ -95,7 +96,8 @@ pub async fn edit(
 
 /// Delete one's own message (the seq stays, the content goes).
 #[utoipa::path(delete, path = "/api/v1/messages/{messageId}", tag = "messages", params(("messageId" = Uuid, Path)),
-    responses((status = 200, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "conflict: the message is already deleted", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Auth(who): Auth,
@@ -106,7 +108,9 @@ pub async fn delete(
 
 /// Send a message to the conversation in the path (same as `/messages/send`).
 #[utoipa::path(post, path = "/api/v1/chat/{conversationId}", tag = "messages", params(("conversationId" = Uuid, Path)), request_body = ChatSendRequest,
-    responses((status = 201, body = Message), (status = 200, body = Message), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 201, body = Message), (status = 200, description = "idempotent retry", body = Message),
+        (status = 404, description = "room_not_found", body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, description = "message_delivery_failed: retry", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn chat_send(
     State(app): State<AppState>,
     Auth(who): Auth,
@@ -125,7 +129,7 @@ pub async fn chat_send(
 
 /// History of the conversation in the path (same as `/messages/history`).
 #[utoipa::path(get, path = "/api/v1/chat/{conversationId}", tag = "messages", params(("conversationId" = Uuid, Path), PageQuery),
-    responses((status = 200, body = HistoryResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = HistoryResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn chat_history(
     State(app): State<AppState>,
     Auth(who): Auth,

@@ -158,7 +158,7 @@ fn process_cpu_seconds() -> Option<f64> {
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
 pub async fn openapi() -> impl IntoResponse {
-    (StatusCode::OK, axum::Json(ApiDoc::openapi()))
+    (StatusCode::OK, axum::Json(document()))
 }
 
 struct BearerAuth;
@@ -178,6 +178,220 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The answers every operation can give, documented once here instead of on each
+/// handler: `400 bad_request` where a path, query or body can be malformed (the
+/// extractors refuse it before the handler runs), `401` where a token is required, and
+/// `413` where there is a body (the body limit applies to every route).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut op.responses.responses;
+                let has_input = op.request_body.is_some()
+                    || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                if has_input {
+                    responses.entry("400".into()).or_insert_with(|| {
+                        error("bad_request: a malformed path, query or body").into()
+                    });
+                }
+                if op.request_body.is_some() {
+                    responses.entry("413".into()).or_insert_with(|| {
+                        error("payload_too_large: the body is over the limit").into()
+                    });
+                }
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    responses.entry("401".into()).or_insert_with(|| {
+                        error("unauthorized or token_expired: no valid access token").into()
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// One OpenAPI link: from the answers `statuses` of operation `from`, to operation `to`,
+/// with `params` (name, runtime expression) and optionally a request body (JSON with
+/// runtime expressions as values) to merge into the target's.
+struct LinkSpec {
+    from: &'static str,
+    statuses: &'static [&'static str],
+    name: &'static str,
+    to: &'static str,
+    params: &'static [(&'static str, &'static str)],
+    body: Option<&'static str>,
+}
+
+const fn link(
+    from: &'static str,
+    statuses: &'static [&'static str],
+    name: &'static str,
+    to: &'static str,
+    params: &'static [(&'static str, &'static str)],
+) -> LinkSpec {
+    LinkSpec {
+        from,
+        statuses,
+        name,
+        to,
+        params,
+        body: None,
+    }
+}
+
+const CREATED: &[&str] = &["200", "201"];
+const ROOM: &[(&str, &str)] = &[("roomId", "$response.body#/id")];
+const CONVERSATION: &[(&str, &str)] = &[("conversationId", "$response.body#/id")];
+/// The creator is the first member; the second (when there is one) is someone else.
+const OTHER_MEMBER: &[(&str, &str)] = &[
+    ("roomId", "$response.body#/id"),
+    ("userId", "$response.body#/members/1/userId"),
+];
+const MESSAGE: &[(&str, &str)] = &[("messageId", "$response.body#/id")];
+const MESSAGE_ROOM: &[(&str, &str)] = &[("roomId", "$response.body#/roomId")];
+const MEDIA: &[(&str, &str)] = &[("mediaId", "$response.body#/id")];
+const SUBSCRIPTION: &[(&str, &str)] = &[("subscriptionId", "$response.body#/id")];
+const SELF: &[(&str, &str)] = &[("userId", "$response.body#/user/id")];
+
+/// Which ids an answer carries and where they can be used next: documentation for client
+/// writers, and what lets a stateful fuzzer chain real ids (tests/schema.rs).
+const LINKS: &[LinkSpec] = &[
+    link("create", CREATED, "GetRoom", "room", ROOM),
+    link("create", CREATED, "RenameRoom", "rename", ROOM),
+    link("create", CREATED, "AddMembers", "add_members", ROOM),
+    link("create", CREATED, "SetRole", "set_role", OTHER_MEMBER),
+    link(
+        "create",
+        CREATED,
+        "RemoveMember",
+        "remove_member",
+        OTHER_MEMBER,
+    ),
+    link("create", CREATED, "Leave", "leave", ROOM),
+    link("create", CREATED, "Receipts", "receipts", ROOM),
+    link("create", CREATED, "MarkReceipt", "receipt", ROOM),
+    link("create", CREATED, "Mute", "mute", ROOM),
+    link("create", CREATED, "Unmute", "unmute", ROOM),
+    link("create", CREATED, "History", "history", ROOM),
+    link(
+        "create",
+        CREATED,
+        "ChatHistory",
+        "chat_history",
+        CONVERSATION,
+    ),
+    link("create", CREATED, "ChatSend", "chat_send", CONVERSATION),
+    LinkSpec {
+        body: Some(r#"{"roomId": "$response.body#/id"}"#),
+        ..link("create", CREATED, "Send", "send", &[])
+    },
+    link("send", CREATED, "GetMessage", "message", MESSAGE),
+    link("send", CREATED, "EditMessage", "edit", MESSAGE),
+    link("send", CREATED, "DeleteMessage", "delete", MESSAGE),
+    link("send", CREATED, "History", "history", MESSAGE_ROOM),
+    link("chat_send", CREATED, "GetMessage", "message", MESSAGE),
+    link("chat_send", CREATED, "EditMessage", "edit", MESSAGE),
+    link("chat_send", CREATED, "DeleteMessage", "delete", MESSAGE),
+    link("upload", &["201"], "Download", "download", MEDIA),
+    link("upload", &["201"], "Thumbnail", "thumbnail", MEDIA),
+    link(
+        "subscribe",
+        CREATED,
+        "Unsubscribe",
+        "unsubscribe",
+        SUBSCRIPTION,
+    ),
+    LinkSpec {
+        body: Some(r#"{"memberIds": ["$response.body#/user/id"]}"#),
+        ..link("register", &["201"], "CreateRoomWith", "create", &[])
+    },
+    link("register", &["201"], "GetUser", "user", SELF),
+    link("register", &["201"], "Presence", "presence", SELF),
+    link("register", &["201"], "ChatStatus", "chat_status", SELF),
+    link("register", &["201"], "LastSeen", "last_seen", SELF),
+    link("login", &["200"], "GetUser", "user", SELF),
+    link("login", &["200"], "Presence", "presence", SELF),
+];
+
+/// Adds [`LINKS`] to the answers they start from. On the JSON, not utoipa's types: its
+/// `Link` (5.5) serializes `operationId` and `requestBody` in snake_case.
+fn add_links(doc: &mut serde_json::Value) {
+    use serde_json::{Map, Value, json};
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(id) = op.get("operationId").and_then(Value::as_str) else {
+                continue;
+            };
+            let specs: Vec<&LinkSpec> = LINKS.iter().filter(|l| l.from == id).collect();
+            for spec in specs {
+                let params: Map<String, Value> = spec
+                    .params
+                    .iter()
+                    .map(|(name, expression)| ((*name).to_owned(), json!(expression)))
+                    .collect();
+                let mut link = json!({ "operationId": spec.to, "parameters": params });
+                if let Some(body) = spec
+                    .body
+                    .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                {
+                    link["requestBody"] = body;
+                }
+                for status in spec.statuses {
+                    if let Some(response) = op
+                        .get_mut("responses")
+                        .and_then(|r| r.get_mut(*status))
+                        .and_then(Value::as_object_mut)
+                    {
+                        let links = response
+                            .entry("links")
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        links[spec.name] = link.clone();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The document as served: utoipa's, plus the links. Built once.
+pub fn document() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        // Serializing utoipa's own types cannot fail (string keys, no custom serializers).
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        add_links(&mut doc);
+        doc
+    })
+}
+
 /// The OpenAPI document of every REST endpoint (the WebSocket is in docs/PROTOCOL.md).
 #[derive(OpenApi)]
 #[openapi(
@@ -192,6 +406,6 @@ impl utoipa::Modify for BearerAuth {
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
         healthz, readyz, metrics_text, openapi,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;

@@ -70,7 +70,7 @@ pub async fn room(
 
 /// Rename a group (owner or admin).
 #[utoipa::path(patch, path = "/api/v1/rooms/{roomId}", tag = "rooms", params(("roomId" = Uuid, Path)), request_body = UpdateRoomRequest,
-    responses((status = 200, body = Room), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Room), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn rename(
     State(app): State<AppState>,
     Auth(who): Auth,
@@ -82,7 +82,7 @@ pub async fn rename(
 
 /// Add people to a group (owner or admin).
 #[utoipa::path(post, path = "/api/v1/rooms/{roomId}/members", tag = "rooms", params(("roomId" = Uuid, Path)), request_body = AddMembersRequest,
-    responses((status = 200, body = Room), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Room), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn add_members(
     State(app): State<AppState>,
     Auth(who): Auth,
@@ -94,7 +94,8 @@ pub async fn add_members(
 
 /// Change a member's role (owner only; `owner` hands the group over).
 #[utoipa::path(patch, path = "/api/v1/rooms/{roomId}/members/{userId}", tag = "rooms", params(("roomId" = Uuid, Path), ("userId" = Uuid, Path)),
-    request_body = UpdateMemberRequest, responses((status = 200, body = Room), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    request_body = UpdateMemberRequest, responses((status = 200, body = Room), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "the owner cannot step down without handing ownership on", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn set_role(
     State(app): State<AppState>,
     Auth(who): Auth,

@@ -472,6 +472,32 @@ async fn logout_ends_the_session_everywhere() {
     ));
 }
 
+// Found by schema fuzzing: the body is optional, and a JSON `null` body (how some clients
+// send "none") was refused with 400.
+#[tokio::test]
+async fn logout_takes_no_body_an_empty_one_or_null() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    for body in [None, Some(Value::Null), Some(json!({}))] {
+        let session = app.client().login("alice", PASSWORD).await.expect("login");
+        let client = app.client().with_token(&session.access_token);
+        let (status, got) = client
+            .raw(Method::POST, "/api/v1/auth/logout", body.as_ref())
+            .await
+            .expect("logout");
+        assert_eq!(status, 204, "{body:?}: {got}");
+        assert_api_error(get(&client, "/api/v1/users/me").await, 401, "unauthorized");
+    }
+    // Anything else that is not the documented object is still refused.
+    let session = app.client().login("alice", PASSWORD).await.expect("login");
+    let client = app.client().with_token(&session.access_token);
+    let got = client
+        .raw(Method::POST, "/api/v1/auth/logout", Some(&json!([1])))
+        .await
+        .expect("logout");
+    assert_api_error(got, 400, "bad_request");
+}
+
 #[tokio::test]
 async fn logout_with_a_refresh_token_also_ends_that_session() {
     let app = spawn_app().await;

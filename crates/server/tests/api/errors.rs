@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use palaver_client::{ClientError, Socket};
 use palaver_proto::{
@@ -14,6 +15,7 @@ use palaver_proto::{
 };
 use reqwest::Method;
 use serde_json::{Value, json};
+use sha2::Sha256;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
@@ -514,6 +516,21 @@ async fn forged_and_expired_tokens_are_refused() {
         401,
         "unauthorized",
     );
+    // Algorithm confusion: a header naming a public-key algorithm, "signed" with HMAC
+    // over the server's secret (what a verifier that trusts the header's `alg` and uses
+    // its one key for everything would accept).
+    for alg in ["RS256", "ES256", "PS256", "EdDSA"] {
+        let header = b64(json!({"alg": alg, "typ": "JWT"}).to_string().as_bytes());
+        let signing_input = format!("{header}.{payload}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac key");
+        mac.update(signing_input.as_bytes());
+        let sig = b64(&mac.finalize().into_bytes());
+        assert_api_error(
+            me(format!("{signing_input}.{sig}")).await,
+            401,
+            "unauthorized",
+        );
+    }
 
     // A real token with its payload swapped for another user's.
     let bob = app.user("bob").await;
@@ -822,6 +839,95 @@ async fn a_message_over_one_mebibyte_closes_the_socket_with_1009() {
     );
     assert_eq!(history_len(&alice, room).await, 0);
     // A new connection works.
+    let mut again = alice.connect().await;
+    assert_alive(&mut again).await;
+}
+
+/// Reads one HTTP response head (up to the blank line) from a raw stream.
+async fn read_head(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut byte))
+            .await
+            .expect("response head in time")
+            .expect("read");
+        assert_eq!(n, 1, "connection closed inside the response head");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).expect("ASCII head")
+}
+
+/// The server's (unmasked) frames in `bytes`, as `(opcode, payload)`.
+fn server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 2 {
+        let opcode = bytes[0] & 0x0f;
+        let (len, start) = match bytes[1] & 0x7f {
+            126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes")) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        assert!(bytes[1] & 0x80 == 0, "server frames are not masked");
+        let Some(payload) = bytes.get(start..start + len) else {
+            break;
+        };
+        frames.push((opcode, payload.to_vec()));
+        bytes = &bytes[start + len..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn a_frame_header_claiming_100_mb_is_refused_before_its_payload() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+
+    // A hand-made handshake over plain TCP, so nothing on our side enforces a size.
+    let mut tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let handshake = format!(
+        "GET /api/v1/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        app.addr, alice.auth.access_token
+    );
+    tcp.write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+    // One masked text frame whose header claims 100 MiB (64-bit length), and not a byte
+    // of its payload: a server that waited for the payload, or allocated for it, would
+    // sit here until the timeout.
+    let claimed: u64 = 100 * 1024 * 1024;
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&claimed.to_be_bytes());
+    header.extend_from_slice(&[0x12, 0x34, 0x56, 0x78]);
+    tcp.write_all(&header).await.expect("frame header");
+
+    // The server answers with close 1009 and ends the connection: read to the end.
+    let mut received = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut received))
+        .await
+        .expect("the server closes at once, without waiting for 100 MiB")
+        .expect("read to EOF");
+    let frames = server_frames(&received);
+    let close = frames
+        .iter()
+        .find(|(opcode, _)| *opcode == 0x8)
+        .unwrap_or_else(|| panic!("a close frame among {frames:?}"));
+    assert!(close.1.len() >= 2, "close frame with a code: {close:?}");
+    assert_eq!(u16::from_be_bytes([close.1[0], close.1[1]]), 1009);
+
+    // Nothing was stored, and the user connects again normally.
     let mut again = alice.connect().await;
     assert_alive(&mut again).await;
 }
@@ -1226,6 +1332,63 @@ async fn sends_are_rate_limited_per_user() {
         .await
         .expect("bob sends");
     assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn a_flooding_socket_is_rate_limited_while_others_chat_on() {
+    const BURST: usize = 20;
+    const FLOOD: usize = 300;
+    let app = spawn_app_with(|c| {
+        c.rate_limits.send_per_minute = 60;
+        c.rate_limits.send_burst = BURST as u32;
+    })
+    .await;
+    let (mallory, alice, bob) = (
+        app.user("mallory").await,
+        app.user("alice").await,
+        app.user("bob").await,
+    );
+    let target = mallory.dm(&alice).await.id;
+    let quiet_room = alice.dm(&bob).await.id;
+    let mut bob_socket = bob.connect().await;
+
+    // Mallory pipelines FLOOD sends without waiting for any answer.
+    let mut flood = mallory.connect().await;
+    let mut ids = Vec::new();
+    for i in 0..FLOOD {
+        ids.push(
+            flood
+                .send_frame(send_frame(target, &format!("f{i}"), "spam"))
+                .await
+                .expect("send"),
+        );
+    }
+    // Every frame is answered: an ack within the burst (and what refills meanwhile, one a
+    // second), a rate_limited error naming the frame and the wait after that.
+    let (mut acked, mut limited) = (0, 0);
+    for id in &ids {
+        match flood.answer(id, WAIT).await {
+            Ok(ServerFrame::Ack { .. }) => acked += 1,
+            Err(ClientError::Api { code, message, .. }) => {
+                assert_eq!(code, ErrorCode::RateLimited, "{message}");
+                assert!(message.contains("retry in"), "says when: {message}");
+                limited += 1;
+            }
+            other => panic!("expected ack or error, got {other:?}"),
+        }
+    }
+    assert_eq!(acked + limited, FLOOD);
+    assert!(
+        (BURST..BURST + 10).contains(&acked),
+        "{acked} acked of {FLOOD}"
+    );
+    // The flooder's connection is still usable, and only what was acked was stored.
+    assert_alive(&mut flood).await;
+    assert_eq!(history_len(&mallory, target).await, acked);
+
+    // Others are not limited by mallory's flood: alice reaches bob at once.
+    let sent = alice.send(quiet_room, "still here").await;
+    assert_eq!(next_message(&mut bob_socket).await.id, sent.id);
 }
 
 #[tokio::test]

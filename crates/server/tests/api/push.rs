@@ -623,6 +623,72 @@ async fn the_guarded_client_refuses_internal_addresses_and_redirects_to_them() {
     }
 }
 
+/// How many deliveries the SSRF guard refused so far (process-wide: the metrics recorder
+/// is shared by every server in this test binary).
+async fn refused_deliveries(app: &TestApp) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find(|l| l.starts_with(r#"palaver_push_failed_total{reason="refused"}"#))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_webhook_goes_through_the_same_guard() {
+    let mut fake = FakePush::start().await;
+    let port = fake.base.rsplit(':').next().expect("port").to_owned();
+    let via_redirect = |target: &str| {
+        format!(
+            "{}/redirect?to={}",
+            fake.base,
+            url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+        )
+    };
+    for (allow, hook) in [
+        // Straight to loopback, which the operator did not allow.
+        (vec![], fake.url("hook")),
+        // Loopback allowed, but the allowed host redirects to an address spelled
+        // differently (IPv4-mapped IPv6) that reaches the same listener.
+        (
+            vec!["127.0.0.1".to_owned()],
+            via_redirect(&format!("http://[::ffff:127.0.0.1]:{port}/push/hook")),
+        ),
+        // ... or to the cloud metadata address.
+        (
+            vec!["127.0.0.1".to_owned()],
+            via_redirect("http://169.254.169.254/latest/meta-data/"),
+        ),
+    ] {
+        let app = spawn_app_with(|c| {
+            push_config(c);
+            c.push.outbound_allow = allow.clone();
+            c.push.max_attempts = 1;
+            c.push.webhook_url = Some(hook.clone());
+            c.push.webhook_secret = Some(WEBHOOK_SECRET.into());
+        })
+        .await;
+        let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+        let room = alice.dm(&bob).await;
+        let before = refused_deliveries(&app).await;
+        alice.send(room.id, "to the gateway").await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while refused_deliveries(&app).await <= before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{hook}: no refused delivery counted"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        fake.assert_silent(QUIET).await;
+    }
+}
+
 #[tokio::test]
 async fn push_endpoints_answer_bad_input_in_the_error_shape() {
     let app = strict_app().await;
