@@ -100,6 +100,36 @@ pub enum ImageError {
     TooManyPixels(u64),
 }
 
+/// Refuses a WebP whose RIFF container or any chunk in it claims more bytes than the file
+/// holds. The decoder sizes its buffers from those claims, past the memory limits it is
+/// given: a 214-byte file claiming a 1.3 GB EXIF chunk made it allocate 1.3 GB.
+fn check_riff_chunks(bytes: &[u8]) -> Result<(), ImageError> {
+    let bad = || ImageError::Decode("a WebP chunk claims more bytes than the file has".into());
+    let size_at = |at: usize| -> Option<usize> {
+        let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(raw)).ok()
+    };
+    let riff = size_at(4).ok_or_else(bad)?;
+    let end = riff
+        .checked_add(8)
+        .filter(|e| *e <= bytes.len())
+        .ok_or_else(bad)?;
+    let mut at = 12;
+    while at + 8 <= end {
+        let size = size_at(at + 4).ok_or_else(bad)?;
+        // Chunks are padded to an even length.
+        let next = (at + 8)
+            .checked_add(size)
+            .and_then(|n| n.checked_add(size % 2))
+            .ok_or_else(bad)?;
+        if next > end {
+            return Err(bad());
+        }
+        at = next;
+    }
+    Ok(())
+}
+
 /// Strips metadata, reads dimensions and renders a thumbnail of at most `thumb_px` on
 /// its longer side. Refuses images over `max_pixels` before decoding them, so a small
 /// file cannot expand into gigabytes (a decompression bomb).
@@ -111,6 +141,9 @@ pub fn clean_image(
 ) -> Result<CleanImage, ImageError> {
     let format = ImageFormat::from_mime_type(mime)
         .ok_or_else(|| ImageError::Decode(format!("unsupported image type {mime}")))?;
+    if format == ImageFormat::WebP {
+        check_riff_chunks(&bytes)?;
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes.as_ref()), format);
     let mut limits = Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(4).saturating_add(64 << 20));
@@ -269,6 +302,21 @@ mod tests {
     /// A TIFF block with one tag: Orientation = 6 (rotate 90° clockwise to show).
     const EXIF_ROTATE: &[u8] =
         b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+
+    #[test]
+    fn a_webp_chunk_claiming_more_than_the_file_is_refused_before_decoding() {
+        // Found by fuzz/thumbnail: its EXIF chunk claims 1.29 GB in a 214-byte file.
+        let bomb = include_bytes!("../../../../fuzz/findings/thumbnail-webp-exif-size");
+        let refused = clean_image(Bytes::from_static(bomb), "image/webp", 320, 1_000_000);
+        assert!(matches!(refused, Err(ImageError::Decode(_))), "{refused:?}");
+        // A whole, valid WebP still passes the check.
+        let picture = DynamicImage::new_rgb8(8, 6);
+        let webp = encoded(&picture, ImageFormat::WebP);
+        assert!(check_riff_chunks(&webp).is_ok());
+        let mut cut = webp.to_vec();
+        cut.truncate(cut.len() - 1);
+        assert!(check_riff_chunks(&cut).is_err(), "a truncated file");
+    }
 
     #[test]
     fn a_rotated_webp_is_stored_as_the_jpeg_it_becomes() {
