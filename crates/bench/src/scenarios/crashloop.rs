@@ -215,7 +215,7 @@ async fn client(
                 log.retries += 1;
                 cmid
             }
-            None if retry_every > 0 && n % retry_every == 0 && !order.is_empty() => {
+            None if retry_every > 0 && n.is_multiple_of(retry_every) && !order.is_empty() => {
                 log.retries += 1;
                 order[(n as usize / 7) % order.len()].clone()
             }
