@@ -311,7 +311,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let dir =
                 std::env::temp_dir().join(format!("palaver-crashloop-{}", std::process::id()));
-            let cluster = (cluster_nodes > 0).then(|| ClusterOptions {
+            let cluster = (cluster_nodes > 0).then_some(ClusterOptions {
                 nodes: cluster_nodes,
                 database_url,
                 nats_bin,
