@@ -8,6 +8,19 @@ use palaver_proto::{ClientFrame, ReceiptKind, SendMessageRequest, ServerFrame};
 
 use crate::helpers::*;
 
+/// A `send` frame for a text message.
+fn text(room_id: uuid::Uuid, client_msg_id: String, content: String) -> ClientFrame {
+    ClientFrame::Send {
+        message: SendMessageRequest {
+            room_id,
+            client_msg_id,
+            content,
+            kind: Default::default(),
+            media_id: None,
+        },
+    }
+}
+
 #[tokio::test]
 async fn restart_over_the_same_data_dir_keeps_everything() {
     let app = spawn_app().await;
@@ -120,16 +133,9 @@ async fn kill_dash_nine_loses_no_acknowledged_message() {
     const N: usize = 3000;
     let mut ids = Vec::new();
     for i in 0..N {
-        let message = SendMessageRequest {
-            room_id: room.id,
-            client_msg_id: format!("k{i}"),
-            content: format!("k{i}"),
-            kind: Default::default(),
-            media_id: None,
-        };
         ids.push(
             socket
-                .send_frame(ClientFrame::Send { message })
+                .send_frame(text(room.id, format!("k{i}"), format!("k{i}")))
                 .await
                 .expect("send"),
         );
@@ -272,16 +278,9 @@ async fn concurrent_sends_share_commits() {
         let mut socket = user.connect().await;
         let mut ids = Vec::new();
         for i in 0..EACH {
-            let message = SendMessageRequest {
-                room_id: room.id,
-                client_msg_id: format!("{}-{i}", user.name),
-                content: format!("{i}"),
-                kind: Default::default(),
-                media_id: None,
-            };
             ids.push(
                 socket
-                    .send_frame(ClientFrame::Send { message })
+                    .send_frame(text(room.id, format!("{}-{i}", user.name), format!("{i}")))
                     .await
                     .expect("send"),
             );
@@ -316,15 +315,7 @@ async fn the_bus_is_never_the_only_copy() {
     let mut writer = alice.connect().await;
     for i in 0..30 {
         let id = writer
-            .send_frame(ClientFrame::Send {
-                message: SendMessageRequest {
-                    room_id: room.id,
-                    client_msg_id: format!("bus-{i}"),
-                    content: format!("{i}"),
-                    kind: Default::default(),
-                    media_id: None,
-                },
-            })
+            .send_frame(text(room.id, format!("bus-{i}"), format!("{i}")))
             .await
             .expect("send");
         // The moment a live frame arrives, the database already holds the message.
