@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use palaver_bench::fleet::{ClusterOptions, Fleet, FleetOptions};
-use palaver_bench::scenarios::{connections, crashloop, fanout, flood, history, ingest, reconnect};
+use palaver_bench::scenarios::{
+    connections, crashloop, fanout, flood, history, ingest, reconnect, soak,
+};
 use palaver_bench::{Report, Target, loopback_sources};
 
 #[derive(Parser)]
@@ -123,6 +125,27 @@ enum Scenario {
         missed: usize,
         #[arg(long, default_value_t = 1_000)]
         concurrency: usize,
+    },
+    /// 1:1 chat held steady for a long time while visitors come and go; one row per
+    /// interval with latency and the server's memory, open files and CPU.
+    Soak {
+        #[arg(long, default_value_t = 1_000)]
+        pairs: usize,
+        /// Messages per second, all pairs together.
+        #[arg(long, default_value_t = 3_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 1_800)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 30)]
+        interval_secs: u64,
+        #[arg(long, default_value_t = 100)]
+        visitors: usize,
+        /// Visits per second, all visitors together.
+        #[arg(long, default_value_t = 10.0)]
+        visit_rate: f64,
+        /// The server's data directory, to report its size over time.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Starts a deployment of its own, loads it while killing (-9) and restarting nodes
     /// (on a cluster also NATS and Redis), then checks that no acknowledged message was
@@ -294,6 +317,27 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await?
+        }
+        Scenario::Soak {
+            pairs,
+            rate,
+            duration_secs,
+            interval_secs,
+            visitors,
+            visit_rate,
+            data_dir,
+        } => {
+            let opts = soak::SoakOptions {
+                pairs,
+                rate,
+                duration: secs(duration_secs),
+                interval: secs(interval_secs),
+                visitors,
+                visit_rate,
+                data_dir,
+                checkpoint: Some(cli.out.clone()),
+            };
+            soak::run(&target, &opts).await?
         }
         Scenario::Crashloop {
             server_bin,

@@ -1,5 +1,6 @@
-//! Results: a table on the terminal, a JSON file, and an SVG plot of throughput and
-//! latency against offered load for scenarios with several load steps.
+//! Results: a table on the terminal, a JSON file, and an SVG plot for scenarios with
+//! several rows: by default throughput and latency against offered load; a scenario may
+//! name its own panels (the soak plots memory, open files and latency over time).
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,28 @@ pub struct Report {
     pub rows: Vec<Vec<f64>>,
     /// Problems seen (lost or duplicated messages, failures): empty on a clean run.
     pub problems: Vec<String>,
+    /// The plot's panels; empty for the default pair, throughput and latency.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<Chart>,
+}
+
+/// One panel of the plot: columns drawn as lines against the first column.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chart {
+    pub title: String,
+    /// The y axis.
+    pub unit: String,
+    pub columns: Vec<String>,
+}
+
+impl Chart {
+    pub fn new(title: &str, unit: &str, columns: &[&str]) -> Chart {
+        Chart {
+            title: title.into(),
+            unit: unit.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+        }
+    }
 }
 
 impl Report {
@@ -27,6 +50,7 @@ impl Report {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
             problems: Vec::new(),
+            charts: Vec::new(),
         }
     }
 
@@ -69,28 +93,42 @@ impl Report {
         Ok(paths)
     }
 
-    fn column(&self, name: &str) -> Option<Vec<f64>> {
+    /// Every row's value of a column, by name.
+    pub fn column(&self, name: &str) -> Option<Vec<f64>> {
         let i = self.columns.iter().position(|c| c == name)?;
         Some(self.rows.iter().map(|r| r[i]).collect())
     }
 
-    /// Throughput (left) and latency percentiles (right) against the first column.
+    /// The panels (by default throughput left, latency percentiles right), two per row.
     fn plot(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-        let root = SVGBackend::new(path, (1100, 450)).into_drawing_area();
+        let charts = if self.charts.is_empty() {
+            let present = |name: &&str| self.columns.iter().any(|k| k == name);
+            let throughput: Vec<&str> = ["deliveries/s", "msgs/s", "pages/s"]
+                .into_iter()
+                .filter(present)
+                .collect();
+            let latency: Vec<&str> = self
+                .columns
+                .iter()
+                .map(String::as_str)
+                .filter(|c| c.ends_with(" ms"))
+                .collect();
+            vec![
+                Chart::new("throughput", "per second", &throughput),
+                Chart::new("latency", "ms", &latency),
+            ]
+        } else {
+            self.charts.clone()
+        };
+        let rows = charts.len().div_ceil(2);
+        let root = SVGBackend::new(path, (1100, 450 * rows as u32)).into_drawing_area();
         root.fill(&WHITE)?;
-        let (left, right) = root.split_horizontally(550);
-        let throughput: Vec<&str> = ["deliveries/s", "msgs/s", "pages/s"]
-            .into_iter()
-            .filter(|c| self.columns.iter().any(|k| k == c))
-            .collect();
-        self.chart(&left, "throughput", "per second", &throughput, 0)?;
-        let latency: Vec<&str> = self
-            .columns
-            .iter()
-            .map(String::as_str)
-            .filter(|c| c.ends_with(" ms"))
-            .collect();
-        self.chart(&right, "latency", "ms", &latency, 3)?;
+        let panels = root.split_evenly((rows, 2));
+        for (i, (chart, area)) in charts.iter().zip(&panels).enumerate() {
+            let columns: Vec<&str> = chart.columns.iter().map(String::as_str).collect();
+            // Each panel starts at its own colour (the default pair at 0 and 3, as before).
+            self.chart(area, &chart.title, &chart.unit, &columns, 3 * i)?;
+        }
         root.present()?;
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! What the server says about itself on `/metrics`: CPU seconds, resident memory,
-//! connections and deliveries, read before and after a measurement.
+//! What the server says about itself on `/metrics`: CPU seconds, resident memory, open
+//! files, connections and deliveries, read before and after a measurement.
 
 use std::collections::HashMap;
 
@@ -10,6 +10,7 @@ use crate::{BenchError, Result, Target};
 pub struct Sample {
     pub cpu_seconds: f64,
     pub resident_bytes: f64,
+    pub open_fds: f64,
     pub connections: f64,
     pub deliveries: f64,
     pub messages: f64,
@@ -42,6 +43,7 @@ pub async fn sample(target: &Target) -> Result<Sample> {
             .copied()
             .unwrap_or_else(|| get("process_cpu_seconds_total")),
         resident_bytes: get("process_resident_memory_bytes"),
+        open_fds: get("process_open_fds"),
         connections: get("palaver_ws_connections"),
         deliveries: get("palaver_fanout_deliveries_total"),
         messages: get("palaver_messages_total"),

@@ -22,6 +22,9 @@ const SEED_CONCURRENCY: usize = 32;
 pub struct BenchUser {
     pub id: Uuid,
     pub api: Client,
+    /// The session's refresh token from registration, for runs longer than an access
+    /// token lives.
+    pub refresh_token: String,
 }
 
 /// A socket from the load generator.
@@ -65,6 +68,7 @@ pub async fn register_users(target: &Target, prefix: &str, n: usize) -> Result<V
                     BenchUser {
                         id: auth.user.id,
                         api: anon.with_token(auth.access_token),
+                        refresh_token: auth.refresh_token,
                     },
                 ))
             }

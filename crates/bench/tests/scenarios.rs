@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use palaver_bench::Target;
-use palaver_bench::scenarios::{connections, fanout, flood, history, ingest, reconnect};
+use palaver_bench::scenarios::{connections, fanout, flood, history, ingest, reconnect, soak};
 use palaver_server::config::RateLimitConfig;
 use palaver_server::{Application, Config};
 
@@ -182,4 +182,43 @@ async fn ingest_scenario() {
         "{}",
         report.table()
     );
+}
+
+#[tokio::test]
+async fn soak_scenario() {
+    let (target, dir, _stop) = server().await;
+    let checkpoint = tempfile::tempdir().expect("checkpoint");
+    let opts = soak::SoakOptions {
+        pairs: 3,
+        rate: 30.0,
+        duration: Duration::from_millis(1_500),
+        interval: Duration::from_millis(500),
+        visitors: 4,
+        visit_rate: 8.0,
+        data_dir: Some(dir.path().to_path_buf()),
+        checkpoint: Some(checkpoint.path().to_path_buf()),
+    };
+    let report = soak::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert_eq!(report.rows.len(), 3, "{}", report.table());
+    // Visits refresh their tokens, so each visitor's later visits prove the rotation works.
+    let visits: f64 = report.column("visits").expect("visits").iter().sum();
+    assert!(visits >= 8.0, "{}", report.table());
+    for column in [
+        "msgs/s",
+        "recv p99 ms",
+        "server RSS MiB",
+        "open fds",
+        "data MiB",
+    ] {
+        assert!(
+            report.last(column).unwrap_or(0.0) > 0.0,
+            "{column}: {}",
+            report.table()
+        );
+    }
+    // Every interval rewrote the report, plot included.
+    assert!(checkpoint.path().join("soak.json").exists());
+    let svg = std::fs::read_to_string(checkpoint.path().join("soak.svg")).expect("plot");
+    assert!(svg.contains("server memory"), "the plot has its panels");
 }

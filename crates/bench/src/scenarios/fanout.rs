@@ -143,6 +143,49 @@ pub(crate) async fn send(
     }
 }
 
+/// Starts every sender on a fixed schedule, `rate` messages per second all together,
+/// from `start_us` until `stop_us`, staggered evenly across one period.
+pub(crate) fn start_senders(
+    senders: &[(Sink, Uuid)],
+    rate: f64,
+    start_us: u64,
+    stop_us: u64,
+    counters: &Arc<Counters>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let period_us = 1e6 * senders.len() as f64 / rate.max(0.001);
+    senders
+        .iter()
+        .enumerate()
+        .map(|(i, (sink, room))| {
+            let offset = (period_us * i as f64 / senders.len() as f64) as u64;
+            tokio::spawn(send(
+                sink.clone(),
+                *room,
+                start_us + offset,
+                period_us,
+                stop_us,
+                counters.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Every socket's receive and ack latencies since the last take, merged; the sockets'
+/// histograms start empty again.
+pub(crate) fn take(histos: &[Arc<Histos>]) -> (Histogram<u64>, Histogram<u64>) {
+    let mut receive = histogram();
+    let mut ack = histogram();
+    for h in histos {
+        let mut r = lock(&h.receive);
+        let _ = receive.add(&*r);
+        r.reset();
+        let mut a = lock(&h.ack);
+        let _ = ack.add(&*a);
+        a.reset();
+    }
+    (receive, ack)
+}
+
 /// Runs the scenario.
 pub async fn run(target: &Target, opts: &FanoutOptions) -> Result<Report> {
     let members = if opts.direct { 2 } else { opts.members.max(2) };
@@ -183,28 +226,12 @@ pub async fn run(target: &Target, opts: &FanoutOptions) -> Result<Report> {
     let bar = setup::bar(target, opts.steps.len() as u64, name);
     for fraction in &opts.steps {
         let offered = opts.rate * fraction;
-        let period_us = 1e6 * senders.len() as f64 / offered.max(0.001);
         let start = now_us() + 50_000;
         let measure_from = start + opts.warmup.as_micros() as u64;
         let stop = measure_from + opts.duration.as_micros() as u64;
-        let mut tasks = Vec::new();
-        for (i, (sink, room)) in senders.iter().enumerate() {
-            // Stagger senders evenly across one period.
-            let offset = (period_us * i as f64 / senders.len() as f64) as u64;
-            tasks.push(tokio::spawn(send(
-                sink.clone(),
-                *room,
-                start + offset,
-                period_us,
-                stop,
-                counters.clone(),
-            )));
-        }
+        let tasks = start_senders(&senders, offered, start, stop, &counters);
         tokio::time::sleep_until(instant_at(measure_from)).await;
-        for h in &histos {
-            lock(&h.receive).reset();
-            lock(&h.ack).reset();
-        }
+        take(&histos);
         let base = snapshot(&counters);
         let server_before = server::sample(target).await?;
         tokio::time::sleep_until(instant_at(stop)).await;
@@ -217,12 +244,7 @@ pub async fn run(target: &Target, opts: &FanoutOptions) -> Result<Report> {
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         let secs = opts.duration.as_secs_f64();
-        let mut receive = histogram();
-        let mut ack = histogram();
-        for h in &histos {
-            let _ = receive.add(&*lock(&h.receive));
-            let _ = ack.add(&*lock(&h.ack));
-        }
+        let (receive, ack) = take(&histos);
         let [r50, r90, r99, r999, _] = percentiles_ms(&receive);
         let [a50, _, a99, _, _] = percentiles_ms(&ack);
         let deliveries = (end.deliveries - base.deliveries) as f64;

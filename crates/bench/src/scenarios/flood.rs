@@ -14,9 +14,9 @@ use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
-use super::fanout::{Counters, Histos, Sink, lock, receive, send};
+use super::fanout::{Counters, Histos, Sink, receive, start_senders, take};
 use crate::setup::{self, Ws};
-use crate::stats::{histogram, instant_at, now_us, percentiles_ms};
+use crate::stats::{instant_at, now_us, percentiles_ms};
 use crate::{Report, Result, Target, server};
 
 /// What to run.
@@ -154,22 +154,10 @@ pub async fn run(target: &Target, opts: &FloodOptions) -> Result<Report> {
     // The flooders' sinks outlive their tasks: dropping one would close its socket.
     let mut kept = Vec::new();
     for flooding in [false, true] {
-        let period_us = 1e6 * senders.len() as f64 / opts.rate.max(0.001);
         let start = now_us() + 50_000;
         let measure_from = start + opts.warmup.as_micros() as u64;
         let stop = measure_from + opts.duration.as_micros() as u64;
-        let mut tasks = Vec::new();
-        for (i, (sink, room)) in senders.iter().enumerate() {
-            let offset = (period_us * i as f64 / senders.len() as f64) as u64;
-            tasks.push(tokio::spawn(send(
-                sink.clone(),
-                *room,
-                start + offset,
-                period_us,
-                stop,
-                normal.clone(),
-            )));
-        }
+        let tasks = start_senders(&senders, opts.rate, start, stop, &normal);
         let mut flood_tasks = Vec::new();
         if flooding {
             for (sink, room) in flood_sinks.drain(..) {
@@ -183,10 +171,7 @@ pub async fn run(target: &Target, opts: &FloodOptions) -> Result<Report> {
             }
         }
         tokio::time::sleep_until(instant_at(measure_from)).await;
-        for h in &histos {
-            lock(&h.receive).reset();
-            lock(&h.ack).reset();
-        }
+        take(&histos);
         let sent_before = normal.sent.load(Ordering::Relaxed);
         let errors_before = normal.errors.load(Ordering::Relaxed);
         let flood_before = flood_snapshot(&flooders);
@@ -207,12 +192,7 @@ pub async fn run(target: &Target, opts: &FloodOptions) -> Result<Report> {
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         let secs = opts.duration.as_secs_f64();
-        let mut recv = histogram();
-        let mut ack = histogram();
-        for h in &histos {
-            let _ = recv.add(&*lock(&h.receive));
-            let _ = ack.add(&*lock(&h.ack));
-        }
+        let (recv, ack) = take(&histos);
         let [r50, _, r99, _, _] = percentiles_ms(&recv);
         let [a50, _, a99, _, _] = percentiles_ms(&ack);
         let per_sec = |after: u64, before: u64| (after - before) as f64 / secs;

@@ -8,6 +8,7 @@ pub mod flood;
 pub mod history;
 pub mod ingest;
 pub mod reconnect;
+pub mod soak;
 
 /// The number after `key` in a frame's text, e.g. `"content":"t=` → 123.
 pub(crate) fn number_after(text: &str, key: &str) -> Option<u64> {
