@@ -331,3 +331,47 @@ async fn pipelined_sends_over_one_socket_are_acked_in_order() {
         N as f64 / delivered.as_secs_f64()
     );
 }
+
+/// Frames are small and their latency is the product, so the server's connections send at
+/// once (TCP_NODELAY). Without it a frame written while the peer had not yet acknowledged
+/// the previous one waited for the peer's delayed ACK, up to 40 ms on Linux: the soak's
+/// receive p99 sat at 44 ms at half capacity (docs/RELIABILITY.md, "Soak").
+#[tokio::test]
+async fn the_servers_connections_send_without_delay() {
+    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
+
+    let app = spawn_app().await;
+    let alice = app.user("nodelay").await;
+    let _socket = alice.connect().await;
+    // The server runs in this process, so its ends of the connections are among our file
+    // descriptors: the sockets bound to its port that have a peer.
+    let me = pidfd_open(getpid(), PidfdFlags::empty()).expect("pidfd_open");
+    let mut checked = 0;
+    for entry in std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+    {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+        let Some(n) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        // A descriptor may close between the listing and here.
+        let Ok(fd) = pidfd_getfd(&me, n, PidfdGetfdFlags::empty()) else {
+            continue;
+        };
+        let local = rustix::net::getsockname(&fd)
+            .ok()
+            .and_then(|a| std::net::SocketAddr::try_from(a).ok());
+        let has_peer = matches!(rustix::net::getpeername(&fd), Ok(Some(_)));
+        if is_socket && has_peer && local == Some(app.addr) {
+            assert!(
+                rustix::net::sockopt::tcp_nodelay(&fd).expect("TCP_NODELAY"),
+                "a connection to the server holds back small writes (Nagle)"
+            );
+            checked += 1;
+        }
+    }
+    // The socket and the REST calls that registered alice.
+    assert!(checked >= 1, "found none of the server's connections");
+}
