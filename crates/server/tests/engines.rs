@@ -122,6 +122,30 @@ fn frame_of(event: &Event) -> serde_json::Value {
     }
 }
 
+/// Nodes start while other deployments' streams come and go: nats-server 2.9 removes an
+/// account's stream directory with its last stream, and a create racing that failed once
+/// in the api_cluster suite (JetStream error 10049). Starting must ride over it.
+#[tokio::test]
+async fn nats_streams_are_created_while_others_are_deleted() {
+    let url = nats_url();
+    if let Err(err) = async_nats::connect(&url).await {
+        unreachable("NATS", &url, &err);
+        return;
+    }
+    for _ in 0..25 {
+        let nodes = (0..4).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let bus = NatsBus::connect(&url, &run_prefix()).await?;
+                bus.delete_stream().await
+            })
+        });
+        for node in futures::future::join_all(nodes).await {
+            node.expect("task").expect("a node starts and removes its stream");
+        }
+    }
+}
+
 #[tokio::test]
 async fn nats_nodes_see_each_others_events() {
     let Some((a, b)) = two_buses().await else {

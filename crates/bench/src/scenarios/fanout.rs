@@ -50,6 +50,24 @@ pub(crate) struct Counters {
     pub(crate) sent: AtomicU64,
 }
 
+impl Counters {
+    /// What went wrong on these sockets: closed by the server, error frames, failed sends.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let closed = self.closed.load(Ordering::Relaxed);
+        if closed > 0 {
+            problems.push(format!(
+                "{closed} sockets were closed by the server during the run"
+            ));
+        }
+        let errors = self.errors.load(Ordering::Relaxed);
+        if errors > 0 {
+            problems.push(format!("{errors} error frames or failed sends"));
+        }
+        problems
+    }
+}
+
 /// One socket's histograms; only its receiver task records, so the locks are uncontended.
 pub(crate) struct Histos {
     pub(crate) receive: Mutex<Histogram<u64>>,
@@ -270,18 +288,7 @@ pub async fn run(target: &Target, opts: &FanoutOptions) -> Result<Report> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let closed = counters.closed.load(Ordering::Relaxed);
-    if closed > 0 {
-        report.problems.push(format!(
-            "{closed} sockets were closed by the server during the run"
-        ));
-    }
-    let errors = counters.errors.load(Ordering::Relaxed);
-    if errors > 0 {
-        report
-            .problems
-            .push(format!("{errors} error frames or failed sends"));
-    }
+    report.problems.extend(counters.problems());
     Ok(report)
 }
 

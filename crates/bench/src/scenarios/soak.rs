@@ -193,18 +193,7 @@ pub async fn run(target: &Target, opts: &SoakOptions) -> Result<Report> {
             .problems
             .push(format!("{sent} messages sent, {acks} acknowledged"));
     }
-    let closed = counters.closed.load(Ordering::Relaxed);
-    if closed > 0 {
-        report.problems.push(format!(
-            "{closed} sockets were closed by the server during the run"
-        ));
-    }
-    let errors = counters.errors.load(Ordering::Relaxed);
-    if errors > 0 {
-        report
-            .problems
-            .push(format!("{errors} error frames or failed sends"));
-    }
+    report.problems.extend(counters.problems());
     let failed = visits.failed.load(Ordering::Relaxed);
     if failed > 0 {
         report.problems.push(format!("{failed} visits failed"));

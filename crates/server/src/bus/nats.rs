@@ -201,19 +201,31 @@ impl NatsBus {
             .map_err(unavailable)?;
         let js = jetstream::new(client.clone());
         let stream_name = format!("PALAVER_{prefix}");
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{root}.s.>")],
-                max_age: options.stream_max_age,
-                max_bytes: options.stream_max_bytes,
-                duplicate_window: options.duplicate_window,
-                storage: stream::StorageType::File,
-                discard: stream::DiscardPolicy::Old,
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
+        let config = stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![format!("{root}.s.>")],
+            max_age: options.stream_max_age,
+            max_bytes: options.stream_max_bytes,
+            duplicate_window: options.duplicate_window,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
+        };
+        // A create can fail for a moment: nats-server 2.9 removes an account's stream
+        // directory when its last stream is deleted, and a create racing that fails
+        // (JetStream error 10049). A starting node tries a few times before giving up.
+        let mut attempt = 0;
+        let stream = loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(stream) => break stream,
+                Err(err) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::warn!(%err, attempt, "creating the JetStream stream failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                Err(err) => return Err(unavailable(err)),
+            }
+        };
 
         let local = Arc::new(MemoryBus::new(options.local_capacity));
         let ephemeral = client
