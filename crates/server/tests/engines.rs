@@ -141,7 +141,8 @@ async fn nats_streams_are_created_while_others_are_deleted() {
             })
         });
         for node in futures::future::join_all(nodes).await {
-            node.expect("task").expect("a node starts and removes its stream");
+            node.expect("task")
+                .expect("a node starts and removes its stream");
         }
     }
 }
