@@ -150,6 +150,13 @@ pub fn clean_image(
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
+    // Some decoders take a zero width or height from the header and yield no pixels:
+    // nothing to show, and clients divide by these.
+    if width == 0 || height == 0 {
+        return Err(ImageError::Decode(format!(
+            "the image is {width}×{height} pixels"
+        )));
+    }
     if u64::from(width) * u64::from(height) > max_pixels {
         return Err(ImageError::TooManyPixels(max_pixels));
     }
@@ -316,6 +323,14 @@ mod tests {
         let mut cut = webp.to_vec();
         cut.truncate(cut.len() - 1);
         assert!(check_riff_chunks(&cut).is_err(), "a truncated file");
+    }
+
+    #[test]
+    fn an_image_without_pixels_is_refused() {
+        // Found by fuzz/thumbnail: a GIF whose screen is 1544×0 was stored as 1544×0.
+        let flat = include_bytes!("../../../../fuzz/findings/thumbnail-gif-zero-height");
+        let refused = clean_image(Bytes::from_static(flat), "image/gif", 320, 1_000_000);
+        assert!(matches!(refused, Err(ImageError::Decode(_))), "{refused:?}");
     }
 
     #[test]
