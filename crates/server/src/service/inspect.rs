@@ -165,7 +165,15 @@ pub fn clean_image(
 
     let upright = matches!(orientation, image::metadata::Orientation::NoTransforms);
     let (bytes, format, width, height) = if upright {
-        (strip_metadata(bytes, format)?, format, width, height)
+        let stripped = strip_metadata(bytes, format)?;
+        // Stripping rewrites the container, and a file the decoder tolerated can come out
+        // of it unreadable (a JPEG with a stray marker did): then store the pixels,
+        // re-encoded, rather than a file nobody can open.
+        if opens_as(&stripped, format, (width, height)) {
+            (stripped, format, width, height)
+        } else {
+            (encode(&picture, format)?, format, width, height)
+        }
     } else {
         // Removing the EXIF orientation would show the picture sideways: rotate the
         // pixels instead, which re-encodes (and so drops every metadata block too).
@@ -197,6 +205,13 @@ pub fn clean_image(
         thumbnail,
         thumbnail_mime,
     })
+}
+
+/// Whether `bytes` open as `format` with these dimensions (headers only, no pixels).
+fn opens_as(bytes: &[u8], format: ImageFormat, dimensions: (u32, u32)) -> bool {
+    ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .is_ok_and(|d| d.dimensions() == dimensions)
 }
 
 fn decode_error(err: image::ImageError) -> ImageError {
@@ -331,6 +346,19 @@ mod tests {
         let flat = include_bytes!("../../../../fuzz/findings/thumbnail-gif-zero-height");
         let refused = clean_image(Bytes::from_static(flat), "image/gif", 320, 1_000_000);
         assert!(matches!(refused, Err(ImageError::Decode(_))), "{refused:?}");
+    }
+
+    #[test]
+    fn a_cleaned_image_always_opens() {
+        // Found by fuzz/thumbnail: a JPEG with a stray marker decoded, but the file left
+        // after stripping its metadata did not ("number of components cannot be zero").
+        let odd =
+            include_bytes!("../../../../fuzz/findings/thumbnail-jpeg-unreadable-after-stripping");
+        let clean = clean_image(Bytes::from_static(odd), "image/jpeg", 320, 1_000_000)
+            .expect("its pixels decode, so it is kept");
+        let again = image::load_from_memory_with_format(&clean.bytes, ImageFormat::Jpeg)
+            .expect("the stored file decodes");
+        assert_eq!((again.width(), again.height()), (clean.width, clean.height));
     }
 
     #[test]
