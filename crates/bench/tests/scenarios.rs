@@ -21,18 +21,7 @@ async fn server_with(
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_path_buf(),
         insecure_fast_password_hashing: true,
-        rate_limits: RateLimitConfig {
-            login_per_minute: many,
-            login_burst: many,
-            register_per_minute: many,
-            register_burst: many,
-            send_per_minute: many,
-            send_burst: many,
-            ephemeral_per_minute: many,
-            ephemeral_burst: many,
-            actions_per_minute: many,
-            actions_burst: many,
-        },
+        rate_limits: RateLimitConfig::all(many),
         ..Config::default()
     };
     tweak(&mut config);

@@ -320,6 +320,24 @@ pub struct RateLimitConfig {
     pub actions_burst: u32,
 }
 
+impl RateLimitConfig {
+    /// Every rate and burst at `n`: for tests and load runs that must not be throttled.
+    pub fn all(n: u32) -> Self {
+        Self {
+            login_per_minute: n,
+            login_burst: n,
+            register_per_minute: n,
+            register_burst: n,
+            send_per_minute: n,
+            send_burst: n,
+            ephemeral_per_minute: n,
+            ephemeral_burst: n,
+            actions_per_minute: n,
+            actions_burst: n,
+        }
+    }
+}
+
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {

@@ -60,18 +60,7 @@ async fn spawn_server(dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) 
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.to_path_buf(),
         insecure_fast_password_hashing: true,
-        rate_limits: RateLimitConfig {
-            login_per_minute: many,
-            login_burst: many,
-            register_per_minute: many,
-            register_burst: many,
-            send_per_minute: many,
-            send_burst: many,
-            ephemeral_per_minute: many,
-            ephemeral_burst: many,
-            actions_per_minute: many,
-            actions_burst: many,
-        },
+        rate_limits: RateLimitConfig::all(many),
         ..Config::default()
     };
     let app = Application::build(config).await.expect("build app");

@@ -49,18 +49,7 @@ async fn web_client_end_to_end() {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: data.path().to_path_buf(),
         insecure_fast_password_hashing: true,
-        rate_limits: RateLimitConfig {
-            send_per_minute: lots,
-            send_burst: lots,
-            login_per_minute: lots,
-            login_burst: lots,
-            register_per_minute: lots,
-            register_burst: lots,
-            ephemeral_per_minute: lots,
-            ephemeral_burst: lots,
-            actions_per_minute: lots,
-            actions_burst: lots,
-        },
+        rate_limits: RateLimitConfig::all(lots),
         ..Config::default()
     };
     let app = Application::build(config).await.expect("build app");
