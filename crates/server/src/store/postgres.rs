@@ -277,7 +277,10 @@ impl Store for PostgresStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AccountStore for PostgresStore {
     async fn create_user(&self, user: &User, password_hash: &str) -> StoreResult<()> {
         sqlx::query("INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(user.id)
@@ -499,7 +502,10 @@ impl Store for PostgresStore {
         .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
+}
 
+#[async_trait]
+impl RoomStore for PostgresStore {
     async fn create_room(&self, room: &NewRoom) -> StoreResult<(Uuid, bool)> {
         let mut tx = self.pool.begin().await?;
         // ON CONFLICT on the pair's key: two nodes creating the same 1:1 room at once
@@ -687,7 +693,10 @@ impl Store for PostgresStore {
             .map(|r| Ok((r.try_get("room_id")?, r.try_get("user_id")?)))
             .collect()
     }
+}
 
+#[async_trait]
+impl MessageStore for PostgresStore {
     async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -875,7 +884,140 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(out)
     }
+    async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
 
+    async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message> {
+        let row = sqlx::query(&format!(
+            "UPDATE messages SET content = $1, edited_at = $2 WHERE id = $3 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .bind(content)
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
+    }
+
+    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
+        let row = sqlx::query(&format!(
+            "UPDATE messages SET content = '', media_id = NULL, deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL \
+             RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
+    }
+
+    async fn messages(
+        &self,
+        room: Uuid,
+        after: i64,
+        before: i64,
+        limit: u32,
+        newest: bool,
+    ) -> StoreResult<Vec<Message>> {
+        // A range scan of the (room_id, seq) primary key in either direction.
+        let order = if newest { "DESC" } else { "ASC" };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
+        ))
+        .bind(room)
+        .bind(after)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if newest {
+            out.reverse();
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ReceiptStore for PostgresStore {
+    async fn advance_marker(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        kind: ReceiptKind,
+        seq: i64,
+    ) -> StoreResult<Option<MarkerMove>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query("SELECT last_seq FROM rooms WHERE id = $1")
+            .bind(room)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let last_seq: i64 = row.try_get("last_seq")?;
+        // FOR UPDATE: two devices of one user acknowledging on two nodes at once must
+        // not move the marker back by writing a stale maximum.
+        let Some(row) = sqlx::query(
+            "SELECT delivered_seq, read_seq FROM members WHERE room_id = $1 AND user_id = $2 FOR UPDATE",
+        )
+        .bind(room)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let delivered: i64 = row.try_get("delivered_seq")?;
+        let read: i64 = row.try_get("read_seq")?;
+        let target = seq.min(last_seq);
+        let before = Self::summary_on(&mut *tx, room).await?;
+        // Reading implies delivery: a read marker drags the delivered marker along.
+        let (new_delivered, new_read) = match kind {
+            ReceiptKind::Delivered => (delivered.max(target), read),
+            ReceiptKind::Read => (delivered.max(target), read.max(target)),
+        };
+        let moved = (new_delivered, new_read) != (delivered, read);
+        if moved {
+            sqlx::query("UPDATE members SET delivered_seq = $1, read_seq = $2 WHERE room_id = $3 AND user_id = $4")
+                .bind(new_delivered)
+                .bind(new_read)
+                .bind(room)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let after = Self::summary_on(&mut *tx, room).await?;
+        tx.commit().await?;
+        let seq = match kind {
+            ReceiptKind::Delivered => new_delivered,
+            ReceiptKind::Read => new_read,
+        };
+        Ok(Some(MarkerMove {
+            seq,
+            moved,
+            summary_before: before,
+            summary_after: after,
+        }))
+    }
+
+    async fn summary(&self, room: Uuid) -> StoreResult<(i64, i64)> {
+        Self::summary_on(&self.pool, room).await
+    }
+}
+
+#[async_trait]
+impl MediaRecordStore for PostgresStore {
     async fn insert_media(&self, m: &MediaRow) -> StoreResult<()> {
         let size = i64::try_from(m.size)
             .map_err(|_| StoreError::Corrupt(format!("media size {}", m.size)))?;
@@ -961,172 +1103,10 @@ impl Store for PostgresStore {
         .await?;
         Ok(row.try_get("used")?)
     }
+}
 
-    async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(message_from_row).transpose()
-    }
-
-    async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message> {
-        let row = sqlx::query(&format!(
-            "UPDATE messages SET content = $1, edited_at = $2 WHERE id = $3 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .bind(content)
-        .bind(now_ms)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
-    }
-
-    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
-        let row = sqlx::query(&format!(
-            "UPDATE messages SET content = '', media_id = NULL, deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL \
-             RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .bind(now_ms)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
-    }
-
-    async fn messages(
-        &self,
-        room: Uuid,
-        after: i64,
-        before: i64,
-        limit: u32,
-        newest: bool,
-    ) -> StoreResult<Vec<Message>> {
-        // A range scan of the (room_id, seq) primary key in either direction.
-        let order = if newest { "DESC" } else { "ASC" };
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
-        ))
-        .bind(room)
-        .bind(after)
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if newest {
-            out.reverse();
-        }
-        Ok(out)
-    }
-
-    async fn advance_marker(
-        &self,
-        room: Uuid,
-        user: Uuid,
-        kind: ReceiptKind,
-        seq: i64,
-    ) -> StoreResult<Option<MarkerMove>> {
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query("SELECT last_seq FROM rooms WHERE id = $1")
-            .bind(room)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let last_seq: i64 = row.try_get("last_seq")?;
-        // FOR UPDATE: two devices of one user acknowledging on two nodes at once must
-        // not move the marker back by writing a stale maximum.
-        let Some(row) = sqlx::query(
-            "SELECT delivered_seq, read_seq FROM members WHERE room_id = $1 AND user_id = $2 FOR UPDATE",
-        )
-        .bind(room)
-        .bind(user)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let delivered: i64 = row.try_get("delivered_seq")?;
-        let read: i64 = row.try_get("read_seq")?;
-        let target = seq.min(last_seq);
-        let before = Self::summary_on(&mut *tx, room).await?;
-        // Reading implies delivery: a read marker drags the delivered marker along.
-        let (new_delivered, new_read) = match kind {
-            ReceiptKind::Delivered => (delivered.max(target), read),
-            ReceiptKind::Read => (delivered.max(target), read.max(target)),
-        };
-        let moved = (new_delivered, new_read) != (delivered, read);
-        if moved {
-            sqlx::query("UPDATE members SET delivered_seq = $1, read_seq = $2 WHERE room_id = $3 AND user_id = $4")
-                .bind(new_delivered)
-                .bind(new_read)
-                .bind(room)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let after = Self::summary_on(&mut *tx, room).await?;
-        tx.commit().await?;
-        let seq = match kind {
-            ReceiptKind::Delivered => new_delivered,
-            ReceiptKind::Read => new_read,
-        };
-        Ok(Some(MarkerMove {
-            seq,
-            moved,
-            summary_before: before,
-            summary_after: after,
-        }))
-    }
-
-    async fn summary(&self, room: Uuid) -> StoreResult<(i64, i64)> {
-        Self::summary_on(&self.pool, room).await
-    }
-
-    async fn audit(&self, entry: AuditEntry, now_ms: i64) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(now_ms)
-        .bind(entry.actor)
-        .bind(entry.action)
-        .bind(entry.target)
-        .bind(entry.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn audit_tail(
-        &self,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, Option<Uuid>, String, Option<String>)>> {
-        let rows = sqlx::query(
-            "SELECT at, actor, action, target FROM audit_log ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("at")?,
-                    r.try_get("actor")?,
-                    r.try_get("action")?,
-                    r.try_get("target")?,
-                ))
-            })
-            .collect()
-    }
-
-    // --- push ---
+#[async_trait]
+impl PushStore for PostgresStore {
     async fn upsert_push_subscription(
         &self,
         sub: &PushSubscriptionRow,
@@ -1231,6 +1211,45 @@ impl Store for PostgresStore {
             })
         })
         .transpose()
+    }
+}
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn audit(&self, entry: AuditEntry, now_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(now_ms)
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.target)
+        .bind(entry.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_tail(
+        &self,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Option<Uuid>, String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, target FROM audit_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("at")?,
+                    r.try_get("actor")?,
+                    r.try_get("action")?,
+                    r.try_get("target")?,
+                ))
+            })
+            .collect()
     }
 }
 

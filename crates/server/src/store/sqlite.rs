@@ -196,7 +196,10 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AccountStore for SqliteStore {
     async fn create_user(&self, user: &User, password_hash: &str) -> StoreResult<()> {
         let created = (user.created_at.unix_timestamp_nanos() / 1_000_000) as i64;
         sqlx::query("INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)")
@@ -406,7 +409,10 @@ impl Store for SqliteStore {
                 .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
+}
 
+#[async_trait]
+impl RoomStore for SqliteStore {
     async fn create_room(&self, room: &NewRoom) -> StoreResult<(Uuid, bool)> {
         let mut tx = self.write.begin().await?;
         if let Some(key) = &room.direct_key {
@@ -589,7 +595,10 @@ impl Store for SqliteStore {
             .map(|r| Ok((r.try_get("room_id")?, r.try_get("user_id")?)))
             .collect()
     }
+}
 
+#[async_trait]
+impl MessageStore for SqliteStore {
     async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
         // A batch costs a fixed handful of statements, not a few per message: every
         // statement is a round trip to sqlx's SQLite worker thread, and those hand-offs,
@@ -733,7 +742,137 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(out)
     }
+    async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
 
+    async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message> {
+        let row = sqlx::query(&format!(
+            "UPDATE messages SET content = ?, edited_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .bind(content)
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.write)
+        .await?;
+        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
+    }
+
+    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
+        let row = sqlx::query(&format!(
+            "UPDATE messages SET content = '', media_id = NULL, deleted_at = ? WHERE id = ? AND deleted_at IS NULL \
+             RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.write)
+        .await?;
+        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
+    }
+
+    async fn messages(
+        &self,
+        room: Uuid,
+        after: i64,
+        before: i64,
+        limit: u32,
+        newest: bool,
+    ) -> StoreResult<Vec<Message>> {
+        let order = if newest { "DESC" } else { "ASC" };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
+        ))
+        .bind(room)
+        .bind(after)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if newest {
+            out.reverse();
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ReceiptStore for SqliteStore {
+    async fn advance_marker(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        kind: ReceiptKind,
+        seq: i64,
+    ) -> StoreResult<Option<MarkerMove>> {
+        let mut tx = self.write.begin().await?;
+        let Some(row) = sqlx::query("SELECT last_seq FROM rooms WHERE id = ?")
+            .bind(room)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let last_seq: i64 = row.try_get("last_seq")?;
+        let Some(row) = sqlx::query(
+            "SELECT delivered_seq, read_seq FROM members WHERE room_id = ? AND user_id = ?",
+        )
+        .bind(room)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let delivered: i64 = row.try_get("delivered_seq")?;
+        let read: i64 = row.try_get("read_seq")?;
+        let target = seq.min(last_seq);
+        let before = Self::summary_on(&mut *tx, room).await?;
+        // Reading implies delivery: a read marker drags the delivered marker along.
+        let (new_delivered, new_read) = match kind {
+            ReceiptKind::Delivered => (delivered.max(target), read),
+            ReceiptKind::Read => (delivered.max(target), read.max(target)),
+        };
+        let moved = (new_delivered, new_read) != (delivered, read);
+        if moved {
+            sqlx::query("UPDATE members SET delivered_seq = ?, read_seq = ? WHERE room_id = ? AND user_id = ?")
+                .bind(new_delivered)
+                .bind(new_read)
+                .bind(room)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let after = Self::summary_on(&mut *tx, room).await?;
+        tx.commit().await?;
+        let seq = match kind {
+            ReceiptKind::Delivered => new_delivered,
+            ReceiptKind::Read => new_read,
+        };
+        Ok(Some(MarkerMove {
+            seq,
+            moved,
+            summary_before: before,
+            summary_after: after,
+        }))
+    }
+
+    async fn summary(&self, room: Uuid) -> StoreResult<(i64, i64)> {
+        Self::summary_on(&self.read, room).await
+    }
+}
+
+#[async_trait]
+impl MediaRecordStore for SqliteStore {
     async fn insert_media(&self, m: &MediaRow) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO media ({MEDIA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -825,168 +964,10 @@ impl Store for SqliteStore {
         .await?;
         Ok(row.try_get::<i64, _>("used")? != 0)
     }
+}
 
-    async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(message_from_row).transpose()
-    }
-
-    async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message> {
-        let row = sqlx::query(&format!(
-            "UPDATE messages SET content = ?, edited_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .bind(content)
-        .bind(now_ms)
-        .bind(id)
-        .fetch_optional(&self.write)
-        .await?;
-        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
-    }
-
-    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
-        let row = sqlx::query(&format!(
-            "UPDATE messages SET content = '', media_id = NULL, deleted_at = ? WHERE id = ? AND deleted_at IS NULL \
-             RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .bind(now_ms)
-        .bind(id)
-        .fetch_optional(&self.write)
-        .await?;
-        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
-    }
-
-    async fn messages(
-        &self,
-        room: Uuid,
-        after: i64,
-        before: i64,
-        limit: u32,
-        newest: bool,
-    ) -> StoreResult<Vec<Message>> {
-        let order = if newest { "DESC" } else { "ASC" };
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
-        ))
-        .bind(room)
-        .bind(after)
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        let mut out = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if newest {
-            out.reverse();
-        }
-        Ok(out)
-    }
-
-    async fn advance_marker(
-        &self,
-        room: Uuid,
-        user: Uuid,
-        kind: ReceiptKind,
-        seq: i64,
-    ) -> StoreResult<Option<MarkerMove>> {
-        let mut tx = self.write.begin().await?;
-        let Some(row) = sqlx::query("SELECT last_seq FROM rooms WHERE id = ?")
-            .bind(room)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let last_seq: i64 = row.try_get("last_seq")?;
-        let Some(row) = sqlx::query(
-            "SELECT delivered_seq, read_seq FROM members WHERE room_id = ? AND user_id = ?",
-        )
-        .bind(room)
-        .bind(user)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let delivered: i64 = row.try_get("delivered_seq")?;
-        let read: i64 = row.try_get("read_seq")?;
-        let target = seq.min(last_seq);
-        let before = Self::summary_on(&mut *tx, room).await?;
-        // Reading implies delivery: a read marker drags the delivered marker along.
-        let (new_delivered, new_read) = match kind {
-            ReceiptKind::Delivered => (delivered.max(target), read),
-            ReceiptKind::Read => (delivered.max(target), read.max(target)),
-        };
-        let moved = (new_delivered, new_read) != (delivered, read);
-        if moved {
-            sqlx::query("UPDATE members SET delivered_seq = ?, read_seq = ? WHERE room_id = ? AND user_id = ?")
-                .bind(new_delivered)
-                .bind(new_read)
-                .bind(room)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let after = Self::summary_on(&mut *tx, room).await?;
-        tx.commit().await?;
-        let seq = match kind {
-            ReceiptKind::Delivered => new_delivered,
-            ReceiptKind::Read => new_read,
-        };
-        Ok(Some(MarkerMove {
-            seq,
-            moved,
-            summary_before: before,
-            summary_after: after,
-        }))
-    }
-
-    async fn summary(&self, room: Uuid) -> StoreResult<(i64, i64)> {
-        Self::summary_on(&self.read, room).await
-    }
-
-    async fn audit(&self, entry: AuditEntry, now_ms: i64) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(now_ms)
-        .bind(entry.actor)
-        .bind(entry.action)
-        .bind(entry.target)
-        .bind(entry.detail)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    async fn audit_tail(
-        &self,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, Option<Uuid>, String, Option<String>)>> {
-        let rows =
-            sqlx::query("SELECT at, actor, action, target FROM audit_log ORDER BY id DESC LIMIT ?")
-                .bind(i64::from(limit))
-                .fetch_all(&self.read)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("at")?,
-                    r.try_get("actor")?,
-                    r.try_get("action")?,
-                    r.try_get("target")?,
-                ))
-            })
-            .collect()
-    }
-
-    // --- push ---
+#[async_trait]
+impl PushStore for SqliteStore {
     async fn upsert_push_subscription(
         &self,
         sub: &PushSubscriptionRow,
@@ -1094,6 +1075,44 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn audit(&self, entry: AuditEntry, now_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(now_ms)
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.target)
+        .bind(entry.detail)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_tail(
+        &self,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Option<Uuid>, String, Option<String>)>> {
+        let rows =
+            sqlx::query("SELECT at, actor, action, target FROM audit_log ORDER BY id DESC LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("at")?,
+                    r.try_get("actor")?,
+                    r.try_get("action")?,
+                    r.try_get("target")?,
+                ))
+            })
+            .collect()
     }
 }
 

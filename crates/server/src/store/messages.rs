@@ -1,0 +1,57 @@
+//! Messages: the group-commit append, edits, deletions and pages of history.
+
+use async_trait::async_trait;
+use palaver_proto::Message;
+use uuid::Uuid;
+
+use super::StoreResult;
+
+/// A message to append; the store gives it the room's next seq.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub sender_id: Uuid,
+    pub client_msg_id: String,
+    pub kind: palaver_proto::MessageType,
+    pub content: String,
+    pub media_id: Option<Uuid>,
+    /// What `media_id` names, copied into the stored message's answer.
+    pub media: Option<palaver_proto::Media>,
+    pub now_ms: i64,
+}
+
+/// The outcome of one append in a batch.
+#[derive(Debug, Clone)]
+pub enum Appended {
+    /// Stored now, with its seq.
+    New(Message),
+    /// The idempotency key was used before: the message stored then.
+    Duplicate(Message),
+    /// The sender is not a member of the room (checked inside the transaction).
+    NotMember,
+}
+
+/// Messages. Every method is one transaction.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Appends messages in one transaction (group commit): each gets its room's next
+    /// seq, unless its idempotency key was seen, or its sender is not a member. Nothing
+    /// is returned before the transaction is durable.
+    async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>>;
+    async fn message(&self, id: Uuid) -> StoreResult<Option<Message>>;
+    /// Replaces the content; returns the updated message.
+    async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message>;
+    /// Blanks the content and marks it deleted; returns the updated message.
+    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message>;
+    /// Messages with `after < seq < before`, at most `limit`, ascending; `newest` picks the
+    /// page next to `before` (otherwise the page next to `after`).
+    async fn messages(
+        &self,
+        room: Uuid,
+        after: i64,
+        before: i64,
+        limit: u32,
+        newest: bool,
+    ) -> StoreResult<Vec<Message>>;
+}

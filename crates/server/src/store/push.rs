@@ -1,0 +1,55 @@
+//! Push notifications: Web Push subscriptions, mutes and the preview setting.
+
+use async_trait::async_trait;
+use palaver_proto::NotificationPreview;
+use uuid::Uuid;
+
+use super::StoreResult;
+
+/// A Web Push subscription with its keys.
+#[derive(Debug, Clone)]
+pub struct PushSubscriptionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub endpoint: String,
+    /// The browser's P-256 public key, 65 bytes uncompressed.
+    pub p256dh: Vec<u8>,
+    /// The 16-byte authentication secret.
+    pub auth: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
+/// What deciding on one notification needs to know about a member of a room.
+#[derive(Debug, Clone, Copy)]
+pub struct PushTarget {
+    pub delivered_seq: i64,
+    pub muted: bool,
+    pub preview: NotificationPreview,
+}
+
+/// Push subscriptions and settings. Every method is one transaction.
+#[async_trait]
+pub trait PushStore: Send + Sync + 'static {
+    /// Stores a subscription, or updates the one with the same endpoint (keys and owner
+    /// from `sub`, id and creation time kept); returns the stored row and whether it is new.
+    async fn upsert_push_subscription(
+        &self,
+        sub: &PushSubscriptionRow,
+    ) -> StoreResult<(PushSubscriptionRow, bool)>;
+    /// The user's subscriptions, oldest first.
+    async fn push_subscriptions(&self, user: Uuid) -> StoreResult<Vec<PushSubscriptionRow>>;
+    /// Deletes a subscription (only if it is `owner`'s, when given); whether it existed.
+    async fn delete_push_subscription(&self, id: Uuid, owner: Option<Uuid>) -> StoreResult<bool>;
+    /// Mutes or unmutes a room for a member; false if they are not a member.
+    async fn set_room_muted(&self, room: Uuid, user: Uuid, muted: bool) -> StoreResult<bool>;
+    /// The user's preview setting and muted rooms; `NotFound` if there is no such user.
+    async fn push_settings(&self, user: Uuid) -> StoreResult<(NotificationPreview, Vec<Uuid>)>;
+    /// `NotFound` if there is no such user.
+    async fn set_notification_preview(
+        &self,
+        user: Uuid,
+        preview: NotificationPreview,
+    ) -> StoreResult<()>;
+    /// The member's delivered marker, mute and preview; `None` if not a member.
+    async fn push_target(&self, room: Uuid, user: Uuid) -> StoreResult<Option<PushTarget>>;
+}
