@@ -15,13 +15,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use palaver_proto::{MessageType, NotificationPreview, ReceiptKind, Role, User};
+use palaver_proto::{MessageType, NotificationPreview, Role, User};
 use palaver_server::clock::{now_ms, to_time};
 use palaver_server::store::postgres::{PgPoolSettings, PostgresStore};
 use palaver_server::store::sqlite::SqliteStore;
 use palaver_server::store::{
-    Appended, AuditEntry, MediaRow, NewMessage, NewRoom, PushSubscriptionRow, RefreshOutcome,
-    Store, StoreError,
+    Appended, AuditEntry, AuditRecord, Constraint, Entity, Markers, MediaRow, NewMessage, NewRoom,
+    PushSubscriptionRow, RefreshOutcome, SeqOrder, Store, StoreError,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -279,7 +279,7 @@ fn msg(room: Uuid, sender: Uuid, key: &str) -> NewMessage {
 /// Every message of a room, ascending (the rooms here hold at most a few thousand).
 async fn whole_room(store: &dyn Store, room: Uuid) -> Vec<palaver_proto::Message> {
     store
-        .messages(room, 0, i64::MAX, 5000, false)
+        .messages(room, 0, i64::MAX, 5000, SeqOrder::Ascending)
         .await
         .expect("history")
 }
@@ -316,7 +316,7 @@ async fn users_and_search(fx: &mut Fixture) {
     };
     assert!(matches!(
         s.create_user(&again, "h").await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::Conflict(Constraint::Username))
     ));
 
     assert_eq!(s.user(alice.id).await.expect("user"), Some(alice.clone()));
@@ -352,7 +352,7 @@ async fn users_and_search(fx: &mut Fixture) {
 
     assert!(matches!(
         s.set_display_name(Uuid::now_v7(), "x").await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound(Entity::User))
     ));
     assert_eq!(s.last_seen(alice.id).await.expect("last seen"), None);
     s.set_last_seen(alice.id, 1234)
@@ -496,7 +496,7 @@ async fn groups_members_and_roles(fx: &mut Fixture) {
     assert!(matches!(
         s.add_members(Uuid::now_v7(), &[(d.id, Role::Member)], now_ms())
             .await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound(Entity::Room))
     ));
 
     // The owner leaves; the heir becomes owner in the same transaction.
@@ -634,15 +634,15 @@ async fn edit_and_delete(fx: &mut Fixture) {
     assert_eq!(s.message(m.id).await.expect("read"), Some(deleted));
     assert!(matches!(
         s.edit_message(m.id, "again", 7_000).await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound(Entity::Message))
     ));
     assert!(matches!(
         s.delete_message(m.id, 7_000).await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound(Entity::Message))
     ));
     assert!(matches!(
         s.edit_message(Uuid::now_v7(), "x", 7_000).await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound(Entity::Message))
     ));
     assert!(s.message(Uuid::now_v7()).await.expect("read").is_none());
 }
@@ -656,23 +656,36 @@ async fn history_pages(fx: &mut Fixture) {
     send(s, batch).await;
     send(s, vec![msg(other, a.id, "x")]).await;
 
-    let page = |after, before, limit, newest| s.messages(room, after, before, limit, newest);
+    use SeqOrder::{Ascending, Descending};
+    let page = |after, before, limit, order| s.messages(room, after, before, limit, order);
     assert_eq!(
-        seqs(&page(0, i64::MAX, 3, false).await.expect("page")),
+        seqs(&page(0, i64::MAX, 3, Ascending).await.expect("page")),
         [1, 2, 3]
     );
+    // The highest seqs of the range, read from the top down.
     assert_eq!(
-        seqs(&page(0, i64::MAX, 3, true).await.expect("page")),
+        seqs(&page(0, i64::MAX, 3, Descending).await.expect("page")),
+        [10, 9, 8]
+    );
+    assert_eq!(
+        seqs(&page(0, 5, 2, Descending).await.expect("page")),
+        [4, 3]
+    );
+    assert_eq!(
+        seqs(&page(7, i64::MAX, 50, Ascending).await.expect("page")),
         [8, 9, 10]
     );
-    assert_eq!(seqs(&page(0, 5, 2, true).await.expect("page")), [3, 4]);
     assert_eq!(
-        seqs(&page(7, i64::MAX, 50, false).await.expect("page")),
-        [8, 9, 10]
+        seqs(&page(3, 6, 50, Descending).await.expect("page")),
+        [5, 4]
     );
-    assert_eq!(seqs(&page(3, 6, 50, true).await.expect("page")), [4, 5]);
-    assert!(page(10, i64::MAX, 5, false).await.expect("page").is_empty());
-    let all = page(0, i64::MAX, 100, false).await.expect("page");
+    assert!(
+        page(10, i64::MAX, 5, Ascending)
+            .await
+            .expect("page")
+            .is_empty()
+    );
+    let all = page(0, i64::MAX, 100, Ascending).await.expect("page");
     assert_eq!(all.len(), 10);
     assert!(all.iter().all(|m| m.room_id == room));
     assert_eq!(all[0].content, "text of 1");
@@ -688,49 +701,73 @@ async fn markers_and_summary(fx: &mut Fixture) {
         (1..=5).map(|i| msg(room, a.id, &format!("{i}"))).collect(),
     )
     .await;
-    assert_eq!(s.summary(room).await.expect("summary"), (0, 0));
+    let marks = |delivered_seq, read_seq| Markers {
+        delivered_seq,
+        read_seq,
+    };
+    assert_eq!(s.summary(room).await.expect("summary"), marks(0, 0));
 
-    // Clamped to the room's last seq.
+    // Clamped to the room's last seq; a target of 0 leaves that marker alone.
     let moved = s
-        .advance_marker(room, b.id, ReceiptKind::Delivered, 100)
+        .advance_markers(room, b.id, marks(100, 0))
         .await
         .expect("advance")
         .expect("member");
-    assert_eq!((moved.seq, moved.moved), (5, true));
-    assert_eq!(moved.summary_before, (0, 0));
-    assert_eq!(moved.summary_after, (5, 0));
+    assert_eq!((moved.markers, moved.moved), (marks(5, 0), true));
+    assert_eq!(moved.summary_before, marks(0, 0));
+    assert_eq!(moved.summary_after, marks(5, 0));
 
     // Never backwards.
     let same = s
-        .advance_marker(room, b.id, ReceiptKind::Delivered, 2)
+        .advance_markers(room, b.id, marks(2, 0))
         .await
         .expect("advance")
         .expect("member");
-    assert_eq!((same.seq, same.moved), (5, false));
+    assert_eq!((same.markers, same.moved), (marks(5, 0), false));
 
+    // Each marker on its own: read moves to 3, delivered stays at 5.
     let read = s
-        .advance_marker(room, b.id, ReceiptKind::Read, 3)
+        .advance_markers(room, b.id, marks(3, 3))
         .await
         .expect("advance")
         .expect("member");
-    assert_eq!((read.seq, read.moved), (3, true));
-    assert_eq!(read.summary_after, (5, 3));
-    assert_eq!(s.summary(room).await.expect("summary"), (5, 3));
+    assert_eq!((read.markers, read.moved), (marks(5, 3), true));
+    assert_eq!(read.summary_before, marks(5, 0));
+    assert_eq!(read.summary_after, marks(5, 3));
+    assert_eq!(s.summary(room).await.expect("summary"), marks(5, 3));
 
-    let outsider = user(s, "carol").await;
+    // Both at once, in one transaction.
+    let c = user(s, "carol").await;
+    let other = group(s, &[(a.id, Role::Owner), (c.id, Role::Member)]).await;
+    send(s, vec![msg(other, a.id, "1"), msg(other, a.id, "2")]).await;
+    let both = s
+        .advance_markers(other, c.id, marks(2, 2))
+        .await
+        .expect("advance")
+        .expect("member");
+    assert_eq!((both.markers, both.moved), (marks(2, 2), true));
+    assert_eq!(
+        (both.summary_before, both.summary_after),
+        (marks(0, 0), marks(2, 2))
+    );
+
+    let outsider = user(s, "dave").await;
     assert!(
-        s.advance_marker(room, outsider.id, ReceiptKind::Read, 1)
+        s.advance_markers(room, outsider.id, marks(1, 1))
             .await
             .expect("advance")
             .is_none()
     );
     assert!(
-        s.advance_marker(Uuid::now_v7(), b.id, ReceiptKind::Read, 1)
+        s.advance_markers(Uuid::now_v7(), b.id, marks(1, 1))
             .await
             .expect("advance")
             .is_none()
     );
-    assert_eq!(s.summary(Uuid::now_v7()).await.expect("summary"), (0, 0));
+    assert_eq!(
+        s.summary(Uuid::now_v7()).await.expect("summary"),
+        marks(0, 0)
+    );
 }
 
 async fn room_list_order_and_unread(fx: &mut Fixture) {
@@ -936,18 +973,25 @@ async fn push_settings_and_subscriptions(fx: &mut Fixture) {
     assert_eq!(s.push_settings(a.id).await.expect("settings").1, vec![room]);
     assert!(matches!(
         s.push_settings(Uuid::now_v7()).await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound(Entity::User))
     ));
     assert!(matches!(
         s.set_notification_preview(Uuid::now_v7(), NotificationPreview::Full)
             .await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound(Entity::User))
     ));
 
     send(s, vec![msg(room, b.id, "1"), msg(room, b.id, "2")]).await;
-    s.advance_marker(room, a.id, ReceiptKind::Delivered, 1)
-        .await
-        .expect("advance");
+    s.advance_markers(
+        room,
+        a.id,
+        Markers {
+            delivered_seq: 1,
+            read_seq: 0,
+        },
+    )
+    .await
+    .expect("advance");
     let target = s
         .push_target(room, a.id)
         .await
@@ -995,13 +1039,18 @@ async fn audit_log(fx: &mut Fixture) {
     assert_eq!(
         tail,
         vec![
-            (200, None, "login_failed".to_string(), None),
-            (
-                100,
-                Some(actor),
-                "login".to_string(),
-                Some("alice".to_string())
-            ),
+            AuditRecord {
+                at_ms: 200,
+                actor: None,
+                action: "login_failed".into(),
+                target: None,
+            },
+            AuditRecord {
+                at_ms: 100,
+                actor: Some(actor),
+                action: "login".into(),
+                target: Some("alice".into()),
+            },
         ]
     );
     assert_eq!(s.audit_tail(1).await.expect("tail").len(), 1);

@@ -21,7 +21,7 @@ use crate::bus::{Audience, Bus, Delivery, Event};
 use crate::cache::RateBucket;
 use crate::clock::now_ms;
 use crate::domain::{client_msg_id, message_content};
-use crate::store::{Appended, NewMessage, Store};
+use crate::store::{Appended, Markers, NewMessage, SeqOrder, Store};
 
 /// A stored message and whether the send was a retry of an earlier one.
 #[derive(Debug, Clone)]
@@ -186,14 +186,29 @@ async fn commit(
     }
 }
 
-/// The status of a message given the room's (min delivered, min read) summary.
-pub(super) fn status_for(seq: i64, (delivered, read): (i64, i64)) -> MessageStatus {
-    if seq <= read {
+/// The status of a message given the room's receipt summary.
+pub(super) fn status_for(seq: i64, summary: Markers) -> MessageStatus {
+    if seq <= summary.read_seq {
         MessageStatus::Read
-    } else if seq <= delivered {
+    } else if seq <= summary.delivered_seq {
         MessageStatus::Delivered
     } else {
         MessageStatus::Sent
+    }
+}
+
+/// Where a receipt moves the member's markers: reading implies delivery, so a read
+/// receipt moves both (a target of 0 leaves a marker where it is).
+pub(super) fn receipt_target(kind: ReceiptKind, seq: i64) -> Markers {
+    match kind {
+        ReceiptKind::Delivered => Markers {
+            delivered_seq: seq,
+            read_seq: 0,
+        },
+        ReceiptKind::Read => Markers {
+            delivered_seq: seq,
+            read_seq: seq,
+        },
     }
 }
 
@@ -334,7 +349,12 @@ impl Core {
                 "before must be at least 1 and after at least 0".into(),
             ));
         }
-        let newest = after.is_none();
+        // Without `after`, the page next to `before`: read from the top down.
+        let order = if after.is_none() {
+            SeqOrder::Descending
+        } else {
+            SeqOrder::Ascending
+        };
         let mut messages = self
             .store
             .messages(
@@ -342,16 +362,15 @@ impl Core {
                 after.unwrap_or(0),
                 before.unwrap_or(i64::MAX),
                 limit + 1,
-                newest,
+                order,
             )
             .await?;
+        // The one read past the limit only tells that there is more.
         let has_more = messages.len() > limit as usize;
-        if has_more {
-            if newest {
-                messages.remove(0);
-            } else {
-                messages.pop();
-            }
+        messages.truncate(limit as usize);
+        // Pages are answered in ascending seq.
+        if order == SeqOrder::Descending {
+            messages.reverse();
         }
         Ok(HistoryResponse {
             messages: self.with_status(room, messages).await?,
@@ -374,7 +393,7 @@ impl Core {
         }
         let messages = self
             .store
-            .messages(room, after, before, limit, false)
+            .messages(room, after, before, limit, SeqOrder::Ascending)
             .await?;
         self.with_status(room, messages).await
     }
@@ -492,22 +511,26 @@ impl Core {
         self.require_member(room, who.user_id)?;
         let moved = self
             .store
-            .advance_marker(room, who.user_id, kind, seq)
+            .advance_markers(room, who.user_id, receipt_target(kind, seq))
             .await?
             .ok_or(ServiceError::RoomNotFound)?;
+        let seq = match kind {
+            ReceiptKind::Delivered => moved.markers.delivered_seq,
+            ReceiptKind::Read => moved.markers.read_seq,
+        };
         if moved.moved {
             let frame = encode(&ServerFrame::Receipt {
                 room_id: room,
                 user_id: who.user_id,
                 status: kind,
-                seq: moved.seq,
+                seq,
             });
             self.deliver(Audience::Room(room), frame, None).await?;
         }
         if moved.summary_after != moved.summary_before {
             self.announce_summary(room, moved.summary_after).await?;
         }
-        Ok(moved.seq)
+        Ok(seq)
     }
 
     /// Relays a typing indicator to the room (not stored).
@@ -536,8 +559,20 @@ mod tests {
 
     #[test]
     fn status_follows_the_summary() {
-        assert_eq!(status_for(5, (4, 3)), MessageStatus::Sent);
-        assert_eq!(status_for(4, (4, 3)), MessageStatus::Delivered);
-        assert_eq!(status_for(3, (4, 3)), MessageStatus::Read);
+        let summary = Markers {
+            delivered_seq: 4,
+            read_seq: 3,
+        };
+        assert_eq!(status_for(5, summary), MessageStatus::Sent);
+        assert_eq!(status_for(4, summary), MessageStatus::Delivered);
+        assert_eq!(status_for(3, summary), MessageStatus::Read);
+    }
+
+    #[test]
+    fn reading_implies_delivery() {
+        let read = receipt_target(ReceiptKind::Read, 7);
+        assert_eq!((read.delivered_seq, read.read_seq), (7, 7));
+        let delivered = receipt_target(ReceiptKind::Delivered, 7);
+        assert_eq!((delivered.delivered_seq, delivered.read_seq), (7, 0));
     }
 }

@@ -26,7 +26,7 @@ use crate::bus::{Audience, Bus, BusError, Delivery, Event};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::media::MediaStore;
-use crate::store::{AuditEntry, Store, StoreError};
+use crate::store::{AuditEntry, Constraint, Entity, Markers, Store, StoreError};
 
 /// Everything a request can be refused or fail with.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +67,10 @@ pub enum ServiceError {
     DeliveryFailed,
     #[error("the server is shutting down")]
     Unavailable,
+    /// A store failure with no meaning for the client (`NotFound` and `Conflict` that
+    /// the client can cause become their own variants, through `From`).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error("internal error: {0}")]
@@ -107,6 +109,20 @@ impl ServiceError {
     /// True for failures of the server (logged, and hidden from the client).
     pub fn is_internal(&self) -> bool {
         self.code() == ErrorCode::Internal
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    /// What the store could not find or refused is the client's business (404, 409);
+    /// everything else is the server's (internal, logged).
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(Entity::User) => ServiceError::UserNotFound,
+            StoreError::NotFound(Entity::Room) => ServiceError::RoomNotFound,
+            StoreError::NotFound(Entity::Message) => ServiceError::MessageNotFound,
+            StoreError::Conflict(Constraint::Username) => ServiceError::UsernameTaken,
+            err => ServiceError::Store(err),
+        }
     }
 }
 
@@ -226,15 +242,11 @@ impl Core {
     }
 
     /// Tells a room's members that its receipt summary moved.
-    pub(crate) async fn announce_summary(
-        &self,
-        room: Uuid,
-        (delivered_seq, read_seq): (i64, i64),
-    ) -> ServiceResult<()> {
+    pub(crate) async fn announce_summary(&self, room: Uuid, summary: Markers) -> ServiceResult<()> {
         let frame = encode(&palaver_proto::ServerFrame::ReceiptSummary {
             room_id: room,
-            delivered_seq,
-            read_seq,
+            delivered_seq: summary.delivered_seq,
+            read_seq: summary.read_seq,
         });
         self.deliver(Audience::Room(room), frame, None).await
     }

@@ -8,7 +8,7 @@ use crate::bus::{Audience, Event};
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
 use crate::domain::room_name;
-use crate::store::{MemberRow, NewRoom, RoomRow};
+use crate::store::{Markers, MemberRow, NewRoom, RoomRow, SeqOrder};
 
 fn member_view(m: &MemberRow) -> RoomMember {
     RoomMember {
@@ -22,10 +22,13 @@ fn member_view(m: &MemberRow) -> RoomMember {
     }
 }
 
-/// (min delivered, min read) over the members: the room's receipt summary.
-fn summary_of(members: &[MemberRow]) -> (i64, i64) {
+/// The room's receipt summary: the lowest markers over the members.
+fn summary_of(members: &[MemberRow]) -> Markers {
     let min = |f: fn(&MemberRow) -> i64| members.iter().map(f).min().unwrap_or(0);
-    (min(|m| m.delivered_seq), min(|m| m.read_seq))
+    Markers {
+        delivered_seq: min(|m| m.delivered_seq),
+        read_seq: min(|m| m.read_seq),
+    }
 }
 
 /// Whether `actor` may manage members of a group, and change the given member.
@@ -244,7 +247,7 @@ impl Core {
                         my.room.last_seq - 1,
                         my.room.last_seq + 1,
                         1,
-                        true,
+                        SeqOrder::Descending,
                     )
                     .await?;
                 self.attach_media(&mut last).await?;
@@ -461,11 +464,11 @@ impl Core {
         room: Uuid,
     ) -> ServiceResult<palaver_proto::ReceiptsResponse> {
         let (_, members, _) = self.member_room(who, room).await?;
-        let (delivered_seq, read_seq) = summary_of(&members);
+        let summary = summary_of(&members);
         Ok(palaver_proto::ReceiptsResponse {
             room_id: room,
-            delivered_seq,
-            read_seq,
+            delivered_seq: summary.delivered_seq,
+            read_seq: summary.read_seq,
             members: members.iter().map(member_view).collect(),
         })
     }

@@ -14,13 +14,19 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// A stored audit entry, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub at_ms: i64,
+    pub actor: Option<Uuid>,
+    pub action: String,
+    pub target: Option<String>,
+}
+
 /// The audit log. Every method is one transaction.
 #[async_trait]
 pub trait AuditStore: Send + Sync + 'static {
     async fn audit(&self, entry: AuditEntry, now_ms: i64) -> StoreResult<()>;
-    /// The newest audit entries, for operators and tests.
-    async fn audit_tail(
-        &self,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, Option<Uuid>, String, Option<String>)>>;
+    /// The newest audit entries, newest first, for operators and tests.
+    async fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditRecord>>;
 }

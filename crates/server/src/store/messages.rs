@@ -32,6 +32,15 @@ pub enum Appended {
     NotMember,
 }
 
+/// Which end of a range of seqs a page of messages comes from, in the order it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqOrder {
+    /// From the lowest seq up.
+    Ascending,
+    /// From the highest seq down: the newest page first.
+    Descending,
+}
+
 /// Messages. Every method is one transaction.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
@@ -44,14 +53,14 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message>;
     /// Blanks the content and marks it deleted; returns the updated message.
     async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message>;
-    /// Messages with `after < seq < before`, at most `limit`, ascending; `newest` picks the
-    /// page next to `before` (otherwise the page next to `after`).
+    /// Messages with `after < seq < before`, at most `limit`: the lowest seqs of the range
+    /// in ascending order, or the highest in descending order.
     async fn messages(
         &self,
         room: Uuid,
         after: i64,
         before: i64,
         limit: u32,
-        newest: bool,
+        order: SeqOrder,
     ) -> StoreResult<Vec<Message>>;
 }

@@ -21,31 +21,91 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 pub use accounts::{AccountStore, Credentials, RefreshOutcome};
-pub use audit::{AuditEntry, AuditStore};
+pub use audit::{AuditEntry, AuditRecord, AuditStore};
 pub use media::{MediaRecordStore, MediaRow};
-pub use messages::{Appended, MessageStore, NewMessage};
+pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget};
-pub use receipts::{MarkerMove, ReceiptStore};
+pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MyRoomRow, NewRoom, RoomRow, RoomStore};
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A uniqueness rule was broken (e.g. a taken username).
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
-    /// The row the operation needs is not there.
-    #[error("not found: {0}")]
-    NotFound(&'static str),
-    /// The engine failed.
+    /// The row an operation changes is not there.
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// A uniqueness rule refused the write.
+    #[error("conflict: {0} already taken")]
+    Conflict(Constraint),
+    /// The database could not be reached or did not answer in time (no free connection
+    /// within the acquire timeout, a closed pool, a broken connection).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database refused or failed a statement.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// Migrations failed at start-up.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value could not be read back (corruption or a schema mismatch).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A value or setting the store cannot take (a schema name that would need quoting,
+    /// a size beyond what the column holds).
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Sorts the driver's errors into "could not talk to the database" and the rest.
+    fn from(err: sqlx::Error) -> Self {
+        use sqlx::Error::*;
+        if matches!(
+            err,
+            PoolTimedOut | PoolClosed | Io(_) | Tls(_) | WorkerCrashed
+        ) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+/// What a `NotFound` was looking for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    User,
+    Room,
+    Message,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entity::User => "user",
+            Entity::Room => "room",
+            Entity::Message => "message",
+        })
+    }
+}
+
+/// Which uniqueness rule a `Conflict` broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    /// Usernames are unique (case-insensitively: they are stored lowercase).
+    Username,
+    /// One message per (room, sender, clientMsgId). Only a batch append that raced past
+    /// its room lock meets it; the batch is retried and answered from the stored row.
+    MessageIdempotencyKey,
+}
+
+impl std::fmt::Display for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Constraint::Username => "username",
+            Constraint::MessageIdempotencyKey => "message idempotency key",
+        })
+    }
 }
 
 /// Result alias for store operations.

@@ -20,9 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use palaver_proto::{
-    Message, MessageStatus, MessageType, NotificationPreview, ReceiptKind, Role, User,
-};
+use palaver_proto::{Message, MessageStatus, MessageType, NotificationPreview, Role, User};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
@@ -118,11 +116,11 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    /// (min delivered, min read) over the room's members, inside a transaction or not.
+    /// The room's summary, inside a transaction or not.
     async fn summary_on<'e>(
         db: impl Executor<'e, Database = Postgres>,
         room: Uuid,
-    ) -> StoreResult<(i64, i64)> {
+    ) -> StoreResult<Markers> {
         let row = sqlx::query(
             "SELECT COALESCE(MIN(delivered_seq), 0)::bigint AS d, COALESCE(MIN(read_seq), 0)::bigint AS r \
              FROM members WHERE room_id = $1",
@@ -130,7 +128,10 @@ impl PostgresStore {
         .bind(room)
         .fetch_one(db)
         .await?;
-        Ok((row.try_get("d")?, row.try_get("r")?))
+        Ok(Markers {
+            delivered_seq: row.try_get("d")?,
+            read_seq: row.try_get("r")?,
+        })
     }
 
     /// Stores a refresh token (its hash) for a session.
@@ -162,9 +163,8 @@ fn quote_identifier(name: &str) -> StoreResult<String> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if !plain {
-        return Err(StoreError::Database(sqlx::Error::Configuration(
-            format!("schema name {name:?}: use lowercase letters, digits and _ (at most 63)")
-                .into(),
+        return Err(StoreError::Invalid(format!(
+            "schema name {name:?}: use lowercase letters, digits and _ (at most 63)"
         )));
     }
     Ok(format!("\"{name}\""))
@@ -290,7 +290,7 @@ impl AccountStore for PostgresStore {
             .bind(ms_of(user.created_at))
             .execute(&self.pool)
             .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("username") } else { e.into() })?;
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Constraint::Username) } else { e.into() })?;
         Ok(())
     }
 
@@ -368,7 +368,7 @@ impl AccountStore for PostgresStore {
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("user"));
+            return Err(StoreError::NotFound(Entity::User));
         }
         Ok(())
     }
@@ -616,7 +616,7 @@ impl RoomStore for PostgresStore {
             .await?;
         let last_seq: i64 = match row {
             Some(row) => row.try_get("last_seq")?,
-            None => return Err(StoreError::NotFound("room")),
+            None => return Err(StoreError::NotFound(Entity::Room)),
         };
         let mut added = Vec::new();
         for (user, role) in members {
@@ -847,7 +847,7 @@ impl MessageStore for PostgresStore {
         .await?;
         if inserted.rows_affected() != new.len() as u64 {
             tx.rollback().await?;
-            return Err(StoreError::Conflict("message idempotency key"));
+            return Err(StoreError::Conflict(Constraint::MessageIdempotencyKey));
         }
 
         // 6. Each room's last_seq and activity: the last new message in it (what
@@ -903,7 +903,7 @@ impl MessageStore for PostgresStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
+        message_from_row(&row.ok_or(StoreError::NotFound(Entity::Message))?)
     }
 
     async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
@@ -915,7 +915,7 @@ impl MessageStore for PostgresStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
+        message_from_row(&row.ok_or(StoreError::NotFound(Entity::Message))?)
     }
 
     async fn messages(
@@ -924,10 +924,13 @@ impl MessageStore for PostgresStore {
         after: i64,
         before: i64,
         limit: u32,
-        newest: bool,
+        order: SeqOrder,
     ) -> StoreResult<Vec<Message>> {
         // A range scan of the (room_id, seq) primary key in either direction.
-        let order = if newest { "DESC" } else { "ASC" };
+        let order = match order {
+            SeqOrder::Ascending => "ASC",
+            SeqOrder::Descending => "DESC",
+        };
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
         ))
@@ -937,25 +940,17 @@ impl MessageStore for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if newest {
-            out.reverse();
-        }
-        Ok(out)
+        rows.iter().map(message_from_row).collect()
     }
 }
 
 #[async_trait]
 impl ReceiptStore for PostgresStore {
-    async fn advance_marker(
+    async fn advance_markers(
         &self,
         room: Uuid,
         user: Uuid,
-        kind: ReceiptKind,
-        seq: i64,
+        to: Markers,
     ) -> StoreResult<Option<MarkerMove>> {
         let mut tx = self.pool.begin().await?;
         let Some(row) = sqlx::query("SELECT last_seq FROM rooms WHERE id = $1")
@@ -978,20 +973,20 @@ impl ReceiptStore for PostgresStore {
         else {
             return Ok(None);
         };
-        let delivered: i64 = row.try_get("delivered_seq")?;
-        let read: i64 = row.try_get("read_seq")?;
-        let target = seq.min(last_seq);
-        let before = Self::summary_on(&mut *tx, room).await?;
-        // Reading implies delivery: a read marker drags the delivered marker along.
-        let (new_delivered, new_read) = match kind {
-            ReceiptKind::Delivered => (delivered.max(target), read),
-            ReceiptKind::Read => (delivered.max(target), read.max(target)),
+        let was = Markers {
+            delivered_seq: row.try_get("delivered_seq")?,
+            read_seq: row.try_get("read_seq")?,
         };
-        let moved = (new_delivered, new_read) != (delivered, read);
+        let markers = Markers {
+            delivered_seq: was.delivered_seq.max(to.delivered_seq.min(last_seq)),
+            read_seq: was.read_seq.max(to.read_seq.min(last_seq)),
+        };
+        let before = Self::summary_on(&mut *tx, room).await?;
+        let moved = markers != was;
         if moved {
             sqlx::query("UPDATE members SET delivered_seq = $1, read_seq = $2 WHERE room_id = $3 AND user_id = $4")
-                .bind(new_delivered)
-                .bind(new_read)
+                .bind(markers.delivered_seq)
+                .bind(markers.read_seq)
                 .bind(room)
                 .bind(user)
                 .execute(&mut *tx)
@@ -999,19 +994,15 @@ impl ReceiptStore for PostgresStore {
         }
         let after = Self::summary_on(&mut *tx, room).await?;
         tx.commit().await?;
-        let seq = match kind {
-            ReceiptKind::Delivered => new_delivered,
-            ReceiptKind::Read => new_read,
-        };
         Ok(Some(MarkerMove {
-            seq,
+            markers,
             moved,
             summary_before: before,
             summary_after: after,
         }))
     }
 
-    async fn summary(&self, room: Uuid) -> StoreResult<(i64, i64)> {
+    async fn summary(&self, room: Uuid) -> StoreResult<Markers> {
         Self::summary_on(&self.pool, room).await
     }
 }
@@ -1020,7 +1011,7 @@ impl ReceiptStore for PostgresStore {
 impl MediaRecordStore for PostgresStore {
     async fn insert_media(&self, m: &MediaRow) -> StoreResult<()> {
         let size = i64::try_from(m.size)
-            .map_err(|_| StoreError::Corrupt(format!("media size {}", m.size)))?;
+            .map_err(|_| StoreError::Invalid(format!("media size {}", m.size)))?;
         sqlx::query(&format!(
             "INSERT INTO media ({MEDIA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
@@ -1172,7 +1163,7 @@ impl PushStore for PostgresStore {
         .bind(user)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or(StoreError::NotFound("user"))?;
+        .ok_or(StoreError::NotFound(Entity::User))?;
         let preview = preview_of(row.try_get("notification_preview")?)?;
         let muted: Vec<Uuid> = row.try_get("muted")?;
         Ok((preview, muted))
@@ -1189,7 +1180,7 @@ impl PushStore for PostgresStore {
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("user"));
+            return Err(StoreError::NotFound(Entity::User));
         }
         Ok(())
     }
@@ -1230,10 +1221,7 @@ impl AuditStore for PostgresStore {
         Ok(())
     }
 
-    async fn audit_tail(
-        &self,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, Option<Uuid>, String, Option<String>)>> {
+    async fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditRecord>> {
         let rows = sqlx::query(
             "SELECT at, actor, action, target FROM audit_log ORDER BY id DESC LIMIT $1",
         )
@@ -1242,12 +1230,12 @@ impl AuditStore for PostgresStore {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get("at")?,
-                    r.try_get("actor")?,
-                    r.try_get("action")?,
-                    r.try_get("target")?,
-                ))
+                Ok(AuditRecord {
+                    at_ms: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                })
             })
             .collect()
     }

@@ -11,9 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use palaver_proto::{
-    Message, MessageStatus, MessageType, NotificationPreview, ReceiptKind, Role, User,
-};
+use palaver_proto::{Message, MessageStatus, MessageType, NotificationPreview, Role, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -55,18 +53,21 @@ impl SqliteStore {
         Ok(Self { write, read })
     }
 
-    /// (min delivered, min read) over the room's members, inside a transaction or not.
+    /// The room's summary, inside a transaction or not.
     async fn summary_on<'e>(
         db: impl sqlx::Executor<'e, Database = Sqlite>,
         room: Uuid,
-    ) -> StoreResult<(i64, i64)> {
+    ) -> StoreResult<Markers> {
         let row = sqlx::query(
             "SELECT COALESCE(MIN(delivered_seq), 0) AS d, COALESCE(MIN(read_seq), 0) AS r FROM members WHERE room_id = ?",
         )
         .bind(room)
         .fetch_one(db)
         .await?;
-        Ok((row.try_get("d")?, row.try_get("r")?))
+        Ok(Markers {
+            delivered_seq: row.try_get("d")?,
+            read_seq: row.try_get("r")?,
+        })
     }
 
     /// Stores a refresh token (its hash) for a session.
@@ -210,7 +211,7 @@ impl AccountStore for SqliteStore {
             .bind(created)
             .execute(&self.write)
             .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("username") } else { e.into() })?;
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Constraint::Username) } else { e.into() })?;
         Ok(())
     }
 
@@ -279,7 +280,7 @@ impl AccountStore for SqliteStore {
             .execute(&self.write)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("user"));
+            return Err(StoreError::NotFound(Entity::User));
         }
         Ok(())
     }
@@ -517,7 +518,7 @@ impl RoomStore for SqliteStore {
             .await?;
         let last_seq: i64 = match row {
             Some(row) => row.try_get("last_seq")?,
-            None => return Err(StoreError::NotFound("room")),
+            None => return Err(StoreError::NotFound(Entity::Room)),
         };
         let mut added = Vec::new();
         for (user, role) in members {
@@ -761,7 +762,7 @@ impl MessageStore for SqliteStore {
         .bind(id)
         .fetch_optional(&self.write)
         .await?;
-        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
+        message_from_row(&row.ok_or(StoreError::NotFound(Entity::Message))?)
     }
 
     async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
@@ -773,7 +774,7 @@ impl MessageStore for SqliteStore {
         .bind(id)
         .fetch_optional(&self.write)
         .await?;
-        message_from_row(&row.ok_or(StoreError::NotFound("message"))?)
+        message_from_row(&row.ok_or(StoreError::NotFound(Entity::Message))?)
     }
 
     async fn messages(
@@ -782,9 +783,12 @@ impl MessageStore for SqliteStore {
         after: i64,
         before: i64,
         limit: u32,
-        newest: bool,
+        order: SeqOrder,
     ) -> StoreResult<Vec<Message>> {
-        let order = if newest { "DESC" } else { "ASC" };
+        let order = match order {
+            SeqOrder::Ascending => "ASC",
+            SeqOrder::Descending => "DESC",
+        };
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"
         ))
@@ -794,25 +798,17 @@ impl MessageStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
-        let mut out = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        if newest {
-            out.reverse();
-        }
-        Ok(out)
+        rows.iter().map(message_from_row).collect()
     }
 }
 
 #[async_trait]
 impl ReceiptStore for SqliteStore {
-    async fn advance_marker(
+    async fn advance_markers(
         &self,
         room: Uuid,
         user: Uuid,
-        kind: ReceiptKind,
-        seq: i64,
+        to: Markers,
     ) -> StoreResult<Option<MarkerMove>> {
         let mut tx = self.write.begin().await?;
         let Some(row) = sqlx::query("SELECT last_seq FROM rooms WHERE id = ?")
@@ -833,20 +829,20 @@ impl ReceiptStore for SqliteStore {
         else {
             return Ok(None);
         };
-        let delivered: i64 = row.try_get("delivered_seq")?;
-        let read: i64 = row.try_get("read_seq")?;
-        let target = seq.min(last_seq);
-        let before = Self::summary_on(&mut *tx, room).await?;
-        // Reading implies delivery: a read marker drags the delivered marker along.
-        let (new_delivered, new_read) = match kind {
-            ReceiptKind::Delivered => (delivered.max(target), read),
-            ReceiptKind::Read => (delivered.max(target), read.max(target)),
+        let was = Markers {
+            delivered_seq: row.try_get("delivered_seq")?,
+            read_seq: row.try_get("read_seq")?,
         };
-        let moved = (new_delivered, new_read) != (delivered, read);
+        let markers = Markers {
+            delivered_seq: was.delivered_seq.max(to.delivered_seq.min(last_seq)),
+            read_seq: was.read_seq.max(to.read_seq.min(last_seq)),
+        };
+        let before = Self::summary_on(&mut *tx, room).await?;
+        let moved = markers != was;
         if moved {
             sqlx::query("UPDATE members SET delivered_seq = ?, read_seq = ? WHERE room_id = ? AND user_id = ?")
-                .bind(new_delivered)
-                .bind(new_read)
+                .bind(markers.delivered_seq)
+                .bind(markers.read_seq)
                 .bind(room)
                 .bind(user)
                 .execute(&mut *tx)
@@ -854,19 +850,15 @@ impl ReceiptStore for SqliteStore {
         }
         let after = Self::summary_on(&mut *tx, room).await?;
         tx.commit().await?;
-        let seq = match kind {
-            ReceiptKind::Delivered => new_delivered,
-            ReceiptKind::Read => new_read,
-        };
         Ok(Some(MarkerMove {
-            seq,
+            markers,
             moved,
             summary_before: before,
             summary_after: after,
         }))
     }
 
-    async fn summary(&self, room: Uuid) -> StoreResult<(i64, i64)> {
+    async fn summary(&self, room: Uuid) -> StoreResult<Markers> {
         Self::summary_on(&self.read, room).await
     }
 }
@@ -1028,7 +1020,7 @@ impl PushStore for SqliteStore {
             .bind(user)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(StoreError::NotFound("user"))?;
+            .ok_or(StoreError::NotFound(Entity::User))?;
         let preview = preview_of(row.try_get("notification_preview")?)?;
         let muted = sqlx::query(
             "SELECT room_id FROM members WHERE user_id = ? AND muted = 1 ORDER BY room_id",
@@ -1053,7 +1045,7 @@ impl PushStore for SqliteStore {
             .execute(&self.write)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("user"));
+            return Err(StoreError::NotFound(Entity::User));
         }
         Ok(())
     }
@@ -1094,10 +1086,7 @@ impl AuditStore for SqliteStore {
         Ok(())
     }
 
-    async fn audit_tail(
-        &self,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, Option<Uuid>, String, Option<String>)>> {
+    async fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditRecord>> {
         let rows =
             sqlx::query("SELECT at, actor, action, target FROM audit_log ORDER BY id DESC LIMIT ?")
                 .bind(i64::from(limit))
@@ -1105,12 +1094,12 @@ impl AuditStore for SqliteStore {
                 .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get("at")?,
-                    r.try_get("actor")?,
-                    r.try_get("action")?,
-                    r.try_get("target")?,
-                ))
+                Ok(AuditRecord {
+                    at_ms: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                })
             })
             .collect()
     }
