@@ -16,6 +16,7 @@ pub mod postgres;
 mod push;
 mod receipts;
 mod rooms;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -27,6 +28,7 @@ pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MyRoomRow, NewRoom, RoomRow, RoomStore};
+pub use sql::SqlStore;
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]

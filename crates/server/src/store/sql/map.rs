@@ -1,0 +1,122 @@
+//! Rows into values, for both engines: the column lists and the mappers that read them.
+
+use palaver_proto::{Message, MessageStatus, MessageType, NotificationPreview, Role, User};
+
+use super::Columns;
+use crate::clock::to_time;
+use crate::store::{
+    Markers, MediaRow, MemberRow, PushSubscriptionRow, RoomRow, StoreError, StoreResult,
+};
+
+pub(in crate::store) const USER_COLUMNS: &str = "id, username, display_name, created_at";
+pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, edited_at, deleted_at";
+pub(super) const ROOM_COLUMNS: &str = "id, name, is_group, created_at, last_seq, last_activity";
+pub(super) const MEDIA_COLUMNS: &str = "id, uploader_id, sha256, kind, mime_type, size, filename, width, height, thumb_sha256, thumb_mime, created_at";
+pub(super) const PUSH_COLUMNS: &str = "id, user_id, endpoint, p256dh, auth, created_at";
+
+pub(in crate::store) fn user(row: &impl Columns) -> StoreResult<User> {
+    Ok(User {
+        id: row.col("id")?,
+        username: row.col("username")?,
+        display_name: row.col("display_name")?,
+        created_at: to_time(row.col("created_at")?),
+    })
+}
+
+/// A stored message; its status is the service's to fill in, its media description too.
+pub(in crate::store) fn message(row: &impl Columns) -> StoreResult<Message> {
+    let deleted_at: Option<i64> = row.col("deleted_at")?;
+    Ok(Message {
+        id: row.col("id")?,
+        room_id: row.col("room_id")?,
+        sender_id: row.col("sender_id")?,
+        seq: row.col("seq")?,
+        kind: kind(row, "message")?,
+        content: row.col("content")?,
+        media_id: row.col("media_id")?,
+        media: None,
+        client_msg_id: row.col("client_msg_id")?,
+        timestamp: to_time(row.col("created_at")?),
+        status: MessageStatus::Sent,
+        edited_at: row.col::<Option<i64>>("edited_at")?.map(to_time),
+        deleted: deleted_at.is_some(),
+    })
+}
+
+pub(super) fn room(row: &impl Columns) -> StoreResult<RoomRow> {
+    Ok(RoomRow {
+        id: row.col("id")?,
+        name: row.col("name")?,
+        is_group: row.col("is_group")?,
+        created_at_ms: row.col("created_at")?,
+        last_seq: row.col("last_seq")?,
+        last_activity_ms: row.col("last_activity")?,
+    })
+}
+
+pub(super) fn member(row: &impl Columns) -> StoreResult<MemberRow> {
+    let role: String = row.col("role")?;
+    Ok(MemberRow {
+        room_id: row.col("room_id")?,
+        user_id: row.col("user_id")?,
+        username: row.col("username")?,
+        display_name: row.col("display_name")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+        joined_at_ms: row.col("joined_at")?,
+        delivered_seq: row.col("delivered_seq")?,
+        read_seq: row.col("read_seq")?,
+    })
+}
+
+/// A pair of markers, from columns named like `Markers`' fields.
+pub(super) fn markers(row: &impl Columns) -> StoreResult<Markers> {
+    Ok(Markers {
+        delivered_seq: row.col("delivered_seq")?,
+        read_seq: row.col("read_seq")?,
+    })
+}
+
+pub(super) fn media(row: &impl Columns) -> StoreResult<MediaRow> {
+    let dimension = |column: &str| -> StoreResult<Option<u32>> {
+        row.col::<Option<i64>>(column)?
+            .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{column} {v}"))))
+            .transpose()
+    };
+    let size: i64 = row.col("size")?;
+    Ok(MediaRow {
+        id: row.col("id")?,
+        uploader_id: row.col("uploader_id")?,
+        sha256: row.col("sha256")?,
+        kind: kind(row, "media")?,
+        mime_type: row.col("mime_type")?,
+        size: u64::try_from(size).map_err(|_| StoreError::Corrupt(format!("size {size}")))?,
+        filename: row.col("filename")?,
+        width: dimension("width")?,
+        height: dimension("height")?,
+        thumb_sha256: row.col("thumb_sha256")?,
+        thumb_mime: row.col("thumb_mime")?,
+        created_at_ms: row.col("created_at")?,
+    })
+}
+
+pub(super) fn push_subscription(row: &impl Columns) -> StoreResult<PushSubscriptionRow> {
+    Ok(PushSubscriptionRow {
+        id: row.col("id")?,
+        user_id: row.col("user_id")?,
+        endpoint: row.col("endpoint")?,
+        p256dh: row.col("p256dh")?,
+        auth: row.col("auth")?,
+        created_at_ms: row.col("created_at")?,
+    })
+}
+
+pub(super) fn preview(row: &impl Columns) -> StoreResult<NotificationPreview> {
+    let s: String = row.col("notification_preview")?;
+    NotificationPreview::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("preview {s:?}")))
+}
+
+/// The `kind` column of a message or media row.
+fn kind(row: &impl Columns, of: &str) -> StoreResult<MessageType> {
+    let kind: String = row.col("kind")?;
+    MessageType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("{of} kind {kind:?}")))
+}

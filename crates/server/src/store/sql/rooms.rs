@@ -1,0 +1,232 @@
+//! Rooms and membership, for both engines.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use palaver_proto::Role;
+use uuid::Uuid;
+
+use super::map::{self, ROOM_COLUMNS};
+use super::{Columns, Engine, SqlStore};
+use crate::store::{
+    Entity, MemberRow, MyRoomRow, NewRoom, RoomRow, RoomStore, StoreError, StoreResult,
+};
+
+/// Members per INSERT: 2 parameters each stays far below both engines' limits (32,766 on
+/// SQLite, 65,535 on PostgreSQL).
+const MEMBERS_PER_STATEMENT: usize = 1000;
+
+/// Inserts `n` members of one room and returns the ones inserted; existing members are
+/// left as they are. `$1` room, `$2` joined at, `$3` where both markers start, then
+/// (user, role) for each member.
+fn insert_members(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| format!("($1, ${}, ${}, $2, $3, $3)", 4 + 2 * i, 5 + 2 * i))
+        .collect();
+    format!(
+        "INSERT INTO members (room_id, user_id, role, joined_at, delivered_seq, read_seq) \
+         VALUES {} ON CONFLICT (room_id, user_id) DO NOTHING RETURNING user_id",
+        rows.join(", ")
+    )
+}
+
+#[async_trait]
+impl<P: Engine> RoomStore for SqlStore<P> {
+    async fn create_room(&self, room: &NewRoom) -> StoreResult<(Uuid, bool)> {
+        with_db!(&self.write, |db| {
+            let mut tx = db.begin().await?;
+            // ON CONFLICT on the pair's key: two nodes creating the same 1:1 room at once
+            // end with one room, and the loser answers with the winner's (the conflict
+            // waits for the other transaction, and the next statement sees its row).
+            let inserted = sqlx::query(
+                "INSERT INTO rooms (id, name, is_group, direct_key, created_at, last_activity) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (direct_key) DO NOTHING",
+            )
+            .bind(room.id)
+            .bind(&room.name)
+            .bind(room.is_group)
+            .bind(&room.direct_key)
+            .bind(room.now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                let row = sqlx::query("SELECT id FROM rooms WHERE direct_key = $1")
+                    .bind(&room.direct_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                return Ok((row.col("id")?, false));
+            }
+            for chunk in room.members.chunks(MEMBERS_PER_STATEMENT) {
+                let sql = insert_members(chunk.len());
+                let mut insert = sqlx::query(&sql).bind(room.id).bind(room.now_ms).bind(0i64);
+                for (user, role) in chunk {
+                    insert = insert.bind(*user).bind(role.as_str());
+                }
+                insert.fetch_all(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok((room.id, true))
+        })
+    }
+
+    async fn room(&self, id: Uuid) -> StoreResult<Option<RoomRow>> {
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1");
+        with_db!(&self.read, |db| {
+            let row = sqlx::query(&sql).bind(id).fetch_optional(db).await?;
+            row.as_ref().map(map::room).transpose()
+        })
+    }
+
+    async fn rooms_of(&self, user: Uuid, only: Option<Uuid>) -> StoreResult<Vec<MyRoomRow>> {
+        with_db!(&self.read, |db| {
+            let rows = sqlx::query(
+                "SELECT r.id, r.name, r.is_group, r.created_at, r.last_seq, r.last_activity, \
+                   m.read_seq, \
+                   (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
+                      AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS unread \
+                 FROM members m JOIN rooms r ON r.id = m.room_id \
+                 WHERE m.user_id = $1 AND ($2 IS NULL OR r.id = $2) \
+                 ORDER BY r.last_activity DESC, r.id DESC",
+            )
+            .bind(user)
+            .bind(only)
+            .fetch_all(db)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(MyRoomRow {
+                        room: map::room(row)?,
+                        read_seq: row.col("read_seq")?,
+                        unread: row.col("unread")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn members(&self, room: Uuid) -> StoreResult<Vec<MemberRow>> {
+        let sql = format!(
+            "SELECT m.room_id, m.user_id, u.username, u.display_name, m.role, m.joined_at, \
+               m.delivered_seq, m.read_seq \
+             FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 \
+             ORDER BY m.joined_at, u.username{}",
+            P::BYTEWISE
+        );
+        with_db!(&self.read, |db| {
+            let rows = sqlx::query(&sql).bind(room).fetch_all(db).await?;
+            rows.iter().map(map::member).collect()
+        })
+    }
+
+    async fn add_members(
+        &self,
+        room: Uuid,
+        members: &[(Uuid, Role)],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Uuid>> {
+        // The room's row is locked as an append locks it: no message can take a seq
+        // between reading last_seq and the new members' markers starting there.
+        let find = format!(
+            "SELECT last_seq FROM rooms WHERE id = $1 {}",
+            P::row_lock("FOR NO KEY UPDATE")
+        );
+        let mut inserted: HashSet<Uuid> = with_db!(&self.write, |db| {
+            let mut tx = db.begin().await?;
+            let Some(row) = sqlx::query(&find)
+                .bind(room)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                return Err(StoreError::NotFound(Entity::Room));
+            };
+            let last_seq: i64 = row.col("last_seq")?;
+            let mut inserted = HashSet::new();
+            for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
+                let sql = insert_members(chunk.len());
+                let mut insert = sqlx::query(&sql).bind(room).bind(now_ms).bind(last_seq);
+                for (user, role) in chunk {
+                    insert = insert.bind(*user).bind(role.as_str());
+                }
+                for row in insert.fetch_all(&mut *tx).await? {
+                    inserted.insert(row.col("user_id")?);
+                }
+            }
+            sqlx::query("UPDATE rooms SET last_activity = $1 WHERE id = $2")
+                .bind(now_ms)
+                .bind(room)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            inserted
+        });
+        // In the order asked, each once.
+        Ok(members
+            .iter()
+            .map(|(user, _)| *user)
+            .filter(|user| inserted.remove(user))
+            .collect())
+    }
+
+    async fn remove_member(&self, room: Uuid, user: Uuid, heir: Option<Uuid>) -> StoreResult<bool> {
+        let removed = with_db!(&self.write, |db| {
+            let mut tx = db.begin().await?;
+            if let Some(heir) = heir {
+                sqlx::query(
+                    "UPDATE members SET role = 'owner' WHERE room_id = $1 AND user_id = $2",
+                )
+                .bind(room)
+                .bind(heir)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let removed = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+                .bind(room)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            removed
+        });
+        Ok(removed == 1)
+    }
+
+    async fn set_roles(&self, room: Uuid, roles: &[(Uuid, Role)]) -> StoreResult<()> {
+        with_db!(&self.write, |db| {
+            let mut tx = db.begin().await?;
+            for (user, role) in roles {
+                sqlx::query("UPDATE members SET role = $1 WHERE room_id = $2 AND user_id = $3")
+                    .bind(role.as_str())
+                    .bind(room)
+                    .bind(*user)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn rename_room(&self, room: Uuid, name: &str) -> StoreResult<()> {
+        with_db!(&self.write, |db| {
+            sqlx::query("UPDATE rooms SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(room)
+                .execute(db)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn all_memberships(&self) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        with_db!(&self.read, |db| {
+            let rows = sqlx::query("SELECT room_id, user_id FROM members")
+                .fetch_all(db)
+                .await?;
+            rows.iter()
+                .map(|row| Ok((row.col("room_id")?, row.col("user_id")?)))
+                .collect()
+        })
+    }
+}

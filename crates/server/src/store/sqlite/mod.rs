@@ -1,0 +1,144 @@
+//! The embedded engine: one SQLite file in WAL mode with `synchronous=FULL`, so an
+//! acknowledged write survives a crash or a power cut.
+//!
+//! All writes go through a pool of exactly one connection: SQLite allows one writer at a
+//! time anyway, and queueing in the pool avoids `SQLITE_BUSY` on lock upgrades. Reads use
+//! their own pool and run beside the writer (WAL readers never block it). Being the only
+//! writer is also why nothing here takes row locks.
+//!
+//! Every statement but the ones below is shared with PostgreSQL (`store/sql/`); this
+//! module opens the pools and says what SQLite says differently.
+
+mod append;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use palaver_proto::User;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use uuid::Uuid;
+
+use super::sql::map::{self, USER_COLUMNS};
+use super::sql::{Columns, Db, Decodes, Engine, SqlStore, like_prefix};
+use super::{Appended, NewMessage, StoreResult};
+
+/// The SQLite engine.
+pub type SqliteStore = SqlStore<SqlitePool>;
+
+/// Rows per multi-row statement: at most 9 parameters each stays far below SQLite's
+/// limit (32,766).
+const ROWS_PER_STATEMENT: usize = 256;
+
+impl SqlStore<SqlitePool> {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { write, read })
+    }
+}
+
+impl Columns for SqliteRow {
+    fn col<T: Decodes>(&self, name: &str) -> StoreResult<T> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+#[async_trait]
+impl Engine for SqlitePool {
+    type Row = SqliteRow;
+
+    /// SQLite compares text byte by byte unless told otherwise.
+    const BYTEWISE: &'static str = "";
+
+    fn db(&self) -> Db<'_> {
+        Db::Sqlite(self)
+    }
+
+    fn row_lock(_clause: &'static str) -> &'static str {
+        ""
+    }
+
+    async fn rows_with_ids(&self, select: &str, ids: &[Uuid]) -> StoreResult<Vec<SqliteRow>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("{select} IN ({})", vec!["?"; chunk.len()].join(", "));
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            rows.extend(query.fetch_all(self).await?);
+        }
+        Ok(rows)
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
+        // SQLite's LIKE ignores (ASCII) case by itself, and has no escape character
+        // unless given one.
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' \
+             ORDER BY username LIMIT ?2"
+        ))
+        .bind(like_prefix(prefix))
+        .bind(i64::from(limit))
+        .fetch_all(self)
+        .await?;
+        rows.iter().map(map::user).collect()
+    }
+
+    async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
+        append::append(self, batch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durability is a setting: checked here, not assumed.
+    #[tokio::test]
+    async fn writes_are_fsynced_write_ahead_logged_and_constrained() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("palaver.db"))
+            .await
+            .expect("open");
+        let pragma = |name: &'static str| {
+            let pool = store.write.clone();
+            async move {
+                sqlx::query_scalar::<_, String>(&format!(
+                    "SELECT CAST({name} AS TEXT) FROM pragma_{name}"
+                ))
+                .fetch_one(&pool)
+                .await
+                .expect(name)
+            }
+        };
+        // 2 = FULL: the WAL is fsynced at every commit, so an ack survives power loss.
+        assert_eq!(pragma("synchronous").await, "2");
+        assert_eq!(pragma("journal_mode").await, "wal");
+        assert_eq!(pragma("foreign_keys").await, "1");
+        // One writer: commits never interleave, and a batch is one transaction.
+        assert_eq!(store.write.options().get_max_connections(), 1);
+    }
+}
