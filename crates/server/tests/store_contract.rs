@@ -1,4 +1,8 @@
-//! The `Store` contract, engine by engine.
+//! The `Store` contract, run on both engines.
+//!
+//! The two engines share one implementation of almost every statement (`store/sql/`), but
+//! each case still runs on both: the same SQL meets two dialects and two drivers, and
+//! the batch append, row locks, the user search and id lists are each engine's own.
 //!
 //! Every case runs against SQLite (the reference engine: a case that fails there is a
 //! wrong case, not a wrong engine) and against a real PostgreSQL, each PostgreSQL test
