@@ -662,33 +662,24 @@ async fn history_pages(fx: &mut Fixture) {
 
     use SeqOrder::{Ascending, Descending};
     let page = |after, before, limit, order| s.messages(room, after, before, limit, order);
-    assert_eq!(
-        seqs(&page(0, i64::MAX, 3, Ascending).await.expect("page")),
-        [1, 2, 3]
-    );
-    // The highest seqs of the range, read from the top down.
-    assert_eq!(
-        seqs(&page(0, i64::MAX, 3, Descending).await.expect("page")),
-        [10, 9, 8]
-    );
-    assert_eq!(
-        seqs(&page(0, 5, 2, Descending).await.expect("page")),
-        [4, 3]
-    );
-    assert_eq!(
-        seqs(&page(7, i64::MAX, 50, Ascending).await.expect("page")),
-        [8, 9, 10]
-    );
-    assert_eq!(
-        seqs(&page(3, 6, 50, Descending).await.expect("page")),
-        [5, 4]
-    );
-    assert!(
-        page(10, i64::MAX, 5, Ascending)
-            .await
-            .expect("page")
-            .is_empty()
-    );
+    // (after, before, limit, order) → seqs, in the order read: descending pages are the
+    // highest seqs of the range, from the top down.
+    let cases: [(i64, i64, u32, SeqOrder, &[i64]); 6] = [
+        (0, i64::MAX, 3, Ascending, &[1, 2, 3]),
+        (0, i64::MAX, 3, Descending, &[10, 9, 8]),
+        (0, 5, 2, Descending, &[4, 3]),
+        (7, i64::MAX, 50, Ascending, &[8, 9, 10]),
+        (3, 6, 50, Descending, &[5, 4]),
+        (10, i64::MAX, 5, Ascending, &[]),
+    ];
+    for (after, before, limit, order, want) in cases {
+        let got = page(after, before, limit, order).await.expect("page");
+        assert_eq!(
+            seqs(&got),
+            want,
+            "{after} < seq < {before}, {limit} {order:?}"
+        );
+    }
     let all = page(0, i64::MAX, 100, Ascending).await.expect("page");
     assert_eq!(all.len(), 10);
     assert!(all.iter().all(|m| m.room_id == room));

@@ -2,11 +2,14 @@
 //!
 //! The interface is one trait per area (accounts, rooms, messages, receipts, media
 //! records, push, audit), each in its own module with its types, gathered under `Store`,
-//! which is what the service holds. Each engine is a module (`sqlite` embedded,
-//! `postgres` for clusters). The service layer holds the rules; a store only keeps what
-//! it is given, atomically, and enforces the invariants that must hold whatever happens
-//! above it (one seq per room position, one message per idempotency key, one 1:1 room per
-//! pair).
+//! which is what the service holds. The service layer holds the rules; a store only keeps
+//! what it is given, atomically, and enforces the invariants that must hold whatever
+//! happens above it (one seq per room position, one message per idempotency key, one 1:1
+//! room per pair, receipt markers that only move up and never past the room's last seq).
+//!
+//! There is one implementation, `SqlStore` (`sql/`), with every statement written once
+//! for both engines; each engine's module (`sqlite` embedded, `postgres` for clusters)
+//! opens its pools and holds only what its dialect or driver does differently.
 
 mod accounts;
 mod audit;
