@@ -599,11 +599,16 @@ async fn a_signed_link_opens_its_one_file_without_a_header() {
             query(&media.url).split("sig=").nth(1).unwrap_or_default()
         ),
         format!("{}?exp=1&sig=AAAA", path_of(&media.url)),
-        format!("{}?exp=soon&sig=AAAA", path_of(&media.url)),
         format!("{}?sig=AAAA", path_of(&media.url)),
     ] {
         let (status, _, body) = fetch(&app, None, &url).await;
         assert_error(&(status, json_of(&body)), 401, "unauthorized");
+    }
+    // An `exp` that is not an integer is a malformed request, header or not.
+    let url = format!("{}?exp=soon&sig=AAAA", path_of(&media.url));
+    for user in [None, Some(&alice)] {
+        let (status, _, body) = fetch(&app, user, &url).await;
+        assert_error(&(status, json_of(&body)), 400, "bad_request");
     }
 }
 
