@@ -121,6 +121,7 @@ pub async fn open(target: &Target, user: &BenchUser, i: usize) -> Result<Ws> {
         origin: None,
         local_addr: target.source(i),
         small_buffers: true,
+        auth_frame: false,
     };
     let mut socket = user.api.connect_with(&options).await?;
     match socket.next_within(Duration::from_secs(30)).await? {

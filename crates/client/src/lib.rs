@@ -297,7 +297,8 @@ impl Client {
         .await
     }
 
-    /// Opens the socket with options (source address, buffer sizes, Origin).
+    /// Opens the socket with options (source address, buffer sizes, Origin, how the token
+    /// is sent).
     pub async fn connect_with(&self, options: &ConnectOptions) -> Result<Socket> {
         let origin = options.origin.as_deref();
         let mut url = self.base.join("/api/v1/ws")?;
@@ -308,7 +309,8 @@ impl Client {
                 body: "bad scheme".into(),
             })?;
         let mut req = url.as_str().into_client_request().map_err(Box::new)?;
-        if let Some(token) = &self.token {
+        let header_token = self.token.as_ref().filter(|_| !options.auth_frame);
+        if let Some(token) = header_token {
             let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
                 ClientError::Unexpected {
                     status: 0,
@@ -381,11 +383,21 @@ impl Client {
             }
             other => ClientError::Ws(Box::new(other)),
         })?;
-        Ok(Socket {
+        let mut socket = Socket {
             ws,
             pending: VecDeque::new(),
             next_id: 0,
-        })
+        };
+        if let (true, Some(token)) = (options.auth_frame, &self.token) {
+            let frame = ClientEnvelope {
+                id: None,
+                frame: ClientFrame::Auth {
+                    token: token.clone(),
+                },
+            };
+            socket.send_text(serde_json::to_string(&frame)?).await?;
+        }
+        Ok(socket)
     }
 }
 
@@ -399,6 +411,10 @@ pub struct ConnectOptions {
     pub local_addr: Option<std::net::IpAddr>,
     /// Small read/write buffers, so a load generator can hold many idle sockets.
     pub small_buffers: bool,
+    /// Send the token as an `auth` first frame, as a browser does, instead of an
+    /// `Authorization` header on the handshake. The answer (`hello`, or `error` and close
+    /// 4003) is the first frame read.
+    pub auth_frame: bool,
 }
 
 /// An open real-time connection.

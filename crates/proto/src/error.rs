@@ -122,6 +122,14 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// For `rate_limited`: milliseconds to wait before retrying (the `Retry-After` header
+    /// says the same in whole seconds, rounded up).
+    #[serde(
+        default,
+        rename = "retryAfterMs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_after_ms: Option<u64>,
 }
 
 #[cfg(test)]

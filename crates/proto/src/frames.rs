@@ -27,6 +27,10 @@ pub struct ClientEnvelope {
     rename_all_fields = "camelCase"
 )]
 pub enum ClientFrame {
+    /// The first frame of a connection opened without an `Authorization` header (a
+    /// browser cannot set one): the access token. Answered by `hello`, or by `error` and
+    /// close code 4003. Refused (`bad_request`) on a connection already authenticated.
+    Auth { token: String },
     /// Send a message (the body of `POST /api/v1/messages/send`); answered by `ack`.
     Send { message: SendMessageRequest },
     /// Replace the text of one's own message; answered by `ack`.
@@ -142,8 +146,14 @@ pub enum ServerFrame {
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// For a failed `send`: its `clientMsgId`, so a send without `id` can be matched.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
         code: ErrorCode,
         message: String,
+        /// For `rate_limited`: milliseconds to wait before retrying.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -191,10 +201,23 @@ mod tests {
         assert_eq!(json["roomId"], Uuid::nil().to_string());
         let frame = ServerFrame::Error {
             id: Some("1".into()),
+            client_msg_id: None,
             code: ErrorCode::RoomNotFound,
             message: "x".into(),
+            retry_after_ms: None,
         };
         let json = serde_json::to_value(&frame).expect("serialize");
         assert_eq!(json["code"], "room_not_found");
+        assert!(json.get("clientMsgId").is_none() && json.get("retryAfterMs").is_none());
+        let frame = ServerFrame::Error {
+            id: None,
+            client_msg_id: Some("c1".into()),
+            code: ErrorCode::RateLimited,
+            message: "x".into(),
+            retry_after_ms: Some(1500),
+        };
+        let json = serde_json::to_value(&frame).expect("serialize");
+        assert_eq!(json["clientMsgId"], "c1");
+        assert_eq!(json["retryAfterMs"], 1500);
     }
 }

@@ -322,10 +322,12 @@ pub struct Message {
 #[serde(rename_all = "camelCase")]
 pub struct Media {
     pub id: Uuid,
-    /// Serves the bytes (`GET`, with Range support) to the uploader and to members of rooms
-    /// where it was shared. Relative to the server.
+    /// Serves the bytes (`GET`, with Range support), relative to the server: a signed link
+    /// (`?exp=…&sig=…`) that opens this file, without a header, until `exp` (unix
+    /// seconds). With `Authorization: Bearer` the path serves the uploader and members of
+    /// rooms where it was shared.
     pub url: String,
-    /// A small JPEG or PNG preview (images only).
+    /// A small JPEG or PNG preview (images only); a signed link like `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail_url: Option<String>,
     /// Decided by the server from the bytes, not from what the client said.

@@ -74,6 +74,9 @@ pub struct Config {
     /// How long a new connection's live traffic waits for a first `sync` frame, ms.
     /// Default 1000.
     pub sync_grace_ms: u64,
+    /// How long a socket opened without an `Authorization` header may take to send its
+    /// `auth` frame, ms; then it is closed (4004). Default 5000.
+    pub ws_auth_timeout_ms: u64,
     /// Most messages committed in one transaction (group commit). Default 512.
     pub group_commit_max: usize,
     /// PEM certificate chain; with `tls_key`, serve HTTPS/WSS directly. Default none.
@@ -127,6 +130,9 @@ pub struct MediaConfig {
     pub orphan_ttl_secs: u64,
     /// Seconds between sweeps for such orphans. Default 3600.
     pub gc_interval_secs: u64,
+    /// Lifetime of the signed links in `url` and `thumbnailUrl`, seconds: a link stays
+    /// valid for between half of this and all of it. Default 3600.
+    pub link_ttl_secs: u64,
     /// S3 endpoint, e.g. `http://127.0.0.1:8333`. Default none (AWS).
     pub s3_endpoint: Option<String>,
     /// S3 bucket. Default `palaver-media`.
@@ -154,6 +160,7 @@ impl Default for MediaConfig {
             thumbnail_px: 320,
             orphan_ttl_secs: 24 * 3600,
             gc_interval_secs: 3600,
+            link_ttl_secs: 3600,
             s3_endpoint: None,
             s3_bucket: "palaver-media".into(),
             s3_region: "us-east-1".into(),
@@ -380,6 +387,7 @@ impl Default for Config {
             max_room_members: 1000,
             outbound_queue: 1024,
             sync_grace_ms: 1000,
+            ws_auth_timeout_ms: 5000,
             group_commit_max: 512,
             tls_cert: None,
             tls_key: None,
@@ -499,6 +507,11 @@ impl Config {
         if self.max_frame_bytes > self.max_ws_message_bytes {
             return Err(ConfigError::Rule(
                 "max_frame_bytes must not exceed max_ws_message_bytes".into(),
+            ));
+        }
+        if self.ws_auth_timeout_ms == 0 || self.media.link_ttl_secs == 0 {
+            return Err(ConfigError::Rule(
+                "ws_auth_timeout_ms and media.link_ttl_secs must be positive".into(),
             ));
         }
         if self.media.thumbnail_px == 0 || self.media.gc_interval_secs == 0 {

@@ -19,9 +19,13 @@ const browser = await chromium.launch({
 let step = '';
 const log = (s) => { step = s; console.log(`e2e: ${s}`); };
 const failures = [];
+// Every URL the pages load or connect to: none may carry an access token.
+const urls = [];
 async function newUser(name, viewport = { width: 1200, height: 800 }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
+  page.on('request', (r) => urls.push(r.url()));
+  page.on('websocket', (ws) => urls.push(ws.url()));
   page.on('pageerror', (e) => failures.push(`${name}: page error: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) failures.push(`${name}: console: ${m.text()}`); });
   await page.goto(base);
@@ -134,6 +138,19 @@ try {
   if (shots) await bob.page.screenshot({ path: `${shots}/viewer.png` });
   await bob.page.keyboard.press('Escape');
 
+  log('media are signed links; a failing one is reloaded from the message');
+  const src = await thumb.getAttribute('src');
+  assert.match(src, /^\/api\/v1\/media\/[0-9a-f-]+\/thumbnail\?exp=\d+&sig=/);
+  // As if the link had expired: the element reloads from fresh links, once.
+  await bob.page.evaluate(() => {
+    const i = document.querySelector('#msg-list img.thumb');
+    i.src = i.src.replace(/sig=[^&]*/, 'sig=AAAA');
+  });
+  await bob.page.waitForFunction(() => {
+    const i = document.querySelector('#msg-list img.thumb');
+    return i && !i.src.includes('sig=AAAA') && i.complete && i.naturalWidth > 0;
+  }, null, { timeout: T });
+
   log('offline outbox delivers exactly once');
   await alice.context.setOffline(true);
   await alice.page.locator('#conn:not(:empty)').waitFor({ timeout: T });
@@ -211,6 +228,10 @@ try {
   // Older pages keep the reader's place: after one more page the old first message stays put.
   await scroller.evaluate((s) => { s.scrollTop = s.scrollHeight; });
   if (shots) await alice.page.screenshot({ path: `${shots}/desktop.png` });
+
+  log('no URL carried an access token');
+  assert.ok(urls.some((u) => /\/api\/v1\/ws$/.test(u)), 'the socket was opened');
+  assert.deepEqual(urls.filter((u) => /access_token|eyJ/.test(u)), [], 'no token in a URL');
 
   assert.deepEqual(failures, [], 'no page errors');
   console.log('e2e: all passed');

@@ -47,7 +47,7 @@ export const hasSession = () => !!session?.refreshToken;
 function schedule() {
   clearTimeout(refreshTimer);
   if (!session) return;
-  // Refresh at 80% of the lifetime, so sockets and media URLs never hold a dead token.
+  // Refresh at 80% of the lifetime, so a socket never authenticates with a dead token.
   const wait = Math.max(5000, (session.expiresAt - Date.now()) * 0.8);
   refreshTimer = setTimeout(() => refresh().catch(() => {}), wait);
 }
@@ -142,9 +142,13 @@ export function updateUser(user) {
   localStorage.setItem(KEY, JSON.stringify(session));
 }
 
-/** A media URL an <img>/<video>/<audio> can load (they cannot send headers). */
-export function mediaSrc(url) {
-  return `${url}${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token())}`;
+/**
+ * Whether a signed media URL (`?exp=…&sig=…`, loadable by <img>/<video>/<a> without a
+ * header) has expired or will within a minute.
+ */
+export function linkExpired(url) {
+  const exp = Number(new URL(url, location.href).searchParams.get('exp'));
+  return !exp || exp * 1000 < Date.now() + 60_000;
 }
 
 /** Uploads one file with progress (fetch has no upload progress, XHR does). */

@@ -47,10 +47,16 @@ export class Live extends EventTarget {
     let token;
     try { token = await freshToken(); } catch { return this.retry(); }
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    const ws = new WebSocket(`${proto}://${location.host}/api/v1/ws?access_token=${encodeURIComponent(token)}`);
+    // A browser cannot set Authorization on a WebSocket, and a token in the URL would end
+    // up in logs: the token is the first frame. The server answers `hello`, or an `error`
+    // and close 4003.
+    const ws = new WebSocket(`${proto}://${location.host}/api/v1/ws`);
     this.ws = ws;
     let opened = false;
-    ws.onopen = () => { opened = true; };
+    ws.onopen = () => {
+      opened = true;
+      ws.send(JSON.stringify({ type: 'auth', token }));
+    };
     ws.onmessage = (ev) => {
       let frame;
       try { frame = JSON.parse(ev.data); } catch { return; }
@@ -76,8 +82,8 @@ export class Live extends EventTarget {
         refresh().catch(() => {});
         return this.setState('offline');
       }
-      // A refused handshake (e.g. an expired token) closes before opening.
-      if (!opened) refresh().catch(() => {});
+      // A refused token (4003, e.g. expired) or handshake: refresh before trying again.
+      if (!opened || ev.code === 4003) refresh().catch(() => {});
       this.retry();
     };
   }

@@ -332,6 +332,7 @@ async fn visit(
         origin: None,
         local_addr: target.source(n as usize),
         small_buffers: true,
+        auth_frame: false,
     };
     let mut socket = visitor.api.connect_with(&options).await?;
     let (message, _) = socket

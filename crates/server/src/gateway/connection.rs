@@ -100,8 +100,8 @@ pub async fn run(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, who: Identit
                 handle.close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
                 break;
             }
-            Some((id, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                reader.answer_send(id, result).await;
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                reader.answer_send(done).await;
             }
             msg = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => {
                 deadline = Instant::now() + heartbeat * 2;
@@ -112,7 +112,8 @@ pub async fn run(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, who: Identit
                         }
                     }
                     Some(Ok(WsMessage::Binary(_))) => {
-                        reader.reply_error(None, ErrorCode::BadRequest, "frames are JSON text, not binary".into()).await;
+                        let bad = BadFrame::new(ErrorCode::BadRequest, "frames are JSON text, not binary");
+                        reader.reply_bad_frame(bad).await;
                     }
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
                     Some(Err(err)) => {
@@ -121,14 +122,16 @@ pub async fn run(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, who: Identit
                         }
                         break;
                     }
+                    // The writer answers a Close with a Close (the stack queued it) as it
+                    // ends.
                     Some(Ok(WsMessage::Close(_))) | None => break,
                 }
             }
         }
     }
     // Sends already queued still get their ack if the socket is alive (graceful close).
-    while let Some((id, result)) = in_flight.next().await {
-        reader.answer_send(id, result).await;
+    while let Some(done) = in_flight.next().await {
+        reader.answer_send(done).await;
     }
     hub.unregister(who.user_id, conn_id);
     drop(reader);
@@ -145,8 +148,93 @@ pub async fn run(socket: WebSocket, core: Arc<Core>, hub: Arc<Hub>, who: Identit
     tracing::debug!(user = %who.user_id, conn = %conn_id, "connection closed");
 }
 
-/// A send waiting for its commit, with the id of the frame that asked for it.
-type InFlight = futures::future::BoxFuture<'static, (Option<String>, ServiceResult<Sent>)>;
+/// Most bytes of an `auth` frame: an access token is a few hundred.
+pub const MAX_AUTH_FRAME_BYTES: usize = 4096;
+
+/// Authenticates a connection opened without an `Authorization` header (a browser cannot
+/// set one) from its first frame, which must be `auth`. Until then nothing is registered
+/// and nothing else is read; the phase is bounded in time (`ws_auth_timeout_ms`, then close
+/// 4004) and in what is handled (one frame of at most `MAX_AUTH_FRAME_BYTES`). A failure
+/// is answered by an `error` frame and close 4003.
+pub async fn authenticate(mut socket: WebSocket, core: &Core) -> Option<(WebSocket, Identity)> {
+    let refused = |reason: &'static str| {
+        metrics::counter!("palaver_ws_auth_refused_total", "reason" => reason).increment(1);
+    };
+    let deadline = sleep(Duration::from_millis(core.config.ws_auth_timeout_ms));
+    tokio::pin!(deadline);
+    let text = loop {
+        let msg = tokio::select! {
+            _ = &mut deadline => {
+                refused("timeout");
+                let frame = CloseFrame {
+                    code: close::AUTH_TIMEOUT,
+                    reason: Utf8Bytes::from_static("no auth frame in time"),
+                };
+                let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                return None;
+            }
+            msg = socket.recv() => msg,
+        };
+        match msg {
+            Some(Ok(WsMessage::Text(text))) => break Some(text),
+            Some(Ok(WsMessage::Binary(_))) => break None,
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+            Some(Ok(WsMessage::Close(_))) => {
+                // Sends the Close the stack queued in answer (RFC 6455 §5.5.1).
+                let _ = socket.close().await;
+                return None;
+            }
+            Some(Err(_)) | None => return None,
+        }
+    };
+    let refusal = match text
+        .as_deref()
+        .map(|t| decode_frame(t, MAX_AUTH_FRAME_BYTES))
+    {
+        None => BadFrame::new(
+            ErrorCode::BadRequest,
+            "the first frame must be auth, as JSON text",
+        )
+        .into_frame(),
+        Some(Err(bad)) => bad.into_frame(),
+        Some(Ok(ClientEnvelope {
+            id,
+            frame: ClientFrame::Auth { token },
+        })) => match core.authenticate(token.trim()).await {
+            Ok(who) => return Some((socket, who)),
+            Err(err) => service_error_frame(id, None, &err),
+        },
+        Some(Ok(envelope)) => BadFrame {
+            id: envelope.id,
+            ..BadFrame::new(
+                ErrorCode::Unauthorized,
+                "authenticate first: the first frame must be auth",
+            )
+        }
+        .into_frame(),
+    };
+    refused("refused");
+    if let Ok(text) = Utf8Bytes::try_from(encode(&refusal)) {
+        let _ = socket.feed(WsMessage::Text(text)).await;
+    }
+    let frame = CloseFrame {
+        code: close::AUTH_FAILED,
+        reason: Utf8Bytes::from_static("authentication failed"),
+    };
+    let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    None
+}
+
+/// A send waiting for its commit.
+type InFlight = futures::future::BoxFuture<'static, SendDone>;
+
+/// A send's outcome, with what its answer must carry to be matched.
+struct SendDone {
+    /// The `id` of the frame that asked for it.
+    id: Option<String>,
+    client_msg_id: String,
+    result: ServiceResult<Sent>,
+}
 
 struct Reader {
     core: Arc<Core>,
@@ -161,32 +249,35 @@ impl Reader {
         let _ = self.ctrl.send(Control::Frame(Box::new(frame))).await;
     }
 
-    async fn reply_error(&self, id: Option<String>, code: ErrorCode, message: String) {
-        metrics::counter!("palaver_ws_frame_errors_total", "code" => code.as_str()).increment(1);
-        self.reply(ServerFrame::Error { id, code, message }).await;
+    async fn reply_bad_frame(&self, bad: BadFrame) {
+        self.reply(bad.into_frame()).await;
     }
 
-    async fn reply_service_error(&self, id: Option<String>, err: ServiceError) {
-        if err.is_internal() {
-            tracing::error!(%err, "frame failed");
-            self.reply_error(id, ErrorCode::Internal, "internal error".into())
-                .await;
-        } else {
-            self.reply_error(id, err.code(), err.to_string()).await;
-        }
+    /// Answers a failed frame; `client_msg_id` is the `send`'s, for a send.
+    async fn reply_service_error(
+        &self,
+        id: Option<String>,
+        client_msg_id: Option<String>,
+        err: ServiceError,
+    ) {
+        self.reply(service_error_frame(id, client_msg_id, &err))
+            .await;
     }
 
-    async fn answer_send(&self, id: Option<String>, result: ServiceResult<Sent>) {
-        match result {
+    async fn answer_send(&self, done: SendDone) {
+        match done.result {
             Ok(sent) => {
                 self.reply(ServerFrame::Ack {
-                    id,
+                    id: done.id,
                     message: Some(sent.message),
                     duplicate: sent.duplicate,
                 })
                 .await
             }
-            Err(err) => self.reply_service_error(id, err).await,
+            Err(err) => {
+                self.reply_service_error(done.id, Some(done.client_msg_id), err)
+                    .await
+            }
         }
     }
 
@@ -199,7 +290,7 @@ impl Reader {
                 if first {
                     let _ = self.ctrl.send(Control::Start).await;
                 }
-                self.reply_error(bad.id, bad.code, bad.message).await;
+                self.reply_bad_frame(bad).await;
                 return None;
             }
         };
@@ -211,6 +302,7 @@ impl Reader {
         let who = self.who;
         let outcome: ServiceResult<Option<ServerFrame>> = match envelope.frame {
             ClientFrame::Send { message } => {
+                let client_msg_id = message.client_msg_id.clone();
                 match core.submit_send(who, message, Some(self.conn_id)).await {
                     Ok(pending) => {
                         let core = core.clone();
@@ -219,12 +311,23 @@ impl Reader {
                                 Ok(sent) => core.finish_send(sent).await,
                                 Err(err) => Err(err),
                             };
-                            (id, result)
+                            SendDone {
+                                id,
+                                client_msg_id,
+                                result,
+                            }
                         }));
                     }
-                    Err(err) => Err(err),
+                    Err(err) => {
+                        self.reply_service_error(id, echoable(&client_msg_id), err)
+                            .await;
+                        return None;
+                    }
                 }
             }
+            ClientFrame::Auth { .. } => Err(ServiceError::BadRequest(
+                "this connection is already authenticated".into(),
+            )),
             ClientFrame::Edit {
                 message_id,
                 content,
@@ -285,9 +388,32 @@ impl Reader {
                 .await
             }
             Ok(None) => {}
-            Err(err) => self.reply_service_error(id, err).await,
+            Err(err) => self.reply_service_error(id, None, err).await,
         }
         None
+    }
+}
+
+/// The `error` frame for a refusal or failure; an internal failure is logged here and
+/// reaches the client only as `internal`.
+fn service_error_frame(
+    id: Option<String>,
+    client_msg_id: Option<String>,
+    err: &ServiceError,
+) -> ServerFrame {
+    let (code, message) = if err.is_internal() {
+        tracing::error!(%err, "frame failed");
+        (ErrorCode::Internal, "internal error".to_owned())
+    } else {
+        (err.code(), err.to_string())
+    };
+    metrics::counter!("palaver_ws_frame_errors_total", "code" => code.as_str()).increment(1);
+    ServerFrame::Error {
+        id,
+        client_msg_id,
+        code,
+        message,
+        retry_after_ms: err.retry_after_ms(),
     }
 }
 
@@ -296,8 +422,33 @@ impl Reader {
 pub struct BadFrame {
     /// The frame's `id`, when one could be read from it.
     pub id: Option<String>,
+    /// A `send` frame's `message.clientMsgId`, when one could be read from it.
+    pub client_msg_id: Option<String>,
     pub code: ErrorCode,
     pub message: String,
+}
+
+impl BadFrame {
+    fn new(code: ErrorCode, message: impl Into<String>) -> BadFrame {
+        BadFrame {
+            id: None,
+            client_msg_id: None,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn into_frame(self) -> ServerFrame {
+        metrics::counter!("palaver_ws_frame_errors_total", "code" => self.code.as_str())
+            .increment(1);
+        ServerFrame::Error {
+            id: self.id,
+            client_msg_id: self.client_msg_id,
+            code: self.code,
+            message: self.message,
+            retry_after_ms: None,
+        }
+    }
 }
 
 /// Reads one client text frame as the gateway does: at most `max_bytes`, a JSON object
@@ -305,11 +456,10 @@ pub struct BadFrame {
 /// most 64 bytes.
 pub fn decode_frame(text: &str, max_bytes: usize) -> Result<ClientEnvelope, BadFrame> {
     if text.len() > max_bytes {
-        return Err(BadFrame {
-            id: None,
-            code: ErrorCode::PayloadTooLarge,
-            message: format!("frame is larger than {max_bytes} bytes"),
-        });
+        return Err(BadFrame::new(
+            ErrorCode::PayloadTooLarge,
+            format!("frame is larger than {max_bytes} bytes"),
+        ));
     }
     // serde would read a numeric `type` as a variant index; only a string is a type.
     let typed = serde_json::from_str::<TypeProbe>(text).is_ok_and(|p| p.kind.is_some());
@@ -318,15 +468,15 @@ pub fn decode_frame(text: &str, max_bytes: usize) -> Result<ClientEnvelope, BadF
     } else {
         Err(serde::de::Error::custom("a frame needs a string \"type\""))
     };
-    let envelope = parsed.map_err(|err| {
-        let (id, code, message) = explain_bad_frame(text, &err);
-        BadFrame { id, code, message }
-    })?;
+    let envelope = parsed.map_err(|err| explain_bad_frame(text, &err))?;
     if envelope.id.as_ref().is_some_and(|id| id.len() > 64) {
+        let client_msg_id = match &envelope.frame {
+            ClientFrame::Send { message } => echoable(&message.client_msg_id),
+            _ => None,
+        };
         return Err(BadFrame {
-            id: None,
-            code: ErrorCode::BadRequest,
-            message: "id is longer than 64 characters".into(),
+            client_msg_id,
+            ..BadFrame::new(ErrorCode::BadRequest, "id is longer than 64 characters")
         });
     }
     Ok(envelope)
@@ -347,14 +497,16 @@ fn is_too_big(err: axum::Error) -> bool {
     )
 }
 
-/// Why a text frame could not be read, with its `id` if one can be found.
-fn explain_bad_frame(text: &str, err: &serde_json::Error) -> (Option<String>, ErrorCode, String) {
+/// A `clientMsgId` short enough to send back (the rules allow at most 64 characters).
+fn echoable(client_msg_id: &str) -> Option<String> {
+    (client_msg_id.len() <= 64).then(|| client_msg_id.to_owned())
+}
+
+/// Why a text frame could not be read, with its `id` (and a `send`'s `clientMsgId`) if
+/// they can be found.
+fn explain_bad_frame(text: &str, err: &serde_json::Error) -> BadFrame {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
-        return (
-            None,
-            ErrorCode::BadRequest,
-            format!("malformed JSON: {err}"),
-        );
+        return BadFrame::new(ErrorCode::BadRequest, format!("malformed JSON: {err}"));
     };
     let id = match value.get("id") {
         Some(serde_json::Value::String(s)) if s.len() <= 64 => Some(s.clone()),
@@ -362,27 +514,38 @@ fn explain_bad_frame(text: &str, err: &serde_json::Error) -> (Option<String>, Er
         _ => None,
     };
     const KNOWN: &[&str] = &[
-        "send", "edit", "delete", "receipt", "typing", "presence", "sync", "ping",
+        "auth", "send", "edit", "delete", "receipt", "typing", "presence", "sync", "ping",
     ];
-    match value.get("type").and_then(|t| t.as_str()) {
+    let kind = value.get("type").and_then(|t| t.as_str());
+    let client_msg_id = match kind {
+        Some("send") => value
+            .pointer("/message/clientMsgId")
+            .and_then(|c| c.as_str())
+            .and_then(echoable),
+        _ => None,
+    };
+    let (code, message) = match kind {
         None => (
-            id,
             ErrorCode::BadRequest,
-            "a frame needs a string \"type\"".into(),
+            "a frame needs a string \"type\"".to_owned(),
         ),
         Some(kind) if !KNOWN.contains(&kind) => {
             let shown: String = kind.chars().take(32).collect();
             (
-                id,
                 ErrorCode::UnknownFrame,
                 format!("unknown frame type {shown:?}"),
             )
         }
         Some(kind) => (
-            id,
             ErrorCode::BadRequest,
             format!("invalid {kind} frame: {err}"),
         ),
+    };
+    BadFrame {
+        id,
+        client_msg_id,
+        code,
+        message,
     }
 }
 
@@ -431,37 +594,40 @@ impl Writer {
             };
             if step.is_err() || sink.flush().await.is_err() {
                 kill.cancel();
-                if self.handle.reason.lock().is_none() {
-                    return;
-                }
                 break;
             }
         }
         let reason = self.handle.reason.lock().take();
-        if let Some((code, why)) = reason {
-            if code == close::GOING_AWAY {
-                // A graceful shutdown finishes what is queued first: live frames, then the
-                // acks of sends still committing (the reader closes `ctrl` when done).
-                while let Ok(item) = live.try_recv() {
-                    if self.live(item, &mut sink).await.is_err() {
+        let Some((code, why)) = reason else {
+            // The client closed (or the socket failed). After a client's Close the stack
+            // has queued the answering Close (RFC 6455 §5.5.1, the client's code echoed):
+            // closing the sink sends it, rather than dropping the connection, which the
+            // client would see as 1006.
+            let _ = sink.close().await;
+            return;
+        };
+        if code == close::GOING_AWAY {
+            // A graceful shutdown finishes what is queued first: live frames, then the
+            // acks of sends still committing (the reader closes `ctrl` when done).
+            while let Ok(item) = live.try_recv() {
+                if self.live(item, &mut sink).await.is_err() {
+                    return;
+                }
+            }
+            let drain = async {
+                while let Some(c) = ctrl.recv().await {
+                    if self.control(c, &mut sink).await.is_err() {
                         return;
                     }
                 }
-                let drain = async {
-                    while let Some(c) = ctrl.recv().await {
-                        if self.control(c, &mut sink).await.is_err() {
-                            return;
-                        }
-                    }
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-            }
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(why),
             };
-            let _ = sink.send(WsMessage::Close(Some(frame))).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
         }
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(why),
+        };
+        let _ = sink.send(WsMessage::Close(Some(frame))).await;
     }
 
     async fn control(&mut self, c: Control, sink: &mut Sink) -> Result<(), Gone> {
@@ -482,8 +648,10 @@ impl Writer {
                             tracing::warn!(%err, "sync failed");
                             let frame = ServerFrame::Error {
                                 id,
+                                client_msg_id: None,
                                 code: ErrorCode::Internal,
                                 message: "sync failed; retry".into(),
+                                retry_after_ms: None,
                             };
                             self.started = true;
                             return send_frame(sink, &frame).await;

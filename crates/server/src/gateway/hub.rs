@@ -29,6 +29,11 @@ pub mod close {
     pub const SESSION_ENDED: u16 = 4001;
     /// Nothing was heard from the client for two heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+    /// A connection opened without an `Authorization` header did not authenticate: its
+    /// first frame was not a valid `auth` (the `error` frame before the close says why).
+    pub const AUTH_FAILED: u16 = 4003;
+    /// No frame came within `ws_auth_timeout_ms` on a connection that had to send `auth`.
+    pub const AUTH_TIMEOUT: u16 = 4004;
     /// A WebSocket message was larger than `max_ws_message_bytes`.
     pub const TOO_BIG: u16 = 1009;
     /// The server could not read what it had to send (e.g. the store failed during a

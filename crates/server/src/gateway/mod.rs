@@ -1,5 +1,10 @@
 //! The WebSocket gateway: the handshake (Origin and token checks, buffer sizes) and the
 //! connections it hands to the hub.
+//!
+//! A client authenticates with `Authorization: Bearer` on the handshake, or, when it
+//! cannot set that header (a browser), with an `auth` frame as its first frame
+//! (`connection::authenticate`). No token is ever taken from the URL: URLs end up in
+//! logs, proxies and browser history.
 
 pub mod connection;
 pub mod hub;
@@ -12,7 +17,7 @@ use axum::response::Response;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::service::ServiceError;
+use crate::http::extract::{bearer_token, refuse_token_in_url};
 use palaver_proto::ErrorCode;
 
 /// Per-connection socket buffers: small, so an idle connection costs little (client frames
@@ -43,7 +48,8 @@ pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 
-/// `GET /api/v1/ws`: authenticate, then upgrade.
+/// `GET /api/v1/ws`: check the Origin and any bearer token, then upgrade; without a
+/// header, the connection authenticates with its first frame.
 pub async fn upgrade(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -57,9 +63,11 @@ pub async fn upgrade(
         ));
     }
     let (mut parts, _) = req.into_parts();
-    let token = crate::http::extract::header_or_query_token(&parts)
-        .ok_or(ServiceError::Unauthorized("missing access token"))?;
-    let who = app.core.authenticate(&token).await?;
+    refuse_token_in_url(&parts.uri)?;
+    let who = match bearer_token(&parts.headers)? {
+        Some(token) => Some(app.core.authenticate(token).await?),
+        None => None,
+    };
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &app)
         .await
         .map_err(|e| {
@@ -76,7 +84,16 @@ pub async fn upgrade(
         .max_write_buffer_size(WRITE_BUFFER + config.max_ws_message_bytes)
         .max_message_size(config.max_ws_message_bytes)
         .max_frame_size(config.max_ws_message_bytes)
-        .on_upgrade(move |socket| connection::run(socket, core, hub, who)))
+        .on_upgrade(move |socket| async move {
+            let (socket, who) = match who {
+                Some(who) => (socket, who),
+                None => match connection::authenticate(socket, &core).await {
+                    Some(authenticated) => authenticated,
+                    None => return,
+                },
+            };
+            connection::run(socket, core, hub, who).await
+        }))
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! The one error shape at the HTTP edge: status + `{"error": {"code", "message"}}`.
 //! Internal failures are logged here and reach the client only as `internal`.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -16,7 +14,8 @@ use crate::service::ServiceError;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    retry_after: Option<Duration>,
+    /// For `rate_limited`: how long to wait, in milliseconds (`retryAfterMs`).
+    retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -24,7 +23,7 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
-            retry_after: None,
+            retry_after_ms: None,
         }
     }
 }
@@ -35,14 +34,10 @@ impl From<ServiceError> for ApiError {
             tracing::error!(error = %err, "request failed");
             return ApiError::new(ErrorCode::Internal, "internal error");
         }
-        let retry_after = match &err {
-            ServiceError::RateLimited(d) => Some(*d),
-            _ => None,
-        };
         ApiError {
             code: err.code(),
             message: err.to_string(),
-            retry_after,
+            retry_after_ms: err.retry_after_ms(),
         }
     }
 }
@@ -96,11 +91,13 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message,
+                retry_after_ms: self.retry_after_ms,
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let Some(retry) = self.retry_after {
-            let secs = retry.as_secs().max(1);
+        if let Some(ms) = self.retry_after_ms {
+            // Whole seconds, rounded up: a client that waits this long is let through.
+            let secs = ms.div_ceil(1000).max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri};
 
 use super::AppState;
 use super::error::ApiError;
@@ -43,56 +44,81 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
+        let token = bearer_token(&parts.headers)?
             .ok_or(ServiceError::Unauthorized("missing Authorization header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or(ServiceError::Unauthorized(
-                "expected Authorization: Bearer <token>",
-            ))?;
-        Ok(Auth(state.core.authenticate(token.trim()).await?))
+        Ok(Auth(state.core.authenticate(token).await?))
     }
 }
 
-/// The caller, from `Authorization: Bearer <access token>` or an `access_token` query
-/// parameter: for what browsers fetch without script (`<img src>`, `<video src>`,
-/// WebSockets), where no header can be set.
-pub struct AuthOrQuery(pub Identity);
+/// The token of an `Authorization: Bearer` header; `None` without the header, an error
+/// for a header of another kind.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ServiceError> {
+    let Some(header) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|token| Some(token.trim()))
+        .ok_or(ServiceError::Unauthorized(
+            "expected Authorization: Bearer <token>",
+        ))
+}
 
-impl FromRequestParts<AppState> for AuthOrQuery {
+/// Refuses an access token in the URL (`?access_token=`, accepted before): URLs are
+/// written to access logs, proxies and browser history, so a token there leaks. Said
+/// plainly rather than ignored, so an old client learns why it is refused.
+pub fn refuse_token_in_url(uri: &Uri) -> Result<(), ServiceError> {
+    let named = uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("access_token"))
+    });
+    if named {
+        return Err(ServiceError::Unauthorized(
+            "access tokens are not accepted in URLs: send Authorization: Bearer, or an \
+             auth frame on the socket; media URLs carry their own signature",
+        ));
+    }
+    Ok(())
+}
+
+/// How a media file is asked for: by a caller with `Authorization: Bearer` (allowed if
+/// they may see the object now), else by a signed link (`?exp=…&sig=…`) from a `Media`
+/// object, for elements that cannot send headers (`<img>`, `<video>`, `<a download>`).
+pub enum MediaAccess {
+    Caller(Identity),
+    Link { exp: i64, sig: String },
+}
+
+/// The query of a signed link; checked for its shape on every media request, as
+/// documented, whether or not the header decides.
+#[derive(serde::Deserialize)]
+struct LinkQuery {
+    exp: Option<i64>,
+    sig: Option<String>,
+}
+
+impl FromRequestParts<AppState> for MediaAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = header_or_query_token(parts)
-            .ok_or(ServiceError::Unauthorized("missing access token"))?;
-        Ok(AuthOrQuery(state.core.authenticate(token.trim()).await?))
+        refuse_token_in_url(&parts.uri)?;
+        let link = axum::extract::Query::<LinkQuery>::try_from_uri(&parts.uri)?.0;
+        if let Some(token) = bearer_token(&parts.headers)? {
+            return Ok(MediaAccess::Caller(state.core.authenticate(token).await?));
+        }
+        match (link.exp, link.sig) {
+            (Some(exp), Some(sig)) => Ok(MediaAccess::Link { exp, sig }),
+            _ => Err(ServiceError::Unauthorized(
+                "missing credentials: send Authorization: Bearer, or use the signed url",
+            )
+            .into()),
+        }
     }
-}
-
-#[derive(serde::Deserialize)]
-struct TokenQuery {
-    access_token: Option<String>,
-}
-
-/// The bearer token of the `Authorization` header, else the `access_token` parameter.
-pub fn header_or_query_token(parts: &Parts) -> Option<String> {
-    let header = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "));
-    header.map(str::to_owned).or_else(|| {
-        axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
-            .ok()
-            .and_then(|q| q.0.access_token)
-    })
 }
 
 /// The client's address, for per-address rate limits: the TCP peer, or behind a trusted

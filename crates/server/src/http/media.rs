@@ -18,8 +18,10 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Auth, AuthOrQuery, Json, Path, Query};
+use super::extract::{Auth, Json, MediaAccess, Path, Query};
 use crate::service::inspect::inline_safe;
+use crate::service::links::MediaFile;
+use crate::store::MediaRow;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -86,20 +88,37 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(media)))
 }
 
+/// The record behind a media request: by a bearer caller who may see it now, or by a
+/// signed link to exactly this file.
+async fn record(
+    app: &AppState,
+    access: MediaAccess,
+    id: Uuid,
+    file: MediaFile,
+) -> ApiResult<MediaRow> {
+    Ok(match access {
+        MediaAccess::Caller(who) => app.core.visible_media(who, id).await?,
+        MediaAccess::Link { exp, sig } => app.core.linked_media(id, file, exp, &sig).await?,
+    })
+}
+
 /// The bytes of a media object, to its uploader and to members of rooms where it was
-/// shared (anyone else gets 404). Supports `Range` (one range), `If-None-Match`, and
-/// `?access_token=` for elements that cannot send headers.
-#[utoipa::path(get, path = "/api/v1/media/{mediaId}", tag = "media", params(("mediaId" = Uuid, Path)),
+/// shared (anyone else gets 404), or to whoever holds its signed `url` (`?exp=…&sig=…`,
+/// for elements that cannot send headers) until it expires. Supports `Range` (one range)
+/// and `If-None-Match`.
+#[utoipa::path(get, path = "/api/v1/media/{mediaId}", tag = "media", params(("mediaId" = Uuid, Path),
+        ("exp" = Option<i64>, Query, description = "expiry of a signed link, unix seconds (part of `url`)"),
+        ("sig" = Option<String>, Query, description = "signature of a signed link (part of `url`)")),
     responses((status = 200, description = "the bytes"), (status = 206, description = "the requested range"), (status = 304, description = "not modified"),
-        (status = 401, body = ErrorBody), (status = 404, description = "media_not_found", body = ErrorBody), (status = 416, description = "range not satisfiable")),
-    security(("bearer" = [])))]
+        (status = 401, description = "no credentials, or a signed link that is not valid or has expired", body = ErrorBody), (status = 404, description = "media_not_found", body = ErrorBody), (status = 416, description = "range not satisfiable")),
+    security((), ("bearer" = [])))]
 pub async fn download(
     State(app): State<AppState>,
-    AuthOrQuery(who): AuthOrQuery,
+    access: MediaAccess,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let row = app.core.visible_media(who, id).await?;
+    let row = record(&app, access, id, MediaFile::Original).await?;
     let etag = format!("\"{}\"", row.sha256);
     let mut out = Response::builder()
         .header(header::ETAG, &etag)
@@ -146,17 +165,21 @@ pub async fn download(
     ))
 }
 
-/// A small preview of an image media object; same access rule as the object.
-#[utoipa::path(get, path = "/api/v1/media/{mediaId}/thumbnail", tag = "media", params(("mediaId" = Uuid, Path)),
-    responses((status = 200, description = "a JPEG or PNG"), (status = 401, body = ErrorBody), (status = 404, description = "media_not_found, or not an image", body = ErrorBody)),
-    security(("bearer" = [])))]
+/// A small preview of an image media object; same access rule as the object (a signed
+/// link is its `thumbnailUrl`).
+#[utoipa::path(get, path = "/api/v1/media/{mediaId}/thumbnail", tag = "media", params(("mediaId" = Uuid, Path),
+        ("exp" = Option<i64>, Query, description = "expiry of a signed link, unix seconds (part of `thumbnailUrl`)"),
+        ("sig" = Option<String>, Query, description = "signature of a signed link (part of `thumbnailUrl`)")),
+    responses((status = 200, description = "a JPEG or PNG"), (status = 304, description = "not modified"),
+        (status = 401, description = "no credentials, or a signed link that is not valid or has expired", body = ErrorBody), (status = 404, description = "media_not_found, or not an image", body = ErrorBody)),
+    security((), ("bearer" = [])))]
 pub async fn thumbnail(
     State(app): State<AppState>,
-    AuthOrQuery(who): AuthOrQuery,
+    access: MediaAccess,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let row = app.core.visible_media(who, id).await?;
+    let row = record(&app, access, id, MediaFile::Thumbnail).await?;
     let (Some(key), Some(mime)) = (&row.thumb_sha256, &row.thumb_mime) else {
         return Err(ApiError::new(
             ErrorCode::MediaNotFound,
@@ -219,11 +242,10 @@ fn safe(
             "default-src 'none'; sandbox",
         )
         .header("cross-origin-resource-policy", "same-origin")
-        // Content-addressed, so it never changes; private, because access is per user.
-        .header(
-            header::CACHE_CONTROL,
-            "private, max-age=31536000, immutable",
-        );
+        // Private, because access is per user; revalidated (by ETag) on every use, so a
+        // copy in a browser's cache is shown only while the server would still serve it:
+        // access withdrawn, or a link expired, stops it.
+        .header(header::CACHE_CONTROL, "private, no-cache");
     builder.body(body).unwrap_or_else(|err| {
         tracing::error!(%err, "could not build a media response");
         ApiError::new(ErrorCode::Internal, "internal error").into_response()

@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::inspect::{self, ImageError};
+use super::links::{LinkSigner, MediaFile};
 use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
@@ -26,15 +27,16 @@ use crate::store::MediaRow;
 /// Bytes kept from the start of an upload to decide its type.
 const SNIFF_BYTES: usize = 8192;
 
-/// The client-facing description of a record.
-pub fn media_view(row: &MediaRow) -> Media {
+/// The client-facing description of a record, with links signed as of `now` (unix
+/// seconds).
+fn media_view(row: &MediaRow, links: &LinkSigner, now: i64) -> Media {
     Media {
         id: row.id,
-        url: format!("/api/v1/media/{}", row.id),
+        url: links.link(row.id, MediaFile::Original, now),
         thumbnail_url: row
             .thumb_sha256
             .as_ref()
-            .map(|_| format!("/api/v1/media/{}/thumbnail", row.id)),
+            .map(|_| links.link(row.id, MediaFile::Thumbnail, now)),
         mime_type: row.mime_type.clone(),
         kind: row.kind,
         size: row.size,
@@ -74,6 +76,11 @@ impl Drop for TempFile {
 }
 
 impl Core {
+    /// The client-facing description of a record, its links signed now.
+    fn media_view(&self, row: &MediaRow) -> Media {
+        media_view(row, &self.links, now_ms() / 1000)
+    }
+
     /// Largest upload of a kind.
     fn media_limit(&self, kind: MessageType) -> u64 {
         let m = &self.config.media;
@@ -218,7 +225,7 @@ impl Core {
         }
         metrics::counter!("palaver_media_uploads_total", "type" => row.kind.as_str()).increment(1);
         metrics::counter!("palaver_media_upload_bytes_total").increment(row.size);
-        Ok(media_view(&row))
+        Ok(self.media_view(&row))
     }
 
     /// The record of a media object the caller may see: as its uploader, or as a member
@@ -241,6 +248,28 @@ impl Core {
         } else {
             Err(ServiceError::MediaNotFound)
         }
+    }
+
+    /// The record of a media object for a signed link to one of its files: `unauthorized`
+    /// unless the link is valid for that file and not expired, then `media_not_found` if
+    /// the object is gone. The signature is checked before anything is looked up.
+    pub async fn linked_media(
+        &self,
+        id: Uuid,
+        file: MediaFile,
+        exp: i64,
+        sig: &str,
+    ) -> ServiceResult<MediaRow> {
+        self.links
+            .check(id, file, exp, sig, now_ms() / 1000)
+            .map_err(|e| {
+                metrics::counter!("palaver_media_links_refused_total").increment(1);
+                ServiceError::Unauthorized(e.reason())
+            })?;
+        self.store
+            .media(id)
+            .await?
+            .ok_or(ServiceError::MediaNotFound)
     }
 
     /// The stored bytes under `key`, or the `range` of them.
@@ -275,7 +304,7 @@ impl Core {
                 row.mime_type
             )));
         }
-        Ok(media_view(&row))
+        Ok(self.media_view(&row))
     }
 
     /// Fills in `media` on messages that name one (history, sync and edits read messages
@@ -292,7 +321,7 @@ impl Core {
         let rows = self.store.media_many(&ids).await?;
         for message in messages.iter_mut() {
             if let Some(row) = rows.iter().find(|r| Some(r.id) == message.media_id) {
-                message.media = Some(media_view(row));
+                message.media = Some(self.media_view(row));
             }
         }
         Ok(())

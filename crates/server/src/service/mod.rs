@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod inspect;
+pub mod links;
 mod media;
 mod membership;
 mod messages;
@@ -18,7 +19,7 @@ use palaver_proto::ErrorCode;
 use uuid::Uuid;
 
 pub use auth::{Identity, Tokens};
-pub use media::{clean_filename, media_view};
+pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
 
@@ -106,6 +107,18 @@ impl ServiceError {
         }
     }
 
+    /// For `rate_limited`: how long to wait before retrying, in whole milliseconds
+    /// rounded up (at least 1), as both edges state it (`retryAfterMs`).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ServiceError::RateLimited(wait) => {
+                let ms = wait.as_micros().div_ceil(1000);
+                Some(u64::try_from(ms).unwrap_or(u64::MAX).max(1))
+            }
+            _ => None,
+        }
+    }
+
     /// True for failures of the server (logged, and hidden from the client).
     pub fn is_internal(&self) -> bool {
         self.code() == ErrorCode::Internal
@@ -139,6 +152,8 @@ pub struct Core {
     pub media: Arc<dyn MediaStore>,
     pub membership: Membership,
     pub tokens: Tokens,
+    /// Signs and checks the media links in `Media.url` and `thumbnailUrl`.
+    pub links: links::LinkSigner,
     /// Identifies this node on the bus, so it can skip its own membership events.
     pub node_id: Uuid,
     writer: MessageWriter,
@@ -169,6 +184,7 @@ impl Core {
         let _ = std::fs::remove_dir_all(&media_tmp);
         std::fs::create_dir_all(&media_tmp)
             .map_err(|e| ServiceError::Internal(format!("cannot create {media_tmp:?}: {e}")))?;
+        let links = links::LinkSigner::new(secret, config.media.link_ttl_secs);
         let membership = Membership::default();
         membership.load(store.all_memberships().await?);
         let tokens = Tokens::new(
@@ -205,6 +221,7 @@ impl Core {
             media,
             membership,
             tokens,
+            links,
             node_id,
             writer,
             media_tmp,

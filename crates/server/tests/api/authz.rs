@@ -11,7 +11,11 @@
 //! status and error code the caller gets (for a frame: `ack`, `pong` or `synced` when
 //! allowed, else the `error` frame's code), and, for answers that list things, whether the
 //! room (or the owner's subscription) is in them. Rows that change who may do what
-//! (roles, removals, leaving) give each caller a fixture of its own.
+//! (roles, removals, leaving) give each caller a fixture of its own. Some rows carry the
+//! credential another way: the token in the URL (refused for everyone), or a signed
+//! media link instead of a token (one the caller was issued, or one that is expired, for
+//! another object or file, or tampered with). The `auth` frame row opens a socket without
+//! a header and authenticates with its first frame.
 //!
 //! While the matrix runs, the stranger and the removed member keep sockets open and every
 //! frame they get is checked: nothing about the room, nobody's presence. An admin's socket
@@ -39,8 +43,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use palaver_client::{ClientError, Socket};
 use palaver_proto::{
-    ClientFrame, Cursors, MessageType, PresenceStatus, ReceiptKind, SendMessageRequest, ServerFrame,
+    ClientFrame, Cursors, Media, MessageType, PresenceStatus, ReceiptKind, SendMessageRequest,
+    ServerFrame,
 };
+use palaver_server::service::links::{LinkSigner, MediaFile};
 use parking_lot::Mutex;
 use rand::RngCore;
 use reqwest::Method;
@@ -89,6 +95,8 @@ enum Cell {
     Hidden(u16),
     /// Refused with this status and error code.
     No(u16, &'static str),
+    /// A socket that was closed with this code without ever being authenticated.
+    Closed(u16),
 }
 
 const OK: Cell = Cell::Ok(200);
@@ -107,6 +115,8 @@ const NO_MEDIA: Cell = Cell::No(404, "media_not_found");
 const NO_SUB: Cell = Cell::No(404, "subscription_not_found");
 const ANON: Cell = Cell::No(401, "unauthorized");
 const EXPIRED: Cell = Cell::No(401, "token_expired");
+/// A socket opened without a header that never sent `auth`: closed after the timeout.
+const UNAUTHENTICATED: Cell = Cell::Closed(4004);
 
 /// Which member a `{userId}` in the path names.
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +126,34 @@ enum Target {
     Member,
 }
 
+/// How a row's request carries its credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// `Authorization: Bearer`, or nothing for the anonymous caller.
+    Header,
+    /// The token in `?access_token=` (a garbage one for the anonymous caller), as the
+    /// socket and media once accepted; refused now.
+    Query,
+    /// No token: a signed media link (`Media.url` or `thumbnailUrl`).
+    Link(Link),
+}
+
+/// Which signed link a `Via::Link` row uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// The one the caller is issued: from the picture's message, fetched with their own
+    /// token (callers who cannot fetch it get that refusal).
+    Issued,
+    /// The owner's link, signed properly but expired an hour ago.
+    Expired,
+    /// The owner's link to another of their pictures, on this picture's path.
+    OtherObject,
+    /// The owner's link to the other file of this picture (thumbnail ↔ original).
+    OtherFile,
+    /// The owner's link with one byte of its signature changed.
+    Tampered,
+}
+
 /// One REST row.
 struct Row {
     /// `METHOD /path`, the path as in openapi.json.
@@ -123,8 +161,7 @@ struct Row {
     target: Target,
     /// Each caller gets a fixture of its own: the call changes roles or membership.
     fresh: bool,
-    /// The token goes in `?access_token=` (for `<img src>`) instead of the header.
-    query_token: bool,
+    via: Via,
     expect: [Cell; 8],
 }
 
@@ -133,7 +170,7 @@ const fn row(op: &'static str, expect: [Cell; 8]) -> Row {
         op,
         target: Target::Owner,
         fresh: false,
-        query_token: false,
+        via: Via::Header,
         expect,
     }
 }
@@ -143,7 +180,7 @@ const fn fresh(op: &'static str, target: Target, expect: [Cell; 8]) -> Row {
         op,
         target,
         fresh: true,
-        query_token: false,
+        via: Via::Header,
         expect,
     }
 }
@@ -153,10 +190,23 @@ const fn by_query(op: &'static str, expect: [Cell; 8]) -> Row {
         op,
         target: Target::Owner,
         fresh: false,
-        query_token: true,
+        via: Via::Query,
         expect,
     }
 }
+
+const fn linked(op: &'static str, link: Link, expect: [Cell; 8]) -> Row {
+    Row {
+        op,
+        target: Target::Owner,
+        fresh: false,
+        via: Via::Link(link),
+        expect,
+    }
+}
+
+/// Every caller refused alike: the credential, not the caller, decides.
+const NOBODY: [Cell; 8] = [ANON; 8];
 
 // `{userId}` is the owner unless a row says otherwise; `{messageId}` is the owner's message
 // and `{mediaId}` the owner's picture, both shared in the room before the removal;
@@ -207,14 +257,28 @@ const REST: &[Row] = &[
     row("GET /api/v1/presence/{userId}",                                         [OK,      OK,      OK,      NO_USER,  NO_USER,  ANON, EXPIRED, ANON]),
     row("GET /api/v1/chat/status/{userId}",                                      [OK,      OK,      OK,      NO_USER,  NO_USER,  ANON, EXPIRED, ANON]),
     row("GET /api/v1/lastseen/{userId}",                                         [OK,      OK,      OK,      NO_USER,  NO_USER,  ANON, EXPIRED, ANON]),
-    // Media (the owner's picture): the uploader and members of rooms where it was shared.
+    // Media (the owner's picture): the uploader and members of rooms where it was shared;
+    // a signed link opens its one file until it expires, and is issued only to them.
     row("POST /api/v1/media/upload",                                             [NEW,     NEW,     NEW,     NEW,      NEW,      ANON, EXPIRED, ANON]),
     row("GET /api/v1/media/{mediaId}",                                           [OK,      OK,      OK,      NO_MEDIA, NO_MEDIA, ANON, EXPIRED, ANON]),
-    by_query("GET /api/v1/media/{mediaId}",                                      [OK,      OK,      OK,      NO_MEDIA, NO_MEDIA, ANON, EXPIRED, ANON]),
+    linked("GET /api/v1/media/{mediaId}", Link::Issued,                          [OK,      OK,      OK,      NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
+    linked("GET /api/v1/media/{mediaId}", Link::Expired,                         NOBODY),
+    linked("GET /api/v1/media/{mediaId}", Link::OtherObject,                     NOBODY),
+    linked("GET /api/v1/media/{mediaId}", Link::OtherFile,                       NOBODY),
+    linked("GET /api/v1/media/{mediaId}", Link::Tampered,                        NOBODY),
+    by_query("GET /api/v1/media/{mediaId}",                                      NOBODY),
     row("GET /api/v1/media/{mediaId}/thumbnail",                                 [OK,      OK,      OK,      NO_MEDIA, NO_MEDIA, ANON, EXPIRED, ANON]),
-    by_query("GET /api/v1/media/{mediaId}/thumbnail",                            [OK,      OK,      OK,      NO_MEDIA, NO_MEDIA, ANON, EXPIRED, ANON]),
-    // The socket: any valid session may open one; what it may do is in FRAMES.
-    row("GET /api/v1/ws",                                                        [UPGRADE, UPGRADE, UPGRADE, UPGRADE,  UPGRADE,  ANON, EXPIRED, ANON]),
+    linked("GET /api/v1/media/{mediaId}/thumbnail", Link::Issued,                [OK,      OK,      OK,      NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
+    linked("GET /api/v1/media/{mediaId}/thumbnail", Link::Expired,               NOBODY),
+    linked("GET /api/v1/media/{mediaId}/thumbnail", Link::OtherObject,           NOBODY),
+    linked("GET /api/v1/media/{mediaId}/thumbnail", Link::OtherFile,             NOBODY),
+    linked("GET /api/v1/media/{mediaId}/thumbnail", Link::Tampered,              NOBODY),
+    by_query("GET /api/v1/media/{mediaId}/thumbnail",                            NOBODY),
+    // The socket: any valid session may open one (with the header here; with the `auth`
+    // frame in FRAMES); what it may do is in FRAMES. Without a header it opens, but is
+    // closed unless it authenticates; a token in the URL is refused.
+    row("GET /api/v1/ws",                                                        [UPGRADE, UPGRADE, UPGRADE, UPGRADE,  UPGRADE,  UNAUTHENTICATED, EXPIRED, ANON]),
+    by_query("GET /api/v1/ws",                                                   NOBODY),
     // Operations and the web client: public.
     row("GET /api/v1/openapi.json",                                              [OK,      OK,      OK,      OK,       OK,       OK,   OK,      OK  ]),
     row("GET /healthz",                                                          [OK,      OK,      OK,      OK,       OK,       OK,   OK,      OK  ]),
@@ -233,10 +297,14 @@ const fn frame(kind: &'static str, expect: [Cell; 8]) -> FrameRow {
     FrameRow { kind, expect }
 }
 
-// The callers without a valid token never get a socket: their cell is the handshake's answer.
+// The callers without a valid token never get a socket: their cell is the handshake's
+// answer (the anonymous caller, whose handshake has no header, sends the row's frame as its
+// first, which is refused). The `auth` row opens a socket without a header and sends the
+// caller's token (an empty one for the anonymous caller) as the first frame.
 #[rustfmt::skip] // one line per row keeps the columns aligned
 const FRAMES: &[FrameRow] = &[
     //              owner  admin   member  stranger  removed   anon  expired  revoked
+    frame("auth",     [ACK,  ACK,    ACK,    ACK,      ACK,      ANON, EXPIRED, ANON]),
     frame("send",     [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  ANON, EXPIRED, ANON]),
     frame("edit",     [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
     frame("delete",   [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
@@ -282,6 +350,7 @@ fn frame_for(kind: &str, room: Uuid, message: Uuid) -> ClientFrame {
             cursors: Cursors::from([(room, 0)]),
         },
         "ping" => ClientFrame::Ping,
+        // Built where the caller's token is known (`auth_cell`).
         other => panic!("no frame is built for the row {other:?}"),
     }
 }
@@ -290,6 +359,7 @@ fn frame_for(kind: &str, room: Uuid, message: Uuid) -> ClientFrame {
 /// compile until it is named here, and `every_route_and_frame_has_a_row` then wants a row.
 fn frame_type(frame: &ClientFrame) -> &'static str {
     match frame {
+        ClientFrame::Auth { .. } => "auth",
         ClientFrame::Send { .. } => "send",
         ClientFrame::Edit { .. } => "edit",
         ClientFrame::Delete { .. } => "delete",
@@ -310,6 +380,8 @@ struct Got {
     code: Option<String>,
     /// Whether the room (or the owner's object) is in the answer, for rows that list.
     sees: Option<bool>,
+    /// A socket closed with this code before it was authenticated.
+    closed: Option<u16>,
     body: String,
 }
 
@@ -319,6 +391,7 @@ impl Got {
             status,
             code: None,
             sees: None,
+            closed: None,
             body: String::new(),
         }
     }
@@ -333,7 +406,13 @@ impl Got {
                 status,
                 code: Some(code.as_str().to_owned()),
                 sees: None,
+                closed: None,
                 body: message,
+            },
+            ClientError::Closed(Some((code, reason))) => Got {
+                closed: Some(code),
+                body: reason,
+                ..Got::status(0)
             },
             other => panic!("expected an answer in the error shape, got {other}"),
         }
@@ -346,6 +425,7 @@ impl Cell {
             Cell::Ok(status) => got.status == status && got.sees != Some(false),
             Cell::Hidden(status) => got.status == status && got.sees == Some(false),
             Cell::No(status, code) => got.status == status && got.code.as_deref() == Some(code),
+            Cell::Closed(code) => got.closed == Some(code),
         }
     }
 }
@@ -356,12 +436,16 @@ impl fmt::Display for Cell {
             Cell::Ok(s) => write!(f, "{s}"),
             Cell::Hidden(s) => write!(f, "{s} without the room"),
             Cell::No(s, code) => write!(f, "{s} {code}"),
+            Cell::Closed(code) => write!(f, "closed {code} without authenticating"),
         }
     }
 }
 
 impl fmt::Display for Got {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(code) = self.closed {
+            return write!(f, "closed {code} ({})", self.body);
+        }
         write!(f, "{}", self.status)?;
         if let Some(code) = &self.code {
             write!(f, " {code}")?;
@@ -384,8 +468,12 @@ impl fmt::Display for Got {
 // ---------------------------------------------------------------------------------------
 // The world the matrix runs in
 
-/// At least 32 bytes, as the server requires; known here so an expired token can be signed.
+/// At least 32 bytes, as the server requires; known here so an expired token (and an
+/// expired media link) can be signed.
 const JWT_SECRET: &str = "authorisation-matrix-secret-0123456789";
+/// How long a socket without a header has to authenticate: short, so the cells that wait
+/// for it do not hold the matrix up.
+const AUTH_TIMEOUT_MS: u64 = 300;
 /// How long a connected member's devices have to acknowledge a message before a push.
 const ACK_DELAY_MS: u64 = 3000;
 
@@ -413,6 +501,8 @@ struct World {
     /// When the removed member was last in a room that had new messages.
     last_fixture: Mutex<Instant>,
     counter: AtomicU64,
+    /// Another picture of the owner's, never shared: its links, for `Link::OtherObject`.
+    other_picture: Media,
 }
 
 /// A group as the matrix needs it: the owner, an admin, a member, and a removed member.
@@ -420,8 +510,11 @@ struct Fixture {
     room: Uuid,
     /// The owner's text message, sent before the removal.
     message: Uuid,
-    /// The owner's picture, shared in the room before the removal.
-    media: Uuid,
+    /// The owner's picture, shared in the room before the removal, as uploaded (with the
+    /// owner's signed links).
+    picture: Media,
+    /// The message that shared it.
+    picture_message: Uuid,
 }
 
 /// What a request carries.
@@ -437,6 +530,7 @@ impl World {
         let push = PushSink::start().await;
         let app = spawn_app_with(|c| {
             c.jwt_secret = Some(JWT_SECRET.into());
+            c.ws_auth_timeout_ms = AUTH_TIMEOUT_MS;
             c.insecure_fast_password_hashing = true;
             c.push.outbound_allow = vec!["127.0.0.1".into()];
             c.push.collapse_ms = 100;
@@ -469,6 +563,11 @@ impl World {
             .await
             .expect("logout");
         assert_eq!(status, 204, "{body}");
+        let other_picture = owner
+            .api
+            .upload("other.png", "image/png", png())
+            .await
+            .expect("upload");
 
         World {
             http: reqwest::Client::new(),
@@ -486,6 +585,7 @@ impl World {
             rooms: Mutex::new(Vec::new()),
             last_fixture: Mutex::new(Instant::now()),
             counter: AtomicU64::new(0),
+            other_picture,
             app,
         }
     }
@@ -565,23 +665,24 @@ impl World {
         self.expect(&self.owner, Method::PATCH, &admin, Some(role), 200)
             .await;
         let message = self.owner.send(room, "the owner's message").await.id;
-        let media = self
+        let picture = self
             .owner
             .api
             .upload("picture.png", "image/png", png())
             .await
-            .expect("upload")
-            .id;
+            .expect("upload");
         let shared = json!({"roomId": room, "clientMsgId": Uuid::now_v7().to_string(),
-            "type": "image", "mediaId": media, "content": "a picture"});
-        self.expect(
-            &self.owner,
-            Method::POST,
-            "/api/v1/messages/send",
-            Some(shared),
-            201,
-        )
-        .await;
+            "type": "image", "mediaId": picture.id, "content": "a picture"});
+        let sent = self
+            .expect(
+                &self.owner,
+                Method::POST,
+                "/api/v1/messages/send",
+                Some(shared),
+                201,
+            )
+            .await;
+        let picture_message = sent["id"].as_str().and_then(|id| id.parse().ok());
         let removed = format!("/api/v1/rooms/{room}/members/{}", self.removed.id);
         self.expect(&self.owner, Method::DELETE, &removed, None, 204)
             .await;
@@ -590,7 +691,8 @@ impl World {
         Fixture {
             room,
             message,
-            media,
+            picture,
+            picture_message: picture_message.expect("the message's id"),
         }
     }
 
@@ -644,6 +746,28 @@ impl World {
         let bytes = resp.bytes().await.expect("body");
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
+}
+
+/// A signed link to `file` of object `id` that expired an hour ago, signed with the
+/// server's key (derived from the secret as the server does).
+fn expired_link(id: Uuid, file: MediaFile) -> String {
+    let signer = LinkSigner::new(JWT_SECRET.as_bytes(), 60);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    signer.link(id, file, now - 3600)
+}
+
+/// `path` with the query (`?exp=…&sig=…`) of `link`.
+fn with_query_of(path: &str, link: &str) -> String {
+    let query = link.split_once('?').expect("a signed link has a query").1;
+    format!("{path}?{query}")
+}
+
+/// `link` with one byte of its signature changed.
+fn tampered(link: &str) -> String {
+    let (head, sig) = link.split_once("&sig=").expect("a signature");
+    let mut bytes = URL_SAFE_NO_PAD.decode(sig).expect("base64url");
+    bytes[0] ^= 0x01;
+    format!("{head}&sig={}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The member's identity, signed with the server's key, expired an hour ago.
@@ -858,11 +982,13 @@ impl Watch {
     }
 }
 
-/// Opens a socket as the caller, or the handshake's refusal.
+/// Opens a socket as the caller (with the `Authorization` header), or the handshake's
+/// refusal. The anonymous caller's handshake has no header, so the server waits for an
+/// `auth` frame: its socket is handed back before any `hello`.
 async fn handshake(w: &World, actor: Actor) -> Result<Socket, Got> {
     let client = match w.token(actor) {
         Some(token) => w.app.client().with_token(token),
-        None => w.app.client(),
+        None => return w.app.client().connect().await.map_err(Got::refused),
     };
     match client.connect().await {
         Ok(mut socket) => match socket.next_within(WAIT).await.expect("hello") {
@@ -871,6 +997,71 @@ async fn handshake(w: &World, actor: Actor) -> Result<Socket, Got> {
         },
         Err(err) => Err(Got::refused(err)),
     }
+}
+
+/// The handshake with the token in the URL: the answer's status and code.
+async fn handshake_in_query(w: &World, token: &str) -> Got {
+    let url = format!("ws://{}/api/v1/ws?access_token={token}", w.app.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => Got::status(101),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            Got {
+                code: json["error"]["code"].as_str().map(str::to_owned),
+                body,
+                ..Got::status(resp.status().as_u16())
+            }
+        }
+        Err(other) => panic!("handshake: {other}"),
+    }
+}
+
+/// The signed link a `Via::Link` row fetches for `file`, or the refusal the caller got
+/// asking for one.
+async fn link_for(
+    w: &World,
+    fx: &Fixture,
+    actor: Actor,
+    link: Link,
+    file: MediaFile,
+) -> Result<String, Got> {
+    let pick = |media: &Media, file: MediaFile| match file {
+        MediaFile::Original => media.url.clone(),
+        MediaFile::Thumbnail => media.thumbnail_url.clone().expect("a thumbnail"),
+    };
+    let other = match file {
+        MediaFile::Original => MediaFile::Thumbnail,
+        MediaFile::Thumbnail => MediaFile::Original,
+    };
+    let path = file.path(fx.picture.id);
+    Ok(match link {
+        Link::Issued => {
+            let path = format!("/api/v1/messages/{}", fx.picture_message);
+            let token = w.token(actor);
+            let (status, body) = w
+                .request("GET", &path, token.as_deref(), false, Payload::Empty)
+                .await;
+            let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if status != 200 {
+                return Err(Got {
+                    code: json["error"]["code"].as_str().map(str::to_owned),
+                    body,
+                    ..Got::status(status)
+                });
+            }
+            let media: Media = serde_json::from_value(json["media"].clone()).expect("media");
+            pick(&media, file)
+        }
+        Link::Expired => expired_link(fx.picture.id, file),
+        Link::OtherObject => with_query_of(&path, &pick(&w.other_picture, file)),
+        Link::OtherFile => with_query_of(&path, &pick(&fx.picture, other)),
+        Link::Tampered => tampered(&pick(&fx.picture, file)),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -887,9 +1078,19 @@ async fn rest_cell(w: &World, watch: &mut Watch, fx: &Fixture, row: &Row, actor:
     let mut probe = None;
     let mut message = fx.message;
     let mut subscription_id = Uuid::nil();
-    match row.op {
-        "GET /api/v1/ws" => {
+    // A token in the URL: any token, so the anonymous caller sends one too.
+    let url_token = || w.token(actor).unwrap_or_else(|| "not-a-token".into());
+    match (row.op, row.via) {
+        ("GET /api/v1/ws", Via::Query) => return handshake_in_query(w, &url_token()).await,
+        ("GET /api/v1/ws", _) => {
             return match handshake(w, actor).await {
+                Ok(mut socket) if actor == Actor::Anonymous => {
+                    // Nothing sent: the server gives up on it after the timeout.
+                    match socket.next_within(WAIT).await {
+                        Err(err @ ClientError::Closed(Some(_))) => Got::refused(err),
+                        other => panic!("expected a close without hello, got {other:?}"),
+                    }
+                }
                 Ok(socket) => {
                     socket.close().await.expect("close");
                     watch.settle(w, actor).await;
@@ -898,6 +1099,28 @@ async fn rest_cell(w: &World, watch: &mut Watch, fx: &Fixture, row: &Row, actor:
                 Err(got) => got,
             };
         }
+        (op, Via::Link(link)) => {
+            let file = if op.ends_with("/thumbnail") {
+                MediaFile::Thumbnail
+            } else {
+                MediaFile::Original
+            };
+            let url = match link_for(w, fx, actor, link, file).await {
+                Ok(url) => url,
+                Err(got) => return got,
+            };
+            let (status, body) = w.request(method, &url, None, false, Payload::Empty).await;
+            let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            return Got {
+                code: json["error"]["code"].as_str().map(str::to_owned),
+                body,
+                ..Got::status(status)
+            };
+        }
+        (_, Via::Query) => token = Some(url_token()),
+        _ => {}
+    }
+    match row.op {
         "POST /api/v1/auth/register" => {
             payload = Payload::Json(json!({"username": w.unique("new"), "password": PASSWORD}));
         }
@@ -987,19 +1210,25 @@ async fn rest_cell(w: &World, watch: &mut Watch, fx: &Fixture, row: &Row, actor:
         .replace("{roomId}", &fx.room.to_string())
         .replace("{conversationId}", &fx.room.to_string())
         .replace("{messageId}", &message.to_string())
-        .replace("{mediaId}", &fx.media.to_string())
+        .replace("{mediaId}", &fx.picture.id.to_string())
         .replace("{userId}", &target.to_string())
         .replace("{subscriptionId}", &subscription_id.to_string())
         + &query;
     let (status, body) = w
-        .request(method, &path, token.as_deref(), row.query_token, payload)
+        .request(
+            method,
+            &path,
+            token.as_deref(),
+            row.via == Via::Query,
+            payload,
+        )
         .await;
     let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     Got {
-        status,
         code: json["error"]["code"].as_str().map(str::to_owned),
         sees: probe.map(|p| body.contains(&p)),
         body,
+        ..Got::status(status)
     }
 }
 
@@ -1016,6 +1245,48 @@ async fn exchange(socket: &mut Socket, frame: ClientFrame, room: Uuid) -> Got {
     }
 }
 
+/// Opens a socket without a header and authenticates with an `auth` frame carrying the
+/// caller's token (an empty one for the anonymous caller): `hello`, or the refusal.
+async fn auth_cell(w: &World, watch: &mut Watch, actor: Actor) -> Got {
+    let token = w.token(actor).unwrap_or_default();
+    let frame = ClientFrame::Auth {
+        token: token.clone(),
+    };
+    assert_eq!(frame_type(&frame), "auth");
+    let mut socket = w
+        .app
+        .client()
+        .connect()
+        .await
+        .expect("a handshake without a header opens");
+    let id = socket.send_frame(frame).await.expect("auth frame");
+    match socket.next_within(WAIT).await {
+        Ok(ServerFrame::Hello { .. }) => {
+            socket.close().await.expect("close");
+            watch.settle(w, actor).await;
+            Got::status(200)
+        }
+        Ok(ServerFrame::Error {
+            id: Some(i),
+            code,
+            message,
+            ..
+        }) if i == id => {
+            // The refusal is followed by close 4003.
+            match socket.next_within(WAIT).await {
+                Err(ClientError::Closed(Some((4003, _)))) => {}
+                other => panic!("expected close 4003 after the refusal, got {other:?}"),
+            }
+            Got::refused(ClientError::Api {
+                status: code.http_status(),
+                code,
+                message,
+            })
+        }
+        other => panic!("expected hello or an error, got {other:?}"),
+    }
+}
+
 async fn frame_cell(
     w: &World,
     watch: &mut Watch,
@@ -1023,6 +1294,9 @@ async fn frame_cell(
     row: &FrameRow,
     actor: Actor,
 ) -> Got {
+    if row.kind == "auth" {
+        return auth_cell(w, watch, actor).await;
+    }
     let message = if row.kind == "delete" {
         w.owner.send(fx.room, "to delete over the socket").await.id
     } else {
@@ -1036,6 +1310,10 @@ async fn frame_cell(
         Actor::Stranger => exchange(&mut watch.stranger.socket, frame, fx.room).await,
         Actor::Removed => exchange(&mut watch.removed.socket, frame, fx.room).await,
         _ => match handshake(w, actor).await {
+            // Refused as a first frame that is not `auth`: the server has closed (4003).
+            Ok(mut socket) if actor == Actor::Anonymous => {
+                exchange(&mut socket, frame, fx.room).await
+            }
             Ok(mut socket) => {
                 let got = exchange(&mut socket, frame, fx.room).await;
                 socket.close().await.expect("close");
@@ -1070,12 +1348,13 @@ async fn every_caller_gets_what_the_matrix_says() {
             let got = rest_cell(&w, &mut watch, fx, row, *actor).await;
             cells += 1;
             if !cell.accepts(&got) {
-                let target = if row.op.contains("{userId}") {
-                    format!(" [{{userId}} = {:?}]", row.target)
-                } else if row.query_token {
-                    " [?access_token=]".to_owned()
-                } else {
-                    String::new()
+                let target = match row.via {
+                    _ if row.op.contains("{userId}") => {
+                        format!(" [{{userId}} = {:?}]", row.target)
+                    }
+                    Via::Query => " [?access_token=]".to_owned(),
+                    Via::Link(link) => format!(" [signed link: {link:?}]"),
+                    Via::Header => String::new(),
                 };
                 wrong.push(format!(
                     "{}{target} as {actor:?}: expected {cell}, got {got}",

@@ -143,3 +143,29 @@ async fn one_send_retried_at_once_on_both_nodes_is_stored_once() {
     drop((node_a, node_b));
     clean_namespace(engines, &ns).await;
 }
+
+#[tokio::test]
+async fn every_node_accepts_the_media_links_of_the_others() {
+    let Some((_, _, node_a, node_b)) = two_nodes().await else {
+        return;
+    };
+    let alice = node_a.user("alice").await;
+    // Any file will do; a PDF needs no decoding.
+    let pdf = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+    let media = alice
+        .api
+        .upload("doc.pdf", "application/pdf", pdf.to_vec())
+        .await
+        .expect("upload");
+    let get = |base: &str, url: &str| {
+        let url = format!("{base}{url}");
+        async move { reqwest::get(url).await.expect("request").status().as_u16() }
+    };
+    assert_eq!(get(&node_a.base, &media.url).await, 200);
+    // Node B checks node A's signature with the key both derive from the shared secret.
+    // (The bytes are in node A's local media store, so B finds the record but not the
+    // bytes: 404. With a shared S3 store it serves them.)
+    assert_eq!(get(&node_b.base, &media.url).await, 404);
+    let tampered = media.url.replace("sig=", "sig=A");
+    assert_eq!(get(&node_b.base, &tampered).await, 401);
+}

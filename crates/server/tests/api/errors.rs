@@ -396,20 +396,33 @@ async fn requests_without_a_valid_token_are_unauthorized() {
         assert_eq!(body["error"]["code"], "unauthorized", "{body}");
     }
 
-    // The socket refuses them too.
-    for client in [&anonymous, &garbage] {
-        let err = client.connect().await.err().expect("socket refused");
-        assert!(
-            matches!(
-                err,
-                ClientError::Api {
-                    status: 401,
-                    code: ErrorCode::Unauthorized,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+    // The socket refuses them too: a bad header at the handshake; no header at all, at
+    // the first frame, which must be `auth` (then close 4003).
+    let err = garbage.connect().await.err().expect("socket refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Api {
+                status: 401,
+                code: ErrorCode::Unauthorized,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let mut socket = anonymous
+        .connect()
+        .await
+        .expect("upgraded, not yet authenticated");
+    let id = socket
+        .send_frame(send_frame(room, "anon", "who am I"))
+        .await
+        .expect("send");
+    let err = socket.answer(&id, WAIT).await.expect_err("refused");
+    assert_eq!(err.code(), Some(ErrorCode::Unauthorized), "{err:?}");
+    match socket.next_within(WAIT).await {
+        Err(ClientError::Closed(Some((4003, _)))) => {}
+        other => panic!("expected close 4003, got {other:?}"),
     }
     assert_eq!(history_len(&alice, room).await, 0);
 }
@@ -1332,6 +1345,183 @@ async fn sends_are_rate_limited_per_user() {
         .await
         .expect("bob sends");
     assert_eq!(status, 201);
+}
+
+/// The next `error` frame: its (id, clientMsgId, code, retryAfterMs).
+async fn next_error(
+    socket: &mut Socket,
+) -> (Option<String>, Option<String>, ErrorCode, Option<u64>) {
+    match socket
+        .wait_for(WAIT, |f| matches!(f, ServerFrame::Error { .. }))
+        .await
+        .expect("an error frame")
+    {
+        ServerFrame::Error {
+            id,
+            client_msg_id,
+            code,
+            retry_after_ms,
+            ..
+        } => (id, client_msg_id, code, retry_after_ms),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn rate_limited_says_how_long_to_wait_in_a_field() {
+    let app = spawn_app_with(|c| {
+        c.rate_limits.send_per_minute = 1;
+        c.rate_limits.send_burst = 1;
+    })
+    .await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let room = alice.dm(&bob).await.id;
+    alice.send(room, "the one allowed").await;
+
+    // REST: Retry-After in whole seconds, rounded up, and the same wait in milliseconds
+    // in the body.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/messages/send", app.base))
+        .bearer_auth(&alice.auth.access_token)
+        .json(&json!({"roomId": room, "clientMsgId": "c2", "content": "too many"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 429);
+    let header: u64 = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    let body: Value = resp.json().await.expect("the error shape");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let ms = body["error"]["retryAfterMs"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("retryAfterMs is an integer: {body}"));
+    assert!((1..=60_000).contains(&ms), "{body}");
+    assert_eq!(
+        header,
+        ms.div_ceil(1000),
+        "Retry-After rounds retryAfterMs up"
+    );
+
+    // The socket: the same field on the error frame, which names the send (its id and its
+    // clientMsgId; with no id, the clientMsgId alone).
+    let mut socket = alice.connect().await;
+    let id = socket
+        .send_frame(send_frame(room, "c3", "still too many"))
+        .await
+        .expect("send");
+    let (got_id, client_msg_id, code, wait) = next_error(&mut socket).await;
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert_eq!(got_id.as_deref(), Some(id.as_str()));
+    assert_eq!(client_msg_id.as_deref(), Some("c3"));
+    assert!(wait.is_some_and(|w| (1..=60_000).contains(&w)), "{wait:?}");
+    let no_id = json!({"type": "send", "message": {"roomId": room, "clientMsgId": "c4", "content": "again"}});
+    socket.send_text(no_id.to_string()).await.expect("send");
+    let (got_id, client_msg_id, code, wait) = next_error(&mut socket).await;
+    assert_eq!(
+        (got_id, client_msg_id.as_deref(), code),
+        (None, Some("c4"), ErrorCode::RateLimited)
+    );
+    assert!(wait.is_some(), "retryAfterMs on a send without id");
+    // Other errors carry no wait.
+    let id = socket
+        .send_frame(ClientFrame::Typing {
+            room_id: Uuid::now_v7(),
+            active: true,
+        })
+        .await
+        .expect("typing");
+    let (got_id, client_msg_id, code, wait) = next_error(&mut socket).await;
+    assert_eq!(got_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        (client_msg_id, code, wait),
+        (None, ErrorCode::RoomNotFound, None)
+    );
+}
+
+#[tokio::test]
+async fn an_error_answering_a_send_without_id_carries_its_client_msg_id() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let room = alice.dm(&bob).await.id;
+    let mut socket = alice.connect().await;
+    let stranger_room = bob.group("bob alone", &[]).await.id;
+    let send = |room: Value, client_msg_id: &str, extra: Value| {
+        let mut message = json!({"roomId": room, "clientMsgId": client_msg_id, "content": "hi"});
+        if let (Some(m), Some(extra)) = (message.as_object_mut(), extra.as_object()) {
+            m.extend(extra.clone());
+        }
+        json!({"type": "send", "message": message}).to_string()
+    };
+
+    // Each send has no `id`; each error names its clientMsgId.
+    for (frame, client_msg_id, code) in [
+        // Refused by validation: empty content, media type without mediaId.
+        (
+            send(json!(room), "v1", json!({"content": ""})),
+            "v1",
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            send(json!(room), "v2", json!({"type": "image"})),
+            "v2",
+            ErrorCode::ValidationFailed,
+        ),
+        // Not allowed: a room Alice is not in, media she cannot see.
+        (
+            send(json!(stranger_room), "n1", json!({})),
+            "n1",
+            ErrorCode::RoomNotFound,
+        ),
+        (
+            send(
+                json!(room),
+                "n2",
+                json!({"type": "image", "mediaId": Uuid::now_v7()}),
+            ),
+            "n2",
+            ErrorCode::MediaNotFound,
+        ),
+        // Too malformed to handle, but the clientMsgId can still be read.
+        (
+            send(json!("not-a-uuid"), "m1", json!({})),
+            "m1",
+            ErrorCode::BadRequest,
+        ),
+        (
+            send(json!(room), "m2", json!({"content": 5})),
+            "m2",
+            ErrorCode::BadRequest,
+        ),
+    ] {
+        socket.send_text(frame.clone()).await.expect("send");
+        let (got_id, got_client_msg_id, got_code, _) = next_error(&mut socket).await;
+        assert_eq!(got_id, None, "{frame}");
+        assert_eq!(got_client_msg_id.as_deref(), Some(client_msg_id), "{frame}");
+        assert_eq!(got_code, code, "{frame}");
+    }
+    // A clientMsgId that cannot be read, or is too long to be one, is not echoed.
+    let long = "x".repeat(65);
+    for frame in [
+        send(json!(room), &long, json!({})),
+        json!({"type": "send", "message": {"roomId": room, "clientMsgId": 7}}).to_string(),
+    ] {
+        socket.send_text(frame.clone()).await.expect("send");
+        let (_, got_client_msg_id, _, _) = next_error(&mut socket).await;
+        assert_eq!(got_client_msg_id, None, "{frame}");
+    }
+    // Errors for other frames carry none.
+    socket
+        .send_text(json!({"type": "typing", "roomId": stranger_room}).to_string())
+        .await
+        .expect("typing");
+    let (_, got_client_msg_id, code, _) = next_error(&mut socket).await;
+    assert_eq!((got_client_msg_id, code), (None, ErrorCode::RoomNotFound));
+    // Nothing was stored.
+    assert_eq!(history_len(&alice, room).await, 0);
 }
 
 #[tokio::test]

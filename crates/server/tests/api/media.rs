@@ -76,6 +76,11 @@ fn pdf() -> Vec<u8> {
     b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec()
 }
 
+/// A media URL without its signature: the bare path.
+fn path_of(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_owned()
+}
+
 /// Raw HTTP for what the typed client does not do (raw bodies, headers, ranges).
 async fn http(
     user: Option<&TestUser>,
@@ -182,7 +187,7 @@ async fn every_type_is_recognised_from_its_bytes() {
             "{name}"
         );
         assert_eq!(media.filename, name);
-        assert_eq!(media.url, format!("/api/v1/media/{}", media.id));
+        assert_eq!(path_of(&media.url), format!("/api/v1/media/{}", media.id));
         let (status, headers, body) = fetch(&app, Some(&alice), &media.url).await;
         assert_eq!(status, 200, "{name}");
         assert_eq!(headers[header::CONTENT_TYPE], mime);
@@ -192,12 +197,7 @@ async fn every_type_is_recognised_from_its_bytes() {
             headers[header::ETAG],
             format!("\"{}\"", media.sha256).as_str()
         );
-        assert!(
-            headers[header::CACHE_CONTROL]
-                .to_str()
-                .expect("ascii")
-                .starts_with("private")
-        );
+        assert_eq!(headers[header::CACHE_CONTROL], "private, no-cache");
         if kind == MessageType::Image {
             assert_eq!((media.width, media.height), (Some(64), Some(48)));
             assert_eq!(media.size, body.len() as u64);
@@ -444,7 +444,7 @@ async fn only_the_uploader_and_members_of_rooms_where_it_was_shared_may_fetch() 
         let (status, _, body) = fetch(&app, Some(bob), path).await;
         assert_error(&(status, json_of(&body)), 404, "media_not_found");
     }
-    let (status, _, body) = fetch(&app, None, &media.url).await;
+    let (status, _, body) = fetch(&app, None, &path_of(&media.url)).await;
     assert_error(&(status, json_of(&body)), 401, "unauthorized");
 
     // Shared with Bob in a DM.
@@ -455,15 +455,14 @@ async fn only_the_uploader_and_members_of_rooms_where_it_was_shared_may_fetch() 
     assert_eq!(sent.media.as_ref().map(|m| m.id), Some(media.id));
     assert_eq!(fetch(&app, Some(bob), &media.url).await.0, 200);
     assert_eq!(fetch(&app, Some(bob), &thumb).await.0, 200);
-    // <img src> cannot send headers: the token may be a query parameter.
-    let url = format!("{}?access_token={}", media.url, bob.auth.access_token);
-    assert_eq!(fetch(&app, None, &url).await.0, 200);
-    assert_eq!(
-        fetch(&app, None, &format!("{}?access_token=garbage", media.url))
-            .await
-            .0,
-        401
-    );
+    // <img src> cannot send headers: the URL is a signed link. An access token in the
+    // URL is refused, a valid one too.
+    assert_eq!(fetch(&app, None, &media.url).await.0, 200);
+    for token in [bob.auth.access_token.as_str(), "garbage"] {
+        let url = format!("{}?access_token={token}", path_of(&media.url));
+        let (status, _, body) = fetch(&app, None, &url).await;
+        assert_error(&(status, json_of(&body)), 401, "unauthorized");
+    }
     // Carol is in no room with it.
     assert_eq!(fetch(&app, Some(carol), &media.url).await.0, 404);
     // Carol cannot send Alice's media either.
@@ -518,6 +517,199 @@ async fn deleting_the_message_takes_back_access() {
         200,
         "still the uploader's"
     );
+}
+
+#[tokio::test]
+async fn a_signed_link_opens_its_one_file_without_a_header() {
+    let app = spawn_app().await;
+    let (alice, bob, carol) = (
+        app.user("alice").await,
+        app.user("bob").await,
+        app.user("carol").await,
+    );
+    let media = alice
+        .api
+        .upload("pic.png", "image/png", png(8, 8))
+        .await
+        .expect("upload");
+    let thumb = media.thumbnail_url.clone().expect("thumbnail");
+    let room = alice.dm(&bob).await;
+    let (status, sent) = send_media(&alice, room.id, MessageType::Image, media.id).await;
+    assert_eq!(status, 201, "{sent}");
+
+    // Without any header, each link opens its own file, with a Range too.
+    let (status, headers, body) = fetch(&app, None, &media.url).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.len() as u64, media.size);
+    assert_eq!(headers[header::CACHE_CONTROL], "private, no-cache");
+    let (status, _, thumbnail) = fetch(&app, None, &thumb).await;
+    assert_eq!(status, 200);
+    assert_ne!(thumbnail, body, "the thumbnail link serves the thumbnail");
+    let url = format!("{}{}", app.base, media.url);
+    let (status, _, part) = http(
+        None,
+        Method::GET,
+        url,
+        &[(header::RANGE, "bytes=0-9")],
+        None,
+    )
+    .await;
+    assert_eq!((status, part.len()), (206, 10));
+    // A header decides when there is one: Carol's, for media she may not see, is refused
+    // whatever link the URL carries.
+    let (status, _, body) = fetch(&app, Some(&carol), &media.url).await;
+    assert_error(&(status, json_of(&body)), 404, "media_not_found");
+
+    // Revalidation: with the ETag, a 304 while the link is good.
+    let etag = format!("\"{}\"", media.sha256);
+    let url = format!("{}{}", app.base, media.url);
+    let (status, _, _) = http(
+        None,
+        Method::GET,
+        url.clone(),
+        &[(header::IF_NONE_MATCH, &etag)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 304);
+
+    // Links in what members read are signed for them the same way: Bob's history.
+    let history = bob
+        .api
+        .history(room.id, None, None, None)
+        .await
+        .expect("history");
+    let carried = history.messages[0].media.clone().expect("media");
+    assert_eq!(fetch(&app, None, &carried.url).await.0, 200);
+
+    // A link for one object does not open another, nor one file the other.
+    let other = alice
+        .api
+        .upload("other.png", "image/png", png(4, 4))
+        .await
+        .expect("upload");
+    let query = |url: &str| url.split_once('?').expect("signed").1.to_owned();
+    for url in [
+        format!("{}?{}", path_of(&other.url), query(&media.url)),
+        format!("{}?{}", path_of(&media.url), query(&thumb)),
+        format!("{}?{}", path_of(&thumb), query(&media.url)),
+        format!(
+            "{}?exp=99999999999&sig={}",
+            path_of(&media.url),
+            query(&media.url).split("sig=").nth(1).unwrap_or_default()
+        ),
+        format!("{}?exp=1&sig=AAAA", path_of(&media.url)),
+        format!("{}?sig=AAAA", path_of(&media.url)),
+    ] {
+        let (status, _, body) = fetch(&app, None, &url).await;
+        assert_error(&(status, json_of(&body)), 401, "unauthorized");
+    }
+    // An `exp` that is not an integer is a malformed request, header or not.
+    let url = format!("{}?exp=soon&sig=AAAA", path_of(&media.url));
+    for user in [None, Some(&alice)] {
+        let (status, _, body) = fetch(&app, user, &url).await;
+        assert_error(&(status, json_of(&body)), 400, "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn signed_links_expire_and_messages_give_fresh_ones() {
+    // Links live one to two seconds.
+    let app = spawn_app_with(|c| c.media.link_ttl_secs = 1).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let media = alice
+        .api
+        .upload("pic.png", "image/png", png(8, 8))
+        .await
+        .expect("upload");
+    let thumb = media.thumbnail_url.clone().expect("thumbnail");
+    let room = alice.dm(&bob).await;
+    let (status, sent) = send_media(&alice, room.id, MessageType::Image, media.id).await;
+    assert_eq!(status, 201, "{sent}");
+    let etag = format!("\"{}\"", media.sha256);
+
+    // Expired: refused (also the revalidation); the message gives fresh links.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    for url in [&media.url, &thumb] {
+        let (status, _, body) = fetch(&app, None, url).await;
+        assert_error(&(status, json_of(&body)), 401, "unauthorized");
+    }
+    let url = format!("{}{}", app.base, media.url);
+    let (status, _, _) = http(
+        None,
+        Method::GET,
+        url,
+        &[(header::IF_NONE_MATCH, &etag)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let id = sent["id"].as_str().expect("id");
+    let (status, fresh) = bob
+        .api
+        .raw(Method::GET, &format!("/api/v1/messages/{id}"), None)
+        .await
+        .expect("message");
+    assert_eq!(status, 200, "{fresh}");
+    let fresh = fresh["media"]["url"].as_str().expect("a fresh link");
+    assert_ne!(fresh, media.url);
+    assert_eq!(fetch(&app, None, fresh).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_removed_member_loses_the_media_at_once_by_header_and_when_links_expire() {
+    let app = spawn_app_with(|c| c.media.link_ttl_secs = 1).await;
+    let (alice, bob, carol) = (
+        app.user("alice").await,
+        app.user("bob").await,
+        app.user("carol").await,
+    );
+    let group = alice.group("team", &[&bob, &carol]).await;
+    let media = alice
+        .api
+        .upload("pic.png", "image/png", png(8, 8))
+        .await
+        .expect("upload");
+    let (status, _) = send_media(&alice, group.id, MessageType::Image, media.id).await;
+    assert_eq!(status, 201);
+    let history = bob
+        .api
+        .history(group.id, None, None, None)
+        .await
+        .expect("history");
+    let bobs_link = history.messages[0].media.clone().expect("media").url;
+    assert_eq!(fetch(&app, Some(&bob), &path_of(&bobs_link)).await.0, 200);
+
+    let (status, body) = alice
+        .api
+        .raw(
+            Method::DELETE,
+            &format!("/api/v1/rooms/{}/members/{}", group.id, bob.id),
+            None,
+        )
+        .await
+        .expect("remove");
+    assert_eq!(status, 204, "{body}");
+    // By header: refused at once, and he is issued no new link.
+    let (status, _, body) = fetch(&app, Some(&bob), &path_of(&bobs_link)).await;
+    assert_error(&(status, json_of(&body)), 404, "media_not_found");
+    let (status, body) = bob
+        .api
+        .raw(
+            Method::GET,
+            &format!("/api/v1/messages/history?roomId={}", group.id),
+            None,
+        )
+        .await
+        .expect("history");
+    assert_error(&(status, body), 404, "room_not_found");
+    // The link he was handed before stops working when it expires (at most
+    // `media.link_ttl_secs` later).
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let (status, _, body) = fetch(&app, None, &bobs_link).await;
+    assert_error(&(status, json_of(&body)), 401, "unauthorized");
+    // Carol, still a member, carries on.
+    assert_eq!(fetch(&app, Some(&carol), &path_of(&bobs_link)).await.0, 200);
 }
 
 #[tokio::test]

@@ -3,7 +3,13 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use palaver_proto::{ClientFrame, MessageStatus, ReceiptKind, ServerFrame};
+use futures::StreamExt;
+use palaver_client::{ClientError, ConnectOptions};
+use palaver_proto::{ClientFrame, ErrorCode, MessageStatus, ReceiptKind, ServerFrame};
+use reqwest::Method;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -374,4 +380,227 @@ async fn the_servers_connections_send_without_delay() {
     }
     // The socket and the REST calls that registered alice.
     assert!(checked >= 1, "found none of the server's connections");
+}
+
+/// A socket opened without an `Authorization` header, as a browser opens one.
+async fn open_without_header(app: &TestApp) -> palaver_client::Socket {
+    app.client()
+        .connect()
+        .await
+        .expect("a handshake without a header is upgraded")
+}
+
+/// Reads the refusal of a first frame: an `error` frame with this code (and the frame's
+/// `id`, if it had one), then close 4003.
+async fn refused_with_4003(socket: &mut palaver_client::Socket, code: ErrorCode, id: Option<&str>) {
+    match socket.next_within(WAIT).await.expect("the refusal") {
+        ServerFrame::Error {
+            code: got,
+            id: got_id,
+            ..
+        } => {
+            assert_eq!(got, code);
+            assert_eq!(got_id.as_deref(), id);
+        }
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+    match socket.next_within(WAIT).await {
+        Err(ClientError::Closed(Some((4003, _)))) => {}
+        other => panic!("expected close 4003, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_browser_authenticates_its_socket_with_the_first_frame() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let room = alice.dm(&bob).await;
+    alice.send(room.id, "before").await;
+
+    // `auth`, then `sync` at once without waiting: hello, the replay, synced.
+    let options = ConnectOptions {
+        auth_frame: true,
+        ..Default::default()
+    };
+    let mut socket = alice.api.connect_with(&options).await.expect("connect");
+    let sync = socket
+        .send_frame(ClientFrame::Sync {
+            cursors: BTreeMap::from([(room.id, 0)]),
+        })
+        .await
+        .expect("sync");
+    match socket.next_within(WAIT).await.expect("hello") {
+        ServerFrame::Hello { user_id, .. } => assert_eq!(user_id, alice.id),
+        other => panic!("expected hello, got {other:?}"),
+    }
+    assert_eq!(next_message(&mut socket).await.content, "before");
+    socket.answer(&sync, WAIT).await.expect("synced");
+    // A connection like any other: it sends, and hears.
+    socket
+        .send_message(room.id, "c1", "from the browser")
+        .await
+        .expect("send");
+    bob.send(room.id, "to the browser").await;
+    assert_eq!(next_message(&mut socket).await.content, "to the browser");
+
+    // Once authenticated, another `auth` is refused and changes nothing.
+    let again = socket
+        .send_frame(ClientFrame::Auth {
+            token: bob.auth.access_token.clone(),
+        })
+        .await
+        .expect("auth again");
+    let err = socket.answer(&again, WAIT).await.expect_err("refused");
+    assert_eq!(err.code(), Some(ErrorCode::BadRequest));
+    let id = socket.send_frame(ClientFrame::Ping).await.expect("ping");
+    socket.answer(&id, WAIT).await.expect("still open");
+}
+
+#[tokio::test]
+async fn a_socket_that_does_not_authenticate_is_closed() {
+    let app = spawn_app_with(|c| c.ws_auth_timeout_ms = 300).await;
+    let alice = app.user("alice").await;
+    let auth = |token: &str| ClientFrame::Auth {
+        token: token.into(),
+    };
+
+    // A bad token, with an id: the error carries it; then 4003.
+    let mut socket = open_without_header(&app).await;
+    let id = socket.send_frame(auth("not-a-token")).await.expect("auth");
+    refused_with_4003(&mut socket, ErrorCode::Unauthorized, Some(&id)).await;
+
+    // An empty one, and a frame that is not `auth` (even a valid one): refused.
+    let mut socket = open_without_header(&app).await;
+    socket
+        .send_text(r#"{"type":"auth","token":""}"#.into())
+        .await
+        .expect("auth");
+    refused_with_4003(&mut socket, ErrorCode::Unauthorized, None).await;
+    let mut socket = open_without_header(&app).await;
+    let id = socket.send_frame(ClientFrame::Ping).await.expect("ping");
+    refused_with_4003(&mut socket, ErrorCode::Unauthorized, Some(&id)).await;
+
+    // Malformed, binary, and larger than an `auth` frame may be.
+    let mut socket = open_without_header(&app).await;
+    socket.send_text("{not json".into()).await.expect("junk");
+    refused_with_4003(&mut socket, ErrorCode::BadRequest, None).await;
+    let mut socket = open_without_header(&app).await;
+    socket
+        .send_ws(WsMessage::Binary(
+            alice.auth.access_token.clone().into_bytes().into(),
+        ))
+        .await
+        .expect("binary");
+    refused_with_4003(&mut socket, ErrorCode::BadRequest, None).await;
+    let mut socket = open_without_header(&app).await;
+    let padded = format!("{}{}", alice.auth.access_token, " ".repeat(5000));
+    socket.send_frame(auth(&padded)).await.expect("big auth");
+    refused_with_4003(&mut socket, ErrorCode::PayloadTooLarge, None).await;
+
+    // Nothing at all (pings do not count): closed 4004 after the timeout.
+    let mut socket = open_without_header(&app).await;
+    socket
+        .send_ws(WsMessage::Ping(Vec::new().into()))
+        .await
+        .expect("ping");
+    match socket.next_within(WAIT).await {
+        Err(ClientError::Closed(Some((4004, _)))) => {}
+        other => panic!("expected close 4004, got {other:?}"),
+    }
+    // A late `auth` is too late.
+    let mut socket = open_without_header(&app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let _ = socket.send_frame(auth(&alice.auth.access_token)).await;
+    match socket.next_within(WAIT).await {
+        Err(ClientError::Closed(Some((4004, _)))) => {}
+        other => panic!("expected close 4004, got {other:?}"),
+    }
+    // None of these counted as a connection: Alice was never online.
+    let (status, presence) = alice
+        .api
+        .raw(Method::GET, &format!("/api/v1/presence/{}", alice.id), None)
+        .await
+        .expect("presence");
+    assert_eq!(status, 200, "{presence}");
+    assert_eq!(presence["lastSeen"], serde_json::Value::Null, "{presence}");
+}
+
+#[tokio::test]
+async fn an_access_token_in_the_socket_url_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let url = format!(
+        "ws://{}/api/v1/ws?access_token={}",
+        app.addr, alice.auth.access_token
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 401);
+            let body: serde_json::Value =
+                serde_json::from_slice(resp.body().as_deref().unwrap_or_default())
+                    .expect("the error shape");
+            assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+        }
+        Ok(_) => panic!("a token in the URL opened a socket"),
+        Err(other) => panic!("expected a 401, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_server_answers_a_close_with_a_close() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    for auth_frame in [false, true] {
+        let options = ConnectOptions {
+            auth_frame,
+            ..Default::default()
+        };
+        let mut socket = alice.api.connect_with(&options).await.expect("connect");
+        assert!(matches!(
+            socket.next_within(WAIT).await.expect("hello"),
+            ServerFrame::Hello { .. }
+        ));
+        let mut ws = socket.into_inner();
+        let bye = CloseFrame {
+            code: CloseCode::Library(4321),
+            reason: "bye".into(),
+        };
+        ws.close(Some(bye)).await.expect("send close");
+        // The answer is a Close with the same code (RFC 6455 §5.5.1), then the end of the
+        // stream; not a dropped connection (1006).
+        let answer = loop {
+            match tokio::time::timeout(WAIT, ws.next())
+                .await
+                .expect("an answer")
+            {
+                Some(Ok(WsMessage::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(
+            answer.map(|f| u16::from(f.code)),
+            Some(4321),
+            "auth frame: {auth_frame}"
+        );
+        assert!(
+            matches!(
+                tokio::time::timeout(WAIT, ws.next())
+                    .await
+                    .expect("the end"),
+                None | Some(Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed))
+            ),
+            "the server ends the connection after the closing handshake"
+        );
+    }
+    // Before authenticating too.
+    let mut ws = open_without_header(&app).await.into_inner();
+    ws.close(None).await.expect("send close");
+    match tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("an answer")
+    {
+        Some(Ok(WsMessage::Close(_))) => {}
+        other => panic!("expected a close frame, got {other:?}"),
+    }
 }
