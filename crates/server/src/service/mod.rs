@@ -67,6 +67,10 @@ pub enum ServiceError {
     DeliveryFailed,
     #[error("the server is shutting down")]
     Unavailable,
+    /// A bound of this node is reached (e.g. the memory for decoding images); the
+    /// request may succeed after the delay.
+    #[error("{what}; retry in {} s", .retry.as_secs().max(1))]
+    Busy { what: String, retry: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -98,7 +102,7 @@ impl ServiceError {
             Conflict(_) => ErrorCode::Conflict,
             RateLimited(_) => ErrorCode::RateLimited,
             DeliveryFailed => ErrorCode::MessageDeliveryFailed,
-            Unavailable => ErrorCode::Unavailable,
+            Unavailable | Busy { .. } => ErrorCode::Unavailable,
             Store(_) | Bus(_) | Internal(_) => ErrorCode::Internal,
             SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
         }
@@ -133,6 +137,8 @@ pub struct Core {
     media_sweep: Arc<tokio::sync::RwLock<()>>,
     /// Sends push notifications; `None` when `push.enabled` is false.
     pub push: Option<Arc<crate::push::Dispatcher>>,
+    /// The memory image decodes may take at once (`media.decode_memory_bytes`).
+    decode_budget: media::DecodeBudget,
 }
 
 impl Core {
@@ -148,6 +154,7 @@ impl Core {
         secret: &[u8],
         push: Option<Arc<crate::push::Dispatcher>>,
     ) -> ServiceResult<Arc<Core>> {
+        let config_media = config.media.clone();
         let media_tmp = config.data_dir.join("media").join("tmp");
         // Anything here is an upload that was cut off by a restart.
         let _ = std::fs::remove_dir_all(&media_tmp);
@@ -194,6 +201,10 @@ impl Core {
             media_tmp,
             media_sweep: Arc::new(tokio::sync::RwLock::new(())),
             push: push.clone(),
+            decode_budget: media::DecodeBudget::new(
+                config_media.decode_memory_bytes,
+                Duration::from_millis(config_media.decode_wait_ms),
+            ),
         });
         if let (Some(push), Some(rx)) = (push, notify_rx) {
             tokio::spawn(notify::run(core.clone(), push, rx));
