@@ -126,6 +126,10 @@ pub enum Bomb {
     Gif,
     /// The 194 KB PNG of zeros.
     Png,
+    /// A 4096×4096 PNG of zeros (65 KB): the largest the plausibility rule lets through
+    /// by default, so each one is decoded (64 MiB) and only the decode budget bounds
+    /// them.
+    Sparse,
 }
 
 impl Bomb {
@@ -133,6 +137,7 @@ impl Bomb {
         match self {
             Bomb::Gif => ("bomb.gif", "image/gif", gif_bomb()),
             Bomb::Png => ("bomb.png", "image/png", png_bomb(7071)),
+            Bomb::Sparse => ("sparse.png", "image/png", png_bomb(4096)),
         }
     }
 }
