@@ -190,6 +190,8 @@ fn open<'a>(
     limits: &ImageLimits,
 ) -> Result<(ImageHeader, impl ImageDecoder + 'a, Orientation), ImageError> {
     let file = bytes.len() as u64;
+    // Pixels the file claims besides its picture (a GIF frame larger than its screen).
+    let mut claimed = 0;
     // The container first: whole, and what the decoder will need beyond the picture.
     let working = match format {
         ImageFormat::Jpeg => {
@@ -227,9 +229,7 @@ fn open<'a>(
                     gif.frame.2, gif.frame.3, gif.screen.0, gif.screen.1
                 )));
             }
-            if frame > limits.max_pixels {
-                return Err(ImageError::TooManyPixels(limits.max_pixels));
-            }
+            claimed = frame;
             // A frame that does not span the screen is decoded into a buffer of its own.
             frame * 4
         }
@@ -259,13 +259,14 @@ fn open<'a>(
         )));
     }
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
+    let claimed = pixels.max(claimed);
+    if claimed > limits.max_pixels {
         return Err(ImageError::TooManyPixels(limits.max_pixels));
     }
-    if pixels > limits.max_sparse_pixels && pixels > file.saturating_mul(limits.pixels_per_byte) {
+    if claimed > limits.max_sparse_pixels && claimed > file.saturating_mul(limits.pixels_per_byte) {
         return Err(ImageError::Implausible(format!(
-            "{width}×{height} pixels in {file} bytes; an image over {} pixels needs at least \
-             one byte per {} pixels",
+            "{claimed} pixels in {file} bytes; an image over {} pixels needs at least one \
+             byte per {} pixels",
             limits.max_sparse_pixels, limits.pixels_per_byte
         )));
     }
@@ -803,6 +804,18 @@ mod tests {
         let bomb = gif((7071, 7071), (0, 0, 1, 1), &[2, 0x44, 0x01, 0]);
         assert_eq!(bomb.len(), 35);
         let refused = read_header(&Bytes::from(bomb), "image/gif", 320, &px(50_000_000));
+        assert!(
+            matches!(refused, Err(ImageError::Implausible(_))),
+            "{refused:?}"
+        );
+        // The other way round: a 1×1 screen holding a 7071×7071 frame.
+        let inside_out = gif((1, 1), (0, 0, 7071, 7071), &[2, 0x44, 0x01, 0]);
+        let limits = ImageLimits {
+            max_pixels: 50_000_000,
+            max_sparse_pixels: 4096 * 4096,
+            pixels_per_byte: 128,
+        };
+        let refused = read_header(&Bytes::from(inside_out), "image/gif", 320, &limits);
         assert!(
             matches!(refused, Err(ImageError::Implausible(_))),
             "{refused:?}"

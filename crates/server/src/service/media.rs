@@ -227,8 +227,11 @@ impl Core {
             inspect::read_header(&bytes, mime, thumb_px, &limits)
         })
         .await?;
-        let _reserved = self.decode_budget.reserve(header.decode_bytes).await?;
+        let reserved = self.decode_budget.reserve(header.decode_bytes).await?;
         blocking_on_file(path, move |bytes| {
+            // Held by the decode itself: a client that hangs up does not stop it, and
+            // must not give its memory back before it ends.
+            let _reserved = reserved;
             inspect::clean_image(bytes, mime, thumb_px, &limits)
         })
         .await
