@@ -14,13 +14,19 @@ use image::{ImageFormat, ImageReader, Limits};
 use img_parts::{DynImage, ImageEXIF};
 use libfuzzer_sys::fuzz_target;
 use palaver_proto::MessageType;
-use palaver_server::service::inspect::{ImageError, clean_image, sniff};
+use palaver_server::service::inspect::{ImageError, ImageLimits, clean_image, sniff};
 
 /// The server's default `thumbnail_px`.
 const THUMB_PX: u32 = 320;
 /// A smaller budget than the server's default (50 million pixels) so that each run is
 /// quick; the code path is the same.
 const MAX_PIXELS: u64 = 1_000_000;
+/// The server's plausibility rule, scaled like `MAX_PIXELS`.
+const LIMITS: ImageLimits = ImageLimits {
+    max_pixels: MAX_PIXELS,
+    max_sparse_pixels: MAX_PIXELS / 4,
+    pixels_per_byte: 128,
+};
 
 fn decode(bytes: &[u8], mime: &str) -> (u32, u32) {
     let format = ImageFormat::from_mime_type(mime).expect("a known type");
@@ -43,10 +49,12 @@ fuzz_target!(|data: &[u8]| {
         Bytes::copy_from_slice(data),
         sniffed.mime,
         THUMB_PX,
-        MAX_PIXELS,
+        &LIMITS,
     ) {
         Ok(clean) => clean,
-        Err(ImageError::Decode(_) | ImageError::TooManyPixels(_)) => return,
+        Err(ImageError::Decode(_) | ImageError::TooManyPixels(_) | ImageError::Implausible(_)) => {
+            return;
+        }
     };
     assert!(clean.width >= 1 && clean.height >= 1);
     assert!(u64::from(clean.width) * u64::from(clean.height) <= MAX_PIXELS);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use palaver_bench::fleet::{ClusterOptions, Fleet, FleetOptions};
 use palaver_bench::scenarios::{
-    connections, crashloop, fanout, flood, history, ingest, reconnect, soak,
+    bombs, connections, crashloop, fanout, flood, history, ingest, reconnect, soak,
 };
 use palaver_bench::{Report, Target, loopback_sources};
 
@@ -34,6 +34,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
+    /// Concurrent uploads of decompression bombs: the server's memory and /healthz
+    /// meanwhile.
+    Bombs {
+        #[arg(long, default_value_t = 40)]
+        uploads: usize,
+        /// Users the uploads are spread over.
+        #[arg(long, default_value_t = 1)]
+        users: usize,
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "gif,png")]
+        bombs: Vec<bombs::Bomb>,
+    },
     /// Ramp N idle connections, hold them, report memory per connection.
     Connections {
         #[arg(long, default_value_t = 10_000)]
@@ -194,6 +205,18 @@ async fn main() -> anyhow::Result<()> {
     };
     let secs = Duration::from_secs;
     let report: Report = match cli.scenario {
+        Scenario::Bombs {
+            uploads,
+            users,
+            bombs,
+        } => {
+            let opts = bombs::BombsOptions {
+                uploads,
+                users,
+                bombs,
+            };
+            bombs::run(&target, &opts).await?
+        }
         Scenario::Connections {
             count,
             users,

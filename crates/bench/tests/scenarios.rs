@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use palaver_bench::Target;
-use palaver_bench::scenarios::{connections, fanout, flood, history, ingest, reconnect, soak};
+use palaver_bench::scenarios::{
+    bombs, connections, fanout, flood, history, ingest, reconnect, soak,
+};
 use palaver_server::config::RateLimitConfig;
 use palaver_server::{Application, Config};
 
@@ -123,6 +125,24 @@ async fn flood_scenario() {
     assert!(
         report.last("recv p50 ms").unwrap_or(0.0) > 0.0,
         "{}",
+        report.table()
+    );
+}
+
+#[tokio::test]
+async fn bombs_scenario() {
+    let (target, _dir, _stop) = server().await;
+    let opts = bombs::BombsOptions {
+        uploads: 4,
+        users: 2,
+        bombs: vec![bombs::Bomb::Gif, bombs::Bomb::Png],
+    };
+    let report = bombs::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert_eq!(report.rows.len(), 2, "{}", report.table());
+    assert!(
+        report.column("refused").is_some_and(|r| r == [4.0, 4.0]),
+        "every bomb refused: {}",
         report.table()
     );
 }

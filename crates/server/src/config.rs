@@ -124,6 +124,18 @@ pub struct MediaConfig {
     pub max_file_bytes: u64,
     /// Largest image decoded for a thumbnail, pixels (width × height). Default 50,000,000.
     pub max_image_pixels: u64,
+    /// Images up to this many pixels are decoded whatever their file size; a larger one
+    /// needs at least one byte of file per `image_pixels_per_byte` pixels, or it is
+    /// refused as implausible (a decompression bomb). Default 16,777,216 (4096 × 4096).
+    pub max_sparse_image_pixels: u64,
+    /// See `max_sparse_image_pixels`. Default 128.
+    pub image_pixels_per_byte: u64,
+    /// Memory all image decodes of this node may use at once, bytes (each decode
+    /// reserves its estimated need). Default 268435456 (256 MiB).
+    pub decode_memory_bytes: u64,
+    /// How long an upload waits for decode memory before it is refused with 503
+    /// `unavailable` and `Retry-After`, ms. Default 5000.
+    pub decode_wait_ms: u64,
     /// Longest side of a thumbnail, pixels. Default 320.
     pub thumbnail_px: u32,
     /// Uploads never sent in a message are deleted after this many seconds. Default 86400.
@@ -157,6 +169,10 @@ impl Default for MediaConfig {
             max_audio_bytes: 25 * MIB,
             max_file_bytes: 50 * MIB,
             max_image_pixels: 50_000_000,
+            max_sparse_image_pixels: 4096 * 4096,
+            image_pixels_per_byte: 128,
+            decode_memory_bytes: 256 * MIB,
+            decode_wait_ms: 5000,
             thumbnail_px: 320,
             orphan_ttl_secs: 24 * 3600,
             gc_interval_secs: 3600,
@@ -325,6 +341,9 @@ pub struct RateLimitConfig {
     /// Edits, deletions, room changes and user searches per user. Default 300/min, burst 60.
     pub actions_per_minute: u32,
     pub actions_burst: u32,
+    /// Media uploads per user. Default 60/min, burst 20.
+    pub upload_per_minute: u32,
+    pub upload_burst: u32,
 }
 
 impl RateLimitConfig {
@@ -341,6 +360,8 @@ impl RateLimitConfig {
             ephemeral_burst: n,
             actions_per_minute: n,
             actions_burst: n,
+            upload_per_minute: n,
+            upload_burst: n,
         }
     }
 }
@@ -358,6 +379,8 @@ impl Default for RateLimitConfig {
             ephemeral_burst: 20,
             actions_per_minute: 300,
             actions_burst: 60,
+            upload_per_minute: 60,
+            upload_burst: 20,
         }
     }
 }
@@ -517,6 +540,11 @@ impl Config {
         if self.media.thumbnail_px == 0 || self.media.gc_interval_secs == 0 {
             return Err(ConfigError::Rule(
                 "media.thumbnail_px and media.gc_interval_secs must be positive".into(),
+            ));
+        }
+        if self.media.decode_memory_bytes == 0 || self.media.image_pixels_per_byte == 0 {
+            return Err(ConfigError::Rule(
+                "media.decode_memory_bytes and media.image_pixels_per_byte must be positive".into(),
             ));
         }
         self.push.check()

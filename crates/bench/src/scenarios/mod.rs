@@ -1,6 +1,7 @@
 //! The scenarios. Each seeds what it needs through the API, measures, and returns a
 //! [`crate::Report`].
 
+pub mod bombs;
 pub mod connections;
 pub mod crashloop;
 pub mod fanout;

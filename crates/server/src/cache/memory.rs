@@ -59,6 +59,10 @@ impl MemoryCache {
             RateBucket::Ephemeral,
             RateLimiter::keyed(quota(limits.ephemeral_per_minute, limits.ephemeral_burst)),
         );
+        limiters.insert(
+            RateBucket::Upload,
+            RateLimiter::keyed(quota(limits.upload_per_minute, limits.upload_burst)),
+        );
         Self {
             presence: Mutex::default(),
             revoked: Mutex::default(),

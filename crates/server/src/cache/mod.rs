@@ -37,6 +37,8 @@ pub enum RateBucket {
     Ephemeral,
     /// Other writes and searches (edits, deletions, room changes, user search), per user.
     Actions,
+    /// Media uploads, per user.
+    Upload,
 }
 
 /// Presence as the cache knows it.

@@ -235,6 +235,7 @@ fn bucket_name(bucket: RateBucket) -> &'static str {
         RateBucket::Send => "send",
         RateBucket::Ephemeral => "ephemeral",
         RateBucket::Actions => "actions",
+        RateBucket::Upload => "upload",
     }
 }
 
@@ -304,6 +305,10 @@ impl RedisCache {
             (
                 RateBucket::Actions,
                 Limit::new(limits.actions_per_minute, limits.actions_burst),
+            ),
+            (
+                RateBucket::Upload,
+                Limit::new(limits.upload_per_minute, limits.upload_burst),
             ),
         ]);
         let with_live = |body: &str| Script::new(&format!("{LIVE_FN}\n{body}"));

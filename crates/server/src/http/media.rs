@@ -40,8 +40,10 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/api/v1/media/upload", tag = "media", params(UploadQuery),
     request_body(content_type = "multipart/form-data", description = "the file as the `file` part, or the raw bytes with `?filename=`"),
     responses((status = 201, body = Media), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, description = "payload_too_large", body = ErrorBody), (status = 422, description = "not a decodable image, or empty", body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 500, description = "media_upload_failed: retry", body = ErrorBody)), security(("bearer" = [])))]
+        (status = 413, description = "payload_too_large (also: an image needing more decode memory than the server has)", body = ErrorBody),
+        (status = 422, description = "not a decodable image (truncated, or implausibly large for its file), or empty", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 500, description = "media_upload_failed: retry", body = ErrorBody),
+        (status = 503, description = "unavailable: the server's image decoding memory is in use; retry after Retry-After", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn upload(
     State(app): State<AppState>,
     Auth(who): Auth,

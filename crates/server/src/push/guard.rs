@@ -88,13 +88,31 @@ fn is_host_name(s: &str) -> bool {
 }
 
 /// True for addresses a public service never has: loopback, private, link-local,
-/// shared (CGNAT), documentation, benchmarking, multicast, reserved, and every IPv6 form
-/// that embeds or tunnels IPv4 (mapped, compatible, NAT64, 6to4, Teredo), which could
-/// otherwise smuggle an internal IPv4 address past a v4-only check.
+/// shared (CGNAT), documentation, benchmarking, multicast and reserved. An IPv6 address
+/// that stands for an IPv4 one (IPv4-mapped, IPv4-translated, NAT64) is judged by that
+/// IPv4 address, so `::ffff:0:7f00:1` is loopback and `64:ff9b::808:808` is public;
+/// other forms that embed or tunnel IPv4 (IPv4-compatible, 6to4, Teredo, local-use
+/// NAT64) are refused whole, since they could smuggle an internal IPv4 address past a
+/// v4-only check.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4_internal(v4),
-        IpAddr::V6(v6) => v6_internal(v6),
+        IpAddr::V6(v6) => embedded_v4(v6).map_or_else(|| v6_internal(v6), v4_internal),
+    }
+}
+
+/// The IPv4 address an IPv6 address is a translation of, where the prefix says where it
+/// sits: IPv4-mapped `::ffff:0:0/96` (RFC 4291), IPv4-translated `::ffff:0:0:0/96`
+/// (RFC 2765) and the NAT64 well-known prefix `64:ff9b::/96` (RFC 6052). A connection to
+/// any of them reaches that IPv4 host (through the kernel or a NAT64 gateway).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = || Ipv4Addr::from(((u32::from(s[6])) << 16) | u32::from(s[7]));
+    match s[..6] {
+        [0, 0, 0, 0, 0, 0xffff] | [0, 0, 0, 0, 0xffff, 0] | [0x64, 0xff9b, 0, 0, 0, 0] => {
+            Some(v4())
+        }
+        _ => None,
     }
 }
 
@@ -117,8 +135,7 @@ fn v4_internal(ip: Ipv4Addr) -> bool {
 fn v6_internal(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
     s[..6] == [0; 6]                           // ::/96: unspecified, loopback, IPv4-compatible
-        || ip.to_ipv4_mapped().is_some()       // ::ffff:0:0/96 IPv4-mapped
-        || (s[0] == 0x64 && s[1] == 0xff9b)    // 64:ff9b::/96 and 64:ff9b:1::/48 NAT64
+        || (s[0] == 0x64 && s[1] == 0xff9b)    // 64:ff9b:1::/48 local-use NAT64 (the /96 is judged by its IPv4)
         || (s[0] == 0x100 && s[1..4] == [0; 3]) // 100::/64 discard
         || (s[0] == 0x2001 && s[1] < 0x200)    // 2001::/23 IETF (Teredo 2001::/32, ORCHID, benchmarking)
         || (s[0] == 0x2001 && s[1] == 0xdb8)   // documentation
@@ -331,7 +348,6 @@ mod tests {
             "::1",
             "::",
             "::ffff:127.0.0.1",
-            "::ffff:8.8.8.8",
             "::127.0.0.1",
             "64:ff9b::a00:1",
             "2002:7f00:1::",
@@ -352,6 +368,43 @@ mod tests {
             "2a00:1450::1",
         ] {
             assert!(!internal(ip), "{ip} should be public");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_of_ipv4_are_judged_by_the_ipv4_address() {
+        // IPv4-mapped (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96) and NAT64
+        // (64:ff9b::/96): each reaches the IPv4 host it embeds.
+        for v4 in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "192.168.1.1",
+            "224.0.0.1",
+        ] {
+            let [a, b, c, d] = v4.parse::<Ipv4Addr>().expect("ip").octets();
+            let (hi, lo) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+            for v6 in [
+                format!("::ffff:{v4}"),
+                format!("::ffff:0:{hi:x}:{lo:x}"),
+                format!("64:ff9b::{hi:x}:{lo:x}"),
+            ] {
+                assert!(internal(&v6), "{v6} is {v4}, internal");
+            }
+        }
+        for v6 in ["::ffff:8.8.8.8", "::ffff:0:808:808", "64:ff9b::808:808"] {
+            assert!(!internal(v6), "{v6} is 8.8.8.8, public");
+        }
+        // Other forms that embed IPv4 stay refused whatever they carry.
+        for v6 in [
+            "::8.8.8.8",
+            "64:ff9b:1::808:808",
+            "2002:808:808::",
+            "2001:0:808:808::",
+        ] {
+            assert!(internal(v6), "{v6} should be internal");
         }
     }
 
@@ -391,6 +444,16 @@ mod tests {
             check("https://[::ffff:127.0.0.1]/"),
             Err(GuardError::Refused(_))
         ));
+        for literal in ["[::ffff:0:7f00:1]", "[64:ff9b::a9fe:a9fe]"] {
+            assert!(
+                matches!(
+                    check(&format!("https://{literal}/")),
+                    Err(GuardError::Refused(_))
+                ),
+                "{literal}"
+            );
+        }
+        assert!(check("https://[64:ff9b::808:808]/").is_ok());
         assert!(matches!(
             check("https://0x7f000002/"),
             Err(GuardError::Refused(_))

@@ -8,12 +8,15 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use palaver_proto::{Media, Message, MessageType};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::inspect::{self, ImageError};
@@ -105,7 +108,7 @@ impl Core {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        self.limit(RateBucket::Actions, &who.user_id.to_string())
+        self.limit(RateBucket::Upload, &who.user_id.to_string())
             .await?;
         let max = self.config.media.max_upload_bytes();
         let too_large =
@@ -175,23 +178,7 @@ impl Core {
         // Images are rewritten without their metadata; the rest is stored as it came.
         let mut blobs: Vec<(String, Bytes)> = Vec::new();
         if sniffed.kind == MessageType::Image {
-            let bytes = tokio::fs::read(&temp.0)
-                .await
-                .map_err(|e| failed("could not read the upload back", &e))?;
-            let (px, max_px, mime) = (
-                self.config.media.thumbnail_px,
-                self.config.media.max_image_pixels,
-                sniffed.mime,
-            );
-            let clean = tokio::task::spawn_blocking(move || {
-                inspect::clean_image(Bytes::from(bytes), mime, px, max_px)
-            })
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(|e| match e {
-                ImageError::TooManyPixels(_) => ServiceError::PayloadTooLarge(e.to_string()),
-                ImageError::Decode(_) => ServiceError::Validation(e.to_string()),
-            })?;
+            let clean = self.clean_image(&temp.0, sniffed.mime).await?;
             row.mime_type = clean.mime.to_owned();
             row.sha256 = hex::encode(Sha256::digest(&clean.bytes));
             row.size = clean.bytes.len() as u64;
@@ -226,6 +213,35 @@ impl Core {
         metrics::counter!("palaver_media_uploads_total", "type" => row.kind.as_str()).increment(1);
         metrics::counter!("palaver_media_upload_bytes_total").increment(row.size);
         Ok(self.media_view(&row))
+    }
+
+    /// An uploaded image without its metadata, with its thumbnail. The headers are read
+    /// first (a bomb is refused there, having cost nothing); then the decode waits for
+    /// its share of the node's decode memory and runs off the async workers.
+    async fn clean_image(
+        &self,
+        path: &std::path::Path,
+        mime: &'static str,
+    ) -> ServiceResult<inspect::CleanImage> {
+        let config = &self.config.media;
+        let limits = inspect::ImageLimits {
+            max_pixels: config.max_image_pixels,
+            max_sparse_pixels: config.max_sparse_image_pixels,
+            pixels_per_byte: config.image_pixels_per_byte,
+        };
+        let thumb_px = config.thumbnail_px;
+        let header = blocking_on_file(path, move |bytes| {
+            inspect::read_header(&bytes, mime, thumb_px, &limits)
+        })
+        .await?;
+        let reserved = self.decode_budget.reserve(header.decode_bytes).await?;
+        blocking_on_file(path, move |bytes| {
+            // Held by the decode itself: a client that hangs up does not stop it, and
+            // must not give its memory back before it ends.
+            let _reserved = reserved;
+            inspect::clean_image(bytes, mime, thumb_px, &limits)
+        })
+        .await
     }
 
     /// The record of a media object the caller may see: as its uploader, or as a member
@@ -358,9 +374,135 @@ impl Core {
     }
 }
 
+/// Runs `work` over a file's bytes on a blocking thread; an image it refuses becomes
+/// the client's error.
+async fn blocking_on_file<T: Send + 'static>(
+    path: &std::path::Path,
+    work: impl FnOnce(Bytes) -> Result<T, ImageError> + Send + 'static,
+) -> ServiceResult<T> {
+    let path = path.to_owned();
+    let done = tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| {
+            tracing::warn!(error = %e, "media upload failed: could not read the upload back");
+            ServiceError::UploadFailed("could not read the upload back; retry the upload".into())
+        })?;
+        work(Bytes::from(bytes)).map_err(|e| match e {
+            ImageError::TooManyPixels(_) => ServiceError::PayloadTooLarge(e.to_string()),
+            ImageError::Decode(_) | ImageError::Implausible(_) => {
+                ServiceError::Validation(e.to_string())
+            }
+        })
+    })
+    .await;
+    done.map_err(|e| ServiceError::Internal(e.to_string()))?
+}
+
+/// The memory all image decodes of the node may use at once. Each decode reserves its
+/// estimated need (`ImageHeader::decode_bytes`) and holds it until done; one that does
+/// not get it within `media.decode_wait_ms` is refused with 503 and `Retry-After`, and
+/// one that needs more than the whole budget is refused outright (413), never queued.
+pub struct DecodeBudget {
+    /// Permits are KiB.
+    permits: Arc<Semaphore>,
+    total_kib: u32,
+    wait: Duration,
+}
+
+/// A decode's share of the budget, given back when dropped.
+pub struct Reservation {
+    _permit: OwnedSemaphorePermit,
+    bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        metrics::gauge!("palaver_media_decode_reserved_bytes").decrement(self.bytes as f64);
+    }
+}
+
+impl DecodeBudget {
+    /// A budget of `bytes` (at least 1 KiB), waiting at most `wait` for room.
+    pub fn new(bytes: u64, wait: Duration) -> Self {
+        let total_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+            wait,
+        }
+    }
+
+    /// Reserves `bytes` of the budget, waiting for room as long as allowed.
+    pub async fn reserve(&self, bytes: u64) -> ServiceResult<Reservation> {
+        let refused = |reason: &'static str| {
+            metrics::counter!("palaver_media_decode_refused_total", "reason" => reason)
+                .increment(1);
+        };
+        let kib = bytes.div_ceil(1024).max(1);
+        let Some(kib) = u32::try_from(kib).ok().filter(|k| *k <= self.total_kib) else {
+            refused("too_large");
+            return Err(ServiceError::PayloadTooLarge(format!(
+                "the image would take about {} MiB of memory to decode; this server decodes \
+                 at most {} MiB at once",
+                bytes.div_ceil(1 << 20),
+                u64::from(self.total_kib) / 1024
+            )));
+        };
+        let permit = if self.wait.is_zero() {
+            self.permits.clone().try_acquire_many_owned(kib).ok()
+        } else {
+            tokio::time::timeout(self.wait, self.permits.clone().acquire_many_owned(kib))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let Some(permit) = permit else {
+            refused("busy");
+            return Err(ServiceError::Busy {
+                what: "the server is busy decoding other images".into(),
+                retry: self.wait.max(Duration::from_secs(1)),
+            });
+        };
+        metrics::gauge!("palaver_media_decode_reserved_bytes").increment(bytes as f64);
+        Ok(Reservation {
+            _permit: permit,
+            bytes,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::clean_filename;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_decode_budget_is_shared_and_bounded() {
+        let budget = DecodeBudget::new(10 << 20, Duration::ZERO);
+        let first = budget.reserve(6 << 20).await.expect("room");
+        // No room for another 6 MiB while the first is held: come back later.
+        match budget.reserve(6 << 20).await {
+            Err(ServiceError::Busy { retry, .. }) => assert!(retry >= Duration::from_secs(1)),
+            other => panic!("{:?}", other.map(|r| r.bytes)),
+        }
+        let small = budget.reserve(4 << 20).await.expect("what is left");
+        drop(first);
+        let again = budget.reserve(6 << 20).await.expect("given back");
+        drop((small, again));
+        // More than the whole budget is never queued.
+        assert!(matches!(
+            budget.reserve(11 << 20).await,
+            Err(ServiceError::PayloadTooLarge(_))
+        ));
+        // With a wait, a reservation gets room as soon as it is given back.
+        let budget = Arc::new(DecodeBudget::new(10 << 20, Duration::from_secs(60)));
+        let held = budget.reserve(10 << 20).await.expect("all of it");
+        let waiting = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.reserve(10 << 20).await.map(|r| r.bytes) }
+        });
+        tokio::task::yield_now().await;
+        drop(held);
+        assert_eq!(waiting.await.expect("task").expect("room"), 10 << 20);
+    }
 
     #[test]
     fn filenames_lose_directories_and_control_characters() {

@@ -68,6 +68,10 @@ pub enum ServiceError {
     DeliveryFailed,
     #[error("the server is shutting down")]
     Unavailable,
+    /// A bound of this node is reached (e.g. the memory for decoding images); the
+    /// request may succeed after the delay.
+    #[error("{what}; retry in {} s", .retry.as_secs().max(1))]
+    Busy { what: String, retry: Duration },
     /// A store failure with no meaning for the client (`NotFound` and `Conflict` that
     /// the client can cause become their own variants, through `From`).
     #[error(transparent)]
@@ -101,17 +105,18 @@ impl ServiceError {
             Conflict(_) => ErrorCode::Conflict,
             RateLimited(_) => ErrorCode::RateLimited,
             DeliveryFailed => ErrorCode::MessageDeliveryFailed,
-            Unavailable => ErrorCode::Unavailable,
+            Unavailable | Busy { .. } => ErrorCode::Unavailable,
             Store(_) | Bus(_) | Internal(_) => ErrorCode::Internal,
             SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
         }
     }
 
-    /// For `rate_limited`: how long to wait before retrying, in whole milliseconds
-    /// rounded up (at least 1), as both edges state it (`retryAfterMs`).
+    /// For `rate_limited` and `unavailable` with a known wait: how long to wait before
+    /// retrying, in whole milliseconds rounded up (at least 1), as both edges state it
+    /// (`retryAfterMs`, `Retry-After`).
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            ServiceError::RateLimited(wait) => {
+            ServiceError::RateLimited(wait) | ServiceError::Busy { retry: wait, .. } => {
                 let ms = wait.as_micros().div_ceil(1000);
                 Some(u64::try_from(ms).unwrap_or(u64::MAX).max(1))
             }
@@ -164,6 +169,8 @@ pub struct Core {
     media_sweep: Arc<tokio::sync::RwLock<()>>,
     /// Sends push notifications; `None` when `push.enabled` is false.
     pub push: Option<Arc<crate::push::Dispatcher>>,
+    /// The memory image decodes may take at once (`media.decode_memory_bytes`).
+    decode_budget: media::DecodeBudget,
 }
 
 impl Core {
@@ -179,6 +186,7 @@ impl Core {
         secret: &[u8],
         push: Option<Arc<crate::push::Dispatcher>>,
     ) -> ServiceResult<Arc<Core>> {
+        let config_media = config.media.clone();
         let media_tmp = config.data_dir.join("media").join("tmp");
         // Anything here is an upload that was cut off by a restart.
         let _ = std::fs::remove_dir_all(&media_tmp);
@@ -227,6 +235,10 @@ impl Core {
             media_tmp,
             media_sweep: Arc::new(tokio::sync::RwLock::new(())),
             push: push.clone(),
+            decode_budget: media::DecodeBudget::new(
+                config_media.decode_memory_bytes,
+                Duration::from_millis(config_media.decode_wait_ms),
+            ),
         });
         if let (Some(push), Some(rx)) = (push, notify_rx) {
             tokio::spawn(notify::run(core.clone(), push, rx));

@@ -60,6 +60,8 @@ pub fn test_config(dir: &Path) -> Config {
             ephemeral_burst: other.1,
             actions_per_minute: other.0,
             actions_burst: other.1,
+            upload_per_minute: other.0,
+            upload_burst: other.1,
         },
         ..Config::default()
     }
