@@ -4,15 +4,18 @@
 pub mod connection;
 pub mod hub;
 
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 use axum::response::Response;
 
+use bytes::Bytes;
+
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::service::ServiceError;
+use crate::transport::ConnTimer;
 use palaver_proto::ErrorCode;
 
 /// Per-connection socket buffers: small, so an idle connection costs little (client frames
@@ -70,13 +73,24 @@ pub async fn upgrade(
         })?;
     let config = &app.core.config;
     let (core, hub) = (app.core.clone(), app.hub.clone());
+    let handshake = std::time::Duration::from_secs(config.ws_handshake_timeout_secs);
+    let timer = parts.extensions.get::<ConnTimer>().cloned();
     Ok(ws
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(WRITE_BUFFER + config.max_ws_message_bytes)
         .max_message_size(config.max_ws_message_bytes)
         .max_frame_size(config.max_ws_message_bytes)
-        .on_upgrade(move |socket| connection::run(socket, core, hub, who)))
+        .on_upgrade(move |mut socket| async move {
+            // A peer that does not answer this ping (any frame counts) within
+            // `ws_handshake_timeout_secs` is closed by its connection's timer.
+            if let Some(timer) = timer {
+                timer.expect_read_within(handshake);
+            }
+            if socket.send(Message::Ping(Bytes::new())).await.is_ok() {
+                connection::run(socket, core, hub, who).await;
+            }
+        }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,372 @@
+//! Connections below HTTP: how many may be open at once, and how long one may sit without
+//! progress. hyper times a request head itself (`header_timeout_secs`, set in `app.rs`);
+//! what it cannot see is here. Both edges use it (`http` for its acceptor, `gateway` for
+//! the socket handshake), and it depends on neither.
+//!
+//! - **The cap** (`max_connections`). Every accepted connection takes a slot, which its
+//!   stream holds until it closes. Past the cap a connection is refused: a small HTTP server
+//!   answers it `503 unavailable` with `Retry-After: 1` (`GET /healthz` still answers ok, so
+//!   a full node is not taken for a dead one) and closes it, within [`REFUSAL_DEADLINE`];
+//!   at most [`REFUSALS_AT_ONCE`] are refused at a time, and past that a connection is
+//!   closed at once.
+//! - **First byte** (`header_timeout_secs`). Before hyper parses a request it reads bytes to
+//!   tell HTTP/1 from HTTP/2, with no timer: a connection that sends nothing is closed here.
+//! - **Idle** (`idle_timeout_secs`). Nothing read and nothing written for this long closes
+//!   the connection, whatever it was doing: an HTTP/2 connection, a response its client
+//!   stopped reading, a half-sent TLS handshake, an upgraded socket.
+//! - **An expected answer** (`ws_handshake_timeout_secs`). After a WebSocket upgrade the
+//!   gateway pings and asks, through the request's [`ConnTimer`], that the client send
+//!   something within a deadline.
+//! - **Request bodies** (`body_timeout_secs`) are HTTP's: `http/timeout.rs`.
+//!
+//! The timer is polled from reads only. Something always reads a connection that waits for
+//! its peer (hyper between requests and for bodies, TLS, the gateway's reader), and a
+//! connection whose writes are stuck is idle only if its peer sends nothing either. So one
+//! timer per connection, re-armed lazily (when it fires early it is set again), costs a
+//! clock read per read or write and a wake-up per idle period.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_server::accept::Accept;
+use futures::future::BoxFuture;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use palaver_proto::{ErrorBody, ErrorCode, ErrorDetail, HealthResponse};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+/// How long a refused connection is given to read its answer.
+pub const REFUSAL_DEADLINE: Duration = Duration::from_secs(2);
+/// Connections being refused at one time; past this a new one is closed without an answer.
+pub const REFUSALS_AT_ONCE: usize = 128;
+/// What a refused client is told to wait.
+const REFUSAL_RETRY: Duration = Duration::from_secs(1);
+
+/// The default `max_connections`: 95% of the open-file limit, the rest kept for the
+/// database, media files and outbound connections.
+pub fn default_max_connections() -> usize {
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    usize::try_from(limit / 20 * 19)
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// The timeouts a connection lives under, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// `header_timeout_secs`: until the first byte.
+    pub first_byte: Duration,
+    /// `idle_timeout_secs`.
+    pub idle: Duration,
+}
+
+/// One connection's read deadline, shared between its stream and its requests (a request
+/// extension), so a handler can ask that the peer answer soon.
+#[derive(Clone)]
+pub struct ConnTimer(Arc<TimerShared>);
+
+struct TimerShared {
+    start: Instant,
+    /// Milliseconds after `start` by which something must be read; [`NO_DEADLINE`] if none.
+    read_by_ms: AtomicU64,
+}
+
+const NO_DEADLINE: u64 = u64::MAX;
+
+impl ConnTimer {
+    fn new(first_read: Duration) -> Self {
+        ConnTimer(Arc::new(TimerShared {
+            start: Instant::now(),
+            read_by_ms: AtomicU64::new(millis(first_read)),
+        }))
+    }
+
+    /// Closes the connection unless the peer sends something within `within` from now.
+    pub fn expect_read_within(&self, within: Duration) {
+        let at = millis(self.0.start.elapsed()).saturating_add(millis(within));
+        self.0.read_by_ms.store(at, Ordering::Relaxed);
+    }
+
+    fn read_by(&self) -> Option<Instant> {
+        match self.0.read_by_ms.load(Ordering::Relaxed) {
+            NO_DEADLINE => None,
+            ms => Some(self.0.start + Duration::from_millis(ms)),
+        }
+    }
+
+    fn read_happened(&self) {
+        if self.0.read_by_ms.load(Ordering::Relaxed) != NO_DEADLINE {
+            self.0.read_by_ms.store(NO_DEADLINE, Ordering::Relaxed);
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(NO_DEADLINE - 1)
+}
+
+/// A connection's stream under its timeouts, holding its slot under the cap.
+pub struct Watched<S> {
+    inner: S,
+    timer: ConnTimer,
+    idle: Duration,
+    /// When a byte last moved either way.
+    last: Instant,
+    sleep: Pin<Box<Sleep>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<S> Watched<S> {
+    fn new(inner: S, timer: ConnTimer, timeouts: Timeouts, slot: OwnedSemaphorePermit) -> Self {
+        let now = Instant::now();
+        let first = now + timeouts.first_byte.min(timeouts.idle);
+        Watched {
+            inner,
+            timer,
+            idle: timeouts.idle,
+            last: now,
+            sleep: Box::pin(tokio::time::sleep_until(first)),
+            _slot: slot,
+        }
+    }
+
+    /// Whether a deadline has passed; if not, the timer will wake this task at the next one.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut due = self.last + self.idle;
+        if let Some(by) = self.timer.read_by() {
+            due = due.min(by);
+        }
+        if due < self.sleep.deadline() {
+            self.sleep.as_mut().reset(due);
+        }
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if Instant::now() >= due {
+                return true;
+            }
+            // Fired for an older deadline; progress since moved it.
+            self.sleep.as_mut().reset(due);
+        }
+    }
+}
+
+fn timed_out() -> io::Error {
+    metrics::counter!("palaver_connections_timed_out_total").increment(1);
+    io::Error::new(io::ErrorKind::TimedOut, "connection timed out")
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.last = Instant::now();
+                    this.timer.read_happened();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(timed_out())),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        if n > 0 {
+            this.last = Instant::now();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        if n > 0 {
+            this.last = Instant::now();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The acceptor: `TCP_NODELAY`, the cap, the timeouts, then `inner` (TLS or nothing).
+#[derive(Clone)]
+pub struct Guard<A> {
+    inner: A,
+    slots: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+    timeouts: Timeouts,
+    refuser: Arc<Builder<TokioExecutor>>,
+}
+
+impl<A> Guard<A> {
+    /// At most `max_connections` open at once.
+    pub fn new(inner: A, max_connections: usize, timeouts: Timeouts) -> Self {
+        let mut refuser = Builder::new(TokioExecutor::new());
+        // One answer, then close.
+        refuser.http1().keep_alive(false);
+        Guard {
+            inner,
+            slots: Arc::new(Semaphore::new(max_connections)),
+            refusals: Arc::new(Semaphore::new(REFUSALS_AT_ONCE)),
+            timeouts,
+            refuser: Arc::new(refuser),
+        }
+    }
+}
+
+/// A connection's service, adding the connection's [`ConnTimer`] to every request.
+#[derive(Clone)]
+pub struct WithTimer<S> {
+    inner: S,
+    timer: ConnTimer,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for WithTimer<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> S::Future {
+        req.extensions_mut().insert(self.timer.clone());
+        self.inner.call(req)
+    }
+}
+
+impl<A, S> Accept<TcpStream, S> for Guard<A>
+where
+    A: Accept<Watched<TcpStream>, WithTimer<S>> + Clone + Send + Sync + 'static,
+    A::Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A::Service: Send + 'static,
+    A::Future: Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = BoxFuture<'static, io::Result<(A::Stream, A::Service)>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let guard = self.clone();
+        Box::pin(async move {
+            // Frames are small and their latency is the product: without TCP_NODELAY a
+            // frame written while the peer has not yet acknowledged the last one waits for
+            // its delayed ACK (up to 40 ms on Linux), which the soak showed as a 44 ms p99.
+            stream.set_nodelay(true)?;
+            let (slot, admitted) = match guard.slots.clone().try_acquire_owned() {
+                Ok(slot) => (slot, true),
+                Err(_) => match guard.refusals.clone().try_acquire_owned() {
+                    Ok(slot) => (slot, false),
+                    Err(_) => {
+                        metrics::counter!("palaver_connections_refused_total").increment(1);
+                        return Err(io::Error::other("connection limit reached"));
+                    }
+                },
+            };
+            let timer = ConnTimer::new(guard.timeouts.first_byte);
+            let io = Watched::new(stream, timer.clone(), guard.timeouts, slot);
+            let accepted = guard.inner.accept(
+                io,
+                WithTimer {
+                    inner: service,
+                    timer,
+                },
+            );
+            if admitted {
+                return accepted.await;
+            }
+            metrics::counter!("palaver_connections_refused_total").increment(1);
+            let refused = async {
+                let (stream, _) = accepted.await?;
+                let answer = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    Ok::<_, Infallible>(refusal(req.uri().path()))
+                });
+                guard
+                    .refuser
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(answer))
+                    .await
+                    .map_err(io::Error::other)
+            };
+            let _ = tokio::time::timeout(REFUSAL_DEADLINE, refused).await;
+            Err(io::Error::other("connection limit reached"))
+        })
+    }
+}
+
+/// The answer on a connection past the cap: the documented error shape (`/healthz` as
+/// usual), and `Connection: close`.
+fn refusal(path: &str) -> Response {
+    let mut response = if path == "/healthz" {
+        axum::Json(HealthResponse {
+            status: "ok".into(),
+        })
+        .into_response()
+    } else {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: ErrorCode::Unavailable,
+                message: "too many connections; retry shortly".into(),
+            },
+        };
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(REFUSAL_RETRY.as_secs()),
+        );
+        response
+    };
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
