@@ -33,7 +33,7 @@ use crate::service::{Core, ServiceError};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
-use crate::transport::{Guard, Timeouts, default_max_connections};
+use crate::transport::{Guard, Timeouts, default_max_connections, refusal_slots};
 
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,8 @@ pub enum StartError {
 /// Events the in-process bus buffers for a lagging subscriber.
 const BUS_CAPACITY: usize = 65_536;
 
-/// Connections the metrics listener takes at once: a scraper or two.
+/// Connections the metrics listener takes at once: a scraper or two. Past it they are
+/// closed without an answer.
 const METRICS_CONNECTIONS: usize = 16;
 
 /// A built server, bound and ready to run.
@@ -203,14 +204,15 @@ fn guarded<A: Clone>(
     listener: std::net::TcpListener,
     inner: A,
     max_connections: usize,
+    refusals: usize,
     config: &Config,
 ) -> axum_server::Server<Guard<A>> {
     let timeouts = Timeouts {
         first_byte: Duration::from_secs(config.header_timeout_secs),
         idle: Duration::from_secs(config.idle_timeout_secs),
     };
-    let mut server =
-        axum_server::from_tcp(listener).acceptor(Guard::new(inner, max_connections, timeouts));
+    let guard = Guard::new(inner, max_connections, refusals, timeouts);
+    let mut server = axum_server::from_tcp(listener).acceptor(guard);
     server
         .http_builder()
         .http1()
@@ -415,22 +417,29 @@ impl Application {
         let max_connections = config
             .max_connections
             .unwrap_or_else(default_max_connections);
+        let refusals = refusal_slots(max_connections);
         tracing::info!(%addr, tls = tls.is_some(), max_connections, "palaver listening");
         let main = async {
             match tls {
                 Some(tls) => {
                     let tls = RustlsAcceptor::new(tls)
                         .handshake_timeout(Duration::from_secs(config.tls_handshake_timeout_secs));
-                    guarded(listener, tls, max_connections, &config)
+                    guarded(listener, tls, max_connections, refusals, &config)
                         .handle(handle)
                         .serve(service)
                         .await
                 }
                 None => {
-                    guarded(listener, DefaultAcceptor, max_connections, &config)
-                        .handle(handle)
-                        .serve(service)
-                        .await
+                    guarded(
+                        listener,
+                        DefaultAcceptor,
+                        max_connections,
+                        refusals,
+                        &config,
+                    )
+                    .handle(handle)
+                    .serve(service)
+                    .await
                 }
             }
         };
@@ -439,7 +448,7 @@ impl Application {
                 return Ok(());
             };
             tracing::info!(%addr, "metrics listening");
-            guarded(listener, DefaultAcceptor, METRICS_CONNECTIONS, &config)
+            guarded(listener, DefaultAcceptor, METRICS_CONNECTIONS, 0, &config)
                 .handle(metrics_handle)
                 .serve(metrics_router(state.clone()).into_make_service())
                 .await

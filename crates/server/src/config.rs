@@ -91,7 +91,7 @@ pub struct Config {
     /// own in front of it). Default false.
     pub metrics_on_main_listener: bool,
     /// Most connections open at once (HTTP and WebSocket alike). Past it a new connection
-    /// is answered `503 unavailable` with `Retry-After` and closed. Default: 95% of the
+    /// is answered `503 unavailable` with `Retry-After` and closed. Default: 90% of the
     /// open-file limit at start-up.
     pub max_connections: Option<usize>,
     /// Seconds a connection has to send its first byte and then a whole request head; an

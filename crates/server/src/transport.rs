@@ -6,9 +6,12 @@
 //! - **The cap** (`max_connections`). Every accepted connection takes a slot, which its
 //!   stream holds until it closes. Past the cap a connection is refused: a small HTTP server
 //!   answers it `503 unavailable` with `Retry-After: 1` (`GET /healthz` still answers ok, so
-//!   a full node is not taken for a dead one) and closes it, within [`REFUSAL_DEADLINE`];
-//!   at most [`REFUSALS_AT_ONCE`] are refused at a time, and past that a connection is
-//!   closed at once.
+//!   a full node is not taken for a dead one) and closes it, within [`REFUSAL_DEADLINE`].
+//!   Refusing takes a descriptor too, so at most [`refusal_slots`] are refused at a time
+//!   (a quarter of the descriptors the cap leaves, at most [`MAX_REFUSALS`]); past that a
+//!   connection is closed at once. The cap and the refusals together stay under the
+//!   open-file limit, so `accept` never fails for want of descriptors: a node out of
+//!   descriptors could not even answer `/healthz`.
 //! - **First byte** (`header_timeout_secs`). Before hyper parses a request it reads bytes to
 //!   tell HTTP/1 from HTTP/2, with no timer: a connection that sends nothing is closed here.
 //! - **Idle** (`idle_timeout_secs`). Nothing read and nothing written for this long closes
@@ -49,20 +52,29 @@ use tokio::time::{Instant, Sleep};
 
 /// How long a refused connection is given to read its answer.
 pub const REFUSAL_DEADLINE: Duration = Duration::from_secs(2);
-/// Connections being refused at one time; past this a new one is closed without an answer.
-pub const REFUSALS_AT_ONCE: usize = 128;
+/// Most connections being refused at one time.
+pub const MAX_REFUSALS: usize = 128;
 /// What a refused client is told to wait.
 const REFUSAL_RETRY: Duration = Duration::from_secs(1);
 
-/// The default `max_connections`: 95% of the open-file limit, the rest kept for the
-/// database, media files and outbound connections.
+/// This process's open-file limit (the soft one, which is what `accept` runs into).
+fn open_file_limit() -> usize {
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .and_then(|(soft, _)| usize::try_from(soft).ok())
+        .unwrap_or(1024)
+}
+
+/// The default `max_connections`: 90% of the open-file limit, the rest kept for refusals,
+/// the database, media files and outbound connections.
 pub fn default_max_connections() -> usize {
-    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024);
-    usize::try_from(limit / 20 * 19)
-        .unwrap_or(usize::MAX)
-        .max(1)
+    (open_file_limit() / 10 * 9).max(1)
+}
+
+/// How many connections past `max_connections` may be answered at once: a quarter of the
+/// descriptors the cap leaves, at most [`MAX_REFUSALS`]; none when it leaves none.
+pub fn refusal_slots(max_connections: usize) -> usize {
+    (open_file_limit().saturating_sub(max_connections) / 4).min(MAX_REFUSALS)
 }
 
 /// The timeouts a connection lives under, from the configuration.
@@ -244,15 +256,15 @@ pub struct Guard<A> {
 }
 
 impl<A> Guard<A> {
-    /// At most `max_connections` open at once.
-    pub fn new(inner: A, max_connections: usize, timeouts: Timeouts) -> Self {
+    /// At most `max_connections` open at once, and `refusals` being answered past that.
+    pub fn new(inner: A, max_connections: usize, refusals: usize, timeouts: Timeouts) -> Self {
         let mut refuser = Builder::new(TokioExecutor::new());
         // One answer, then close.
         refuser.http1().keep_alive(false);
         Guard {
             inner,
             slots: Arc::new(Semaphore::new(max_connections)),
-            refusals: Arc::new(Semaphore::new(REFUSALS_AT_ONCE)),
+            refusals: Arc::new(Semaphore::new(refusals)),
             timeouts,
             refuser: Arc::new(refuser),
         }

@@ -302,17 +302,20 @@ async fn half_open_target() {
         (None, Some(app)) => app.addr,
         _ => unreachable!(),
     };
-    let kinds: [&[u8]; 5] = [
-        b"",
-        b"GET /heal",
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
-        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
-        b"PRI * HTTP/2.0\r\n",
+    let kinds: [(&str, &[u8]); 5] = [
+        ("silent", b""),
+        ("half a request line", b"GET /heal"),
+        ("half the headers", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"),
+        (
+            "a body that stops",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        ),
+        ("half an HTTP/2 preface", b"PRI * HTTP/2.0\r\n"),
     ];
     let started = tokio::time::Instant::now();
     let mut held = JoinSet::new();
     for i in 0..300 {
-        let first = kinds[i % kinds.len()];
+        let (kind, first) = kinds[i % kinds.len()];
         held.spawn(async move {
             let mut stream = TcpStream::connect(addr).await.expect("connect");
             stream.write_all(first).await.expect("write");
@@ -325,7 +328,10 @@ async fn half_open_target() {
                     }
                 }
             };
-            tokio::time::timeout(Duration::from_secs(120), open_for).await
+            (
+                kind,
+                tokio::time::timeout(Duration::from_secs(120), open_for).await,
+            )
         });
     }
     let probe = tokio::spawn(async move {
@@ -346,19 +352,25 @@ async fn half_open_target() {
         }
         (worst, failed, n)
     });
-    let mut last = Duration::ZERO;
-    let mut still_open = 0;
+    let mut by_kind: std::collections::BTreeMap<&str, (Duration, usize)> = Default::default();
     while let Some(done) = held.join_next().await {
-        match done.expect("task") {
-            Ok(at) => last = last.max(at),
-            Err(_) => still_open += 1,
+        let (kind, result) = done.expect("task");
+        let entry = by_kind.entry(kind).or_default();
+        match result {
+            Ok(at) => entry.0 = entry.0.max(at),
+            Err(_) => entry.1 += 1,
         }
     }
     let (worst, failed, probes) = probe.await.expect("probe");
+    println!("half-open target: 300 connections, 60 of each kind");
+    for (kind, (last, open)) in &by_kind {
+        println!(
+            "  {kind}: last closed after {:.1} s, {open} still open after 120 s",
+            last.as_secs_f64()
+        );
+    }
     println!(
-        "half-open target: 300 connections, last closed after {:.1} s, {still_open} still open \
-         after 120 s; /healthz: {probes} probes, slowest {} ms, {failed} failed",
-        last.as_secs_f64(),
+        "  /healthz meanwhile: {probes} probes, slowest {} ms, {failed} failed",
         worst.as_millis()
     );
 }
