@@ -231,7 +231,8 @@ impl utoipa::Modify for BearerAuth {
 /// The answers every operation can give, documented once here instead of on each
 /// handler: `400 bad_request` where a path, query or body can be malformed (the
 /// extractors refuse it before the handler runs), `401` where a token is required, and
-/// `413` where there is a body (the body limit applies to every route).
+/// `413` and `408` where there is a body (the body limit and the body timeout apply to
+/// every route).
 struct CommonResponses;
 
 impl utoipa::Modify for CommonResponses {
@@ -270,6 +271,9 @@ impl utoipa::Modify for CommonResponses {
                 if op.request_body.is_some() {
                     responses.entry("413".into()).or_insert_with(|| {
                         error("payload_too_large: the body is over the limit").into()
+                    });
+                    responses.entry("408".into()).or_insert_with(|| {
+                        error("request_timeout: the body stopped arriving").into()
                     });
                 }
                 if op.security.as_ref().is_some_and(|s| !s.is_empty()) {

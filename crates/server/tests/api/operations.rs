@@ -431,6 +431,7 @@ async fn the_openapi_document_lists_the_common_error_answers() {
         }
         if has_body {
             assert!(has("413"), "{name} takes a body but does not document 413");
+            assert!(has("408"), "{name} takes a body but does not document 408");
         }
         for (status, response) in responses {
             // 416 answers a byte range with `Content-Range: bytes */size` and no body.
@@ -1152,4 +1153,41 @@ async fn the_data_directory_is_private_to_the_server() {
         .map(|(p, want)| format!("{} is {:o}, not {want:o}", p.display(), mode(p)))
         .collect();
     assert!(loose.is_empty(), "{loose:#?}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_upload_on_its_way_in_is_private_too() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    // Half a multipart upload, then a pause: the server is buffering it.
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/media/upload HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n\
+         --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n",
+        app.addr, alice.auth.access_token
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&[7u8; 20_000]).await.expect("some bytes");
+    let tmp = app.data_dir().join("media/tmp");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let part = loop {
+        let found = std::fs::read_dir(&tmp)
+            .expect("media/tmp")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .next();
+        if let Some(path) = found {
+            break path;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no temporary file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(mode(&tmp), 0o700);
+    assert_eq!(mode(&part), 0o600, "{}", part.display());
 }
