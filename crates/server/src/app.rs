@@ -120,10 +120,25 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
-/// Makes the data directory private to the server's user (0700) and every file the server
-/// keeps at its top level 0600 (directories there, such as `media`, 0700). A directory or
-/// file found looser at start-up is tightened, and the log says so. Objects deeper in
-/// `media` are written 0600 and sit in 0700 directories; older ones are not walked.
+/// What the server keeps in the data directory, with the mode each must have.
+const DATA_FILES: &[(&str, u32)] = &[
+    ("palaver.db", 0o600),
+    ("palaver.db-wal", 0o600),
+    ("palaver.db-shm", 0o600),
+    ("palaver.db-journal", 0o600),
+    ("jwt-secret", 0o600),
+    ("vapid-private.pem", 0o600),
+    ("media", 0o700),
+    ("media/objects", 0o700),
+    ("media/tmp", 0o700),
+];
+
+/// Makes the data directory private to the server's user: the directory 0700, what the
+/// server keeps in it 0600 (its directories 0700). Found looser at start-up (a directory
+/// made with a lax umask, files of an older version), they are tightened, and the log says
+/// so. Anything else in the directory is left as it is, behind the 0700 directory; media
+/// objects are written 0600 in 0700 directories (`media/local.rs`), older ones are not
+/// walked.
 fn private_data_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -133,13 +148,10 @@ fn private_data_dir(dir: &Path) -> std::io::Result<()> {
             .mode(0o700)
             .create(dir)?;
         tighten(dir, 0o700)?;
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                tighten(&entry.path(), 0o700)?;
-            } else if kind.is_file() {
-                tighten(&entry.path(), 0o600)?;
+        for (name, mode) in DATA_FILES {
+            match tighten(&dir.join(name), *mode) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
             }
         }
     }

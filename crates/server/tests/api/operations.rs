@@ -1085,12 +1085,13 @@ fn everything_in(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32)>
 #[tokio::test]
 async fn the_data_directory_is_private_to_the_server() {
     use std::os::unix::fs::PermissionsExt;
-    // An operator's directory, made with a lax umask and holding a lax file.
+    // An operator's directory made with a lax umask, holding a secret an older version
+    // left readable.
     let dir = DataDir::new();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let stray = dir.path().join("notes.txt");
-    std::fs::write(&stray, "left here").expect("write");
-    std::fs::set_permissions(&stray, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let secret = dir.path().join("jwt-secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
 
     let app = spawn_in(dir, |_| {}).await;
     let alice = app.user("alice").await;
@@ -1123,12 +1124,7 @@ async fn the_data_directory_is_private_to_the_server() {
         .iter()
         .map(|(p, _)| p.strip_prefix(&data).unwrap_or(p).display().to_string())
         .collect();
-    for expected in [
-        "jwt-secret",
-        "vapid-private.pem",
-        "notes.txt",
-        "media/objects",
-    ] {
+    for expected in ["jwt-secret", "vapid-private.pem", "media/objects"] {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} in {names:?}"
