@@ -160,13 +160,27 @@ fn private_data_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Takes away any permission beyond `mode`.
+/// Takes away any permission beyond `mode`. A path the server may not change (another
+/// user's) is left as it is, with a warning.
 #[cfg(unix)]
 fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let current = std::fs::metadata(path)?.permissions().mode() & 0o7777;
     if current & !mode != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode))?;
+        let tightened =
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode));
+        if let Err(err) = tightened {
+            if err.kind() != std::io::ErrorKind::PermissionDenied {
+                return Err(err);
+            }
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{current:o}"),
+                %err,
+                "could not tighten permissions in the data directory; others may read it"
+            );
+            return Ok(());
+        }
         tracing::warn!(
             path = %path.display(),
             was = format!("{current:o}"),

@@ -16,7 +16,8 @@
 //!   tell HTTP/1 from HTTP/2, with no timer: a connection that sends nothing is closed here.
 //! - **Idle** (`idle_timeout_secs`). Nothing read and nothing written for this long closes
 //!   the connection, whatever it was doing: an HTTP/2 connection, a response its client
-//!   stopped reading, a half-sent TLS handshake, an upgraded socket.
+//!   stopped reading, a half-sent TLS handshake, an upgraded socket. Not while a request is
+//!   being answered: a slow handler is the server's doing, not the client's.
 //! - **An expected answer** (`ws_handshake_timeout_secs`). After a WebSocket upgrade the
 //!   gateway pings and asks, through the request's [`ConnTimer`], that the client send
 //!   something within a deadline.
@@ -32,7 +33,7 @@ use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -95,6 +96,11 @@ struct TimerShared {
     start: Instant,
     /// Milliseconds after `start` by which something must be read; [`NO_DEADLINE`] if none.
     read_by_ms: AtomicU64,
+    /// Requests whose answer the server is still working out: meanwhile the connection is
+    /// waiting for the server, not idle.
+    busy: AtomicUsize,
+    /// Milliseconds after `start` when the last such request was answered.
+    answered_ms: AtomicU64,
 }
 
 const NO_DEADLINE: u64 = u64::MAX;
@@ -104,6 +110,8 @@ impl ConnTimer {
         ConnTimer(Arc::new(TimerShared {
             start: Instant::now(),
             read_by_ms: AtomicU64::new(millis(first_read)),
+            busy: AtomicUsize::new(0),
+            answered_ms: AtomicU64::new(0),
         }))
     }
 
@@ -124,6 +132,37 @@ impl ConnTimer {
         if self.0.read_by_ms.load(Ordering::Relaxed) != NO_DEADLINE {
             self.0.read_by_ms.store(NO_DEADLINE, Ordering::Relaxed);
         }
+    }
+
+    /// When the idle period started, given the last byte moved at `last`; `None` while a
+    /// request is being answered.
+    fn idle_since(&self, last: Instant) -> Option<Instant> {
+        if self.0.busy.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let answered =
+            self.0.start + Duration::from_millis(self.0.answered_ms.load(Ordering::Relaxed));
+        Some(last.max(answered))
+    }
+}
+
+/// Counts a request as being answered while it lives.
+struct Answering(ConnTimer);
+
+impl Answering {
+    fn new(timer: ConnTimer) -> Self {
+        timer.0.busy.fetch_add(1, Ordering::Relaxed);
+        Answering(timer)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        let shared = &self.0.0;
+        shared
+            .answered_ms
+            .store(millis(shared.start.elapsed()), Ordering::Relaxed);
+        shared.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -158,10 +197,14 @@ impl<S> Watched<S> {
 
     /// Whether a deadline has passed; if not, the timer will wake this task at the next one.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut due = self.last + self.idle;
-        if let Some(by) = self.timer.read_by() {
-            due = due.min(by);
-        }
+        let idle_due = self.timer.idle_since(self.last).map(|t| t + self.idle);
+        let due = match (idle_due, self.timer.read_by()) {
+            (Some(idle), Some(by)) => idle.min(by),
+            (Some(due), None) | (None, Some(due)) => due,
+            // A request is being answered: the server's turn, whatever it takes. Its end
+            // wakes the connection (hyper reads for the next request), which comes back here.
+            (None, None) => return false,
+        };
         if due < self.sleep.deadline() {
             self.sleep.as_mut().reset(due);
         }
@@ -281,18 +324,25 @@ pub struct WithTimer<S> {
 impl<S, B> tower::Service<axum::http::Request<B>> for WithTimer<S>
 where
     S: tower::Service<axum::http::Request<B>>,
+    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: axum::http::Request<B>) -> S::Future {
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
         req.extensions_mut().insert(self.timer.clone());
-        self.inner.call(req)
+        let answering = Answering::new(self.timer.clone());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let answer = answer.await;
+            drop(answering);
+            answer
+        })
     }
 }
 
@@ -381,4 +431,58 @@ fn refusal(path: &str) -> Response {
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    fn watched(timer: &ConnTimer, idle: Duration) -> Watched<tokio::io::DuplexStream> {
+        let (client, server) = tokio::io::duplex(64);
+        // The client end stays open (and silent) for the test's lifetime.
+        std::mem::forget(client);
+        let slot = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a slot");
+        let timeouts = Timeouts {
+            first_byte: Duration::from_secs(1000),
+            idle,
+        };
+        Watched::new(server, timer.clone(), timeouts, slot)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_is_counted_from_the_last_answer_and_not_while_answering() {
+        let timer = ConnTimer::new(Duration::from_secs(1000));
+        let mut io = watched(&timer, Duration::from_secs(2));
+        let mut buf = [0u8; 8];
+        // A request takes 10 s to answer: the connection is not idle meanwhile.
+        let answering = Answering::new(timer.clone());
+        let waited = tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf)).await;
+        assert!(waited.is_err(), "closed while a request was being answered");
+        drop(answering);
+        // Answered: idle from now on.
+        let started = Instant::now();
+        let read = tokio::time::timeout(Duration::from_secs(5), io.read(&mut buf))
+            .await
+            .expect("closed within the idle timeout");
+        assert_eq!(read.expect_err("timed out").kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expected_answer_has_its_own_deadline() {
+        let timer = ConnTimer::new(Duration::from_secs(1000));
+        let mut io = watched(&timer, Duration::from_secs(30));
+        let mut buf = [0u8; 8];
+        let started = Instant::now();
+        timer.expect_read_within(Duration::from_secs(3));
+        let read = tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf))
+            .await
+            .expect("closed at the deadline");
+        assert_eq!(read.expect_err("timed out").kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
 }
