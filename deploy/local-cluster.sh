@@ -4,8 +4,9 @@
 #
 #   BIN=target/release/palaver deploy/local-cluster.sh
 #
-# Ports: nginx on BASE_PORT (default 18080), nodes on BASE_PORT+1..NODES; chosen away from
-# the services' own ports. Variables deliberately avoid the PALAVER_ prefix, which the
+# Ports: nginx on BASE_PORT (default 18080), nodes on BASE_PORT+1..NODES, their metrics on
+# METRICS_PORT+1..NODES (default 19090+i; not behind nginx); chosen away from the services'
+# own ports. Variables deliberately avoid the PALAVER_ prefix, which the
 # server reads as configuration.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,6 +20,7 @@ fi
 
 BIN="${BIN:-target/release/palaver}"
 BASE_PORT="${BASE_PORT:-18080}"
+METRICS_PORT="${METRICS_PORT:-19090}"
 NODES="${NODES:-3}"
 NAMESPACE="${NAMESPACE:-localcluster}"
 STORE="${STORE:-postgres://postgres@127.0.0.1:5432/test}"
@@ -39,7 +41,8 @@ start_node() {
   local i="$1" port=$((BASE_PORT + $1))
   mkdir -p "$DIR/node$i"
   PALAVER_JWT_SECRET="$SECRET" PALAVER_NAMESPACE="$NAMESPACE" \
-    PALAVER_TRUSTED_PROXIES='["127.0.0.1"]' "$BIN" serve \
+    PALAVER_TRUSTED_PROXIES='["127.0.0.1"]' \
+    PALAVER_METRICS_LISTEN="127.0.0.1:$((METRICS_PORT + i))" "$BIN" serve \
     --listen "127.0.0.1:$port" --data-dir "$DIR/node$i" \
     --store "$STORE" --bus "$BUS" --cache "$CACHE" >"$DIR/node$i.log" 2>&1 &
   echo $! >"$DIR/node$i.pid"
@@ -69,4 +72,5 @@ done <"$here/nginx.conf.template" >"$DIR/nginx.conf"
 nginx -c "$DIR/nginx.conf" -p "$DIR"
 wait_ready "$BASE_PORT"
 echo "Palaver cluster: http://127.0.0.1:$BASE_PORT ($NODES nodes on $((BASE_PORT + 1))-$((BASE_PORT + NODES)), namespace $NAMESPACE)"
+echo "metrics: http://127.0.0.1:$((METRICS_PORT + 1))/metrics .. http://127.0.0.1:$((METRICS_PORT + NODES))/metrics"
 echo "state and logs: $DIR   stop: $0 stop $DIR"

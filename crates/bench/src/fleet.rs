@@ -50,6 +50,8 @@ struct Managed {
     args: Vec<String>,
     env: Vec<(String, String)>,
     port: u16,
+    /// A node's metrics listener; none for the other processes.
+    metrics_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -149,8 +151,14 @@ impl Fleet {
             schema: None,
             base: String::new(),
         };
-        let node = |i: usize, env: Vec<(String, String)>| -> Result<Managed> {
+        let node = |i: usize, mut env: Vec<(String, String)>| -> Result<Managed> {
             let port = free_port()?;
+            // Nodes share a host, so each needs a metrics port of its own.
+            let metrics_port = free_port()?;
+            env.push((
+                "PALAVER_METRICS_LISTEN".into(),
+                format!("127.0.0.1:{metrics_port}"),
+            ));
             let data = dir.join(format!("node{i}"));
             std::fs::create_dir_all(&data)?;
             Ok(Managed {
@@ -165,6 +173,7 @@ impl Fleet {
                 ],
                 env,
                 port,
+                metrics_port: Some(metrics_port),
                 child: None,
             })
         };
@@ -192,6 +201,7 @@ impl Fleet {
             ],
             env: Vec::new(),
             port: nats_port,
+            metrics_port: None,
             child: None,
         };
         nats.start(&dir).await?;
@@ -214,6 +224,7 @@ impl Fleet {
             ],
             env: Vec::new(),
             port: redis_port,
+            metrics_port: None,
             child: None,
         };
         redis.start(&dir).await?;
@@ -278,6 +289,7 @@ impl Fleet {
             ],
             env: Vec::new(),
             port: nginx_port,
+            metrics_port: None,
             child: None,
         };
         nginx.start(&dir).await?;
@@ -289,6 +301,14 @@ impl Fleet {
     /// Where clients connect: nginx on a cluster, the node otherwise.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Where node `i` serves `/metrics` (nginx does not pass it on).
+    pub fn node_metrics(&self, i: usize) -> String {
+        format!(
+            "http://127.0.0.1:{}",
+            self.nodes[i].metrics_port.unwrap_or(self.nodes[i].port)
+        )
     }
 
     /// Node `i`'s own address, past nginx.

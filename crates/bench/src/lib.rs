@@ -33,6 +33,8 @@ pub type Result<T> = std::result::Result<T, BenchError>;
 pub struct Target {
     /// e.g. `http://127.0.0.1:8080`
     pub base: String,
+    /// Where the server serves `/metrics` (its `metrics_listen`), e.g. `http://127.0.0.1:9090`.
+    pub metrics: String,
     /// Local addresses to spread connections over (127.0.0.1, 127.0.0.2, …).
     pub sources: Vec<std::net::IpAddr>,
     /// Show progress bars (off in tests).
@@ -40,9 +42,11 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(base: &str) -> Target {
+    /// A server at `base` whose `/metrics` is at `metrics`.
+    pub fn new(base: &str, metrics: &str) -> Target {
         Target {
             base: base.trim_end_matches('/').to_owned(),
+            metrics: metrics.trim_end_matches('/').to_owned(),
             sources: vec![[127, 0, 0, 1].into()],
             progress: false,
         }

@@ -18,6 +18,9 @@ struct Cli {
     /// The server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
     server: String,
+    /// Where the server serves `/metrics` (its `metrics_listen`); on a cluster, one node's.
+    #[arg(long, default_value = "http://127.0.0.1:9090", global = true)]
+    metrics: String,
     /// Loopback source addresses to spread sockets over (127.0.0.1, .2, …); each gives
     /// about 28k ephemeral ports.
     #[arg(long, default_value_t = 1, global = true)]
@@ -200,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let target = Target {
         base: cli.server.trim_end_matches('/').to_owned(),
+        metrics: cli.metrics.trim_end_matches('/').to_owned(),
         sources: loopback_sources(cli.sources),
         progress: !cli.quiet,
     };

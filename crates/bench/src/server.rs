@@ -16,9 +16,9 @@ pub struct Sample {
     pub messages: f64,
 }
 
-/// Reads `/metrics`.
+/// Reads `/metrics` (on the server's metrics listener, `target.metrics`).
 pub async fn sample(target: &Target) -> Result<Sample> {
-    let text = reqwest::get(format!("{}/metrics", target.base))
+    let text = reqwest::get(format!("{}/metrics", target.metrics))
         .await
         .map_err(|e| BenchError::Metrics(e.to_string()))?
         .text()

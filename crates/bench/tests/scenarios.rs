@@ -21,6 +21,7 @@ async fn server_with(
     let many = 10_000_000;
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_path_buf(),
         insecure_fast_password_hashing: true,
         rate_limits: RateLimitConfig::all(many),
@@ -29,11 +30,12 @@ async fn server_with(
     tweak(&mut config);
     let app = Application::build(config).await.expect("build");
     let base = format!("http://{}", app.local_addr());
+    let metrics = format!("http://{}", app.metrics_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
-    let mut target = Target::new(&base);
+    let mut target = Target::new(&base, &metrics);
     target.sources = palaver_bench::loopback_sources(2);
     (target, dir, tx)
 }

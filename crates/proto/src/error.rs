@@ -52,6 +52,8 @@ pub enum ErrorCode {
     Internal,
     /// The push subscription does not exist, or belongs to someone else.
     SubscriptionNotFound,
+    /// The request body stopped arriving for longer than the server waits.
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -68,6 +70,7 @@ impl ErrorCode {
             | SubscriptionNotFound => 404,
             UsernameTaken | Conflict => 409,
             RateLimited => 429,
+            RequestTimeout => 408,
             MessageDeliveryFailed | Unavailable => 503,
             MediaUploadFailed | Internal => 500,
         }
@@ -99,6 +102,7 @@ impl ErrorCode {
             Unavailable => "unavailable",
             Internal => "internal",
             SubscriptionNotFound => "subscription_not_found",
+            RequestTimeout => "request_timeout",
         }
     }
 }

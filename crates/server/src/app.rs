@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum_server::accept::NoDelayAcceptor;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use hyper_util::rt::TokioTimer;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
 
@@ -23,7 +24,7 @@ use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::config::{Config, MediaBackend};
 use crate::gateway::hub::Hub;
-use crate::http::{AppState, router};
+use crate::http::{AppState, metrics_router, router};
 use crate::media::local::LocalMediaStore;
 use crate::media::s3::S3MediaStore;
 use crate::media::{MediaError, MediaStore};
@@ -32,6 +33,7 @@ use crate::service::{Core, ServiceError};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
+use crate::transport::{Guard, Timeouts, default_max_connections, refusal_slots};
 
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +59,16 @@ pub enum StartError {
 /// Events the in-process bus buffers for a lagging subscriber.
 const BUS_CAPACITY: usize = 65_536;
 
+/// Connections the metrics listener takes at once: a scraper or two. Past it they are
+/// closed without an answer.
+const METRICS_CONNECTIONS: usize = 16;
+
 /// A built server, bound and ready to run.
 pub struct Application {
     listener: std::net::TcpListener,
     addr: SocketAddr,
+    /// `/metrics` on its own listener; `None` when it is served on the main one.
+    metrics: Option<(std::net::TcpListener, SocketAddr)>,
     state: AppState,
     tls: Option<RustlsConfig>,
 }
@@ -112,6 +120,87 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// What the server keeps in the data directory, with the mode each must have.
+const DATA_FILES: &[(&str, u32)] = &[
+    ("palaver.db", 0o600),
+    ("palaver.db-wal", 0o600),
+    ("palaver.db-shm", 0o600),
+    ("palaver.db-journal", 0o600),
+    ("jwt-secret", 0o600),
+    ("vapid-private.pem", 0o600),
+    ("media", 0o700),
+    ("media/objects", 0o700),
+    ("media/tmp", 0o700),
+];
+
+/// Makes the data directory private to the server's user: the directory 0700, what the
+/// server keeps in it 0600 (its directories 0700). Found looser at start-up (a directory
+/// made with a lax umask, files of an older version), they are tightened, and the log says
+/// so. Anything else in the directory is left as it is, behind the 0700 directory; media
+/// objects are written 0600 in 0700 directories (`media/local.rs`), older ones are not
+/// walked.
+fn private_data_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        tighten(dir, 0o700)?;
+        for (name, mode) in DATA_FILES {
+            match tighten(&dir.join(name), *mode) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
+
+/// Takes away any permission beyond `mode`. A path the server may not change (another
+/// user's) is left as it is, with a warning.
+#[cfg(unix)]
+fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if current & !mode != 0 {
+        let tightened =
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode));
+        if let Err(err) = tightened {
+            if err.kind() != std::io::ErrorKind::PermissionDenied {
+                return Err(err);
+            }
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{current:o}"),
+                %err,
+                "could not tighten permissions in the data directory; others may read it"
+            );
+            return Ok(());
+        }
+        tracing::warn!(
+            path = %path.display(),
+            was = format!("{current:o}"),
+            now = format!("{:o}", current & mode),
+            "tightened permissions in the data directory"
+        );
+    }
+    Ok(())
+}
+
+/// Creates the SQLite database file 0600 if it is missing: SQLite gives its `-wal` and
+/// `-shm` files the database file's mode.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
 /// Pending connections the kernel queues for us. The default of 128 drops SYNs when many
 /// clients connect at once (a reconnect storm), and each dropped SYN costs its client a
 /// one-second retransmit. The kernel caps it at `net.core.somaxconn`.
@@ -134,6 +223,30 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
+/// A server on `listener` under the connection limits (docs/CONFIGURATION.md):
+/// `max_connections`, the timeouts, and hyper's timer for request heads (without a timer
+/// hyper silently ignores its header timeout).
+fn guarded<A: Clone>(
+    listener: std::net::TcpListener,
+    inner: A,
+    max_connections: usize,
+    refusals: usize,
+    config: &Config,
+) -> axum_server::Server<Guard<A>> {
+    let timeouts = Timeouts {
+        first_byte: Duration::from_secs(config.header_timeout_secs),
+        idle: Duration::from_secs(config.idle_timeout_secs),
+    };
+    let guard = Guard::new(inner, max_connections, refusals, timeouts);
+    let mut server = axum_server::from_tcp(listener).acceptor(guard);
+    server
+        .http_builder()
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(config.header_timeout_secs));
+    server
+}
+
 /// The engines the configuration names: embedded ones by default, URLs for a cluster.
 async fn open_engines(
     config: &Config,
@@ -143,7 +256,11 @@ async fn open_engines(
     let unknown =
         |what: &str, value: &str| StartError::Engine(format!("{what} {value:?} is not supported"));
     let store: Arc<dyn Store> = match config.store.as_str() {
-        "sqlite" => Arc::new(SqliteStore::open(&config.data_dir.join("palaver.db")).await?),
+        "sqlite" => {
+            let path = config.data_dir.join("palaver.db");
+            create_private_file(&path)?;
+            Arc::new(SqliteStore::open(&path).await?)
+        }
         url if url.starts_with("postgres") => {
             Arc::new(PostgresStore::connect(url, Some(ns)).await?)
         }
@@ -193,7 +310,7 @@ async fn open_engines(
 impl Application {
     /// Opens the data directory and engines, starts the background tasks and binds.
     pub async fn build(config: Config) -> Result<Application, StartError> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        private_data_dir(&config.data_dir)?;
         let trusted_proxies = config.proxies()?.into();
         let secret = signing_secret(&config)?;
         let node_id = uuid::Uuid::now_v7();
@@ -215,6 +332,19 @@ impl Application {
         };
         let listener = bind(config.listen)?;
         let addr = listener.local_addr()?;
+        let metrics = match config.metrics_on_main_listener {
+            true => None,
+            false => {
+                let listener = bind(config.metrics_listen).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("metrics_listen {}: {e}", config.metrics_listen),
+                    )
+                })?;
+                let addr = listener.local_addr()?;
+                Some((listener, addr))
+            }
+        };
         // The VAPID key is created before anything can subscribe with it.
         let push = match config.push.enabled {
             true => Some(Dispatcher::new(
@@ -260,6 +390,7 @@ impl Application {
         Ok(Application {
             listener,
             addr,
+            metrics,
             state,
             tls,
         })
@@ -274,6 +405,12 @@ impl Application {
         self.addr.port()
     }
 
+    /// Where `/metrics` is served: the metrics listener, or the main one when
+    /// `metrics_on_main_listener` is set.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics.as_ref().map_or(self.addr, |(_, addr)| *addr)
+    }
+
     /// Serves until `shutdown` resolves, then stops gracefully.
     pub async fn run_until_stopped(
         self,
@@ -282,42 +419,67 @@ impl Application {
         let Application {
             listener,
             addr,
+            metrics,
             state,
             tls,
         } = self;
+        let config = state.core.config.clone();
         let handle = axum_server::Handle::new();
-        let grace = Duration::from_secs(state.core.config.shutdown_grace_secs);
+        let metrics_handle = axum_server::Handle::new();
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
         {
-            let (handle, state) = (handle.clone(), state.clone());
+            let (handle, metrics_handle, state) =
+                (handle.clone(), metrics_handle.clone(), state.clone());
             tokio::spawn(async move {
                 shutdown.await;
                 tracing::info!("shutting down");
                 state.ready.store(false, Ordering::Relaxed);
                 state.hub.close_all();
                 handle.graceful_shutdown(Some(grace));
+                metrics_handle.shutdown();
             });
         }
         let service = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        tracing::info!(%addr, tls = tls.is_some(), "palaver listening");
-        // Frames are small and their latency is the product: without TCP_NODELAY a frame
-        // written while the peer has not yet acknowledged the last one waits for its
-        // delayed ACK (up to 40 ms on Linux), which the soak showed as a 44 ms p99.
-        match tls {
-            Some(tls) => {
-                axum_server::from_tcp_rustls(listener, tls)
-                    .map(|tls| tls.acceptor(NoDelayAcceptor))
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(default_max_connections);
+        let refusals = refusal_slots(max_connections);
+        tracing::info!(%addr, tls = tls.is_some(), max_connections, "palaver listening");
+        let main = async {
+            match tls {
+                Some(tls) => {
+                    let tls = RustlsAcceptor::new(tls)
+                        .handshake_timeout(Duration::from_secs(config.tls_handshake_timeout_secs));
+                    guarded(listener, tls, max_connections, refusals, &config)
+                        .handle(handle)
+                        .serve(service)
+                        .await
+                }
+                None => {
+                    guarded(
+                        listener,
+                        DefaultAcceptor,
+                        max_connections,
+                        refusals,
+                        &config,
+                    )
                     .handle(handle)
                     .serve(service)
-                    .await?
+                    .await
+                }
             }
-            None => {
-                axum_server::from_tcp(listener)
-                    .acceptor(NoDelayAcceptor)
-                    .handle(handle)
-                    .serve(service)
-                    .await?
-            }
-        }
+        };
+        let metrics = async {
+            let Some((listener, addr)) = metrics else {
+                return Ok(());
+            };
+            tracing::info!(%addr, "metrics listening");
+            guarded(listener, DefaultAcceptor, METRICS_CONNECTIONS, 0, &config)
+                .handle(metrics_handle)
+                .serve(metrics_router(state.clone()).into_make_service())
+                .await
+        };
+        tokio::try_join!(main, metrics)?;
         // Sockets were asked to close; give their writers a moment to flush and say so.
         let deadline = tokio::time::Instant::now() + grace;
         while state.hub.connections() > 0 && tokio::time::Instant::now() < deadline {

@@ -87,6 +87,34 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Seconds to let in-flight requests finish on shutdown. Default 10.
     pub shutdown_grace_secs: u64,
+    /// Where `/metrics` is served: a listener of its own, so the public one never exposes
+    /// it. Default `127.0.0.1:9090`; port 0 picks a free port.
+    pub metrics_listen: SocketAddr,
+    /// Serve `/metrics` on `listen` instead of `metrics_listen` (put access control of your
+    /// own in front of it). Default false.
+    pub metrics_on_main_listener: bool,
+    /// Most connections open at once (HTTP and WebSocket alike). Past it a new connection
+    /// is answered `503 unavailable` with `Retry-After` and closed. Default: 90% of the
+    /// open-file limit at start-up.
+    pub max_connections: Option<usize>,
+    /// Seconds a connection has to send its first byte and then a whole request head; an
+    /// idle keep-alive connection is closed after as long. Default 10.
+    pub header_timeout_secs: u64,
+    /// Longest pause while a request body arrives, seconds; then `408 request_timeout`.
+    /// Default 20.
+    pub body_timeout_secs: u64,
+    /// A connection on which nothing was read or written for this long is closed, seconds:
+    /// the backstop for every state no other timeout covers. More than
+    /// `heartbeat_interval_secs`. Default 30.
+    pub idle_timeout_secs: u64,
+    /// Seconds a TLS handshake may take. Default 10.
+    pub tls_handshake_timeout_secs: u64,
+    /// Seconds a new WebSocket has, after the upgrade, to answer the server's first ping
+    /// (any frame counts). Default 10.
+    pub ws_handshake_timeout_secs: u64,
+    /// `max-age` of the `Strict-Transport-Security` header sent when the server speaks TLS
+    /// itself, seconds; 0 sends none. Default 31536000 (a year).
+    pub hsts_max_age_secs: u64,
     /// Rate limits.
     pub rate_limits: RateLimitConfig,
     /// Hash new passwords with the cheapest argon2id parameters, so load tests can
@@ -420,6 +448,15 @@ impl Default for Config {
             insecure_fast_password_hashing: false,
             media: MediaConfig::default(),
             push: PushConfig::default(),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            metrics_on_main_listener: false,
+            max_connections: None,
+            header_timeout_secs: 10,
+            body_timeout_secs: 20,
+            idle_timeout_secs: 30,
+            tls_handshake_timeout_secs: 10,
+            ws_handshake_timeout_secs: 10,
+            hsts_max_age_secs: 365 * 24 * 3600,
         }
     }
 }
@@ -535,6 +572,24 @@ impl Config {
         if self.ws_auth_timeout_ms == 0 || self.media.link_ttl_secs == 0 {
             return Err(ConfigError::Rule(
                 "ws_auth_timeout_ms and media.link_ttl_secs must be positive".into(),
+            ));
+        }
+        if self.header_timeout_secs == 0
+            || self.body_timeout_secs == 0
+            || self.tls_handshake_timeout_secs == 0
+            || self.ws_handshake_timeout_secs == 0
+            || self.max_connections == Some(0)
+        {
+            return Err(ConfigError::Rule(
+                "header_timeout_secs, body_timeout_secs, tls_handshake_timeout_secs, \
+                 ws_handshake_timeout_secs and max_connections must be positive"
+                    .into(),
+            ));
+        }
+        // Server pings are what keep an idle socket's connection busy.
+        if self.idle_timeout_secs <= self.heartbeat_interval_secs {
+            return Err(ConfigError::Rule(
+                "idle_timeout_secs must be more than heartbeat_interval_secs".into(),
             ));
         }
         if self.media.thumbnail_px == 0 || self.media.gc_interval_secs == 0 {

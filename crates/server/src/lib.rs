@@ -18,6 +18,7 @@ pub mod push;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod transport;
 
 pub use app::{Application, StartError};
 pub use config::Config;

@@ -419,7 +419,7 @@ pub async fn run(
     options: &CrashloopOptions,
     progress: bool,
 ) -> Result<(Report, CrashloopOutcome)> {
-    let target = Target::new(fleet.base());
+    let target = Target::new(fleet.base(), &fleet.node_metrics(0));
     let prefix = setup::run_prefix();
     let users = setup::register_users(&target, &prefix, options.rooms * 2).await?;
     let pairs: Vec<Vec<usize>> = (0..options.rooms).map(|r| vec![2 * r, 2 * r + 1]).collect();

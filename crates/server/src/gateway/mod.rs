@@ -9,15 +9,18 @@
 pub mod connection;
 pub mod hub;
 
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 use axum::response::Response;
 
+use bytes::Bytes;
+
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{bearer_token, refuse_token_in_url};
+use crate::transport::ConnTimer;
 use palaver_proto::ErrorCode;
 
 /// Per-connection socket buffers: small, so an idle connection costs little (client frames
@@ -78,13 +81,23 @@ pub async fn upgrade(
         })?;
     let config = &app.core.config;
     let (core, hub) = (app.core.clone(), app.hub.clone());
+    let handshake = std::time::Duration::from_secs(config.ws_handshake_timeout_secs);
+    let timer = parts.extensions.get::<ConnTimer>().cloned();
     Ok(ws
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(WRITE_BUFFER + config.max_ws_message_bytes)
         .max_message_size(config.max_ws_message_bytes)
         .max_frame_size(config.max_ws_message_bytes)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |mut socket| async move {
+            // A peer that does not answer this ping (any frame counts, the `auth` frame
+            // too) within `ws_handshake_timeout_secs` is closed by its connection's timer.
+            if let Some(timer) = timer {
+                timer.expect_read_within(handshake);
+            }
+            if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                return;
+            }
             let (socket, who) = match who {
                 Some(who) => (socket, who),
                 None => match connection::authenticate(socket, &core).await {

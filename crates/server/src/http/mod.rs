@@ -10,6 +10,7 @@ pub mod messages;
 pub mod presence;
 pub mod push;
 pub mod rooms;
+pub mod timeout;
 pub mod web;
 
 use std::sync::Arc;
@@ -46,9 +47,17 @@ pub struct AppState {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface of the main listener.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.core.config.max_body_bytes;
+    let config = &state.core.config;
+    let max_body = config.max_body_bytes;
+    let body_timeout = std::time::Duration::from_secs(config.body_timeout_secs);
+    // Only where the server speaks TLS itself: behind a proxy, the proxy says it.
+    let hsts = match (&config.tls_cert, config.hsts_max_age_secs) {
+        (Some(_), secs) if secs > 0 => HeaderValue::from_str(&format!("max-age={secs}")).ok(),
+        _ => None,
+    };
+    let metrics_here = config.metrics_on_main_listener;
     let api = Router::new()
         .merge(auth::router())
         .merge(rooms::router())
@@ -59,22 +68,64 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::gateway::upgrade))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::map_response(no_store));
+    let mut app = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
         .route("/", get(web::index))
         .fallback(web::fallback)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    if metrics_here {
+        app = app.merge(metrics_routes());
+    }
+    let app = app
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn(record))
+        .layer(middleware::from_fn_with_state(
+            body_timeout,
+            timeout::body_timeout,
+        ));
+    let app = match hsts {
+        Some(value) => app.layer(middleware::map_response(move |mut response: Response| {
+            let value = value.clone();
+            async move {
+                response
+                    .headers_mut()
+                    .insert(header::STRICT_TRANSPORT_SECURITY, value);
+                response
+            }
+        })),
+        None => app,
+    };
+    app.layer(middleware::from_fn(record))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The path only: a query may carry an access token.
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state)
+}
+
+/// `/metrics` alone, for the metrics listener (`metrics_listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    metrics_routes().with_state(state)
+}
+
+fn metrics_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics_text))
+}
+
+/// Answers under `/api/v1` are private to their caller (tokens above all), so no cache
+/// keeps a JSON answer unless its handler chose a policy of its own. Media bytes keep theirs.
+async fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn not_found() -> ApiError {
@@ -128,8 +179,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
     }))
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+/// Prometheus metrics, on the metrics listener (`metrics_listen`).
 pub async fn metrics_text(State(app): State<AppState>) -> Response {
     metrics::gauge!("palaver_ws_connections").set(app.hub.connections() as f64);
     app.process.collect();
@@ -181,7 +231,8 @@ impl utoipa::Modify for BearerAuth {
 /// The answers every operation can give, documented once here instead of on each
 /// handler: `400 bad_request` where a path, query or body can be malformed (the
 /// extractors refuse it before the handler runs), `401` where a token is required, and
-/// `413` where there is a body (the body limit applies to every route).
+/// `413` and `408` where there is a body (the body limit and the body timeout apply to
+/// every route).
 struct CommonResponses;
 
 impl utoipa::Modify for CommonResponses {
@@ -220,6 +271,9 @@ impl utoipa::Modify for CommonResponses {
                 if op.request_body.is_some() {
                     responses.entry("413".into()).or_insert_with(|| {
                         error("payload_too_large: the body is over the limit").into()
+                    });
+                    responses.entry("408".into()).or_insert_with(|| {
+                        error("request_timeout: the body stopped arriving").into()
                     });
                 }
                 if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
@@ -404,7 +458,7 @@ pub fn document() -> &'static serde_json::Value {
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
-        healthz, readyz, metrics_text, openapi,
+        healthz, readyz, openapi,
     ),
     modifiers(&BearerAuth, &CommonResponses)
 )]

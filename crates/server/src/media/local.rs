@@ -1,5 +1,6 @@
 //! Media on local disk: `<root>/ab/cd/<sha256>`. Objects are written to a temporary file,
 //! synced, then renamed into place, so a crash leaves either the whole object or none.
+//! Only the server's user may read them: directories 0700, files 0600.
 
 use std::io::SeekFrom;
 use std::ops::Range;
@@ -22,8 +23,8 @@ pub struct LocalMediaStore {
 impl LocalMediaStore {
     /// Opens (and creates) `root`; `tmp` must be on the same file system, for renames.
     pub fn open(root: &Path, tmp: &Path) -> MediaResult<Self> {
-        std::fs::create_dir_all(root)?;
-        std::fs::create_dir_all(tmp)?;
+        private_dir(root)?;
+        private_dir(tmp)?;
         Ok(Self {
             root: root.to_owned(),
             tmp: tmp.to_owned(),
@@ -43,12 +44,39 @@ impl LocalMediaStore {
             return Ok(());
         }
         let dir = dest.parent().unwrap_or(&self.root).to_owned();
-        tokio::fs::create_dir_all(&dir).await?;
+        let made = dir.clone();
+        tokio::task::spawn_blocking(move || private_dir(&made))
+            .await
+            .map_err(std::io::Error::other)??;
+        // Whoever made the file, the object is the server's alone.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tokio::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).await?;
+        }
         tokio::fs::rename(file, &dest).await?;
         // The rename is durable only once the directory entry is.
         tokio::fs::File::open(&dir).await?.sync_all().await?;
         Ok(())
     }
+}
+
+/// Creates `dir` and its missing parents, 0700.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates a new file only the server's user may read (0600).
+pub async fn create_private(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await
 }
 
 async fn remove_if_exists(path: &Path) -> MediaResult<()> {
@@ -68,7 +96,7 @@ impl MediaStore for LocalMediaStore {
     async fn put_bytes(&self, key: &str, bytes: Bytes) -> MediaResult<()> {
         let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::now_v7()));
         let written = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut file = create_private(&tmp).await?;
             file.write_all(&bytes).await?;
             file.sync_all().await?;
             self.install(key, &tmp).await

@@ -117,6 +117,8 @@ const ANON: Cell = Cell::No(401, "unauthorized");
 const EXPIRED: Cell = Cell::No(401, "token_expired");
 /// A socket opened without a header that never sent `auth`: closed after the timeout.
 const UNAUTHENTICATED: Cell = Cell::Closed(4004);
+/// Not served on the public listener.
+const GONE: Cell = Cell::No(404, "not_found");
 
 /// Which member a `{userId}` in the path names.
 #[derive(Clone, Copy, Debug)]
@@ -283,7 +285,8 @@ const REST: &[Row] = &[
     row("GET /api/v1/openapi.json",                                              [OK,      OK,      OK,      OK,       OK,       OK,   OK,      OK  ]),
     row("GET /healthz",                                                          [OK,      OK,      OK,      OK,       OK,       OK,   OK,      OK  ]),
     row("GET /readyz",                                                           [OK,      OK,      OK,      OK,       OK,       OK,   OK,      OK  ]),
-    row("GET /metrics",                                                          [OK,      OK,      OK,      OK,       OK,       OK,   OK,      OK  ]),
+    // Metrics are served on their own listener (metrics_listen), to nobody here.
+    row("GET /metrics",                                                          [GONE,    GONE,    GONE,    GONE,     GONE,     GONE, GONE,    GONE]),
     row("GET /",                                                                 [OK,      OK,      OK,      OK,       OK,       OK,   OK,      OK  ]),
 ];
 

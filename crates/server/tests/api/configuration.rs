@@ -84,6 +84,46 @@ fn bad_configuration_is_refused_clearly() {
     let (ok, _, err) = palaver_config(&[], &[("PALAVER_JWT_SECRET", "short")]);
     assert!(!ok);
     assert!(err.contains("at least 32 bytes"), "{err}");
+    // Server pings must keep an idle socket's connection from timing out.
+    let (ok, _, err) = palaver_config(&[], &[("PALAVER_IDLE_TIMEOUT_SECS", "20")]);
+    assert!(!ok);
+    assert!(
+        err.contains("idle_timeout_secs must be more than heartbeat_interval_secs"),
+        "{err}"
+    );
+    let (ok, _, err) = palaver_config(&[], &[("PALAVER_MAX_CONNECTIONS", "0")]);
+    assert!(!ok);
+    assert!(err.contains("must be positive"), "{err}");
+}
+
+#[test]
+fn connection_limits_have_defaults_and_can_be_set() {
+    let (ok, out, err) = palaver_config(&[], &[]);
+    assert!(ok, "{err}");
+    for line in [
+        "metrics_listen = \"127.0.0.1:9090\"",
+        "metrics_on_main_listener = false",
+        "header_timeout_secs = 10",
+        "body_timeout_secs = 20",
+        "idle_timeout_secs = 30",
+        "tls_handshake_timeout_secs = 10",
+        "ws_handshake_timeout_secs = 10",
+        "hsts_max_age_secs = 31536000",
+    ] {
+        assert!(out.contains(line), "{line} in {out}");
+    }
+    // Automatic (from the open-file limit) unless set.
+    assert!(!out.contains("max_connections"), "{out}");
+    let (ok, out, err) = palaver_config(
+        &[],
+        &[
+            ("PALAVER_MAX_CONNECTIONS", "5000"),
+            ("PALAVER_METRICS_LISTEN", "127.0.0.1:9191"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("max_connections = 5000"), "{out}");
+    assert!(out.contains("metrics_listen = \"127.0.0.1:9191\""), "{out}");
 }
 
 #[test]

@@ -245,7 +245,7 @@ async fn sigterm_closes_sockets_with_going_away_and_exits_cleanly() {
 
 /// The sum and count of a histogram on `/metrics`.
 async fn histogram(app: &TestApp, name: &str) -> (f64, f64) {
-    let text = reqwest::get(format!("{}/metrics", app.base))
+    let text = reqwest::get(format!("{}/metrics", app.metrics_base))
         .await
         .expect("metrics")
         .text()

@@ -32,6 +32,8 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
+    /// Where `/metrics` is served (its own listener by default).
+    pub metrics_base: String,
     dir: Option<DataDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -47,6 +49,7 @@ pub fn test_config(dir: &Path) -> Config {
     );
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.to_path_buf(),
         sync_grace_ms: 300,
         rate_limits: palaver_server::config::RateLimitConfig {
@@ -90,6 +93,7 @@ pub async fn spawn_in(dir: DataDir, tweak: impl FnOnce(&mut Config)) -> TestApp 
     tweak(&mut config);
     let app = Application::build(config).await.expect("build app");
     let addr = app.local_addr();
+    let metrics = app.metrics_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         app.run_until_stopped(async {
@@ -101,6 +105,7 @@ pub async fn spawn_in(dir: DataDir, tweak: impl FnOnce(&mut Config)) -> TestApp 
     TestApp {
         addr,
         base: format!("http://{addr}"),
+        metrics_base: format!("http://{metrics}"),
         dir: Some(dir),
         shutdown: Some(tx),
         task: Some(task),

@@ -8,6 +8,7 @@ mod accounts;
 mod authz;
 mod cluster;
 mod configuration;
+mod connections;
 mod durability;
 mod errors;
 mod media;

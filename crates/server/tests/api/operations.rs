@@ -94,7 +94,7 @@ async fn metrics_are_prometheus_text() {
     let _bob_ws = bob.connect().await;
     alice.send(dm.id, "counted").await;
 
-    let response = reqwest::get(format!("{}/metrics", app.base))
+    let response = reqwest::get(format!("{}/metrics", app.metrics_base))
         .await
         .expect("GET /metrics");
     assert_eq!(response.status().as_u16(), 200);
@@ -143,6 +143,98 @@ async fn metrics_are_prometheus_text() {
         text.contains("# TYPE palaver_ws_connections gauge"),
         "palaver_ws_connections is a gauge"
     );
+
+    // Not on the public listener.
+    assert_ne!(app.metrics_base, app.base);
+    let public = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("GET /metrics on the main listener");
+    assert_eq!(public.status().as_u16(), 404);
+    let body: Value = public.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn metrics_can_stay_on_the_main_listener() {
+    let app = spawn_app_with(|c| c.metrics_on_main_listener = true).await;
+    assert_eq!(app.metrics_base, app.base);
+    let response = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.expect("text");
+    assert!(text.contains("# TYPE"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Caching
+
+/// The `Cache-Control` of an answer.
+fn cache_control(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn tokens_and_private_answers_are_not_stored_by_caches() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{}/api/v1{path}", app.base);
+    let credentials = json!({ "username": "alice", "password": PASSWORD, "displayName": "Alice" });
+
+    let registered = http
+        .post(api("/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status().as_u16(), 201);
+    assert_eq!(cache_control(&registered).as_deref(), Some("no-store"));
+    let auth: Value = registered.json().await.expect("json");
+
+    let login = http
+        .post(api("/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 200);
+    assert_eq!(cache_control(&login).as_deref(), Some("no-store"));
+
+    let refreshed = http
+        .post(api("/auth/refresh"))
+        .json(&json!({ "refreshToken": auth["refreshToken"] }))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(refreshed.status().as_u16(), 200);
+    assert_eq!(cache_control(&refreshed).as_deref(), Some("no-store"));
+    let auth: Value = refreshed.json().await.expect("json");
+    let token = auth["accessToken"].as_str().expect("token");
+
+    for path in ["/users/me", "/rooms", "/push/settings"] {
+        let answer = http
+            .get(api(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect(path);
+        assert_eq!(answer.status().as_u16(), 200, "{path}");
+        assert_eq!(
+            cache_control(&answer).as_deref(),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    // Errors too: they may name private things.
+    let refused = http.get(api("/users/me")).send().await.expect("no token");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(cache_control(&refused).as_deref(), Some("no-store"));
+    // Plain HTTP: no HSTS.
+    assert!(refused.headers().get("strict-transport-security").is_none());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -185,7 +277,6 @@ const REST_PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/openapi.json", &["get"]),
     ("/healthz", &["get"]),
     ("/readyz", &["get"]),
-    ("/metrics", &["get"]),
 ];
 
 #[tokio::test]
@@ -340,6 +431,7 @@ async fn the_openapi_document_lists_the_common_error_answers() {
         }
         if has_body {
             assert!(has("413"), "{name} takes a body but does not document 413");
+            assert!(has("408"), "{name} takes a body but does not document 408");
         }
         for (status, response) in responses {
             // 416 answers a byte range with `Content-Range: bytes */size` and no body.
@@ -517,6 +609,14 @@ async fn tls_serves_https() {
         .await
         .expect("GET /healthz over https");
     assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(
+        health
+            .headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=31536000"),
+        "HSTS when the server speaks TLS itself"
+    );
     let body: Value = health.json().await.expect("json");
     assert_eq!(body, json!({ "status": "ok" }));
 
@@ -708,15 +808,34 @@ async fn a_peer_that_stops_answering_pings_is_noticed() {
 
 #[tokio::test]
 async fn a_heartbeat_timeout_closes_with_4002() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app_with(|c| c.heartbeat_interval_secs = 1).await;
     let bob = app.user("bob").await;
-    let mut bob_ws = bob.connect().await;
-    // Stay silent for more than two intervals, then look at what arrived.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let closed = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut bob_ws))
+    // A socket that never says anything, pongs included: a raw client after the upgrade.
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
         .await
-        .expect("the socket was closed");
-    assert_eq!(closed.map(|(code, _)| code), Some(4002));
+        .expect("connect");
+    let handshake = format!(
+        "GET /api/v1/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        app.addr, bob.auth.access_token
+    );
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
+        .await
+        .expect("the socket was closed")
+        .expect("read");
+    assert!(got.starts_with(b"HTTP/1.1 101"));
+    // Server frames are unmasked: a close frame is 0x88, its length, then the code.
+    let closed_with_4002 = got
+        .windows(4)
+        .any(|w| w[0] == 0x88 && w[1] >= 2 && w[2..4] == 4002u16.to_be_bytes());
+    assert!(closed_with_4002, "no close frame with 4002 in {got:?}");
 }
 
 #[tokio::test]
@@ -932,4 +1051,139 @@ async fn the_openapi_links_lead_to_real_operations_and_parameters() {
         register["CreateRoomWith"]["requestBody"]["memberIds"][0],
         "$response.body#/user/id"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The data directory
+
+/// Permission bits of a path.
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Every file under `dir` and `dir` itself, with what its mode should be.
+#[cfg(unix)]
+fn everything_in(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
+    out.push((dir.to_path_buf(), 0o700));
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_dir() {
+            everything_in(&entry.path(), out);
+        } else {
+            out.push((entry.path(), 0o600));
+        }
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_private_to_the_server() {
+    use std::os::unix::fs::PermissionsExt;
+    // An operator's directory made with a lax umask, holding a secret an older version
+    // left readable.
+    let dir = DataDir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let secret = dir.path().join("jwt-secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+
+    let app = spawn_in(dir, |_| {}).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let dm = alice.dm(&bob).await;
+    alice.send(dm.id, "written to the database").await;
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgb8(64, 48)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    let media = alice
+        .api
+        .upload("pic.png", "image/png", png)
+        .await
+        .expect("upload");
+    let thumbnail = alice
+        .api
+        .raw(
+            reqwest::Method::GET,
+            &format!("/api/v1/media/{}/thumbnail", media.id),
+            None,
+        )
+        .await;
+    assert!(thumbnail.is_ok());
+
+    let data = app.data_dir().to_path_buf();
+    let mut all = Vec::new();
+    everything_in(&data, &mut all);
+    let names: Vec<String> = all
+        .iter()
+        .map(|(p, _)| p.strip_prefix(&data).unwrap_or(p).display().to_string())
+        .collect();
+    for expected in ["jwt-secret", "vapid-private.pem", "media/objects"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    if !crate::CLUSTER_ENGINES {
+        for expected in ["palaver.db", "palaver.db-wal", "palaver.db-shm"] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} in {names:?}"
+            );
+        }
+    }
+    let objects = all
+        .iter()
+        .filter(|(p, want)| *want == 0o600 && p.starts_with(data.join("media/objects")))
+        .count();
+    assert!(objects >= 1, "an uploaded object in {names:?}");
+    let loose: Vec<String> = all
+        .iter()
+        .filter(|(p, want)| mode(p) != *want)
+        .map(|(p, want)| format!("{} is {:o}, not {want:o}", p.display(), mode(p)))
+        .collect();
+    assert!(loose.is_empty(), "{loose:#?}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_upload_on_its_way_in_is_private_too() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    // Half a multipart upload, then a pause: the server is buffering it.
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/media/upload HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n\
+         --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n",
+        app.addr, alice.auth.access_token
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&[7u8; 20_000]).await.expect("some bytes");
+    let tmp = app.data_dir().join("media/tmp");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let part = loop {
+        let found = std::fs::read_dir(&tmp)
+            .expect("media/tmp")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .next();
+        if let Some(path) = found {
+            break path;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no temporary file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(mode(&tmp), 0o700);
+    assert_eq!(mode(&part), 0o600, "{}", part.display());
 }

@@ -626,7 +626,7 @@ async fn the_guarded_client_refuses_internal_addresses_and_redirects_to_them() {
 /// How many deliveries the SSRF guard refused so far (process-wide: the metrics recorder
 /// is shared by every server in this test binary).
 async fn refused_deliveries(app: &TestApp) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", app.base))
+    let text = reqwest::get(format!("{}/metrics", app.metrics_base))
         .await
         .expect("GET /metrics")
         .text()
