@@ -36,7 +36,7 @@ impl From<ServiceError> for ApiError {
             return ApiError::new(ErrorCode::Internal, "internal error");
         }
         let retry_after = match &err {
-            ServiceError::RateLimited(d) => Some(*d),
+            ServiceError::RateLimited(d) | ServiceError::Busy(_, d) => Some(*d),
             _ => None,
         };
         ApiError {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use palaver_proto::ErrorCode;
 use uuid::Uuid;
 
-pub use auth::{Identity, Tokens};
+pub use auth::{Identity, Passwords, Tokens};
 pub use media::{clean_filename, media_view};
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
@@ -67,6 +67,9 @@ pub enum ServiceError {
     DeliveryFailed,
     #[error("the server is shutting down")]
     Unavailable,
+    /// A node-wide bound is reached (e.g. password hashes at once); retry after the wait.
+    #[error("{0}; retry in {secs} s", secs = .1.as_secs().max(1))]
+    Busy(&'static str, Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -98,7 +101,7 @@ impl ServiceError {
             Conflict(_) => ErrorCode::Conflict,
             RateLimited(_) => ErrorCode::RateLimited,
             DeliveryFailed => ErrorCode::MessageDeliveryFailed,
-            Unavailable => ErrorCode::Unavailable,
+            Unavailable | Busy(..) => ErrorCode::Unavailable,
             Store(_) | Bus(_) | Internal(_) => ErrorCode::Internal,
             SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
         }
@@ -123,6 +126,8 @@ pub struct Core {
     pub media: Arc<dyn MediaStore>,
     pub membership: Membership,
     pub tokens: Tokens,
+    /// Password hashing: its parameters, its node-wide bound and the strength rule.
+    pub passwords: Passwords,
     /// Identifies this node on the bus, so it can skip its own membership events.
     pub node_id: Uuid,
     writer: MessageWriter,
@@ -160,6 +165,7 @@ impl Core {
             config.access_token_ttl_secs,
             config.refresh_token_ttl_secs,
         );
+        let passwords = Passwords::new(&config)?;
         // Sessions revoked recently may still have unexpired access tokens.
         let since = crate::clock::now_ms() - (config.access_token_ttl_secs as i64) * 1000;
         for sid in store.revoked_sessions_since(since).await? {
@@ -189,6 +195,7 @@ impl Core {
             media,
             membership,
             tokens,
+            passwords,
             node_id,
             writer,
             media_tmp,

@@ -54,12 +54,15 @@ pub fn test_config(dir: &Path) -> Config {
             send_burst: send.1,
             login_per_minute: login.0,
             login_burst: login.1,
+            login_failures_per_hour: login.0,
+            login_failures_burst: login.1,
             register_per_minute: other.0,
             register_burst: other.1,
             ephemeral_per_minute: other.0,
             ephemeral_burst: other.1,
             actions_per_minute: other.0,
             actions_burst: other.1,
+            ..Default::default()
         },
         ..Config::default()
     }
