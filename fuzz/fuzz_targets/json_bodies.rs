@@ -37,12 +37,24 @@ fn read<T: DeserializeOwned + Serialize>(body: &[u8]) -> Option<T> {
     Some(value)
 }
 
-/// A name people see: trimmed, 1..=max characters, no control characters.
+/// A name people see: trimmed, 1..=max characters, no control characters, no
+/// bidirectional overrides or isolates, not only white space or zero-width characters.
 fn check_name(raw: &str, parsed: Result<String, impl std::fmt::Debug>, max: usize) {
     if let Ok(name) = parsed {
         assert_eq!(name, raw.trim());
         assert!((1..=max).contains(&name.chars().count()));
         assert!(!name.chars().any(char::is_control));
+        assert!(
+            !name
+                .chars()
+                .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        );
+        assert!(
+            !name
+                .chars()
+                .all(|c| c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}')),
+            "{name:?} is invisible"
+        );
     }
 }
 
@@ -60,6 +72,14 @@ fn check_username(raw: &str) {
 fn check_password(raw: &str) {
     if let Ok(password) = Password::parse(raw) {
         assert!((8..=256).contains(&password.expose().chars().count()));
+    }
+}
+
+/// A new account's password: the strength estimate runs on anything without panicking,
+/// and what it accepts also passes the length rule.
+fn check_new_password(raw: &str, username: &str) {
+    if Password::parse_new(raw, &[username], 3).is_ok() {
+        assert!(Password::parse(raw).is_ok());
     }
 }
 
@@ -102,6 +122,7 @@ fuzz_target!(|data: &[u8]| {
             if let Some(req) = read::<RegisterRequest>(body) {
                 check_username(&req.username);
                 check_password(&req.password);
+                check_new_password(&req.password, &req.username);
                 if let Some(name) = &req.display_name {
                     check_name(name, display_name(name), 64);
                 }

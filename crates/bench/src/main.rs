@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use palaver_bench::fleet::{ClusterOptions, Fleet, FleetOptions};
 use palaver_bench::scenarios::{
-    bombs, connections, crashloop, fanout, flood, history, ingest, reconnect, soak,
+    bombs, connections, crashloop, fanout, flood, history, ingest, logins, reconnect, soak,
 };
 use palaver_bench::{Report, Target, loopback_sources};
 
@@ -160,6 +160,21 @@ enum Scenario {
         /// The server's data directory, to report its size over time.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Hostile logins: unique 60 KB usernames from one address, then logins at once from
+    /// many addresses; the server's memory before, at the peak and after, and the slowest
+    /// `/healthz`. Run against default settings (real password hashing and limits).
+    Logins {
+        #[arg(long, default_value_t = 4_000)]
+        long_names: usize,
+        #[arg(long, default_value_t = 60_000)]
+        name_bytes: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 40)]
+        concurrent_logins: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Starts a deployment of its own, loads it while killing (-9) and restarting nodes
     /// (on a cluster also NATS and Redis), then checks that no acknowledged message was
@@ -365,6 +380,22 @@ async fn main() -> anyhow::Result<()> {
                 checkpoint: Some(cli.out.clone()),
             };
             soak::run(&target, &opts).await?
+        }
+        Scenario::Logins {
+            long_names,
+            name_bytes,
+            concurrency,
+            concurrent_logins,
+            rounds,
+        } => {
+            let opts = logins::LoginsOptions {
+                long_names,
+                name_bytes,
+                concurrency,
+                concurrent_logins,
+                rounds,
+            };
+            logins::run(&target, &opts).await?
         }
         Scenario::Crashloop {
             server_bin,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use palaver_bench::Target;
 use palaver_bench::scenarios::{
-    bombs, connections, fanout, flood, history, ingest, reconnect, soak,
+    bombs, connections, fanout, flood, history, ingest, logins, reconnect, soak,
 };
 use palaver_server::config::RateLimitConfig;
 use palaver_server::{Application, Config};
@@ -232,4 +232,35 @@ async fn soak_scenario() {
     assert!(checkpoint.path().join("soak.json").exists());
     let svg = std::fs::read_to_string(checkpoint.path().join("soak.svg")).expect("plot");
     assert!(svg.contains("server memory"), "the plot has its panels");
+}
+
+#[tokio::test]
+async fn logins_scenario() {
+    // Real limits and password checks, as the scenario expects; a few requests only.
+    let (target, _dir, _stop) = server_with(|c| {
+        c.rate_limits = RateLimitConfig::default();
+        c.passwords.max_concurrent_hashes = 1;
+        c.passwords.hash_wait_ms = 0;
+    })
+    .await;
+    let opts = logins::LoginsOptions {
+        long_names: 20,
+        name_bytes: 60_000,
+        concurrency: 4,
+        concurrent_logins: 6,
+        rounds: 1,
+    };
+    let report = logins::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert_eq!(report.rows.len(), 2, "{}", report.table());
+    // Long usernames are refused as such; logins past the one hashing slot get 503.
+    let col = |name: &str| report.column(name).expect(name);
+    assert_eq!(col("422")[0], 20.0, "{}", report.table());
+    assert_eq!(
+        col("401")[1] + col("503")[1] + col("429")[1],
+        6.0,
+        "{}",
+        report.table()
+    );
+    assert!(col("RSS peak MiB")[1] > 0.0);
 }

@@ -124,6 +124,44 @@ pub struct Config {
     pub media: MediaConfig,
     /// Push notifications (Web Push and webhooks) to members who are not connected.
     pub push: PushConfig,
+    /// `[passwords]`: how strong a new password must be, and how many are hashed at once.
+    pub passwords: PasswordConfig,
+}
+
+/// `[passwords]`: the strength rule for new passwords and the node's hashing budget
+/// (docs/CONFIGURATION.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordConfig {
+    /// Lowest zxcvbn score (0-4) a new password must reach; 3 means about 10^8 guesses or
+    /// more. Default 3.
+    pub min_score: u8,
+    /// Password hashes (argon2id, 19 MiB each) computed at once on this node; 0 means as
+    /// many as the machine has CPUs. Default 0.
+    pub max_concurrent_hashes: usize,
+    /// How long a login or registration waits for a hashing slot before it is answered
+    /// 503 `unavailable` with `Retry-After`, ms. Default 1000.
+    pub hash_wait_ms: u64,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self {
+            min_score: 3,
+            max_concurrent_hashes: 0,
+            hash_wait_ms: 1000,
+        }
+    }
+}
+
+impl PasswordConfig {
+    /// `max_concurrent_hashes` with 0 resolved to the number of CPUs.
+    pub fn hash_slots(&self) -> usize {
+        match self.max_concurrent_hashes {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
 }
 
 /// Where media lives.
@@ -354,9 +392,14 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Login attempts per username and per address. Default 10/min, burst 5.
+    /// Login attempts per client address (an IPv6 client by its /64). Default 10/min,
+    /// burst 5.
     pub login_per_minute: u32,
     pub login_burst: u32,
+    /// Failed password checks per account from one client address (/64); a successful
+    /// login clears them. Default 10/hour, burst 5.
+    pub login_failures_per_hour: u32,
+    pub login_failures_burst: u32,
     /// Registrations per address. Default 30/min, burst 10.
     pub register_per_minute: u32,
     pub register_burst: u32,
@@ -372,6 +415,10 @@ pub struct RateLimitConfig {
     /// Media uploads per user. Default 60/min, burst 20.
     pub upload_per_minute: u32,
     pub upload_burst: u32,
+    /// Keys (addresses, users) each limit tracks at most in the in-process cache; past
+    /// that the buckets nearest to full are forgotten first. Bounds the limiter's memory
+    /// (about 50 bytes a key) whatever clients send. Default 100000.
+    pub max_keys: usize,
 }
 
 impl RateLimitConfig {
@@ -380,6 +427,8 @@ impl RateLimitConfig {
         Self {
             login_per_minute: n,
             login_burst: n,
+            login_failures_per_hour: n,
+            login_failures_burst: n,
             register_per_minute: n,
             register_burst: n,
             send_per_minute: n,
@@ -390,6 +439,7 @@ impl RateLimitConfig {
             actions_burst: n,
             upload_per_minute: n,
             upload_burst: n,
+            max_keys: 100_000,
         }
     }
 }
@@ -399,6 +449,8 @@ impl Default for RateLimitConfig {
         Self {
             login_per_minute: 10,
             login_burst: 5,
+            login_failures_per_hour: 10,
+            login_failures_burst: 5,
             register_per_minute: 30,
             register_burst: 10,
             send_per_minute: 600,
@@ -409,6 +461,7 @@ impl Default for RateLimitConfig {
             actions_burst: 60,
             upload_per_minute: 60,
             upload_burst: 20,
+            max_keys: 100_000,
         }
     }
 }
@@ -457,6 +510,7 @@ impl Default for Config {
             tls_handshake_timeout_secs: 10,
             ws_handshake_timeout_secs: 10,
             hsts_max_age_secs: 365 * 24 * 3600,
+            passwords: PasswordConfig::default(),
         }
     }
 }
@@ -600,6 +654,16 @@ impl Config {
         if self.media.decode_memory_bytes == 0 || self.media.image_pixels_per_byte == 0 {
             return Err(ConfigError::Rule(
                 "media.decode_memory_bytes and media.image_pixels_per_byte must be positive".into(),
+            ));
+        }
+        if self.passwords.min_score > 4 {
+            return Err(ConfigError::Rule(
+                "passwords.min_score must be 0 to 4".into(),
+            ));
+        }
+        if self.rate_limits.max_keys == 0 {
+            return Err(ConfigError::Rule(
+                "rate_limits.max_keys must be positive".into(),
             ));
         }
         self.push.check()

@@ -48,6 +48,42 @@ impl Password {
         Ok(Self(raw.to_owned()))
     }
 
+    /// A password for a new account: `parse`, and hard enough to guess.
+    pub fn parse_new(raw: &str, user_inputs: &[&str], min_score: u8) -> Result<Self, ServiceError> {
+        let password = Self::parse(raw)?;
+        password.check_strength(user_inputs, min_score)?;
+        Ok(password)
+    }
+
+    /// zxcvbn (Dropbox's estimator) scores the password 0–4 against common passwords,
+    /// names, words, keyboard patterns, repeats, sequences and dates, and against
+    /// `user_inputs` (the username and display name); below `min_score` it is refused
+    /// with zxcvbn's reason. It costs up to milliseconds (it reads the first 100
+    /// characters), so callers run it off the async threads.
+    pub fn check_strength(&self, user_inputs: &[&str], min_score: u8) -> Result<(), ServiceError> {
+        let estimate = zxcvbn::zxcvbn(&self.0, user_inputs);
+        if u8::from(estimate.score()) >= min_score {
+            return Ok(());
+        }
+        let mut reason = String::from("password is too easy to guess");
+        let feedback = estimate.feedback();
+        // zxcvbn's warnings are whole sentences, ending in a full stop.
+        match feedback.and_then(|f| f.warning()) {
+            Some(warning) => reason.push_str(&format!(": {warning}")),
+            None => reason.push('.'),
+        }
+        let suggestions: Vec<String> = feedback
+            .map(|f| f.suggestions().iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        if suggestions.is_empty() {
+            reason.push_str(" Use a longer one, such as a few uncommon words.");
+        } else {
+            reason.push(' ');
+            reason.push_str(&suggestions.join(" "));
+        }
+        Err(invalid(reason))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -59,7 +95,23 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A name people see: trimmed, 1–`max` characters, no control characters.
+/// The explicit bidirectional formatting characters (UAX #9): embeddings, overrides and
+/// isolates. Each reorders the text after it, so a name holding one can show itself
+/// as another ("Trojan Source").
+fn is_bidi_format(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A character that draws nothing: white space, a default-ignorable code point (zero-width
+/// spaces and joiners, marks, variation selectors, Hangul fillers, tags…), or the
+/// blank Braille pattern.
+fn is_invisible(c: char) -> bool {
+    use icu_properties::props::{BinaryProperty, DefaultIgnorableCodePoint};
+    c.is_whitespace() || c == '\u{2800}' || DefaultIgnorableCodePoint::for_char(c)
+}
+
+/// A name people see: trimmed, 1–`max` characters, no control characters, not invisible,
+/// no bidirectional overrides (so one cannot pass for another).
 fn visible_name(raw: &str, what: &str, max: usize) -> Result<String, ServiceError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > max {
@@ -69,6 +121,14 @@ fn visible_name(raw: &str, what: &str, max: usize) -> Result<String, ServiceErro
         return Err(invalid(format!(
             "{what} must not contain control characters"
         )));
+    }
+    if name.chars().any(is_bidi_format) {
+        return Err(invalid(format!(
+            "{what} must not contain bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069)"
+        )));
+    }
+    if name.chars().all(is_invisible) {
+        return Err(invalid(format!("{what} must contain a visible character")));
     }
     Ok(name.to_owned())
 }
@@ -136,5 +196,83 @@ mod tests {
             Err(ServiceError::PayloadTooLarge(_))
         ));
         assert!(Password::parse("short").is_err());
+    }
+
+    #[test]
+    fn names_must_be_visible_and_free_of_bidi_overrides() {
+        for invisible in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}",
+            "\u{3164}\u{115F}",
+            "\u{2800}",
+            "\u{00AD}\u{034F}",
+            "\u{200E}\u{200F}",
+            "\u{E0041}\u{E0042}",
+            "\u{FE0F}",
+        ] {
+            assert!(display_name(invisible).is_err(), "{invisible:?}");
+            assert!(room_name(invisible).is_err(), "{invisible:?}");
+        }
+        for tricky in [
+            "Bob\u{202E}cipe",
+            "\u{202D}Alice",
+            "Al\u{2066}ice\u{2069}",
+            "a\u{202A}b",
+            "x\u{2067}",
+            "\u{2068}Eve",
+        ] {
+            let err = display_name(tricky).expect_err(tricky);
+            assert!(err.to_string().contains("bidirectional"), "{err}");
+        }
+        // Joiners and marks inside visible text are fine: emoji sequences, Arabic, Hebrew.
+        for fine in [
+            "👩\u{200D}💻 Dev",
+            "❤\u{FE0F}",
+            "محمد",
+            "\u{05D3}\u{05E0}\u{05D4} (Dana)",
+            "Zoë",
+            "李小龍",
+        ] {
+            assert_eq!(display_name(fine).ok().as_deref(), Some(fine), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn new_passwords_must_be_hard_to_guess() {
+        for weak in [
+            "password",
+            "12345678",
+            "        ",
+            "\0\0\0\0\0\0\0\0",
+            "qwertyuiop",
+            "abcdefgh",
+            "Password1!",
+            "iloveyou123",
+        ] {
+            let err = Password::parse_new(weak, &["alice"], 3).expect_err(weak);
+            assert!(
+                err.to_string().contains("too easy to guess"),
+                "{weak:?}: {err}"
+            );
+        }
+        // The username (or display name) itself, or a variant of it.
+        assert!(Password::parse_new("marguerite-duras", &["marguerite-duras"], 3).is_err());
+        assert!(Password::parse_new("Marguerite-Duras1", &["marguerite-duras"], 3).is_err());
+        // A reason a person can act on.
+        let err = Password::parse_new("password", &[], 3).expect_err("common");
+        assert!(err.to_string().contains("common"), "{err}");
+        for strong in [
+            "correct horse battery",
+            "palaver-bench-password",
+            "vG7#qL!2zR@p",
+        ] {
+            assert!(
+                Password::parse_new(strong, &["alice"], 3).is_ok(),
+                "{strong:?}"
+            );
+        }
+        // The score is a setting: 0 takes anything of the right length.
+        assert!(Password::parse_new("password", &[], 0).is_ok());
+        assert!(Password::parse_new("short", &[], 0).is_err());
     }
 }

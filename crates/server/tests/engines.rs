@@ -512,6 +512,63 @@ async fn redis_rate_limits_are_shared_by_nodes() {
 }
 
 #[tokio::test]
+async fn redis_login_failures_are_reset_per_key_and_keys_stay_small() {
+    let prefix = run_prefix();
+    let limits = RateLimitConfig {
+        login_failures_per_hour: 1,
+        login_failures_burst: 2,
+        ..RateLimitConfig::default()
+    };
+    let Some(one) = node(&prefix, &limits, TTL).await else {
+        return;
+    };
+    let two = node(&prefix, &limits, TTL).await.expect("second node");
+    let long = format!("alice@{}", "x".repeat(60_000));
+    for key in ["alice@192.0.2.1", "bob@192.0.2.1", long.as_str()] {
+        one.rate_limit(RateBucket::LoginFailure, key)
+            .await
+            .expect("1");
+        two.rate_limit(RateBucket::LoginFailure, key)
+            .await
+            .expect("2");
+        let wait = one
+            .rate_limit(RateBucket::LoginFailure, key)
+            .await
+            .expect_err("a burst of 2 per hour");
+        assert!(wait > Duration::from_secs(3000), "{wait:?}");
+    }
+    // A success on one node clears that key for every node, and only that key.
+    two.rate_reset(RateBucket::LoginFailure, "alice@192.0.2.1")
+        .await;
+    one.rate_limit(RateBucket::LoginFailure, "alice@192.0.2.1")
+        .await
+        .expect("full again");
+    assert!(
+        one.rate_limit(RateBucket::LoginFailure, "bob@192.0.2.1")
+            .await
+            .is_err()
+    );
+    one.rate_reset(RateBucket::LoginFailure, &long).await;
+    two.rate_limit(RateBucket::LoginFailure, &long)
+        .await
+        .expect("a long key resets too");
+    // No key in Redis is larger than a digest, whatever the client sent.
+    let client = redis::Client::open(redis_url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("palaver:{prefix}:rl:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.iter().all(|k| k.len() < 200), "{keys:?}");
+    clean_redis(&prefix).await;
+}
+
+#[tokio::test]
 async fn redis_revoked_sessions_are_seen_by_every_node() {
     let prefix = run_prefix();
     let limits = RateLimitConfig::default();

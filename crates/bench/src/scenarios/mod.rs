@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod flood;
 pub mod history;
 pub mod ingest;
+pub mod logins;
 pub mod reconnect;
 pub mod soak;
 

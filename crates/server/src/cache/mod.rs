@@ -27,8 +27,10 @@ pub enum CacheError {
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateBucket {
-    /// Login attempts, per username and per client address.
+    /// Login attempts, per client address.
     Login,
+    /// Failed password checks, per account and client address; cleared by a success.
+    LoginFailure,
     /// Registrations, per client address.
     Register,
     /// Messages sent, per user.
@@ -69,6 +71,9 @@ pub trait Cache: Send + Sync + 'static {
     /// Refuses the session's access tokens until `until_ms` (when they would expire).
     async fn revoke_session(&self, session_id: Uuid, until_ms: i64);
     async fn is_revoked(&self, session_id: Uuid) -> bool;
-    /// Counts one request; `Err(retry_after)` when over the limit.
+    /// Counts one request; `Err(retry_after)` when over the limit. Keys may be of any
+    /// length: engines keep a fixed-size digest of long ones.
     async fn rate_limit(&self, bucket: RateBucket, key: &str) -> Result<(), Duration>;
+    /// Forgets what `key` has used of `bucket` (it is full again).
+    async fn rate_reset(&self, bucket: RateBucket, key: &str);
 }

@@ -20,9 +20,11 @@
 //!   finds a node's key expired takes that node's users offline (announcing it), once.
 //! - `revoked:<session>`: exists until the session's access tokens would expire (`PXAT`).
 //! - `rl:<bucket>:<key>`: a GCRA "theoretical arrival time" in ms, expiring when the bucket
-//!   is full again. The Lua script reads the clock from Redis (`TIME`), so nodes with
-//!   skewed clocks still share one limit; it is atomic, so two nodes cannot both take the
-//!   last token.
+//!   is full again. A key part longer than 128 bytes is replaced by its SHA-256 (hex), so
+//!   no client makes a large key; a successful login deletes that account's failure
+//!   bucket for the address. The Lua script reads the clock from Redis (`TIME`), so nodes
+//!   with skewed clocks still share one limit; it is atomic, so two nodes cannot both take
+//!   the last token.
 //!
 //! Every read-modify-write is one Lua script, so concurrent nodes never interleave inside
 //! one. The presence scripts look up `node:*` keys they are not handed in `KEYS`, which a
@@ -192,6 +194,13 @@ impl Limit {
             burst: burst.max(1),
         }
     }
+
+    fn per_hour(per_hour: u32, burst: u32) -> Self {
+        Self {
+            interval_ms: 3_600_000.0 / f64::from(per_hour.max(1)),
+            burst: burst.max(1),
+        }
+    }
 }
 
 struct Scripts {
@@ -231,6 +240,7 @@ fn failed(what: &'static str, err: &::redis::RedisError) {
 fn bucket_name(bucket: RateBucket) -> &'static str {
     match bucket {
         RateBucket::Login => "login",
+        RateBucket::LoginFailure => "login-failure",
         RateBucket::Register => "register",
         RateBucket::Send => "send",
         RateBucket::Ephemeral => "ephemeral",
@@ -291,6 +301,10 @@ impl RedisCache {
                 Limit::new(limits.login_per_minute, limits.login_burst),
             ),
             (
+                RateBucket::LoginFailure,
+                Limit::per_hour(limits.login_failures_per_hour, limits.login_failures_burst),
+            ),
+            (
                 RateBucket::Register,
                 Limit::new(limits.register_per_minute, limits.register_burst),
             ),
@@ -349,6 +363,17 @@ impl RedisCache {
     /// The id of the node this cache counts connections for.
     pub fn node_id(&self) -> Uuid {
         self.node_id
+    }
+
+    /// A bucket's key: a client-chosen part longer than [`MAX_KEY_LEN`] is replaced by
+    /// its SHA-256, so keys stay small whatever was sent.
+    fn rate_key(&self, bucket: RateBucket, key: &str) -> String {
+        let key = if key.len() > MAX_KEY_LEN {
+            hex::encode(Sha256::digest(key.as_bytes()))
+        } else {
+            key.to_owned()
+        };
+        format!("{}rl:{}:{key}", self.root, bucket_name(bucket))
     }
 
     fn presence_key(&self, user: Uuid) -> String {
@@ -626,15 +651,10 @@ impl Cache for RedisCache {
         let Some(limit) = self.limits.get(&bucket) else {
             return Ok(());
         };
-        let key = if key.len() > MAX_KEY_LEN {
-            hex::encode(Sha256::digest(key.as_bytes()))
-        } else {
-            key.to_owned()
-        };
         let result: ::redis::RedisResult<i64> = self
             .scripts
             .rate_limit
-            .key(format!("{}rl:{}:{key}", self.root, bucket_name(bucket)))
+            .key(self.rate_key(bucket, key))
             .arg(limit.interval_ms)
             .arg(limit.burst)
             .invoke_async(&mut self.conn.clone())
@@ -647,6 +667,15 @@ impl Cache for RedisCache {
                 failed("rate_limit", &err);
                 Ok(())
             }
+        }
+    }
+
+    async fn rate_reset(&self, bucket: RateBucket, key: &str) {
+        let result: ::redis::RedisResult<()> =
+            self.conn.clone().del(self.rate_key(bucket, key)).await;
+        if let Err(err) = result {
+            // The bucket refills by itself; the owner waits a little longer.
+            failed("rate_reset", &err);
         }
     }
 }

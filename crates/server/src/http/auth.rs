@@ -28,7 +28,8 @@ pub fn router() -> Router<AppState> {
 /// Create an account; answers with tokens, logged in.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = AuthResponse), (status = 409, description = "username_taken", body = ErrorBody),
-        (status = 422, description = "validation_failed", body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 422, description = "validation_failed", body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "unavailable: too many password checks at once; see Retry-After", body = ErrorBody)))]
 pub async fn register(
     State(app): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -42,7 +43,9 @@ pub async fn register(
 
 /// Log in with username and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = AuthResponse), (status = 401, description = "invalid_credentials", body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = AuthResponse), (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 422, description = "validation_failed: a username no account can have", body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "unavailable: too many password checks at once; see Retry-After", body = ErrorBody)))]
 pub async fn login(
     State(app): State<AppState>,
     ClientAddr(addr): ClientAddr,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use palaver_proto::ErrorCode;
 use uuid::Uuid;
 
-pub use auth::{Identity, Tokens};
+pub use auth::{Identity, Passwords, Tokens};
 pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
@@ -159,6 +159,8 @@ pub struct Core {
     pub tokens: Tokens,
     /// Signs and checks the media links in `Media.url` and `thumbnailUrl`.
     pub links: links::LinkSigner,
+    /// Password hashing: its parameters, its node-wide bound and the strength rule.
+    pub passwords: Passwords,
     /// Identifies this node on the bus, so it can skip its own membership events.
     pub node_id: Uuid,
     writer: MessageWriter,
@@ -200,6 +202,7 @@ impl Core {
             config.access_token_ttl_secs,
             config.refresh_token_ttl_secs,
         );
+        let passwords = Passwords::new(&config)?;
         // Sessions revoked recently may still have unexpired access tokens.
         let since = crate::clock::now_ms() - (config.access_token_ttl_secs as i64) * 1000;
         for sid in store.revoked_sessions_since(since).await? {
@@ -230,6 +233,7 @@ impl Core {
             membership,
             tokens,
             links,
+            passwords,
             node_id,
             writer,
             media_tmp,

@@ -57,6 +57,8 @@ pub fn test_config(dir: &Path) -> Config {
             send_burst: send.1,
             login_per_minute: login.0,
             login_burst: login.1,
+            login_failures_per_hour: login.0,
+            login_failures_burst: login.1,
             register_per_minute: other.0,
             register_burst: other.1,
             ephemeral_per_minute: other.0,
@@ -65,6 +67,7 @@ pub fn test_config(dir: &Path) -> Config {
             actions_burst: other.1,
             upload_per_minute: other.0,
             upload_burst: other.1,
+            ..Default::default()
         },
         ..Config::default()
     }
