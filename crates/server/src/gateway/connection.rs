@@ -170,7 +170,7 @@ pub async fn authenticate(mut socket: WebSocket, core: &Core) -> Option<(WebSock
                     code: close::AUTH_TIMEOUT,
                     reason: Utf8Bytes::from_static("no auth frame in time"),
                 };
-                let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                close_and_wait(socket, frame).await;
                 return None;
             }
             msg = socket.recv() => msg,
@@ -221,8 +221,29 @@ pub async fn authenticate(mut socket: WebSocket, core: &Core) -> Option<(WebSock
         code: close::AUTH_FAILED,
         reason: Utf8Bytes::from_static("authentication failed"),
     };
-    let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    close_and_wait(socket, frame).await;
     None
+}
+
+/// How long a connection the server closes may take to answer its Close.
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(1);
+
+/// Sends Close and waits briefly for the peer's answering Close (RFC 6455 §5.5.1) before
+/// the connection is dropped. Dropping at once made a peer that still had a frame to send
+/// (the pong to the handshake's ping, say) write into a reset connection and see a
+/// broken pipe instead of the close code.
+async fn close_and_wait(mut socket: WebSocket, frame: CloseFrame) {
+    if socket.send(WsMessage::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_ANSWER_WAIT, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A send waiting for its commit.
