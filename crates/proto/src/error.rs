@@ -52,6 +52,12 @@ pub enum ErrorCode {
     Internal,
     /// The push subscription does not exist, or belongs to someone else.
     SubscriptionNotFound,
+    /// The upload would take the caller's stored media past their quota (413); waiting
+    /// does not help, deleting does (see `GET /api/v1/media/usage`).
+    QuotaExceeded,
+    /// The server is short of disk space and stores no uploads for now (507); retry after
+    /// `Retry-After` (`retryAfterMs`).
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -67,6 +73,8 @@ impl ErrorCode {
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound => 404,
             UsernameTaken | Conflict => 409,
+            QuotaExceeded => 413,
+            InsufficientStorage => 507,
             RateLimited => 429,
             MessageDeliveryFailed | Unavailable => 503,
             MediaUploadFailed | Internal => 500,
@@ -99,6 +107,8 @@ impl ErrorCode {
             Unavailable => "unavailable",
             Internal => "internal",
             SubscriptionNotFound => "subscription_not_found",
+            QuotaExceeded => "quota_exceeded",
+            InsufficientStorage => "insufficient_storage",
         }
     }
 }
