@@ -194,10 +194,8 @@ impl Core {
         let over = |used: u64, upload: Option<u64>| {
             Self::over_quota(quota.unwrap_or_default(), used, upload)
         };
-        if let Some(room) = room {
-            if room == 0 || declared_len.is_some_and(|n| n > room) {
-                return Err(over(used, declared_len));
-            }
+        if room.is_some_and(|room| room == 0 || declared_len.is_some_and(|n| n > room)) {
+            return Err(over(used, declared_len));
         }
         self.check_free_disk(declared_len.unwrap_or(0)).await?;
         let failed = |what: &str, err: &dyn std::fmt::Display| {
