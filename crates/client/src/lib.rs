@@ -176,6 +176,14 @@ impl Client {
         Ok(typed(status, value)?.1)
     }
 
+    /// What the caller's uploads occupy, and their quota.
+    pub async fn media_usage(&self) -> Result<MediaUsage> {
+        Ok(self
+            .call::<(), _>(Method::GET, "/api/v1/media/usage", None)
+            .await?
+            .1)
+    }
+
     pub async fn register(
         &self,
         username: &str,

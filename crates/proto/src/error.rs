@@ -54,6 +54,12 @@ pub enum ErrorCode {
     SubscriptionNotFound,
     /// The request body stopped arriving for longer than the server waits.
     RequestTimeout,
+    /// The upload would take the caller's stored media past their quota (413); waiting
+    /// does not help, deleting does (see `GET /api/v1/media/usage`).
+    QuotaExceeded,
+    /// The server is short of disk space and stores no uploads for now (507); retry after
+    /// `Retry-After` (`retryAfterMs`).
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -69,6 +75,8 @@ impl ErrorCode {
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound => 404,
             UsernameTaken | Conflict => 409,
+            QuotaExceeded => 413,
+            InsufficientStorage => 507,
             RateLimited => 429,
             RequestTimeout => 408,
             MessageDeliveryFailed | Unavailable => 503,
@@ -103,6 +111,8 @@ impl ErrorCode {
             Internal => "internal",
             SubscriptionNotFound => "subscription_not_found",
             RequestTimeout => "request_timeout",
+            QuotaExceeded => "quota_exceeded",
+            InsufficientStorage => "insufficient_storage",
         }
     }
 }

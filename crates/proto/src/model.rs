@@ -349,6 +349,18 @@ pub struct Media {
     pub created_at: OffsetDateTime,
 }
 
+/// `GET /api/v1/media/usage`: what the caller's uploads occupy, against their quota.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MediaUsage {
+    /// Bytes the caller's uploads occupy: each upload's `size` and its thumbnail's, as
+    /// long as the upload exists (a file uploaded twice counts twice).
+    pub used_bytes: u64,
+    /// The most the caller's uploads may occupy; `null` when the server sets no quota.
+    pub quota_bytes: Option<u64>,
+}
+
 /// Query of `POST /api/v1/media/upload` when the body is the raw file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(

@@ -211,6 +211,14 @@ pub struct MediaConfig {
     /// Lifetime of the signed links in `url` and `thumbnailUrl`, seconds: a link stays
     /// valid for between half of this and all of it. Default 3600.
     pub link_ttl_secs: u64,
+    /// The most one user's uploads may occupy, bytes: each upload's file and thumbnail,
+    /// for as long as the upload exists. 0: no quota. Default 1073741824 (1 GiB).
+    pub user_quota_bytes: u64,
+    /// Uploads are refused (507, `Retry-After`) while the file system of the data
+    /// directory, where every upload is buffered (and, with the local backend, stored),
+    /// has less than this free, bytes; this keeps room for the database. 0: no floor.
+    /// Default 1073741824 (1 GiB).
+    pub min_free_disk_bytes: u64,
     /// S3 endpoint, e.g. `http://127.0.0.1:8333`. Default none (AWS).
     pub s3_endpoint: Option<String>,
     /// S3 bucket. Default `palaver-media`.
@@ -243,6 +251,8 @@ impl Default for MediaConfig {
             orphan_ttl_secs: 24 * 3600,
             gc_interval_secs: 3600,
             link_ttl_secs: 3600,
+            user_quota_bytes: 1 << 30,
+            min_free_disk_bytes: 1 << 30,
             s3_endpoint: None,
             s3_bucket: "palaver-media".into(),
             s3_region: "us-east-1".into(),

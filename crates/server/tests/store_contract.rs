@@ -25,7 +25,7 @@ use palaver_server::store::postgres::{PgPoolSettings, PostgresStore};
 use palaver_server::store::sqlite::SqliteStore;
 use palaver_server::store::{
     Appended, AuditEntry, AuditRecord, Constraint, Entity, Markers, MediaRow, NewMessage, NewRoom,
-    PushSubscriptionRow, RefreshOutcome, SeqOrder, Store, StoreError,
+    PushSubscriptionRow, RefreshOutcome, SeqOrder, Store, StoreError, Subscribed,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -223,7 +223,9 @@ contract!(
     markers_and_summary,
     room_list_order_and_unread,
     media_rows_and_orphans,
+    media_usage_and_quota,
     push_settings_and_subscriptions,
+    a_session_that_ends_takes_its_push_subscriptions,
     audit_log,
 );
 
@@ -303,6 +305,16 @@ async fn send(store: &dyn Store, batch: Vec<NewMessage>) -> Vec<palaver_proto::M
 
 fn seqs(messages: &[palaver_proto::Message]) -> Vec<i64> {
     messages.iter().map(|m| m.seq).collect()
+}
+
+/// A new session of `user`'s with one refresh token, valid until `expires_ms`.
+async fn session(store: &dyn Store, user: Uuid, token: &[u8], expires_ms: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    store
+        .create_session(id, user, token, expires_ms, now_ms())
+        .await
+        .expect("session");
+    id
 }
 
 // --- cases
@@ -619,7 +631,7 @@ async fn edit_and_delete(fx: &mut Fixture) {
     let a = user(s, "alice").await;
     let room = group(s, &[(a.id, Role::Owner)]).await;
     let media = media_row(a.id, "aa", None, 0);
-    s.insert_media(&media).await.expect("media");
+    assert!(s.insert_media(&media, None).await.expect("media"));
     let mut with_media = msg(room, a.id, "m");
     with_media.kind = MessageType::Image;
     with_media.media_id = Some(media.id);
@@ -832,6 +844,7 @@ fn media_row(uploader: Uuid, sha: &str, thumb: Option<&str>, created_at_ms: i64)
         height: Some(1),
         thumb_sha256: thumb.map(str::to_string),
         thumb_mime: thumb.map(|_| "image/webp".to_string()),
+        thumb_size: thumb.map(|_| 2_000_000_000),
         created_at_ms,
     }
 }
@@ -845,7 +858,7 @@ async fn media_rows_and_orphans(fx: &mut Fixture) {
     let recent = media_row(a.id, "s-recent", None, 10_000);
     let freed = media_row(a.id, "s-freed", None, 100);
     for m in [&used, &orphan, &recent, &freed] {
-        s.insert_media(m).await.expect("insert");
+        assert!(s.insert_media(m, None).await.expect("insert"));
     }
     assert_eq!(s.media(used.id).await.expect("media"), Some(used.clone()));
     assert!(s.media(Uuid::now_v7()).await.expect("media").is_none());
@@ -883,6 +896,116 @@ async fn media_rows_and_orphans(fx: &mut Fixture) {
     assert!(!s.blob_in_use("s-recent").await.expect("in use"));
 }
 
+async fn media_usage_and_quota(fx: &mut Fixture) {
+    let s = fx.store.as_ref();
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let sized = |uploader: Uuid, sha: &str, size: u64, thumb: Option<u64>| MediaRow {
+        size,
+        thumb_size: thumb,
+        ..media_row(uploader, sha, thumb.map(|_| "thumb"), 100)
+    };
+    assert_eq!(s.media_usage(a.id).await.expect("usage"), 0);
+    // A file and its thumbnail count; the same bytes uploaded again count again.
+    let first = sized(a.id, "same", 100, Some(20));
+    assert!(s.insert_media(&first, Some(1_000)).await.expect("insert"));
+    assert_eq!(s.media(first.id).await.expect("media"), Some(first.clone()));
+    let again = sized(a.id, "same", 100, None);
+    assert!(s.insert_media(&again, Some(1_000)).await.expect("insert"));
+    assert_eq!(s.media_usage(a.id).await.expect("usage"), 220);
+    assert_eq!(s.media_usage(b.id).await.expect("usage"), 0);
+    // Past the quota: refused, nothing stored. Up to it exactly: stored.
+    let over = sized(a.id, "over", 781, None);
+    assert!(!s.insert_media(&over, Some(1_000)).await.expect("insert"));
+    assert!(s.media(over.id).await.expect("media").is_none());
+    let exact = sized(a.id, "exact", 780, None);
+    assert!(s.insert_media(&exact, Some(1_000)).await.expect("insert"));
+    assert_eq!(s.media_usage(a.id).await.expect("usage"), 1_000);
+    // Without a quota anything goes; deleting gives the room back.
+    assert!(s.insert_media(&over, None).await.expect("insert"));
+    assert_eq!(s.media_usage(a.id).await.expect("usage"), 1_781);
+    let gone = s.delete_orphan_media(1_000).await.expect("orphans");
+    assert_eq!(gone.len(), 4);
+    assert_eq!(s.media_usage(a.id).await.expect("usage"), 0);
+
+    // Uploads side by side (on PostgreSQL, from two nodes): exactly what fits is stored.
+    let other = match fx.pg {
+        Some(_) => fx.node().await,
+        None => fx.store.clone(),
+    };
+    let stores = [fx.store.clone(), other];
+    let tries = (0..40).map(|i| {
+        let store = stores[i % 2].clone();
+        let row = sized(b.id, &format!("b{i}"), 10, Some(15));
+        tokio::spawn(async move { store.insert_media(&row, Some(250)).await.expect("insert") })
+    });
+    let stored = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|done| *done.as_ref().expect("task"))
+        .count();
+    assert_eq!(stored, 10);
+    assert_eq!(fx.store.media_usage(b.id).await.expect("usage"), 250);
+}
+
+async fn a_session_that_ends_takes_its_push_subscriptions(fx: &mut Fixture) {
+    let s = fx.store.as_ref();
+    let a = user(s, "alice").await;
+    let now = now_ms();
+    let laptop = session(s, a.id, b"laptop-1", now + 60_000).await;
+    let phone = session(s, a.id, b"phone-1", now + 60_000).await;
+    let subscribe = |session: Uuid, endpoint: &str| PushSubscriptionRow {
+        id: Uuid::now_v7(),
+        user_id: a.id,
+        endpoint: endpoint.into(),
+        p256dh: vec![4; 65],
+        auth: vec![7; 16],
+        created_at_ms: now,
+        session_id: Some(session),
+    };
+    for (session, endpoint) in [
+        (laptop, "https://push.example/laptop"),
+        (phone, "https://push.example/phone"),
+        (phone, "https://push.example/phone-2"),
+    ] {
+        let sub = subscribe(session, endpoint);
+        assert!(matches!(
+            s.upsert_push_subscription(&sub, now).await.expect("upsert"),
+            Subscribed::Created(_)
+        ));
+    }
+    let endpoints = || async {
+        let mut list: Vec<String> = s
+            .push_subscriptions(a.id)
+            .await
+            .expect("subs")
+            .into_iter()
+            .map(|sub| sub.endpoint)
+            .collect();
+        list.sort();
+        list
+    };
+    // Logout.
+    assert_eq!(
+        s.revoke_session(laptop, now).await.expect("revoke"),
+        Some(a.id)
+    );
+    assert_eq!(
+        endpoints().await,
+        vec!["https://push.example/phone", "https://push.example/phone-2"]
+    );
+    // A reused refresh token.
+    s.rotate_refresh(b"phone-1", b"phone-2", now + 60_000, now)
+        .await
+        .expect("rotate");
+    let reused = s
+        .rotate_refresh(b"phone-1", b"phone-3", now + 60_000, now)
+        .await
+        .expect("rotate");
+    assert!(matches!(reused, RefreshOutcome::Reused { .. }));
+    assert!(endpoints().await.is_empty());
+}
+
 async fn push_settings_and_subscriptions(fx: &mut Fixture) {
     let s = fx.store.as_ref();
     let a = user(s, "alice").await;
@@ -890,6 +1013,8 @@ async fn push_settings_and_subscriptions(fx: &mut Fixture) {
     let room = group(s, &[(a.id, Role::Owner), (b.id, Role::Member)]).await;
     let other = group(s, &[(a.id, Role::Owner)]).await;
 
+    let now = now_ms();
+    let a_session = session(s, a.id, b"a-1", now + 60_000).await;
     let sub = PushSubscriptionRow {
         id: Uuid::now_v7(),
         user_id: a.id,
@@ -897,27 +1022,75 @@ async fn push_settings_and_subscriptions(fx: &mut Fixture) {
         p256dh: vec![4; 65],
         auth: vec![7; 16],
         created_at_ms: 10,
+        session_id: Some(a_session),
     };
-    let (stored, created) = s.upsert_push_subscription(&sub).await.expect("upsert");
-    assert!(created);
-    assert_eq!(stored.id, sub.id);
-    // The same endpoint again, now b's: the row keeps its id and creation time.
-    let again = PushSubscriptionRow {
+    let stored = match s.upsert_push_subscription(&sub, now).await.expect("upsert") {
+        Subscribed::Created(stored) => stored,
+        other => panic!("expected Created, got {other:?}"),
+    };
+    assert_eq!((stored.id, stored.session_id), (sub.id, Some(a_session)));
+    // The same endpoint from b, whose session is live as a's is: a's it stays.
+    let b_session = session(s, b.id, b"b-1", now + 60_000).await;
+    let bs = PushSubscriptionRow {
         id: Uuid::now_v7(),
         user_id: b.id,
         p256dh: vec![5; 65],
         created_at_ms: 20,
+        session_id: Some(b_session),
         ..sub.clone()
     };
-    let (stored, created) = s.upsert_push_subscription(&again).await.expect("upsert");
-    assert!(!created);
+    assert!(matches!(
+        s.upsert_push_subscription(&bs, now).await.expect("upsert"),
+        Subscribed::Taken
+    ));
+    assert!(s.push_subscriptions(b.id).await.expect("subs").is_empty());
     assert_eq!(
-        (stored.id, stored.user_id, stored.created_at_ms),
-        (sub.id, b.id, 10)
+        s.push_subscriptions(a.id).await.expect("subs")[0].p256dh,
+        vec![4; 65]
     );
-    assert_eq!(stored.p256dh, vec![5; 65]);
+    // From another session of a's: the row keeps its id and creation time, takes the new
+    // keys, and moves to that session.
+    let a_other = session(s, a.id, b"a-2", now + 60_000).await;
+    let again = PushSubscriptionRow {
+        id: Uuid::now_v7(),
+        p256dh: vec![6; 65],
+        created_at_ms: 30,
+        session_id: Some(a_other),
+        ..sub.clone()
+    };
+    let stored = match s
+        .upsert_push_subscription(&again, now)
+        .await
+        .expect("upsert")
+    {
+        Subscribed::Updated(stored) => stored,
+        other => panic!("expected Updated, got {other:?}"),
+    };
+    assert_eq!(
+        (stored.id, stored.created_at_ms, stored.session_id),
+        (sub.id, 10, Some(a_other))
+    );
+    assert_eq!(stored.p256dh, vec![6; 65]);
+    // Once a_other can no longer be refreshed (its token expired), b may have it.
+    let later = now + 60_001;
+    let b_later = session(s, b.id, b"b-2", later + 60_000).await;
+    let taken_over = PushSubscriptionRow {
+        session_id: Some(b_later),
+        ..bs.clone()
+    };
+    let stored = match s
+        .upsert_push_subscription(&taken_over, later)
+        .await
+        .expect("upsert")
+    {
+        Subscribed::Updated(stored) => stored,
+        other => panic!("expected Updated, got {other:?}"),
+    };
+    assert_eq!(
+        (stored.id, stored.user_id, stored.session_id),
+        (sub.id, b.id, Some(b_later))
+    );
     assert!(s.push_subscriptions(a.id).await.expect("subs").is_empty());
-    assert_eq!(s.push_subscriptions(b.id).await.expect("subs").len(), 1);
     assert!(
         !s.delete_push_subscription(sub.id, Some(a.id))
             .await
@@ -933,7 +1106,12 @@ async fn push_settings_and_subscriptions(fx: &mut Fixture) {
         endpoint: "https://push.example/2".into(),
         ..sub.clone()
     };
-    s.upsert_push_subscription(&third).await.expect("upsert");
+    assert!(matches!(
+        s.upsert_push_subscription(&third, now)
+            .await
+            .expect("upsert"),
+        Subscribed::Created(_)
+    ));
     assert!(
         s.delete_push_subscription(third.id, None)
             .await
@@ -944,6 +1122,34 @@ async fn push_settings_and_subscriptions(fx: &mut Fixture) {
             .await
             .expect("delete")
     );
+    // Without a session, or from one that has ended, nothing is stored.
+    let sessionless = PushSubscriptionRow {
+        session_id: None,
+        ..third.clone()
+    };
+    assert!(matches!(
+        s.upsert_push_subscription(&sessionless, now).await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.revoke_session(a_other, now).await.expect("revoke");
+    assert!(matches!(
+        s.upsert_push_subscription(&again, now)
+            .await
+            .expect("upsert"),
+        Subscribed::SessionEnded
+    ));
+    // Nor from a session of someone else's.
+    let as_b = PushSubscriptionRow {
+        session_id: Some(b_session),
+        ..third.clone()
+    };
+    assert!(matches!(
+        s.upsert_push_subscription(&as_b, now)
+            .await
+            .expect("upsert"),
+        Subscribed::SessionEnded
+    ));
+    assert!(s.push_subscriptions(a.id).await.expect("subs").is_empty());
 
     assert_eq!(
         s.push_settings(a.id).await.expect("settings"),

@@ -172,6 +172,6 @@ export async function settings() {
     });
     parts.push(h('label', { class: 'check' }, box, 'Notify me when the browser is closed (push)'));
   }
-  parts.push(error, h('button', { type: 'button', class: 'danger', id: 'logout', onclick: () => { dlg().close(); logout(); } }, 'Log out'));
+  parts.push(error, h('button', { type: 'button', class: 'danger', id: 'logout', onclick: () => { dlg().close(); notify.dropPush().finally(logout); } }, 'Log out'));
   show('Settings', ...parts);
 }

@@ -63,9 +63,14 @@ function keyBytes(b64) {
   return Uint8Array.from(s, (c) => c.charCodeAt(0));
 }
 
+/** True when this browser's subscription is registered for this session (a subscription
+ * ends with the session that registered it). */
 export async function pushSubscribed() {
   const reg = await navigator.serviceWorker?.getRegistration?.();
-  return !!(await reg?.pushManager.getSubscription());
+  const existing = await reg?.pushManager.getSubscription();
+  if (!existing) return false;
+  const { subscriptions } = await api('GET', '/push/subscriptions').catch(() => ({ subscriptions: [] }));
+  return subscriptions.some((s) => s.endpoint === existing.endpoint);
 }
 
 export async function setPush(on) {
@@ -74,8 +79,16 @@ export async function setPush(on) {
   const existing = await reg.pushManager.getSubscription();
   if (on) {
     if ((await askPermission()) !== 'granted') throw new Error('notifications are blocked');
-    const sub = existing || await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushKey) });
-    await api('POST', '/push/subscriptions', sub.toJSON());
+    const subscribe = () => reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushKey) });
+    try {
+      await api('POST', '/push/subscriptions', (existing || await subscribe()).toJSON());
+    } catch (e) {
+      // Another account, still logged in, registered this browser's endpoint: a new
+      // subscription has an endpoint of its own.
+      if (!existing || e.code !== 'conflict') throw e;
+      await existing.unsubscribe();
+      await api('POST', '/push/subscriptions', (await subscribe()).toJSON());
+    }
   } else if (existing) {
     const { subscriptions } = await api('GET', '/push/subscriptions').catch(() => ({ subscriptions: [] }));
     for (const sub of subscriptions.filter((x) => x.endpoint === existing.endpoint)) {
@@ -83,4 +96,12 @@ export async function setPush(on) {
     }
     await existing.unsubscribe();
   }
+}
+
+/** Forgets this browser's subscription, at logout: the server drops it with the session,
+ * and whoever logs in here next opts in for themselves. */
+export async function dropPush() {
+  const reg = await navigator.serviceWorker?.getRegistration?.();
+  const existing = await reg?.pushManager.getSubscription();
+  await existing?.unsubscribe().catch(() => {});
 }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use palaver_proto::{ErrorBody, ErrorCode, Media, UploadQuery};
+use palaver_proto::{ErrorBody, ErrorCode, Media, MediaUsage, UploadQuery};
 use uuid::Uuid;
 
 use super::AppState;
@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
             // Uploads have their own, per-type limits, enforced while they stream.
             post(upload).layer(DefaultBodyLimit::disable()),
         )
+        .route("/media/usage", get(usage))
         .route("/media/{mediaId}", get(download))
         .route("/media/{mediaId}/thumbnail", get(thumbnail))
 }
@@ -40,10 +41,11 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/api/v1/media/upload", tag = "media", params(UploadQuery),
     request_body(content_type = "multipart/form-data", description = "the file as the `file` part, or the raw bytes with `?filename=`"),
     responses((status = 201, body = Media), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, description = "payload_too_large (also: an image needing more decode memory than the server has)", body = ErrorBody),
+        (status = 413, description = "payload_too_large (also: an image needing more decode memory than the server has), or quota_exceeded: the caller's uploads would occupy more than their quota", body = ErrorBody),
         (status = 422, description = "not a decodable image (truncated, or implausibly large for its file), or empty", body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 500, description = "media_upload_failed: retry", body = ErrorBody),
-        (status = 503, description = "unavailable: the server's image decoding memory is in use; retry after Retry-After", body = ErrorBody)), security(("bearer" = [])))]
+        (status = 503, description = "unavailable: the server's image decoding memory is in use; retry after Retry-After", body = ErrorBody),
+        (status = 507, description = "insufficient_storage: the server is short of disk space; retry after Retry-After", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn upload(
     State(app): State<AppState>,
     Auth(who): Auth,
@@ -88,6 +90,13 @@ pub async fn upload(
             .await?
     };
     Ok((StatusCode::CREATED, Json(media)))
+}
+
+/// What the caller's uploads occupy, and their quota (`media.user_quota_bytes`).
+#[utoipa::path(get, path = "/api/v1/media/usage", tag = "media",
+    responses((status = 200, body = MediaUsage), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn usage(State(app): State<AppState>, Auth(who): Auth) -> ApiResult<Json<MediaUsage>> {
+    Ok(Json(app.core.media_usage(who).await?))
 }
 
 /// The record behind a media request: by a bearer caller who may see it now, or by a

@@ -456,7 +456,7 @@ pub fn document() -> &'static serde_json::Value {
         rooms::receipts, rooms::receipt,
         messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,
         presence::presence, presence::chat_status, presence::last_seen,
-        media::upload, media::download, media::thumbnail,
+        media::upload, media::usage, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
         healthz, readyz, openapi,
     ),

@@ -34,11 +34,14 @@ pub async fn vapid_public_key(
     Ok(Json(app.core.vapid_public_key()?))
 }
 
-/// Register a browser's push subscription (`PushSubscription.toJSON()`). Registering an
-/// endpoint again updates it and answers 200.
+/// Register a browser's push subscription (`PushSubscription.toJSON()`), bound to the
+/// caller's session: logging out (or any end of the session) deletes it. Registering an
+/// endpoint again updates it and answers 200; an endpoint another user registered, in a
+/// session still live, is refused with 409.
 #[utoipa::path(post, path = "/api/v1/push/subscriptions", tag = "push", request_body = PushSubscriptionRequest,
     responses((status = 201, body = PushSubscription), (status = 200, description = "endpoint already registered", body = PushSubscription),
-        (status = 409, description = "too many subscriptions", body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 401, description = "no credentials, or the session has ended", body = ErrorBody),
+        (status = 409, description = "conflict: too many subscriptions, or the endpoint is another user's", body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, description = "bad keys, or an endpoint the server may not reach", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn subscribe(
     State(app): State<AppState>,

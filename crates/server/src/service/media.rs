@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use palaver_proto::{Media, Message, MessageType};
+use palaver_proto::{Media, MediaUsage, Message, MessageType};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -29,6 +29,14 @@ use crate::store::MediaRow;
 
 /// Bytes kept from the start of an upload to decide its type.
 const SNIFF_BYTES: usize = 8192;
+
+/// While an upload streams, the free-space floor is checked again after every this many
+/// bytes: uploads running at once can take the disk at most this far each below it.
+const FLOOR_CHECK_BYTES: u64 = 16 << 20;
+
+/// How long a client is asked to wait when the disk is below its floor: space comes back
+/// when an operator frees some or the orphan sweep runs, neither of which is known here.
+const LOW_DISK_RETRY: Duration = Duration::from_secs(60);
 
 /// The client-facing description of a record, with links signed as of `now` (unix
 /// seconds).
@@ -95,8 +103,68 @@ impl Core {
         }
     }
 
+    /// The user's quota, if the server sets one.
+    fn user_quota(&self) -> Option<u64> {
+        Some(self.config.media.user_quota_bytes).filter(|q| *q > 0)
+    }
+
+    /// What the caller's uploads occupy, and their quota.
+    pub async fn media_usage(&self, who: Identity) -> ServiceResult<MediaUsage> {
+        Ok(MediaUsage {
+            used_bytes: self.store.media_usage(who.user_id).await?,
+            quota_bytes: self.user_quota(),
+        })
+    }
+
+    /// `quota_exceeded`, saying where the user stands: `used` of `quota` bytes, and the
+    /// upload's size if known.
+    fn over_quota(quota: u64, used: u64, upload: Option<u64>) -> ServiceError {
+        metrics::counter!("palaver_media_refused_total", "reason" => "quota").increment(1);
+        let upload = upload
+            .map(|n| format!(" and this upload has {n}"))
+            .unwrap_or_default();
+        ServiceError::QuotaExceeded(format!(
+            "storage quota exceeded: your uploads occupy {used} of your {quota} bytes{upload}; \
+             space comes back when uploads are deleted (delete the messages that carry them, \
+             or leave them unsent: unsent uploads are deleted after a while)"
+        ))
+    }
+
+    /// Refuses an upload of `needed` more bytes while the data directory's file system is
+    /// (or would then be) below `media.min_free_disk_bytes`.
+    async fn check_free_disk(&self, needed: u64) -> ServiceResult<()> {
+        let floor = self.config.media.min_free_disk_bytes;
+        if floor == 0 {
+            return Ok(());
+        }
+        let dir = self.media_tmp.clone();
+        let free = tokio::task::spawn_blocking(move || {
+            rustix::fs::statvfs(&dir).map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        match free {
+            Ok(free) if free < floor.saturating_add(needed) => {
+                tracing::warn!(free, floor, "upload refused: the disk is below its floor");
+                metrics::counter!("palaver_media_refused_total", "reason" => "disk").increment(1);
+                Err(ServiceError::InsufficientStorage {
+                    retry: LOW_DISK_RETRY,
+                })
+            }
+            Ok(_) => Ok(()),
+            // Not knowing is no reason to refuse every upload; the quota still holds.
+            Err(err) => {
+                tracing::warn!(%err, "could not read the data directory's free space");
+                Ok(())
+            }
+        }
+    }
+
     /// Stores an upload and returns its description. `declared_len` (Content-Length)
-    /// lets an oversized upload be refused before a byte is read.
+    /// lets an oversized upload, or one over the uploader's remaining quota, be refused
+    /// before a byte is read. The quota is checked again as the bytes arrive, and once
+    /// more, atomically, when the record is stored: uploads running side by side never
+    /// take a user past it.
     pub async fn upload_media<S, E>(
         &self,
         who: Identity,
@@ -116,6 +184,20 @@ impl Core {
         if declared_len.is_some_and(|n| n > max) {
             return Err(too_large());
         }
+        let quota = self.user_quota();
+        let used = match quota {
+            Some(_) => self.store.media_usage(who.user_id).await?,
+            None => 0,
+        };
+        // What is left of the quota; the upload may not grow past it.
+        let room = quota.map(|q| q.saturating_sub(used));
+        let over = |used: u64, upload: Option<u64>| {
+            Self::over_quota(quota.unwrap_or_default(), used, upload)
+        };
+        if room.is_some_and(|room| room == 0 || declared_len.is_some_and(|n| n > room)) {
+            return Err(over(used, declared_len));
+        }
+        self.check_free_disk(declared_len.unwrap_or(0)).await?;
         let failed = |what: &str, err: &dyn std::fmt::Display| {
             tracing::warn!(error = %err, "media upload failed: {what}");
             ServiceError::UploadFailed(format!("{what}; retry the upload"))
@@ -131,9 +213,16 @@ impl Core {
         let mut size: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| failed("the upload was interrupted", &e))?;
+            let before = size;
             size += chunk.len() as u64;
             if size > max {
                 return Err(too_large());
+            }
+            if room.is_some_and(|room| size > room) {
+                return Err(over(used, None));
+            }
+            if before / FLOOR_CHECK_BYTES != size / FLOOR_CHECK_BYTES {
+                self.check_free_disk(0).await?;
             }
             if head.len() < SNIFF_BYTES {
                 let take = (SNIFF_BYTES - head.len()).min(chunk.len());
@@ -172,6 +261,7 @@ impl Core {
             height: None,
             thumb_sha256: None,
             thumb_mime: None,
+            thumb_size: None,
             created_at_ms: now_ms(),
         };
 
@@ -187,13 +277,18 @@ impl Core {
             let thumb_sha = hex::encode(Sha256::digest(&clean.thumbnail));
             row.thumb_sha256 = Some(thumb_sha.clone());
             row.thumb_mime = Some(clean.thumbnail_mime.to_owned());
+            row.thumb_size = Some(clean.thumbnail.len() as u64);
             blobs.push((row.sha256.clone(), clean.bytes));
             blobs.push((thumb_sha, clean.thumbnail));
         }
 
         // The record goes first: the sweep never removes bytes a record points at.
         let _sweep = self.media_sweep.read().await;
-        self.store.insert_media(&row).await?;
+        if !self.store.insert_media(&row, quota).await? {
+            // Others of the user's uploads were stored meanwhile.
+            let now = self.store.media_usage(who.user_id).await?;
+            return Err(over(now, Some(row.stored_bytes())));
+        }
         let stored = async {
             if blobs.is_empty() {
                 self.media.put_file(&row.sha256, &temp.0).await

@@ -82,6 +82,13 @@ pub enum ServiceError {
     Internal(String),
     #[error("push subscription not found")]
     SubscriptionNotFound,
+    /// The upload would take the uploader past their storage quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The data directory's file system is below its free-space floor; uploads may
+    /// succeed again after the delay.
+    #[error("the server is low on disk space and stores no uploads for now; retry in {} s", .retry.as_secs().max(1))]
+    InsufficientStorage { retry: Duration },
 }
 
 impl ServiceError {
@@ -108,6 +115,8 @@ impl ServiceError {
             Unavailable | Busy { .. } => ErrorCode::Unavailable,
             Store(_) | Bus(_) | Internal(_) => ErrorCode::Internal,
             SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
+            QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            InsufficientStorage { .. } => ErrorCode::InsufficientStorage,
         }
     }
 
@@ -116,7 +125,9 @@ impl ServiceError {
     /// (`retryAfterMs`, `Retry-After`).
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            ServiceError::RateLimited(wait) | ServiceError::Busy { retry: wait, .. } => {
+            ServiceError::RateLimited(wait)
+            | ServiceError::Busy { retry: wait, .. }
+            | ServiceError::InsufficientStorage { retry: wait } => {
                 let ms = wait.as_micros().div_ceil(1000);
                 Some(u64::try_from(ms).unwrap_or(u64::MAX).max(1))
             }

@@ -33,7 +33,7 @@ use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
 use crate::push::guard::GuardError;
 use crate::push::{Channel, Delivery, Dispatcher};
-use crate::store::{PushSubscriptionRow, PushTarget};
+use crate::store::{PushSubscriptionRow, PushTarget, Subscribed};
 
 /// Batches of stored messages waiting for the collector.
 pub(super) const INTAKE_BATCHES: usize = 1024;
@@ -268,7 +268,12 @@ impl Core {
         })
     }
 
-    /// Stores a browser's subscription (idempotent on the endpoint); true if new.
+    /// Stores a browser's subscription (idempotent on the endpoint); true if new. It is
+    /// bound to the caller's session, which takes it along when it ends. An endpoint
+    /// another user registered, in a session still live, is refused (`conflict`): knowing
+    /// an endpoint must not let anyone redirect or silence someone else's notifications.
+    /// The caller's own endpoint, registered from another of their sessions, moves to
+    /// this one (the browser that holds it is the caller's either way).
     pub async fn subscribe(
         &self,
         who: Identity,
@@ -317,9 +322,17 @@ impl Core {
             p256dh,
             auth,
             created_at_ms: now_ms(),
+            session_id: Some(who.session_id),
         };
-        let (stored, created) = self.store.upsert_push_subscription(&row).await?;
-        Ok((subscription_view(&stored), created))
+        match self.store.upsert_push_subscription(&row, now_ms()).await? {
+            Subscribed::Created(stored) => Ok((subscription_view(&stored), true)),
+            Subscribed::Updated(stored) => Ok((subscription_view(&stored), false)),
+            Subscribed::Taken => Err(ServiceError::Conflict(
+                "this push endpoint is registered by another account; unsubscribe it in the \
+                 browser (PushSubscription.unsubscribe()) and subscribe again for a new one",
+            )),
+            Subscribed::SessionEnded => Err(ServiceError::Unauthorized("the session has ended")),
+        }
     }
 
     /// The caller's subscriptions.

@@ -19,16 +19,30 @@ pub struct MediaRow {
     pub filename: String,
     pub width: Option<u32>,
     pub height: Option<u32>,
-    /// The thumbnail's key and type, for images.
+    /// The thumbnail's key, type and size, for images (the size is unknown, `None`, for
+    /// thumbnails recorded before sizes were).
     pub thumb_sha256: Option<String>,
     pub thumb_mime: Option<String>,
+    pub thumb_size: Option<u64>,
     pub created_at_ms: i64,
+}
+
+impl MediaRow {
+    /// What the record counts against its uploader's quota: its file and thumbnail.
+    pub fn stored_bytes(&self) -> u64 {
+        self.size.saturating_add(self.thumb_size.unwrap_or(0))
+    }
 }
 
 /// Media records. Every method is one transaction.
 #[async_trait]
 pub trait MediaRecordStore: Send + Sync + 'static {
-    async fn insert_media(&self, media: &MediaRow) -> StoreResult<()>;
+    /// Stores a record. With a `quota`, only if the uploader's records, this one
+    /// included, stay within it (`stored_bytes`, summed): false, and nothing stored,
+    /// otherwise. The sum and the insert are atomic, also between nodes.
+    async fn insert_media(&self, media: &MediaRow, quota: Option<u64>) -> StoreResult<bool>;
+    /// What the user's records occupy: their `stored_bytes`, summed.
+    async fn media_usage(&self, user: Uuid) -> StoreResult<u64>;
     async fn media(&self, id: Uuid) -> StoreResult<Option<MediaRow>>;
     async fn media_many(&self, ids: &[Uuid]) -> StoreResult<Vec<MediaRow>>;
     /// Rooms with a (not deleted) message carrying this media.

@@ -28,7 +28,7 @@ pub use accounts::{AccountStore, Credentials, RefreshOutcome};
 pub use audit::{AuditEntry, AuditRecord, AuditStore};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
-pub use push::{PushStore, PushSubscriptionRow, PushTarget};
+pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MyRoomRow, NewRoom, RoomRow, RoomStore};
 pub use sql::SqlStore;

@@ -17,6 +17,22 @@ pub struct PushSubscriptionRow {
     /// The 16-byte authentication secret.
     pub auth: Vec<u8>,
     pub created_at_ms: i64,
+    /// The session that registered it; its end (logout, revocation) deletes the row.
+    /// `None` for a subscription registered before subscriptions were bound to sessions.
+    pub session_id: Option<Uuid>,
+}
+
+/// What registering an endpoint did.
+#[derive(Debug, Clone)]
+pub enum Subscribed {
+    /// A new subscription.
+    Created(PushSubscriptionRow),
+    /// The endpoint was registered already, and now has the new keys and session.
+    Updated(PushSubscriptionRow),
+    /// The endpoint is another user's, in a session that is still live: nothing changed.
+    Taken,
+    /// The registering session has ended (or does not exist): nothing stored.
+    SessionEnded,
 }
 
 /// What deciding on one notification needs to know about a member of a room.
@@ -30,12 +46,16 @@ pub struct PushTarget {
 /// Push subscriptions and settings. Every method is one transaction.
 #[async_trait]
 pub trait PushStore: Send + Sync + 'static {
-    /// Stores a subscription, or updates the one with the same endpoint (keys and owner
-    /// from `sub`, id and creation time kept); returns the stored row and whether it is new.
+    /// Stores a subscription for `sub.session_id`'s live session, or updates the one
+    /// with the same endpoint (keys, owner and session from `sub`; id and creation time
+    /// kept) if that one is the same user's, or its session can no longer be refreshed
+    /// at `now_ms` (no refresh token unused and unexpired). Another user's endpoint in
+    /// a live session is `Taken`.
     async fn upsert_push_subscription(
         &self,
         sub: &PushSubscriptionRow,
-    ) -> StoreResult<(PushSubscriptionRow, bool)>;
+        now_ms: i64,
+    ) -> StoreResult<Subscribed>;
     /// The user's subscriptions, oldest first.
     async fn push_subscriptions(&self, user: Uuid) -> StoreResult<Vec<PushSubscriptionRow>>;
     /// Deletes a subscription (only if it is `owner`'s, when given); whether it existed.

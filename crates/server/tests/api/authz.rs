@@ -113,6 +113,8 @@ const NO_MSG: Cell = Cell::No(404, "message_not_found");
 const NO_USER: Cell = Cell::No(404, "user_not_found");
 const NO_MEDIA: Cell = Cell::No(404, "media_not_found");
 const NO_SUB: Cell = Cell::No(404, "subscription_not_found");
+/// Someone else's push endpoint, registered in a live session.
+const TAKEN: Cell = Cell::No(409, "conflict");
 const ANON: Cell = Cell::No(401, "unauthorized");
 const EXPIRED: Cell = Cell::No(401, "token_expired");
 /// A socket opened without a header that never sent `auth`: closed after the timeout.
@@ -164,6 +166,9 @@ struct Row {
     /// Each caller gets a fixture of its own: the call changes roles or membership.
     fresh: bool,
     via: Via,
+    /// The request names the owner's object where it would otherwise be the caller's own
+    /// new one: `POST /push/subscriptions` with the owner's registered endpoint.
+    owners: bool,
     expect: [Cell; 8],
 }
 
@@ -173,6 +178,7 @@ const fn row(op: &'static str, expect: [Cell; 8]) -> Row {
         target: Target::Owner,
         fresh: false,
         via: Via::Header,
+        owners: false,
         expect,
     }
 }
@@ -183,6 +189,7 @@ const fn fresh(op: &'static str, target: Target, expect: [Cell; 8]) -> Row {
         target,
         fresh: true,
         via: Via::Header,
+        owners: false,
         expect,
     }
 }
@@ -193,6 +200,7 @@ const fn by_query(op: &'static str, expect: [Cell; 8]) -> Row {
         target: Target::Owner,
         fresh: false,
         via: Via::Query,
+        owners: false,
         expect,
     }
 }
@@ -203,7 +211,15 @@ const fn linked(op: &'static str, link: Link, expect: [Cell; 8]) -> Row {
         target: Target::Owner,
         fresh: false,
         via: Via::Link(link),
+        owners: false,
         expect,
+    }
+}
+
+const fn owners(op: &'static str, expect: [Cell; 8]) -> Row {
+    Row {
+        owners: true,
+        ..row(op, expect)
     }
 }
 
@@ -229,6 +245,8 @@ const REST: &[Row] = &[
     row("GET /api/v1/push/vapid-public-key",                                     [OK,      OK,      OK,      OK,       OK,       ANON, EXPIRED, ANON]),
     row("GET /api/v1/push/subscriptions",                                        [OK,      HIDDEN,  HIDDEN,  HIDDEN,   HIDDEN,   ANON, EXPIRED, ANON]),
     row("POST /api/v1/push/subscriptions",                                       [NEW,     NEW,     NEW,     NEW,      NEW,      ANON, EXPIRED, ANON]),
+    // Knowing someone's endpoint does not make it yours: only its user may register it again.
+    owners("POST /api/v1/push/subscriptions",                                    [OK,      TAKEN,   TAKEN,   TAKEN,    TAKEN,    ANON, EXPIRED, ANON]),
     row("DELETE /api/v1/push/subscriptions/{subscriptionId}",                    [DONE,    NO_SUB,  NO_SUB,  NO_SUB,   NO_SUB,   ANON, EXPIRED, ANON]),
     row("GET /api/v1/push/settings",                                             [OK,      OK,      OK,      OK,       OK,       ANON, EXPIRED, ANON]),
     row("PUT /api/v1/push/settings",                                             [OK,      OK,      OK,      OK,       OK,       ANON, EXPIRED, ANON]),
@@ -262,6 +280,7 @@ const REST: &[Row] = &[
     // Media (the owner's picture): the uploader and members of rooms where it was shared;
     // a signed link opens its one file until it expires, and is issued only to them.
     row("POST /api/v1/media/upload",                                             [NEW,     NEW,     NEW,     NEW,      NEW,      ANON, EXPIRED, ANON]),
+    row("GET /api/v1/media/usage",                                               [OK,      OK,      OK,      OK,       OK,       ANON, EXPIRED, ANON]),
     row("GET /api/v1/media/{mediaId}",                                           [OK,      OK,      OK,      NO_MEDIA, NO_MEDIA, ANON, EXPIRED, ANON]),
     linked("GET /api/v1/media/{mediaId}", Link::Issued,                          [OK,      OK,      OK,      NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
     linked("GET /api/v1/media/{mediaId}", Link::Expired,                         NOBODY),
@@ -1160,6 +1179,10 @@ async fn rest_cell(w: &World, watch: &mut Watch, fx: &Fixture, row: &Row, actor:
             w.subscribe(&w.owner, "owner-listed").await;
             probe = Some(w.push.url("owner-listed"));
         }
+        "POST /api/v1/push/subscriptions" if row.owners => {
+            w.subscribe(&w.owner, "owner-taken").await;
+            payload = Payload::Json(subscription(&w.push.url("owner-taken")));
+        }
         "POST /api/v1/push/subscriptions" => {
             let name = w.unique(&format!("{actor:?}").to_lowercase());
             payload = Payload::Json(subscription(&w.push.url(&name)));
@@ -1357,6 +1380,7 @@ async fn every_caller_gets_what_the_matrix_says() {
                     }
                     Via::Query => " [?access_token=]".to_owned(),
                     Via::Link(link) => format!(" [signed link: {link:?}]"),
+                    Via::Header if row.owners => " [the owner's]".to_owned(),
                     Via::Header => String::new(),
                 };
                 wrong.push(format!(

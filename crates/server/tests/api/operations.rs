@@ -267,6 +267,7 @@ const REST_PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/lastseen/{userId}", &["get"]),
     ("/api/v1/presence/{userId}", &["get"]),
     ("/api/v1/media/upload", &["post"]),
+    ("/api/v1/media/usage", &["get"]),
     ("/api/v1/media/{mediaId}", &["get"]),
     ("/api/v1/media/{mediaId}/thumbnail", &["get"]),
     ("/api/v1/push/vapid-public-key", &["get"]),

@@ -11,8 +11,8 @@ use crate::store::{
 pub(in crate::store) const USER_COLUMNS: &str = "id, username, display_name, created_at";
 pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, edited_at, deleted_at";
 pub(super) const ROOM_COLUMNS: &str = "id, name, is_group, created_at, last_seq, last_activity";
-pub(super) const MEDIA_COLUMNS: &str = "id, uploader_id, sha256, kind, mime_type, size, filename, width, height, thumb_sha256, thumb_mime, created_at";
-pub(super) const PUSH_COLUMNS: &str = "id, user_id, endpoint, p256dh, auth, created_at";
+pub(super) const MEDIA_COLUMNS: &str = "id, uploader_id, sha256, kind, mime_type, size, filename, width, height, thumb_sha256, thumb_mime, created_at, thumb_size";
+pub(super) const PUSH_COLUMNS: &str = "id, user_id, endpoint, p256dh, auth, created_at, session_id";
 
 pub(in crate::store) fn user(row: &impl Columns) -> StoreResult<User> {
     Ok(User {
@@ -82,19 +82,24 @@ pub(super) fn media(row: &impl Columns) -> StoreResult<MediaRow> {
             .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{column} {v}"))))
             .transpose()
     };
-    let size: i64 = row.col("size")?;
+    let size = |column: &str| -> StoreResult<Option<u64>> {
+        row.col::<Option<i64>>(column)?
+            .map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{column} {v}"))))
+            .transpose()
+    };
     Ok(MediaRow {
         id: row.col("id")?,
         uploader_id: row.col("uploader_id")?,
         sha256: row.col("sha256")?,
         kind: kind(row, "media")?,
         mime_type: row.col("mime_type")?,
-        size: u64::try_from(size).map_err(|_| StoreError::Corrupt(format!("size {size}")))?,
+        size: size("size")?.ok_or_else(|| StoreError::Corrupt("size NULL".into()))?,
         filename: row.col("filename")?,
         width: dimension("width")?,
         height: dimension("height")?,
         thumb_sha256: row.col("thumb_sha256")?,
         thumb_mime: row.col("thumb_mime")?,
+        thumb_size: size("thumb_size")?,
         created_at_ms: row.col("created_at")?,
     })
 }
@@ -107,6 +112,7 @@ pub(super) fn push_subscription(row: &impl Columns) -> StoreResult<PushSubscript
         p256dh: row.col("p256dh")?,
         auth: row.col("auth")?,
         created_at_ms: row.col("created_at")?,
+        session_id: row.col("session_id")?,
     })
 }
 

@@ -7,16 +7,51 @@ use super::map::{self, MEDIA_COLUMNS};
 use super::{Columns, Engine, SqlStore};
 use crate::store::{MediaRecordStore, MediaRow, StoreError, StoreResult};
 
+/// What a user's records occupy (`MediaRow::stored_bytes`, summed): `$1` the user. Cast,
+/// because PostgreSQL sums BIGINTs into NUMERIC.
+const USAGE: &str = "SELECT CAST(COALESCE(SUM(size + COALESCE(thumb_size, 0)), 0) AS BIGINT) \
+                     AS used FROM media WHERE uploader_id = $1";
+
+/// A stored byte count, which is never negative.
+fn stored(used: i64) -> StoreResult<u64> {
+    u64::try_from(used).map_err(|_| StoreError::Corrupt(format!("media usage {used}")))
+}
+
 #[async_trait]
 impl<P: Engine> MediaRecordStore for SqlStore<P> {
-    async fn insert_media(&self, m: &MediaRow) -> StoreResult<()> {
-        let size = i64::try_from(m.size)
-            .map_err(|_| StoreError::Invalid(format!("media size {}", m.size)))?;
+    async fn insert_media(&self, m: &MediaRow, quota: Option<u64>) -> StoreResult<bool> {
+        let column = |name: &str, v: u64| {
+            i64::try_from(v).map_err(|_| StoreError::Invalid(format!("media {name} {v}")))
+        };
+        let size = column("size", m.size)?;
+        let thumb_size = m.thumb_size.map(|v| column("thumb_size", v)).transpose()?;
         let sql = format!(
             "INSERT INTO media ({MEDIA_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        // One uploader's inserts take turns on their user row, so two nodes cannot both
+        // find room for their upload (SQLite's one writer already takes turns). NO KEY:
+        // rows that merely reference the user (their messages) are not held up.
+        let lock = format!(
+            "SELECT id FROM users WHERE id = $1 {}",
+            P::row_lock("FOR NO KEY UPDATE")
         );
         with_db!(&self.write, |db| {
+            let mut tx = db.begin().await?;
+            if let Some(quota) = quota {
+                sqlx::query(&lock)
+                    .bind(m.uploader_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let row = sqlx::query(USAGE)
+                    .bind(m.uploader_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let used = stored(row.col("used")?)?;
+                if used.saturating_add(m.stored_bytes()) > quota {
+                    return Ok(false);
+                }
+            }
             sqlx::query(&sql)
                 .bind(m.id)
                 .bind(m.uploader_id)
@@ -30,10 +65,19 @@ impl<P: Engine> MediaRecordStore for SqlStore<P> {
                 .bind(&m.thumb_sha256)
                 .bind(&m.thumb_mime)
                 .bind(m.created_at_ms)
-                .execute(db)
+                .bind(thumb_size)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
         });
-        Ok(())
+        Ok(true)
+    }
+
+    async fn media_usage(&self, user: Uuid) -> StoreResult<u64> {
+        with_db!(&self.read, |db| {
+            let row = sqlx::query(USAGE).bind(user).fetch_one(db).await?;
+            stored(row.col("used")?)
+        })
     }
 
     async fn media(&self, id: Uuid) -> StoreResult<Option<MediaRow>> {

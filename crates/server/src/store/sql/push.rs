@@ -6,23 +6,55 @@ use uuid::Uuid;
 
 use super::map::{self, PUSH_COLUMNS};
 use super::{Columns, Engine, SqlStore};
-use crate::store::{Entity, PushStore, PushSubscriptionRow, PushTarget, StoreError, StoreResult};
+use crate::store::{
+    Entity, PushStore, PushSubscriptionRow, PushTarget, StoreError, StoreResult, Subscribed,
+};
 
 #[async_trait]
 impl<P: Engine> PushStore for SqlStore<P> {
     async fn upsert_push_subscription(
         &self,
         sub: &PushSubscriptionRow,
-    ) -> StoreResult<(PushSubscriptionRow, bool)> {
-        // The endpoint is the identity of a subscription: a second registration keeps the
-        // row's id and creation time and takes the new keys and owner.
+        now_ms: i64,
+    ) -> StoreResult<Subscribed> {
+        let Some(session) = sub.session_id else {
+            return Err(StoreError::Invalid(
+                "a push subscription is registered by a session".into(),
+            ));
+        };
+        // The registering session must be live and stay so until the row is in: its row is
+        // share-locked, so a logout waits for this transaction, and the trigger that ends
+        // the session's subscriptions then sees this one.
+        let live = format!(
+            "SELECT id FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL {}",
+            P::row_lock("FOR SHARE")
+        );
+        // The endpoint is the identity of a subscription: registering it again keeps the
+        // row's id and creation time and takes the new keys and session, if it is the same
+        // user's, or its session can no longer be refreshed (a revoked one took the row
+        // with it). Anything else would let whoever learns an endpoint take it over.
         let sql = format!(
-            "INSERT INTO push_subscriptions ({PUSH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO push_subscriptions ({PUSH_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, \
-               p256dh = excluded.p256dh, auth = excluded.auth \
+               session_id = excluded.session_id, p256dh = excluded.p256dh, auth = excluded.auth \
+             WHERE push_subscriptions.user_id = excluded.user_id \
+                OR (push_subscriptions.session_id IS NOT NULL AND NOT EXISTS ( \
+                    SELECT 1 FROM refresh_tokens t \
+                    WHERE t.session_id = push_subscriptions.session_id \
+                      AND t.used_at IS NULL AND t.expires_at > $8)) \
              RETURNING {PUSH_COLUMNS}"
         );
-        let stored = with_db!(&self.write, |db| {
+        with_db!(&self.write, |db| {
+            let mut tx = db.begin().await?;
+            let found = sqlx::query(&live)
+                .bind(session)
+                .bind(sub.user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Ok(Subscribed::SessionEnded);
+            }
             let row = sqlx::query(&sql)
                 .bind(sub.id)
                 .bind(sub.user_id)
@@ -30,12 +62,21 @@ impl<P: Engine> PushStore for SqlStore<P> {
                 .bind(&sub.p256dh)
                 .bind(&sub.auth)
                 .bind(sub.created_at_ms)
-                .fetch_one(db)
+                .bind(session)
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
                 .await?;
-            map::push_subscription(&row)?
-        });
-        let created = stored.id == sub.id;
-        Ok((stored, created))
+            let Some(row) = row else {
+                return Ok(Subscribed::Taken);
+            };
+            let stored = map::push_subscription(&row)?;
+            tx.commit().await?;
+            Ok(if stored.id == sub.id {
+                Subscribed::Created(stored)
+            } else {
+                Subscribed::Updated(stored)
+            })
+        })
     }
 
     async fn push_subscriptions(&self, user: Uuid) -> StoreResult<Vec<PushSubscriptionRow>> {
