@@ -21,7 +21,7 @@ async fn server_with(
     let many = 10_000_000;
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: dir.path().to_path_buf(),
         insecure_fast_password_hashing: true,
         rate_limits: RateLimitConfig::all(many),

@@ -247,6 +247,34 @@ fn guarded<A: Clone>(
     server
 }
 
+/// Where `/metrics` is served when `metrics_listen` is unset.
+const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+
+/// Binds the metrics listener: the configured address, or the default one, or (when the
+/// default is taken, by another server on the host say) any free loopback port.
+fn bind_metrics(configured: Option<SocketAddr>) -> std::io::Result<std::net::TcpListener> {
+    let named = |addr: SocketAddr, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("metrics_listen {addr}: {e}"))
+    };
+    match configured {
+        Some(addr) => bind(addr).map_err(|e| named(addr, e)),
+        None => match bind(DEFAULT_METRICS_LISTEN) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let fallback = SocketAddr::new(DEFAULT_METRICS_LISTEN.ip(), 0);
+                let listener = bind(fallback).map_err(|e| named(fallback, e))?;
+                tracing::warn!(
+                    taken = %DEFAULT_METRICS_LISTEN,
+                    metrics = %listener.local_addr()?,
+                    "the default metrics address is taken; set metrics_listen to choose one"
+                );
+                Ok(listener)
+            }
+            other => other.map_err(|e| named(DEFAULT_METRICS_LISTEN, e)),
+        },
+    }
+}
+
 /// The engines the configuration names: embedded ones by default, URLs for a cluster.
 async fn open_engines(
     config: &Config,
@@ -335,12 +363,7 @@ impl Application {
         let metrics = match config.metrics_on_main_listener {
             true => None,
             false => {
-                let listener = bind(config.metrics_listen).map_err(|e| {
-                    std::io::Error::new(
-                        e.kind(),
-                        format!("metrics_listen {}: {e}", config.metrics_listen),
-                    )
-                })?;
+                let listener = bind_metrics(config.metrics_listen)?;
                 let addr = listener.local_addr()?;
                 Some((listener, addr))
             }

@@ -88,8 +88,10 @@ pub struct Config {
     /// Seconds to let in-flight requests finish on shutdown. Default 10.
     pub shutdown_grace_secs: u64,
     /// Where `/metrics` is served: a listener of its own, so the public one never exposes
-    /// it. Default `127.0.0.1:9090`; port 0 picks a free port.
-    pub metrics_listen: SocketAddr,
+    /// it; port 0 picks a free port. Default (unset): `127.0.0.1:9090`, or a free loopback
+    /// port when that one is taken (logged), so a second server on one host still starts
+    /// without options. A configured address that cannot be bound stops the start.
+    pub metrics_listen: Option<SocketAddr>,
     /// Serve `/metrics` on `listen` instead of `metrics_listen` (put access control of your
     /// own in front of it). Default false.
     pub metrics_on_main_listener: bool,
@@ -511,7 +513,7 @@ impl Default for Config {
             insecure_fast_password_hashing: false,
             media: MediaConfig::default(),
             push: PushConfig::default(),
-            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            metrics_listen: None,
             metrics_on_main_listener: false,
             max_connections: None,
             header_timeout_secs: 10,

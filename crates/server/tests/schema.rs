@@ -58,7 +58,7 @@ async fn spawn_server(dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) 
     let many = 10_000_000;
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: dir.to_path_buf(),
         insecure_fast_password_hashing: true,
         rate_limits: RateLimitConfig::all(many),

@@ -47,7 +47,7 @@ async fn web_client_end_to_end() {
     let lots = 1_000_000;
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: data.path().to_path_buf(),
         insecure_fast_password_hashing: true,
         rate_limits: RateLimitConfig::all(lots),

@@ -212,6 +212,15 @@ impl Core {
             )
             .await;
             self.announce_room(room_id).await?;
+        } else {
+            // The pair's room already exists, perhaps created a moment ago by a request on
+            // another node whose membership event has not reached this one yet: the store
+            // is the truth, so the answer does not depend on that event's timing.
+            let members: Vec<Uuid> = (self.store.members(room_id).await?)
+                .iter()
+                .map(|m| m.user_id)
+                .collect();
+            self.membership.apply(room_id, &members, &[]);
         }
         Ok((self.room(who, room_id).await?, created))
     }

@@ -94,6 +94,7 @@ async fn start_binary(dir: &std::path::Path) -> Server {
         .env("PALAVER_RATE_LIMITS__SEND_PER_MINUTE", "10000000")
         .env("PALAVER_RATE_LIMITS__SEND_BURST", "100000")
         .env("PALAVER_LOG", "warn")
+        .env("PALAVER_METRICS_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -49,7 +49,7 @@ pub fn test_config(dir: &Path) -> Config {
     );
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: dir.to_path_buf(),
         sync_grace_ms: 300,
         rate_limits: palaver_server::config::RateLimitConfig {
