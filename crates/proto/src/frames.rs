@@ -41,6 +41,7 @@ pub enum ClientFrame {
     /// read (`read`). Markers only move forward. No answer unless it fails.
     Receipt {
         room_id: Uuid,
+        #[serde(deserialize_with = "crate::integral::i64")]
         seq: i64,
         status: ReceiptKind,
     },
@@ -54,7 +55,10 @@ pub enum ClientFrame {
     Presence { status: PresenceStatus },
     /// Resume: the highest seq held per room. The server sends every newer message in
     /// order, then `synced`, then live traffic, with no gap and no duplicate.
-    Sync { cursors: Cursors },
+    Sync {
+        #[serde(deserialize_with = "crate::integral::cursors")]
+        cursors: Cursors,
+    },
     /// Application-level heartbeat; answered by `pong`.
     Ping,
 }

@@ -8,8 +8,11 @@
 
 pub mod error;
 pub mod frames;
+mod integral;
 pub mod model;
 pub mod push;
+#[cfg(feature = "openapi")]
+pub mod schema;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientEnvelope, ClientFrame, ServerFrame};

@@ -32,9 +32,9 @@ pub struct RegisterRequest {
     /// 8–256 characters.
     #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub password: String,
-    /// 1–64 characters; defaults to the username.
+    /// 1–64 visible characters; defaults to the username.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::display_name))]
     pub display_name: Option<String>,
 }
 
@@ -84,9 +84,9 @@ pub struct LogoutRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateProfileRequest {
-    /// 1–64 characters, no control characters.
+    /// 1–64 visible characters, no control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::display_name))]
     pub display_name: Option<String>,
 }
 
@@ -181,8 +181,8 @@ pub struct Room {
 }
 
 /// `POST /api/v1/rooms/create`.
+/// Its OpenAPI schema is written by hand (`crate::schema`): its rules need `oneOf`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRoomRequest {
     /// Required for a group (1–100 characters); ignored for 1:1.
@@ -199,8 +199,8 @@ pub struct CreateRoomRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRoomRequest {
-    /// 1–100 characters, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    /// 1–100 visible characters, no control characters.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::group_name))]
     pub name: String,
 }
 
@@ -376,14 +376,13 @@ pub struct UploadQuery {
 }
 
 /// `POST /api/v1/messages/send`.
+/// Its OpenAPI schema is written by hand (`crate::schema`): its rules need `oneOf`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
     pub room_id: Uuid,
     /// 1–64 printable ASCII characters, unique per sender and room; a retry with the
     /// same value returns the stored message instead of a duplicate.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[!-~]{1,64}$"))]
     pub client_msg_id: String,
     /// Up to 16 KiB of UTF-8 (may be empty for media).
     #[serde(default)]
@@ -395,12 +394,11 @@ pub struct SendMessageRequest {
 }
 
 /// `POST /api/v1/chat/{conversationId}`: a send whose room is in the path.
+/// Its OpenAPI schema is written by hand (`crate::schema`): its rules need `oneOf`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSendRequest {
     /// As in `SendMessageRequest`.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[!-~]{1,64}$"))]
     pub client_msg_id: String,
     #[serde(default)]
     pub content: String,
@@ -414,6 +412,8 @@ pub struct ChatSendRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct EditMessageRequest {
+    /// The new text: no NUL; not blank for a text message.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::edit_content))]
     pub content: String,
 }
 
@@ -510,8 +510,10 @@ pub enum ReceiptKind {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiptRequest {
-    /// At least 1.
+    /// At least 1. An integral number written with a fraction (`7.0`) is read as that
+    /// integer.
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[serde(deserialize_with = "crate::integral::i64")]
     pub seq: i64,
     pub status: ReceiptKind,
 }

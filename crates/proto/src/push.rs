@@ -25,8 +25,10 @@ pub struct VapidPublicKey {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PushKeys {
     /// The browser's P-256 public key (65 bytes uncompressed), base64url.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::p256dh))]
     pub p256dh: String,
     /// The 16-byte authentication secret, base64url.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::auth_secret))]
     pub auth: String,
 }
 
@@ -35,8 +37,12 @@ pub struct PushKeys {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PushSubscriptionRequest {
-    /// The push service URL to POST notifications to (https).
-    #[cfg_attr(feature = "openapi", schema(format = "uri", min_length = 1))]
+    /// The push service URL to POST notifications to: https, at most 2048 bytes, and not
+    /// an internal address (the server resolves the name to check).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uri", min_length = 1, pattern = r"^https://")
+    )]
     pub endpoint: String,
     pub keys: PushKeys,
 }

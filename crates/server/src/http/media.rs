@@ -39,7 +39,8 @@ pub fn router() -> Router<AppState> {
 /// the body with `?filename=`. The server decides the type from the bytes. Send it in a
 /// message with `"type": "image"` (video/audio/file) and `"mediaId"`.
 #[utoipa::path(post, path = "/api/v1/media/upload", tag = "media", params(UploadQuery),
-    request_body(content_type = "multipart/form-data", description = "the file as the `file` part, or the raw bytes with `?filename=`"),
+    request_body(content((palaver_proto::schema::UploadForm = "multipart/form-data"), (palaver_proto::schema::UploadBytes = "application/octet-stream")),
+        description = "the file as the `file` part of a form, or the raw bytes with `?filename=` (any other content type is read as raw bytes)"),
     responses((status = 201, body = Media), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 413, description = "payload_too_large (also: an image needing more decode memory than the server has), or quota_exceeded: the caller's uploads would occupy more than their quota", body = ErrorBody),
         (status = 422, description = "not a decodable image (truncated, or implausibly large for its file), or empty", body = ErrorBody),
