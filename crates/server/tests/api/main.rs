@@ -9,6 +9,7 @@ mod authz;
 mod cluster;
 mod configuration;
 mod connections;
+mod contract;
 mod durability;
 mod errors;
 mod media;
