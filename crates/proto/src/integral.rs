@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use uuid::Uuid;
 
 /// The largest magnitude an `f64` holds exactly with every integer below it (2^53).
@@ -57,7 +57,10 @@ impl<'de> Deserialize<'de> for Seq {
 /// Sync cursors whose seqs may be written as `7.0`.
 pub(crate) fn cursors<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Uuid, i64>, D::Error> {
     let raw = BTreeMap::<Uuid, Seq>::deserialize(d)?;
-    Ok(raw.into_iter().map(|(room, Seq(seq))| (room, seq)).collect())
+    Ok(raw
+        .into_iter()
+        .map(|(room, Seq(seq))| (room, seq))
+        .collect())
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@
 //! character classes with `\uXXXX` escapes, and characters beyond the BMP written as
 //! themselves.
 
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
     AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
     SchemaType, Type,
 };
-use utoipa::openapi::RefOr;
 
 /// White space as Rust's `str::trim` removes it (Unicode `White_Space`), as the inside of
 /// a character class.
@@ -35,7 +35,8 @@ fn invisible() -> String {
 /// a first and a last character that are neither white space nor refused, and allowed
 /// characters between them.
 pub fn name_pattern(max: usize) -> String {
-    let edge = format!("[^{NOT_IN_NAME} \\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]");
+    let edge =
+        format!("[^{NOT_IN_NAME} \\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]");
     let inner = max.saturating_sub(2);
     format!("^[{WHITE}]*{edge}(?:[^{NOT_IN_NAME}]{{0,{inner}}}{edge})?[{WHITE}]*$")
 }
@@ -185,7 +186,9 @@ fn send_variants(room_in_body: bool) -> RefOr<Schema> {
             "mediaId",
             ObjectBuilder::new()
                 .schema_type(Type::Null)
-                .description(Some("A text message has no media: leave it out (or `null`).")),
+                .description(Some(
+                    "A text message has no media: leave it out (or `null`).",
+                )),
         );
     let media = common(ObjectBuilder::new())
         .title(Some("media message"))

@@ -45,12 +45,22 @@ async fn a_lone_read_moves_both_markers_and_is_announced_once() {
     assert_eq!(receipts, vec![(bob.id, ReceiptKind::Read, 2)]);
     assert_eq!(summary, (2, 2), "the summary carries both minimums");
     assert_no_frame(&mut a, "a second receipt frame", |f| {
-        matches!(f, ServerFrame::Receipt { .. } | ServerFrame::ReceiptSummary { .. })
+        matches!(
+            f,
+            ServerFrame::Receipt { .. } | ServerFrame::ReceiptSummary { .. }
+        )
     })
     .await;
     // The mover's own connection gets its `receipt` too.
     b.wait_for(WAIT, |f| {
-        matches!(f, ServerFrame::Receipt { status: ReceiptKind::Read, seq: 2, .. })
+        matches!(
+            f,
+            ServerFrame::Receipt {
+                status: ReceiptKind::Read,
+                seq: 2,
+                ..
+            }
+        )
     })
     .await
     .expect("own receipt");
@@ -70,12 +80,18 @@ async fn a_lone_read_moves_both_markers_and_is_announced_once() {
         .and_then(|m| m.iter().find(|m| m["userId"] == bob.id.to_string()))
         .cloned()
         .expect("bob's markers");
-    assert_eq!((mine["deliveredSeq"].as_i64(), mine["readSeq"].as_i64()), (Some(2), Some(2)));
+    assert_eq!(
+        (mine["deliveredSeq"].as_i64(), mine["readSeq"].as_i64()),
+        (Some(2), Some(2))
+    );
 
     // A `delivered` at or below the read marker then moves nothing and says nothing.
     receipt(&mut b, room.id, 2, ReceiptKind::Delivered).await;
     assert_no_frame(&mut a, "a receipt for a marker that did not move", |f| {
-        matches!(f, ServerFrame::Receipt { .. } | ServerFrame::ReceiptSummary { .. })
+        matches!(
+            f,
+            ServerFrame::Receipt { .. } | ServerFrame::ReceiptSummary { .. }
+        )
     })
     .await;
 }
@@ -108,7 +124,11 @@ async fn typing_reaches_the_typers_other_devices() {
                 room_id,
                 user_id,
                 active,
-            } => assert_eq!((room_id, user_id, active), (room.id, alice.id, true), "{who}"),
+            } => assert_eq!(
+                (room_id, user_id, active),
+                (room.id, alice.id, true),
+                "{who}"
+            ),
             _ => unreachable!(),
         }
     }
@@ -150,7 +170,10 @@ async fn rest_sends_edits_and_deletes_reach_the_actors_own_sockets() {
             .expect("message.updated")
         {
             ServerFrame::MessageUpdated { message } => {
-                assert_eq!((message.id, message.content.as_str()), (sent.id, "edited over REST"))
+                assert_eq!(
+                    (message.id, message.content.as_str()),
+                    (sent.id, "edited over REST")
+                )
             }
             _ => unreachable!(),
         }
@@ -158,7 +181,11 @@ async fn rest_sends_edits_and_deletes_reach_the_actors_own_sockets() {
 
     let (status, _) = alice
         .api
-        .raw(Method::DELETE, &format!("/api/v1/messages/{}", sent.id), None)
+        .raw(
+            Method::DELETE,
+            &format!("/api/v1/messages/{}", sent.id),
+            None,
+        )
         .await
         .expect("delete");
     assert_eq!(status, 200);
@@ -197,7 +224,10 @@ async fn an_empty_first_sync_is_answered_and_goes_live() {
     }
     let live = alice.send(room.id, "after the sync").await;
     let got = next_message(&mut b).await;
-    assert_eq!(got.id, live.id, "live traffic, and no replay of the room left out");
+    assert_eq!(
+        got.id, live.id,
+        "live traffic, and no replay of the room left out"
+    );
 }
 
 /// The server negotiates no WebSocket compression: a handshake offering
@@ -256,13 +286,21 @@ async fn an_integral_seq_written_with_a_fraction_is_that_integer() {
 
     let (status, body) = bob
         .api
-        .raw(Method::POST, &path, Some(&json!({"seq": 1.0, "status": "delivered"})))
+        .raw(
+            Method::POST,
+            &path,
+            Some(&json!({"seq": 1.0, "status": "delivered"})),
+        )
         .await
         .expect("receipt");
     assert_eq!(status, 200, "{body}");
     let answer = bob
         .api
-        .raw(Method::POST, &path, Some(&json!({"seq": 1.5, "status": "read"})))
+        .raw(
+            Method::POST,
+            &path,
+            Some(&json!({"seq": 1.5, "status": "read"})),
+        )
         .await
         .expect("receipt");
     assert_error(&answer, 400, "bad_request");
@@ -275,7 +313,10 @@ async fn an_integral_seq_written_with_a_fraction_is_that_integer() {
     .await
     .expect("receipt frame");
     assert!(
-        matches!(b.answer("r1", WAIT).await.expect("answer"), ServerFrame::Ack { .. }),
+        matches!(
+            b.answer("r1", WAIT).await.expect("answer"),
+            ServerFrame::Ack { .. }
+        ),
         "a receipt with seq 2.0 is acknowledged"
     );
     b.send_text(format!(
