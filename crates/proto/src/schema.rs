@@ -1,8 +1,9 @@
 //! The rules of request fields, written as JSON Schema for the OpenAPI document, so that
 //! a request the document allows is a request the server accepts (and the other way
 //! round). Each pattern is the server's check (`crates/server/src/domain.rs`,
-//! `service::notify`) spelled as a regular expression; the tests in
-//! `crates/server/tests/api/errors.rs` hold the two together.
+//! `service::notify`) spelled as a regular expression; `crates/server/tests/schema.rs`
+//! holds the two together (schemathesis sends what the document allows, which must be
+//! accepted, and what it refuses, which must be refused).
 //!
 //! Patterns use only what ECMA-262, Rust's `regex` and Python's `re` read alike:
 //! character classes with `\uXXXX` escapes, and characters beyond the BMP written as
