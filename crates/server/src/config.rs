@@ -1,8 +1,13 @@
 //! Configuration: built-in defaults, then a TOML file, then `PALAVER_*` environment
 //! variables, then command-line flags; each later source overrides the earlier ones.
+//! [`Config::load`] applies them in that order, the flags included, and checks the result.
 //!
 //! Every option has a default, so `palaver serve` needs none. docs/CONFIGURATION.md lists
 //! them all; `palaver config` prints the effective configuration as TOML.
+
+mod engines;
+
+pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,11 +25,11 @@ pub struct Config {
     /// Where the database, the token-signing secret and (later) media live. Default `./data`.
     pub data_dir: PathBuf,
     /// Durable store: `sqlite` (default: `<data_dir>/palaver.db`) or a `postgres://` URL.
-    pub store: String,
+    pub store: StoreEngine,
     /// Event bus between nodes: `memory` (default: one node) or a `nats://` URL.
-    pub bus: String,
+    pub bus: BusEngine,
     /// Presence, revoked sessions and rate limits: `memory` (default) or a `redis://` URL.
-    pub cache: String,
+    pub cache: CacheEngine,
     /// Names this deployment on shared engines: the PostgreSQL schema, the NATS subject
     /// prefix and the Redis key prefix. Default `palaver`.
     pub namespace: String,
@@ -483,9 +488,9 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
-            store: "sqlite".into(),
-            bus: "memory".into(),
-            cache: "memory".into(),
+            store: StoreEngine::Sqlite,
+            bus: BusEngine::Memory,
+            cache: CacheEngine::Memory,
             namespace: "palaver".into(),
             bus_stream_max_age_secs: 24 * 3600,
             bus_stream_max_bytes: 1 << 30,
@@ -536,10 +541,73 @@ pub enum ConfigError {
     Rule(String),
 }
 
+/// The command-line flags of `palaver serve` and `palaver config`: the last source, over
+/// every other (docs/CONFIGURATION.md, "Command line").
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Flags {
+    /// Address to listen on [default: 127.0.0.1:8080] (env PALAVER_LISTEN).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: ./data] (env PALAVER_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain, to serve HTTPS/WSS directly (env PALAVER_TLS_CERT).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert (env PALAVER_TLS_KEY).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Durable store: `sqlite` or a `postgres://` URL [default: sqlite] (env PALAVER_STORE).
+    #[arg(long)]
+    pub store: Option<StoreEngine>,
+    /// Event bus between nodes: `memory` or a `nats://` URL [default: memory] (env PALAVER_BUS).
+    #[arg(long)]
+    pub bus: Option<BusEngine>,
+    /// Shared cache: `memory` or a `redis://` URL [default: memory] (env PALAVER_CACHE).
+    #[arg(long)]
+    pub cache: Option<CacheEngine>,
+}
+
+impl Flags {
+    /// Puts every flag that was given over what the other sources said.
+    fn apply(self, config: &mut Config) {
+        let Flags {
+            listen,
+            data_dir,
+            tls_cert,
+            tls_key,
+            store,
+            bus,
+            cache,
+        } = self;
+        fn set<T>(option: &mut T, flag: Option<T>) {
+            if let Some(value) = flag {
+                *option = value;
+            }
+        }
+        set(&mut config.listen, listen);
+        set(&mut config.data_dir, data_dir);
+        set(&mut config.tls_cert, tls_cert.map(Some));
+        set(&mut config.tls_key, tls_key.map(Some));
+        set(&mut config.store, store);
+        set(&mut config.bus, bus);
+        set(&mut config.cache, cache);
+    }
+}
+
 impl Config {
-    /// Defaults, overridden by the TOML file (if any), then by `PALAVER_*` variables
-    /// (nested keys with `__`, e.g. `PALAVER_RATE_LIMITS__SEND_BURST=500`).
-    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+    /// The effective configuration: defaults, overridden by the TOML file (if any), then
+    /// by `PALAVER_*` variables (nested keys with `__`, e.g.
+    /// `PALAVER_RATE_LIMITS__SEND_BURST=500`), then by `flags`; checked.
+    pub fn load(file: Option<&Path>, flags: Flags) -> Result<Config, ConfigError> {
+        let mut config = Config::from_sources(file)?;
+        flags.apply(&mut config);
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Defaults, the TOML file and the environment, unchecked (the flags come next).
+    fn from_sources(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
@@ -549,16 +617,15 @@ impl Config {
                 .split("__")
                 .ignore(&["config", "log"]),
         );
-        // Not checked here: flags may still change it (the caller runs `check`).
         Ok(figment.extract().map_err(Box::new)?)
     }
 
     /// The configuration with secrets blanked, for printing.
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
-        for url in [&mut c.store, &mut c.bus, &mut c.cache] {
-            *url = without_password(url);
-        }
+        c.store = c.store.redacted();
+        c.bus = c.bus.redacted();
+        c.cache = c.cache.redacted();
         if c.jwt_secret.is_some() {
             c.jwt_secret = Some("<redacted>".into());
         }
@@ -573,23 +640,6 @@ impl Config {
 
     /// Rules that types cannot express.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let engine = |value: &str, embedded: &str, schemes: &[&str], key: &str| {
-            let ok = value == embedded
-                || schemes.iter().any(|s| {
-                    value.starts_with(&format!("{s}://")) && url::Url::parse(value).is_ok()
-                });
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::Rule(format!(
-                    "{key} must be `{embedded}` or a {} URL",
-                    schemes.join("/")
-                )))
-            }
-        };
-        engine(&self.store, "sqlite", &["postgres", "postgresql"], "store")?;
-        engine(&self.bus, "memory", &["nats"], "bus")?;
-        engine(&self.cache, "memory", &["redis", "rediss"], "cache")?;
         let ns = &self.namespace;
         if ns.is_empty()
             || ns.len() > 48
@@ -702,16 +752,5 @@ impl Config {
                     })
             })
             .collect()
-    }
-}
-
-/// A URL with its password replaced, for printing; anything else unchanged.
-fn without_password(value: &str) -> String {
-    match url::Url::parse(value) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("<redacted>"));
-            url.to_string()
-        }
-        _ => value.to_owned(),
     }
 }

@@ -92,9 +92,7 @@ pub async fn spawn_in(dir: DataDir, tweak: impl FnOnce(&mut Config)) -> TestApp 
     let mut config = test_config(dir.path());
     if let Some(ns) = &dir.namespace {
         let engines = cluster_engines().expect("engines checked when the directory was made");
-        config.store = engines.store.clone();
-        config.bus = engines.bus.clone();
-        config.cache = engines.cache.clone();
+        engines.configure(&mut config);
         config.namespace = ns.clone();
         // JetStream reserves the whole limit per stream; a test needs little.
         config.bus_stream_max_bytes = 8 << 20;
@@ -277,6 +275,15 @@ pub struct ClusterEngines {
     pub store: String,
     pub bus: String,
     pub cache: String,
+}
+
+impl ClusterEngines {
+    /// Points a server's configuration at these engines.
+    pub fn configure(&self, config: &mut Config) {
+        config.store = self.store.parse().expect("TEST_DATABASE_URL");
+        config.bus = self.bus.parse().expect("TEST_NATS_URL");
+        config.cache = self.cache.parse().expect("TEST_REDIS_URL");
+    }
 }
 
 /// The cluster engines, or `None` when one does not answer (a failure under `CI=true`).
