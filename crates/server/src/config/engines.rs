@@ -146,7 +146,10 @@ mod tests {
 
     #[test]
     fn engines_parse_once_into_their_kind() {
-        assert_eq!("sqlite".parse::<StoreEngine>().ok(), Some(StoreEngine::Sqlite));
+        assert_eq!(
+            "sqlite".parse::<StoreEngine>().ok(),
+            Some(StoreEngine::Sqlite)
+        );
         let pg = "postgresql://u:secret@db:5432/chat";
         assert_eq!(
             pg.parse::<StoreEngine>().ok(),
@@ -164,7 +167,9 @@ mod tests {
             ("postgres://[", "store"),
         ] {
             let err = bad.parse::<StoreEngine>().expect_err(bad).to_string();
-            assert!(err.contains(&format!("{kind} must be `sqlite` or a postgres/postgresql URL")));
+            assert!(err.contains(&format!(
+                "{kind} must be `sqlite` or a postgres/postgresql URL"
+            )));
         }
         assert!("nats:/x".parse::<BusEngine>().is_err());
         assert!("SQLITE".parse::<StoreEngine>().is_err());
