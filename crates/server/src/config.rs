@@ -6,8 +6,10 @@
 //! them all; `palaver config` prints the effective configuration as TOML.
 
 mod engines;
+mod rates;
 
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
+pub use rates::{Period, RateBucket, RateLimit, RateLimits};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -122,8 +124,8 @@ pub struct Config {
     /// `max-age` of the `Strict-Transport-Security` header sent when the server speaks TLS
     /// itself, seconds; 0 sends none. Default 31536000 (a year).
     pub hsts_max_age_secs: u64,
-    /// Rate limits.
-    pub rate_limits: RateLimitConfig,
+    /// Rate limits, by bucket.
+    pub rate_limits: RateLimits,
     /// Hash new passwords with the cheapest argon2id parameters, so load tests can
     /// register thousands of users quickly. Never in production. Default false.
     pub insecure_fast_password_hashing: bool,
@@ -405,84 +407,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Per-key token buckets: a sustained rate per minute and a burst.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimitConfig {
-    /// Login attempts per client address (an IPv6 client by its /64). Default 10/min,
-    /// burst 5.
-    pub login_per_minute: u32,
-    pub login_burst: u32,
-    /// Failed password checks per account from one client address (/64); a successful
-    /// login clears them. Default 10/hour, burst 5.
-    pub login_failures_per_hour: u32,
-    pub login_failures_burst: u32,
-    /// Registrations per address. Default 30/min, burst 10.
-    pub register_per_minute: u32,
-    pub register_burst: u32,
-    /// Messages per user. Default 600/min, burst 100.
-    pub send_per_minute: u32,
-    pub send_burst: u32,
-    /// Typing and presence frames per user. Default 120/min, burst 20.
-    pub ephemeral_per_minute: u32,
-    pub ephemeral_burst: u32,
-    /// Edits, deletions, room changes and user searches per user. Default 300/min, burst 60.
-    pub actions_per_minute: u32,
-    pub actions_burst: u32,
-    /// Media uploads per user. Default 60/min, burst 20.
-    pub upload_per_minute: u32,
-    pub upload_burst: u32,
-    /// Keys (addresses, users) each limit tracks at most in the in-process cache; past
-    /// that the buckets nearest to full are forgotten first. Bounds the limiter's memory
-    /// (about 50 bytes a key) whatever clients send. Default 100000.
-    pub max_keys: usize,
-}
-
-impl RateLimitConfig {
-    /// Every rate and burst at `n`: for tests and load runs that must not be throttled.
-    pub fn all(n: u32) -> Self {
-        Self {
-            login_per_minute: n,
-            login_burst: n,
-            login_failures_per_hour: n,
-            login_failures_burst: n,
-            register_per_minute: n,
-            register_burst: n,
-            send_per_minute: n,
-            send_burst: n,
-            ephemeral_per_minute: n,
-            ephemeral_burst: n,
-            actions_per_minute: n,
-            actions_burst: n,
-            upload_per_minute: n,
-            upload_burst: n,
-            max_keys: 100_000,
-        }
-    }
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            login_per_minute: 10,
-            login_burst: 5,
-            login_failures_per_hour: 10,
-            login_failures_burst: 5,
-            register_per_minute: 30,
-            register_burst: 10,
-            send_per_minute: 600,
-            send_burst: 100,
-            ephemeral_per_minute: 120,
-            ephemeral_burst: 20,
-            actions_per_minute: 300,
-            actions_burst: 60,
-            upload_per_minute: 60,
-            upload_burst: 20,
-            max_keys: 100_000,
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -514,7 +438,7 @@ impl Default for Config {
             tls_key: None,
             log_format: LogFormat::Text,
             shutdown_grace_secs: 10,
-            rate_limits: RateLimitConfig::default(),
+            rate_limits: RateLimits::default(),
             insecure_fast_password_hashing: false,
             media: MediaConfig::default(),
             push: PushConfig::default(),

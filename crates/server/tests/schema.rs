@@ -19,7 +19,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use palaver_client::Client;
-use palaver_server::config::RateLimitConfig;
+use palaver_server::config::RateLimits;
 use palaver_server::{Application, Config};
 use uuid::Uuid;
 
@@ -61,7 +61,7 @@ async fn spawn_server(dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) 
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: dir.to_path_buf(),
         insecure_fast_password_hashing: true,
-        rate_limits: RateLimitConfig::all(many),
+        rate_limits: RateLimits::all(many),
         ..Config::default()
     };
     let app = Application::build(config).await.expect("build app");

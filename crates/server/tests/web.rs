@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use palaver_server::config::RateLimitConfig;
+use palaver_server::config::RateLimits;
 use palaver_server::{Application, Config};
 
 fn missing(dir: &Path, chromium: &str) -> Option<String> {
@@ -50,7 +50,7 @@ async fn web_client_end_to_end() {
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: data.path().to_path_buf(),
         insecure_fast_password_hashing: true,
-        rate_limits: RateLimitConfig::all(lots),
+        rate_limits: RateLimits::all(lots),
         ..Config::default()
     };
     let app = Application::build(config).await.expect("build app");

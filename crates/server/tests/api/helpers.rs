@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use palaver_client::{Client, Socket};
 use palaver_proto::{AuthResponse, ClientFrame, Cursors, Message, ReceiptKind, Room, ServerFrame};
+use palaver_server::config::{RateBucket, RateLimit, RateLimits};
 use palaver_server::{Application, Config};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -41,34 +42,14 @@ pub struct TestApp {
 
 /// Test defaults: a random port, a fresh directory, generous rate limits.
 pub fn test_config(dir: &Path) -> Config {
-    let lots = |per_minute: u32, burst: u32| (per_minute, burst);
-    let (send, login, other) = (
-        lots(600_000, 100_000),
-        lots(10_000, 1_000),
-        lots(10_000, 1_000),
-    );
+    let mut rate_limits = RateLimits::each(RateLimit::new(10_000, 1_000));
+    rate_limits[RateBucket::Send] = RateLimit::new(600_000, 100_000);
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: dir.to_path_buf(),
         sync_grace_ms: 300,
-        rate_limits: palaver_server::config::RateLimitConfig {
-            send_per_minute: send.0,
-            send_burst: send.1,
-            login_per_minute: login.0,
-            login_burst: login.1,
-            login_failures_per_hour: login.0,
-            login_failures_burst: login.1,
-            register_per_minute: other.0,
-            register_burst: other.1,
-            ephemeral_per_minute: other.0,
-            ephemeral_burst: other.1,
-            actions_per_minute: other.0,
-            actions_burst: other.1,
-            upload_per_minute: other.0,
-            upload_burst: other.1,
-            ..Default::default()
-        },
+        rate_limits,
         // How full this machine's disk is is not what a test is about; the floor has
         // tests of its own (media.rs).
         media: palaver_server::config::MediaConfig {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use img_parts::ImageEXIF;
 use img_parts::jpeg::{Jpeg, JpegSegment};
 use palaver_proto::{Media, Message, MessageType, SendMessageRequest};
+use palaver_server::config::{RateBucket, RateLimit};
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
@@ -1403,8 +1404,7 @@ async fn image_decoding_shares_a_bounded_budget() {
 #[tokio::test]
 async fn uploads_have_a_rate_bucket_of_their_own() {
     let app = spawn_app_with(|c| {
-        c.rate_limits.upload_per_minute = 1;
-        c.rate_limits.upload_burst = 2;
+        c.rate_limits[RateBucket::Upload] = RateLimit::new(1, 2);
     })
     .await;
     let alice = app.user("alice").await;
