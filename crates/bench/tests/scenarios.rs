@@ -6,7 +6,7 @@ use palaver_bench::Target;
 use palaver_bench::scenarios::{
     bombs, connections, fanout, flood, history, ingest, logins, reconnect, soak,
 };
-use palaver_server::config::RateLimitConfig;
+use palaver_server::config::{RateBucket, RateLimit, RateLimits};
 use palaver_server::{Application, Config};
 
 /// A server configured as docs/BENCHMARKS.md says (fast hashing, high limits).
@@ -24,7 +24,7 @@ async fn server_with(
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: dir.path().to_path_buf(),
         insecure_fast_password_hashing: true,
-        rate_limits: RateLimitConfig::all(many),
+        rate_limits: RateLimits::all(many),
         ..Config::default()
     };
     tweak(&mut config);
@@ -104,8 +104,7 @@ async fn fanout_and_dm_scenarios() {
 async fn flood_scenario() {
     // Send limits on, as bench/flood.toml has them (smaller, to be hit within a second).
     let (target, _dir, _stop) = server_with(|c| {
-        c.rate_limits.send_per_minute = 600;
-        c.rate_limits.send_burst = 20;
+        c.rate_limits[RateBucket::Send] = RateLimit::new(600, 20);
     })
     .await;
     let opts = flood::FloodOptions {
@@ -238,7 +237,7 @@ async fn soak_scenario() {
 async fn logins_scenario() {
     // Real limits and password checks, as the scenario expects; a few requests only.
     let (target, _dir, _stop) = server_with(|c| {
-        c.rate_limits = RateLimitConfig::default();
+        c.rate_limits = RateLimits::default();
         c.passwords.max_concurrent_hashes = 1;
         c.passwords.hash_wait_ms = 0;
     })

@@ -22,7 +22,7 @@ use crate::bus::nats::{NatsBus, NatsBusOptions};
 use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
-use crate::config::{Config, MediaBackend};
+use crate::config::{BusEngine, CacheEngine, Config, MediaBackend, StoreEngine};
 use crate::gateway::hub::Hub;
 use crate::http::{AppState, metrics_router, router};
 use crate::media::local::LocalMediaStore;
@@ -281,24 +281,21 @@ async fn open_engines(
     node_id: uuid::Uuid,
 ) -> Result<(Arc<dyn Store>, Arc<dyn Bus>, Arc<dyn Cache>), StartError> {
     let ns = config.namespace.as_str();
-    let unknown =
-        |what: &str, value: &str| StartError::Engine(format!("{what} {value:?} is not supported"));
-    let store: Arc<dyn Store> = match config.store.as_str() {
-        "sqlite" => {
+    let store: Arc<dyn Store> = match &config.store {
+        StoreEngine::Sqlite => {
             let path = config.data_dir.join("palaver.db");
             create_private_file(&path)?;
             Arc::new(SqliteStore::open(&path).await?)
         }
-        url if url.starts_with("postgres") => {
-            Arc::new(PostgresStore::connect(url, Some(ns)).await?)
+        StoreEngine::Postgres(url) => {
+            Arc::new(PostgresStore::connect(url.as_str(), Some(ns)).await?)
         }
-        other => return Err(unknown("store", other)),
     };
-    let bus: Arc<dyn Bus> = match config.bus.as_str() {
-        "memory" => Arc::new(MemoryBus::new(BUS_CAPACITY)),
-        url if url.starts_with("nats://") => Arc::new(
+    let bus: Arc<dyn Bus> = match &config.bus {
+        BusEngine::Memory => Arc::new(MemoryBus::new(BUS_CAPACITY)),
+        BusEngine::Nats(url) => Arc::new(
             NatsBus::connect_with(
-                url,
+                url.as_str(),
                 ns,
                 NatsBusOptions {
                     stream_max_age: Duration::from_secs(config.bus_stream_max_age_secs),
@@ -310,10 +307,9 @@ async fn open_engines(
             .await
             .map_err(|e| StartError::Engine(e.to_string()))?,
         ),
-        other => return Err(unknown("bus", other)),
     };
-    let cache: Arc<dyn Cache> = match config.cache.as_str() {
-        "memory" => {
+    let cache: Arc<dyn Cache> = match &config.cache {
+        CacheEngine::Memory => {
             let cache = Arc::new(MemoryCache::new(&config.rate_limits));
             let swept = cache.clone();
             tokio::spawn(async move {
@@ -325,12 +321,17 @@ async fn open_engines(
             });
             cache
         }
-        url if url.starts_with("redis") => Arc::new(
-            RedisCache::connect(url, ns, node_id, &config.rate_limits, config.presence_ttl())
-                .await
-                .map_err(|e| StartError::Engine(e.to_string()))?,
+        CacheEngine::Redis(url) => Arc::new(
+            RedisCache::connect(
+                url.as_str(),
+                ns,
+                node_id,
+                &config.rate_limits,
+                config.presence_ttl(),
+            )
+            .await
+            .map_err(|e| StartError::Engine(e.to_string()))?,
         ),
-        other => return Err(unknown("cache", other)),
     };
     Ok((store, bus, cache))
 }

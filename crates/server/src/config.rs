@@ -1,8 +1,15 @@
 //! Configuration: built-in defaults, then a TOML file, then `PALAVER_*` environment
 //! variables, then command-line flags; each later source overrides the earlier ones.
+//! [`Config::load`] applies them in that order, the flags included, and checks the result.
 //!
 //! Every option has a default, so `palaver serve` needs none. docs/CONFIGURATION.md lists
 //! them all; `palaver config` prints the effective configuration as TOML.
+
+mod engines;
+mod rates;
+
+pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
+pub use rates::{Period, RateBucket, RateLimit, RateLimits};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,11 +27,11 @@ pub struct Config {
     /// Where the database, the token-signing secret and (later) media live. Default `./data`.
     pub data_dir: PathBuf,
     /// Durable store: `sqlite` (default: `<data_dir>/palaver.db`) or a `postgres://` URL.
-    pub store: String,
+    pub store: StoreEngine,
     /// Event bus between nodes: `memory` (default: one node) or a `nats://` URL.
-    pub bus: String,
+    pub bus: BusEngine,
     /// Presence, revoked sessions and rate limits: `memory` (default) or a `redis://` URL.
-    pub cache: String,
+    pub cache: CacheEngine,
     /// Names this deployment on shared engines: the PostgreSQL schema, the NATS subject
     /// prefix and the Redis key prefix. Default `palaver`.
     pub namespace: String,
@@ -117,8 +124,8 @@ pub struct Config {
     /// `max-age` of the `Strict-Transport-Security` header sent when the server speaks TLS
     /// itself, seconds; 0 sends none. Default 31536000 (a year).
     pub hsts_max_age_secs: u64,
-    /// Rate limits.
-    pub rate_limits: RateLimitConfig,
+    /// Rate limits, by bucket.
+    pub rate_limits: RateLimits,
     /// Hash new passwords with the cheapest argon2id parameters, so load tests can
     /// register thousands of users quickly. Never in production. Default false.
     pub insecure_fast_password_hashing: bool,
@@ -400,92 +407,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Per-key token buckets: a sustained rate per minute and a burst.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimitConfig {
-    /// Login attempts per client address (an IPv6 client by its /64). Default 10/min,
-    /// burst 5.
-    pub login_per_minute: u32,
-    pub login_burst: u32,
-    /// Failed password checks per account from one client address (/64); a successful
-    /// login clears them. Default 10/hour, burst 5.
-    pub login_failures_per_hour: u32,
-    pub login_failures_burst: u32,
-    /// Registrations per address. Default 30/min, burst 10.
-    pub register_per_minute: u32,
-    pub register_burst: u32,
-    /// Messages per user. Default 600/min, burst 100.
-    pub send_per_minute: u32,
-    pub send_burst: u32,
-    /// Typing and presence frames per user. Default 120/min, burst 20.
-    pub ephemeral_per_minute: u32,
-    pub ephemeral_burst: u32,
-    /// Edits, deletions, room changes and user searches per user. Default 300/min, burst 60.
-    pub actions_per_minute: u32,
-    pub actions_burst: u32,
-    /// Media uploads per user. Default 60/min, burst 20.
-    pub upload_per_minute: u32,
-    pub upload_burst: u32,
-    /// Keys (addresses, users) each limit tracks at most in the in-process cache; past
-    /// that the buckets nearest to full are forgotten first. Bounds the limiter's memory
-    /// (about 50 bytes a key) whatever clients send. Default 100000.
-    pub max_keys: usize,
-}
-
-impl RateLimitConfig {
-    /// Every rate and burst at `n`: for tests and load runs that must not be throttled.
-    pub fn all(n: u32) -> Self {
-        Self {
-            login_per_minute: n,
-            login_burst: n,
-            login_failures_per_hour: n,
-            login_failures_burst: n,
-            register_per_minute: n,
-            register_burst: n,
-            send_per_minute: n,
-            send_burst: n,
-            ephemeral_per_minute: n,
-            ephemeral_burst: n,
-            actions_per_minute: n,
-            actions_burst: n,
-            upload_per_minute: n,
-            upload_burst: n,
-            max_keys: 100_000,
-        }
-    }
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            login_per_minute: 10,
-            login_burst: 5,
-            login_failures_per_hour: 10,
-            login_failures_burst: 5,
-            register_per_minute: 30,
-            register_burst: 10,
-            send_per_minute: 600,
-            send_burst: 100,
-            ephemeral_per_minute: 120,
-            ephemeral_burst: 20,
-            actions_per_minute: 300,
-            actions_burst: 60,
-            upload_per_minute: 60,
-            upload_burst: 20,
-            max_keys: 100_000,
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
-            store: "sqlite".into(),
-            bus: "memory".into(),
-            cache: "memory".into(),
+            store: StoreEngine::Sqlite,
+            bus: BusEngine::Memory,
+            cache: CacheEngine::Memory,
             namespace: "palaver".into(),
             bus_stream_max_age_secs: 24 * 3600,
             bus_stream_max_bytes: 1 << 30,
@@ -509,7 +438,7 @@ impl Default for Config {
             tls_key: None,
             log_format: LogFormat::Text,
             shutdown_grace_secs: 10,
-            rate_limits: RateLimitConfig::default(),
+            rate_limits: RateLimits::default(),
             insecure_fast_password_hashing: false,
             media: MediaConfig::default(),
             push: PushConfig::default(),
@@ -536,10 +465,73 @@ pub enum ConfigError {
     Rule(String),
 }
 
+/// The command-line flags of `palaver serve` and `palaver config`: the last source, over
+/// every other (docs/CONFIGURATION.md, "Command line").
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Flags {
+    /// Address to listen on [default: 127.0.0.1:8080] (env PALAVER_LISTEN).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: ./data] (env PALAVER_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain, to serve HTTPS/WSS directly (env PALAVER_TLS_CERT).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert (env PALAVER_TLS_KEY).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Durable store: `sqlite` or a `postgres://` URL [default: sqlite] (env PALAVER_STORE).
+    #[arg(long)]
+    pub store: Option<StoreEngine>,
+    /// Event bus between nodes: `memory` or a `nats://` URL [default: memory] (env PALAVER_BUS).
+    #[arg(long)]
+    pub bus: Option<BusEngine>,
+    /// Shared cache: `memory` or a `redis://` URL [default: memory] (env PALAVER_CACHE).
+    #[arg(long)]
+    pub cache: Option<CacheEngine>,
+}
+
+impl Flags {
+    /// Puts every flag that was given over what the other sources said.
+    fn apply(self, config: &mut Config) {
+        let Flags {
+            listen,
+            data_dir,
+            tls_cert,
+            tls_key,
+            store,
+            bus,
+            cache,
+        } = self;
+        fn set<T>(option: &mut T, flag: Option<T>) {
+            if let Some(value) = flag {
+                *option = value;
+            }
+        }
+        set(&mut config.listen, listen);
+        set(&mut config.data_dir, data_dir);
+        set(&mut config.tls_cert, tls_cert.map(Some));
+        set(&mut config.tls_key, tls_key.map(Some));
+        set(&mut config.store, store);
+        set(&mut config.bus, bus);
+        set(&mut config.cache, cache);
+    }
+}
+
 impl Config {
-    /// Defaults, overridden by the TOML file (if any), then by `PALAVER_*` variables
-    /// (nested keys with `__`, e.g. `PALAVER_RATE_LIMITS__SEND_BURST=500`).
-    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+    /// The effective configuration: defaults, overridden by the TOML file (if any), then
+    /// by `PALAVER_*` variables (nested keys with `__`, e.g.
+    /// `PALAVER_RATE_LIMITS__SEND_BURST=500`), then by `flags`; checked.
+    pub fn load(file: Option<&Path>, flags: Flags) -> Result<Config, ConfigError> {
+        let mut config = Config::from_sources(file)?;
+        flags.apply(&mut config);
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Defaults, the TOML file and the environment, unchecked (the flags come next).
+    fn from_sources(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
@@ -549,16 +541,15 @@ impl Config {
                 .split("__")
                 .ignore(&["config", "log"]),
         );
-        // Not checked here: flags may still change it (the caller runs `check`).
         Ok(figment.extract().map_err(Box::new)?)
     }
 
     /// The configuration with secrets blanked, for printing.
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
-        for url in [&mut c.store, &mut c.bus, &mut c.cache] {
-            *url = without_password(url);
-        }
+        c.store = c.store.redacted();
+        c.bus = c.bus.redacted();
+        c.cache = c.cache.redacted();
         if c.jwt_secret.is_some() {
             c.jwt_secret = Some("<redacted>".into());
         }
@@ -573,23 +564,6 @@ impl Config {
 
     /// Rules that types cannot express.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let engine = |value: &str, embedded: &str, schemes: &[&str], key: &str| {
-            let ok = value == embedded
-                || schemes.iter().any(|s| {
-                    value.starts_with(&format!("{s}://")) && url::Url::parse(value).is_ok()
-                });
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::Rule(format!(
-                    "{key} must be `{embedded}` or a {} URL",
-                    schemes.join("/")
-                )))
-            }
-        };
-        engine(&self.store, "sqlite", &["postgres", "postgresql"], "store")?;
-        engine(&self.bus, "memory", &["nats"], "bus")?;
-        engine(&self.cache, "memory", &["redis", "rediss"], "cache")?;
         let ns = &self.namespace;
         if ns.is_empty()
             || ns.len() > 48
@@ -702,16 +676,5 @@ impl Config {
                     })
             })
             .collect()
-    }
-}
-
-/// A URL with its password replaced, for printing; anything else unchanged.
-fn without_password(value: &str) -> String {
-    match url::Url::parse(value) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("<redacted>"));
-            url.to_string()
-        }
-        _ => value.to_owned(),
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use palaver_server::config::Flags;
 use palaver_server::{Application, Config, telemetry};
 
 #[derive(Parser)]
@@ -19,61 +20,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Flags),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
-    Config(ServeArgs),
-}
-
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080] (env PALAVER_LISTEN).
-    #[arg(long)]
-    listen: Option<std::net::SocketAddr>,
-    /// Data directory [default: ./data] (env PALAVER_DATA_DIR).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// PEM certificate chain, to serve HTTPS/WSS directly (env PALAVER_TLS_CERT).
-    #[arg(long)]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert (env PALAVER_TLS_KEY).
-    #[arg(long)]
-    tls_key: Option<PathBuf>,
-    /// Durable store: `sqlite` or a `postgres://` URL [default: sqlite] (env PALAVER_STORE).
-    #[arg(long)]
-    store: Option<String>,
-    /// Event bus between nodes: `memory` or a `nats://` URL [default: memory] (env PALAVER_BUS).
-    #[arg(long)]
-    bus: Option<String>,
-    /// Shared cache: `memory` or a `redis://` URL [default: memory] (env PALAVER_CACHE).
-    #[arg(long)]
-    cache: Option<String>,
-}
-
-fn effective(cli_config: Option<&std::path::Path>, args: ServeArgs) -> anyhow::Result<Config> {
-    let mut config = Config::load(cli_config)?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
-    if args.tls_cert.is_some() {
-        config.tls_cert = args.tls_cert;
-    }
-    if args.tls_key.is_some() {
-        config.tls_key = args.tls_key;
-    }
-    if let Some(store) = args.store {
-        config.store = store;
-    }
-    if let Some(bus) = args.bus {
-        config.bus = bus;
-    }
-    if let Some(cache) = args.cache {
-        config.cache = cache;
-    }
-    config.check()?;
-    Ok(config)
+    Config(Flags),
 }
 
 async fn shutdown_signal() {
@@ -99,13 +48,13 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config(args) => {
-            let config = effective(cli.config.as_deref(), args)?;
+        Command::Config(flags) => {
+            let config = Config::load(cli.config.as_deref(), flags)?;
             print!("{}", toml_string(&config.redacted())?);
             Ok(())
         }
-        Command::Serve(args) => {
-            let config = effective(cli.config.as_deref(), args)?;
+        Command::Serve(flags) => {
+            let config = Config::load(cli.config.as_deref(), flags)?;
             telemetry::init(config.log_format);
             // Every connection is a file descriptor; the default soft limit (1024) is far
             // too low for a chat server.

@@ -7,7 +7,8 @@
 //! configuration, which refuses unknown keys. A service that does not answer makes its
 //! tests print SKIPPED and pass, except with `CI=true`, where they fail.
 
-use std::io::Write;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,27 +19,14 @@ use palaver_server::bus::nats::NatsBus;
 use palaver_server::bus::{Audience, Bus, Delivery, Event, EventStream};
 use palaver_server::cache::redis::RedisCache;
 use palaver_server::cache::{Cache, RateBucket};
-use palaver_server::config::RateLimitConfig;
+use palaver_server::config::{RateLimit, RateLimits};
 use uuid::Uuid;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Reports an unreachable service: fails under CI, otherwise says so loudly.
+/// Reports an unreachable service: the tests that need it do not run.
 fn unreachable(service: &str, url: &str, err: &dyn std::fmt::Display) {
-    assert!(
-        !ci(),
-        "{service} at {url} is unreachable under CI=true: {err}"
-    );
-    // Straight to the process's stderr: the test harness captures `eprintln!` of passing
-    // tests, and a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n********************************************************************\n\
-         SKIPPED: {service} at {url} is unreachable ({err}).\n\
-         Start it (see .ci/run) or set CI=true to make this a failure.\n\
-         ********************************************************************\n"
+    support::skip(
+        &format!("the {service} engine tests"),
+        &format!("{service} at {url} is unreachable ({err})"),
     );
 }
 
@@ -316,7 +304,7 @@ async fn clean_redis(prefix: &str) {
 }
 
 /// A cache for a new node on `prefix`, or `None` (skipped) when Redis does not answer.
-async fn node(prefix: &str, limits: &RateLimitConfig, ttl: Duration) -> Option<RedisCache> {
+async fn node(prefix: &str, limits: &RateLimits, ttl: Duration) -> Option<RedisCache> {
     let url = redis_url();
     match RedisCache::connect(&url, prefix, Uuid::now_v7(), limits, ttl).await {
         Ok(cache) => Some(cache),
@@ -334,7 +322,7 @@ async fn status(cache: &RedisCache, user: Uuid) -> PresenceStatus {
 #[tokio::test]
 async fn redis_presence_counts_connections_on_every_node() {
     let prefix = run_prefix();
-    let limits = RateLimitConfig::default();
+    let limits = RateLimits::default();
     let Some(one) = node(&prefix, &limits, TTL).await else {
         return;
     };
@@ -385,7 +373,7 @@ async fn redis_presence_counts_connections_on_every_node() {
 #[tokio::test]
 async fn redis_presence_of_a_dead_node_expires() {
     let prefix = run_prefix();
-    let limits = RateLimitConfig::default();
+    let limits = RateLimits::default();
     let ttl = Duration::from_secs(1);
     let Some(dying) = node(&prefix, &limits, ttl).await else {
         return;
@@ -435,7 +423,7 @@ async fn redis_presence_of_a_dead_node_expires() {
 #[tokio::test]
 async fn redis_presence_heals_after_redis_forgets_everything() {
     let prefix = run_prefix();
-    let limits = RateLimitConfig::default();
+    let limits = RateLimits::default();
     let ttl = Duration::from_millis(900);
     let Some(holder) = node(&prefix, &limits, ttl).await else {
         return;
@@ -474,11 +462,8 @@ async fn redis_presence_heals_after_redis_forgets_everything() {
 #[tokio::test]
 async fn redis_rate_limits_are_shared_by_nodes() {
     let prefix = run_prefix();
-    let limits = RateLimitConfig {
-        send_per_minute: 60,
-        send_burst: 3,
-        ..RateLimitConfig::default()
-    };
+    let mut limits = RateLimits::default();
+    limits[RateBucket::Send] = RateLimit::new(60, 3);
     let Some(one) = node(&prefix, &limits, TTL).await else {
         return;
     };
@@ -514,11 +499,8 @@ async fn redis_rate_limits_are_shared_by_nodes() {
 #[tokio::test]
 async fn redis_login_failures_are_reset_per_key_and_keys_stay_small() {
     let prefix = run_prefix();
-    let limits = RateLimitConfig {
-        login_failures_per_hour: 1,
-        login_failures_burst: 2,
-        ..RateLimitConfig::default()
-    };
+    let mut limits = RateLimits::default();
+    limits[RateBucket::LoginFailure] = RateLimit::new(1, 2);
     let Some(one) = node(&prefix, &limits, TTL).await else {
         return;
     };
@@ -571,7 +553,7 @@ async fn redis_login_failures_are_reset_per_key_and_keys_stay_small() {
 #[tokio::test]
 async fn redis_revoked_sessions_are_seen_by_every_node() {
     let prefix = run_prefix();
-    let limits = RateLimitConfig::default();
+    let limits = RateLimits::default();
     let Some(one) = node(&prefix, &limits, TTL).await else {
         return;
     };

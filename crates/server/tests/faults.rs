@@ -10,18 +10,14 @@
 //!
 //! And presence: the users of a node that died are announced offline to their contacts.
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use palaver_bench::fleet::{ClusterOptions, Fleet, FleetOptions};
 use palaver_bench::scenarios::crashloop::{self, CrashloopOptions};
 use palaver_proto::{PresenceStatus, ServerFrame};
-
-/// Fails under `CI=true`, else says loudly why the test does nothing.
-fn skip(why: &str) {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-    eprintln!("SKIPPED: {why}");
-}
 
 /// A program on this machine, by absolute path or on PATH.
 fn program(name: &str) -> Option<PathBuf> {
@@ -106,9 +102,10 @@ fn cluster_options(nodes: usize) -> Option<ClusterOptions> {
         .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(5432))))
         .is_some_and(|a| std::net::TcpStream::connect(a).is_ok());
     if !pg_up {
-        skip(&format!(
-            "the cluster tests: {database_url} does not answer"
-        ));
+        support::skip(
+            "the cluster fault tests",
+            &format!("{database_url} does not answer"),
+        );
         return None;
     }
     let (Some(nats_bin), Some(redis_bin), Some(nginx_bin), Some(_)) = (
@@ -117,7 +114,10 @@ fn cluster_options(nodes: usize) -> Option<ClusterOptions> {
         program("nginx"),
         program("psql"),
     ) else {
-        skip("the cluster tests need nats-server, redis-server, nginx and psql");
+        support::skip(
+            "the cluster fault tests",
+            "they need nats-server, redis-server, nginx and psql",
+        );
         return None;
     };
     Some(ClusterOptions {

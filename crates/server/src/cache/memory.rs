@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{Cache, PresenceEntry, RateBucket};
-use crate::config::RateLimitConfig;
+use crate::config::{Period, RateLimit, RateLimits};
 
 #[derive(Debug, Default)]
 struct Presence {
@@ -38,16 +38,15 @@ pub struct MemoryCache {
     clock: DefaultClock,
 }
 
-fn quota(per_minute: u32, burst: u32) -> Quota {
-    let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::per_minute(per_minute).allow_burst(burst)
-}
-
-fn quota_per_hour(per_hour: u32, burst: u32) -> Quota {
-    let per_hour = NonZeroU32::new(per_hour.max(1)).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::per_hour(per_hour).allow_burst(burst)
+/// Governor's quota for a bucket's limit (zeros count as one).
+fn quota(period: Period, limit: RateLimit) -> Quota {
+    let rate = NonZeroU32::new(limit.rate.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    match period {
+        Period::Minute => Quota::per_minute(rate),
+        Period::Hour => Quota::per_hour(rate),
+    }
+    .allow_burst(burst)
 }
 
 /// Shards of a limiter's keys, each behind its own lock.
@@ -175,41 +174,14 @@ impl KeyedLimiter {
 
 impl MemoryCache {
     /// A cache enforcing the configured rate limits.
-    pub fn new(limits: &RateLimitConfig) -> Self {
-        let limiter = |quota| KeyedLimiter::new(quota, limits.max_keys);
-        let limiters = HashMap::from([
-            (
-                RateBucket::Login,
-                limiter(quota(limits.login_per_minute, limits.login_burst)),
-            ),
-            (
-                RateBucket::LoginFailure,
-                limiter(quota_per_hour(
-                    limits.login_failures_per_hour,
-                    limits.login_failures_burst,
-                )),
-            ),
-            (
-                RateBucket::Register,
-                limiter(quota(limits.register_per_minute, limits.register_burst)),
-            ),
-            (
-                RateBucket::Send,
-                limiter(quota(limits.send_per_minute, limits.send_burst)),
-            ),
-            (
-                RateBucket::Actions,
-                limiter(quota(limits.actions_per_minute, limits.actions_burst)),
-            ),
-            (
-                RateBucket::Ephemeral,
-                limiter(quota(limits.ephemeral_per_minute, limits.ephemeral_burst)),
-            ),
-            (
-                RateBucket::Upload,
-                limiter(quota(limits.upload_per_minute, limits.upload_burst)),
-            ),
-        ]);
+    pub fn new(limits: &RateLimits) -> Self {
+        let limiters = RateBucket::ALL
+            .into_iter()
+            .map(|bucket| {
+                let quota = quota(bucket.period(), limits[bucket]);
+                (bucket, KeyedLimiter::new(quota, limits.max_keys))
+            })
+            .collect();
         Self {
             presence: Mutex::default(),
             revoked: Mutex::default(),
@@ -314,11 +286,17 @@ impl Cache for MemoryCache {
 mod tests {
     use super::*;
 
-    fn limits(max_keys: usize) -> RateLimitConfig {
-        RateLimitConfig {
-            max_keys,
-            ..RateLimitConfig::all(1_000)
-        }
+    fn limits(max_keys: usize) -> RateLimits {
+        let mut limits = RateLimits::all(1_000);
+        limits.max_keys = max_keys;
+        limits
+    }
+
+    /// `limits(max_keys)` with `bucket` set to `limit`.
+    fn with(max_keys: usize, bucket: RateBucket, limit: RateLimit) -> RateLimits {
+        let mut limits = limits(max_keys);
+        limits[bucket] = limit;
+        limits
     }
 
     #[tokio::test]
@@ -340,12 +318,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_limiter_forgets_the_fullest_buckets_first() {
-        let cache = MemoryCache::new(&RateLimitConfig {
-            login_per_minute: 1,
-            login_burst: 3,
-            max_keys: SHARDS * 8,
-            ..RateLimitConfig::all(1_000)
-        });
+        let cache = MemoryCache::new(&with(SHARDS * 8, RateBucket::Login, RateLimit::new(1, 3)));
         // The flooder spends its burst, then many one-off keys push the limiter past its
         // bound: they, with a token spent each, go before the flooder's empty bucket.
         for _ in 0..3 {
@@ -376,11 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reset_bucket_is_full_again_and_others_are_untouched() {
-        let cache = MemoryCache::new(&RateLimitConfig {
-            login_failures_per_hour: 1,
-            login_failures_burst: 2,
-            ..limits(100)
-        });
+        let cache = MemoryCache::new(&with(100, RateBucket::LoginFailure, RateLimit::new(1, 2)));
         for key in ["alice@192.0.2.1", "bob@192.0.2.1"] {
             for _ in 0..2 {
                 cache
@@ -413,11 +382,7 @@ mod tests {
 
     #[tokio::test]
     async fn housekeeping_drops_full_buckets() {
-        let cache = MemoryCache::new(&RateLimitConfig {
-            send_per_minute: 60_000,
-            send_burst: 1,
-            ..limits(1_000)
-        });
+        let cache = MemoryCache::new(&with(1_000, RateBucket::Send, RateLimit::new(60_000, 1)));
         for i in 0..100 {
             cache
                 .rate_limit(RateBucket::Send, &i.to_string())

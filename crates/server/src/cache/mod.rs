@@ -24,24 +24,8 @@ pub enum CacheError {
     Unavailable(String),
 }
 
-/// Which limit a request counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RateBucket {
-    /// Login attempts, per client address.
-    Login,
-    /// Failed password checks, per account and client address; cleared by a success.
-    LoginFailure,
-    /// Registrations, per client address.
-    Register,
-    /// Messages sent, per user.
-    Send,
-    /// Typing indicators and other ephemeral frames, per user.
-    Ephemeral,
-    /// Other writes and searches (edits, deletions, room changes, user search), per user.
-    Actions,
-    /// Media uploads, per user.
-    Upload,
-}
+/// The buckets are the configuration's: `[rate_limits]` sets one limit per bucket.
+pub use crate::config::RateBucket;
 
 /// Presence as the cache knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,7 +54,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{Cache, CacheError, PresenceEntry, RateBucket};
-use crate::config::RateLimitConfig;
+use crate::config::{RateLimit, RateLimits};
 
 /// A presence hash without writes for this long is dropped.
 const PRESENCE_IDLE_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -188,17 +188,11 @@ struct Limit {
 }
 
 impl Limit {
-    fn new(per_minute: u32, burst: u32) -> Self {
+    /// A bucket's limit, `rate` per `period` (zeros count as one).
+    fn new(period: Duration, limit: RateLimit) -> Self {
         Self {
-            interval_ms: 60_000.0 / f64::from(per_minute.max(1)),
-            burst: burst.max(1),
-        }
-    }
-
-    fn per_hour(per_hour: u32, burst: u32) -> Self {
-        Self {
-            interval_ms: 3_600_000.0 / f64::from(per_hour.max(1)),
-            burst: burst.max(1),
+            interval_ms: period.as_millis() as f64 / f64::from(limit.rate.max(1)),
+            burst: limit.burst.max(1),
         }
     }
 }
@@ -262,7 +256,7 @@ impl RedisCache {
         url: &str,
         prefix: &str,
         node_id: Uuid,
-        limits: &RateLimitConfig,
+        limits: &RateLimits,
         presence_ttl: Duration,
     ) -> Result<RedisCache, CacheError> {
         let prefix_ok = !prefix.is_empty()
@@ -295,36 +289,15 @@ impl RedisCache {
             .await
             .map_err(unavailable)?;
 
-        let limits = HashMap::from([
-            (
-                RateBucket::Login,
-                Limit::new(limits.login_per_minute, limits.login_burst),
-            ),
-            (
-                RateBucket::LoginFailure,
-                Limit::per_hour(limits.login_failures_per_hour, limits.login_failures_burst),
-            ),
-            (
-                RateBucket::Register,
-                Limit::new(limits.register_per_minute, limits.register_burst),
-            ),
-            (
-                RateBucket::Send,
-                Limit::new(limits.send_per_minute, limits.send_burst),
-            ),
-            (
-                RateBucket::Ephemeral,
-                Limit::new(limits.ephemeral_per_minute, limits.ephemeral_burst),
-            ),
-            (
-                RateBucket::Actions,
-                Limit::new(limits.actions_per_minute, limits.actions_burst),
-            ),
-            (
-                RateBucket::Upload,
-                Limit::new(limits.upload_per_minute, limits.upload_burst),
-            ),
-        ]);
+        let limits = RateBucket::ALL
+            .into_iter()
+            .map(|bucket| {
+                (
+                    bucket,
+                    Limit::new(bucket.period().duration(), limits[bucket]),
+                )
+            })
+            .collect();
         let with_live = |body: &str| Script::new(&format!("{LIVE_FN}\n{body}"));
         let scripts = Scripts {
             connected: with_live(CONNECTED),

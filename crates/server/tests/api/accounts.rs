@@ -3,6 +3,7 @@
 
 use palaver_client::ClientError;
 use palaver_proto::User;
+use palaver_server::config::{RateBucket, RateLimit};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -557,8 +558,7 @@ async fn logout_with_a_refresh_token_also_ends_that_session() {
 #[tokio::test]
 async fn login_attempts_are_rate_limited() {
     let app = spawn_app_with(|c| {
-        c.rate_limits.login_per_minute = 1;
-        c.rate_limits.login_burst = 2;
+        c.rate_limits[RateBucket::Login] = RateLimit::new(1, 2);
     })
     .await;
     app.user("alice").await;
@@ -697,8 +697,7 @@ async fn a_malformed_username_is_refused_before_any_limiter() {
     // One login a minute from an address: if the 60 KB names below reached the limiter,
     // the address would be spent (and each would leave a key behind).
     let app = spawn_app_with(|c| {
-        c.rate_limits.login_per_minute = 1;
-        c.rate_limits.login_burst = 1;
+        c.rate_limits[RateBucket::Login] = RateLimit::new(1, 1);
     })
     .await;
     app.user("alice").await;
@@ -730,10 +729,8 @@ async fn a_malformed_username_is_refused_before_any_limiter() {
 async fn a_flooded_account_still_lets_its_owner_in_from_another_address() {
     let app = spawn_app_with(|c| {
         c.trusted_proxies = vec!["127.0.0.1".into()];
-        c.rate_limits.login_per_minute = 1;
-        c.rate_limits.login_burst = 3;
-        c.rate_limits.login_failures_per_hour = 1;
-        c.rate_limits.login_failures_burst = 3;
+        c.rate_limits[RateBucket::Login] = RateLimit::new(1, 3);
+        c.rate_limits[RateBucket::LoginFailure] = RateLimit::new(1, 3);
     })
     .await;
     app.user("alice").await;
@@ -766,8 +763,7 @@ async fn a_flooded_account_still_lets_its_owner_in_from_another_address() {
 async fn failed_checks_are_limited_per_account_and_address_and_cleared_by_a_success() {
     let app = spawn_app_with(|c| {
         c.trusted_proxies = vec!["127.0.0.1".into()];
-        c.rate_limits.login_failures_per_hour = 1;
-        c.rate_limits.login_failures_burst = 3;
+        c.rate_limits[RateBucket::LoginFailure] = RateLimit::new(1, 3);
     })
     .await;
     app.user("alice").await;
@@ -804,8 +800,7 @@ async fn failed_checks_are_limited_per_account_and_address_and_cleared_by_a_succ
 async fn an_ipv6_client_is_counted_by_its_64() {
     let app = spawn_app_with(|c| {
         c.trusted_proxies = vec!["127.0.0.1".into()];
-        c.rate_limits.login_per_minute = 1;
-        c.rate_limits.login_burst = 2;
+        c.rate_limits[RateBucket::Login] = RateLimit::new(1, 2);
     })
     .await;
     // Two addresses of one /64 share its burst of two (a different username each time,

@@ -13,9 +13,7 @@ async fn two_nodes() -> Option<(&'static ClusterEngines, String, TestApp, TestAp
     let engines = cluster_engines()?;
     let ns = format!("t{}", Uuid::now_v7().simple());
     let on_cluster = |c: &mut palaver_server::Config| {
-        c.store = engines.store.clone();
-        c.bus = engines.bus.clone();
-        c.cache = engines.cache.clone();
+        engines.configure(c);
         c.namespace = ns.clone();
         // Every node signs and checks tokens with the same secret.
         c.jwt_secret = Some("one secret for every node of this cluster, 32+ bytes".into());

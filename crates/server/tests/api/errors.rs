@@ -13,6 +13,7 @@ use palaver_client::{ClientError, Socket};
 use palaver_proto::{
     ClientFrame, Cursors, ErrorCode, MessageType, ReceiptKind, SendMessageRequest, ServerFrame,
 };
+use palaver_server::config::{RateBucket, RateLimit};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -1292,8 +1293,7 @@ async fn origin_accepted(user: &TestUser, origin: Option<&str>) {
 #[tokio::test]
 async fn sends_are_rate_limited_per_user() {
     let app = spawn_app_with(|c| {
-        c.rate_limits.send_per_minute = 1;
-        c.rate_limits.send_burst = 3;
+        c.rate_limits[RateBucket::Send] = RateLimit::new(1, 3);
     })
     .await;
     let alice = app.user("alice").await;
@@ -1370,8 +1370,7 @@ async fn next_error(
 #[tokio::test]
 async fn rate_limited_says_how_long_to_wait_in_a_field() {
     let app = spawn_app_with(|c| {
-        c.rate_limits.send_per_minute = 1;
-        c.rate_limits.send_burst = 1;
+        c.rate_limits[RateBucket::Send] = RateLimit::new(1, 1);
     })
     .await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
@@ -1529,8 +1528,7 @@ async fn a_flooding_socket_is_rate_limited_while_others_chat_on() {
     const BURST: usize = 20;
     const FLOOD: usize = 300;
     let app = spawn_app_with(|c| {
-        c.rate_limits.send_per_minute = 60;
-        c.rate_limits.send_burst = BURST as u32;
+        c.rate_limits[RateBucket::Send] = RateLimit::new(60, BURST as u32);
     })
     .await;
     let (mallory, alice, bob) = (

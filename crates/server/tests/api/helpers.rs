@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use palaver_client::{Client, Socket};
 use palaver_proto::{AuthResponse, ClientFrame, Cursors, Message, ReceiptKind, Room, ServerFrame};
+use palaver_server::config::{RateBucket, RateLimit, RateLimits};
 use palaver_server::{Application, Config};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -41,34 +42,14 @@ pub struct TestApp {
 
 /// Test defaults: a random port, a fresh directory, generous rate limits.
 pub fn test_config(dir: &Path) -> Config {
-    let lots = |per_minute: u32, burst: u32| (per_minute, burst);
-    let (send, login, other) = (
-        lots(600_000, 100_000),
-        lots(10_000, 1_000),
-        lots(10_000, 1_000),
-    );
+    let mut rate_limits = RateLimits::each(RateLimit::new(10_000, 1_000));
+    rate_limits[RateBucket::Send] = RateLimit::new(600_000, 100_000);
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: dir.to_path_buf(),
         sync_grace_ms: 300,
-        rate_limits: palaver_server::config::RateLimitConfig {
-            send_per_minute: send.0,
-            send_burst: send.1,
-            login_per_minute: login.0,
-            login_burst: login.1,
-            login_failures_per_hour: login.0,
-            login_failures_burst: login.1,
-            register_per_minute: other.0,
-            register_burst: other.1,
-            ephemeral_per_minute: other.0,
-            ephemeral_burst: other.1,
-            actions_per_minute: other.0,
-            actions_burst: other.1,
-            upload_per_minute: other.0,
-            upload_burst: other.1,
-            ..Default::default()
-        },
+        rate_limits,
         // How full this machine's disk is is not what a test is about; the floor has
         // tests of its own (media.rs).
         media: palaver_server::config::MediaConfig {
@@ -92,9 +73,7 @@ pub async fn spawn_in(dir: DataDir, tweak: impl FnOnce(&mut Config)) -> TestApp 
     let mut config = test_config(dir.path());
     if let Some(ns) = &dir.namespace {
         let engines = cluster_engines().expect("engines checked when the directory was made");
-        config.store = engines.store.clone();
-        config.bus = engines.bus.clone();
-        config.cache = engines.cache.clone();
+        engines.configure(&mut config);
         config.namespace = ns.clone();
         // JetStream reserves the whole limit per stream; a test needs little.
         config.bus_stream_max_bytes = 8 << 20;
@@ -230,8 +209,8 @@ impl DataDir {
     pub fn new() -> DataDir {
         let namespace = crate::CLUSTER_ENGINES.then(|| {
             if cluster_engines().is_none() {
-                // Every test of this run needs them: skip the run, not 100 failures.
-                skip_loudly("the api suite on the cluster engines");
+                // Every test of this run needs them: skip the run, not 100 failures
+                // (`cluster_engines` has said why, and put it on the skip list).
                 std::process::exit(0);
             }
             static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -279,6 +258,15 @@ pub struct ClusterEngines {
     pub cache: String,
 }
 
+impl ClusterEngines {
+    /// Points a server's configuration at these engines.
+    pub fn configure(&self, config: &mut Config) {
+        config.store = self.store.parse().expect("TEST_DATABASE_URL");
+        config.bus = self.bus.parse().expect("TEST_NATS_URL");
+        config.cache = self.cache.parse().expect("TEST_REDIS_URL");
+    }
+}
+
 /// The cluster engines, or `None` when one does not answer (a failure under `CI=true`).
 /// The first call also removes what earlier runs that died left in them.
 pub fn cluster_engines() -> Option<&'static ClusterEngines> {
@@ -306,9 +294,10 @@ pub fn cluster_engines() -> Option<&'static ClusterEngines> {
                     Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(default)))
                 });
                 if addr.is_none_or(|a| std::net::TcpStream::connect(a).is_err()) {
-                    let why = format!("{url} does not answer");
-                    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-                    skip_loudly(&format!("the cluster engines: {why}"));
+                    crate::support::skip(
+                        "the tests on the cluster engines",
+                        &format!("{url} does not answer"),
+                    );
                     return None;
                 }
             }
@@ -336,13 +325,6 @@ pub fn cluster_engines() -> Option<&'static ClusterEngines> {
             Some(engines)
         })
         .as_ref()
-}
-
-/// Says a test (or, in the cluster run, every test) is skipped, past the test harness's
-/// output capture so that it is seen.
-pub fn skip_loudly(what: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
 }
 
 /// Removes a namespace's schema, stream and keys.
