@@ -155,6 +155,17 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+impl From<crate::domain::DomainError> for ServiceError {
+    /// A refused value is the client's mistake: 422, or 413 when it is too large.
+    fn from(err: crate::domain::DomainError) -> Self {
+        use crate::domain::DomainError;
+        match err {
+            DomainError::Invalid(msg) => ServiceError::Validation(msg),
+            DomainError::TooLarge(msg) => ServiceError::PayloadTooLarge(msg),
+        }
+    }
+}
+
 /// Result alias for the service layer.
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
