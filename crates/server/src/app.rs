@@ -23,6 +23,7 @@ use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::config::{Config, MediaBackend};
+use crate::files::{create_private_file, write_private};
 use crate::gateway::hub::Hub;
 use crate::http::{AppState, metrics_router, router};
 use crate::media::local::LocalMediaStore;
@@ -110,16 +111,6 @@ fn signing_secret(config: &Config) -> Result<Vec<u8>, StartError> {
     }
 }
 
-/// Writes a file only its owner may read (mode 0600): secrets and private keys.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
-}
-
 /// What the server keeps in the data directory, with the mode each must have.
 const DATA_FILES: &[(&str, u32)] = &[
     ("palaver.db", 0o600),
@@ -189,16 +180,6 @@ fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Creates the SQLite database file 0600 if it is missing: SQLite gives its `-wal` and
-/// `-shm` files the database file's mode.
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(drop)
 }
 
 /// Pending connections the kernel queues for us. The default of 128 drops SYNs when many

@@ -214,7 +214,7 @@ impl Core {
         let media_tmp = config.data_dir.join("media").join("tmp");
         // Anything here is an upload that was cut off by a restart.
         let _ = std::fs::remove_dir_all(&media_tmp);
-        crate::media::local::private_dir(&media_tmp)
+        crate::files::private_dir(&media_tmp)
             .map_err(|e| ServiceError::Internal(format!("cannot create {media_tmp:?}: {e}")))?;
         let links = links::LinkSigner::new(secret, config.media.link_ttl_secs);
         let membership = Membership::default();
