@@ -73,6 +73,10 @@ fn effective(cli_config: Option<&std::path::Path>, args: ServeArgs) -> anyhow::R
         config.cache = cache;
     }
     config.check()?;
+    // The configuration knows no engine; the outbound allow-list is the push guard's to
+    // read, here as at start-up, so `palaver config` refuses what `serve` would.
+    palaver_server::push::guard::AllowList::parse(&config.push.outbound_allow)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: push: {e}"))?;
     Ok(config)
 }
 
