@@ -12,6 +12,7 @@ pub mod push;
 pub mod rooms;
 pub mod timeout;
 pub mod web;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(presence::router())
         .merge(media::router())
         .merge(push::router())
-        .route("/ws", get(crate::gateway::upgrade))
+        .route("/ws", get(ws::upgrade))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
