@@ -14,13 +14,13 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use futures::stream::{FuturesOrdered, SplitSink};
 use futures::{SinkExt, StreamExt};
-use palaver_proto::{ClientEnvelope, ClientFrame, Cursors, ErrorCode, ServerFrame};
+use palaver_proto::{ClientEnvelope, ClientFrame, Cursors, ErrorCode, ServerFrame, close};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::hub::{ConnHandle, Hub, Outbound, close};
+use super::hub::{ConnHandle, Hub, Outbound};
 use crate::service::{Core, Identity, Sent, ServiceError, ServiceResult, encode};
 
 /// Sends of one connection waiting for their commit at once; past this the reader

@@ -16,30 +16,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use palaver_proto::close;
+
 use crate::bus::{Audience, Delivery, Event, EventStream};
 use crate::service::Core;
-
-/// Close codes the server uses (docs/PROTOCOL.md).
-pub mod close {
-    /// The server is shutting down; reconnect elsewhere or later.
-    pub const GOING_AWAY: u16 = 1001;
-    /// The connection could not keep up with its traffic; reconnect and resume.
-    pub const SLOW_CONSUMER: u16 = 1008;
-    /// The session was ended (logout, or a stolen refresh token).
-    pub const SESSION_ENDED: u16 = 4001;
-    /// Nothing was heard from the client for two heartbeat intervals.
-    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
-    /// A connection opened without an `Authorization` header did not authenticate: its
-    /// first frame was not a valid `auth` (the `error` frame before the close says why).
-    pub const AUTH_FAILED: u16 = 4003;
-    /// No frame came within `ws_auth_timeout_ms` on a connection that had to send `auth`.
-    pub const AUTH_TIMEOUT: u16 = 4004;
-    /// A WebSocket message was larger than `max_ws_message_bytes`.
-    pub const TOO_BIG: u16 = 1009;
-    /// The server could not read what it had to send (e.g. the store failed during a
-    /// replay); reconnect and resume.
-    pub const INTERNAL: u16 = 1011;
-}
 
 /// An item on a connection's outbound queue.
 #[derive(Debug, Clone)]
