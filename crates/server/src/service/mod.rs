@@ -15,7 +15,7 @@ mod rooms;
 use std::sync::Arc;
 use std::time::Duration;
 
-use palaver_proto::ErrorCode;
+use palaver_proto::{ErrorCode, ServerFrame};
 use uuid::Uuid;
 
 pub use auth::{Identity, Passwords, Tokens};
@@ -23,7 +23,7 @@ pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
 
-use crate::bus::{Audience, Bus, BusError, Delivery, Event};
+use crate::bus::{Audience, Bus, BusError, Class, Delivery, Event};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::media::MediaStore;
@@ -277,20 +277,21 @@ impl Core {
         self.writer.drain().await;
     }
 
-    /// Publishes an encoded frame to an audience (not for new messages: those carry a
-    /// seq and go out from the message writer).
+    /// Publishes a frame to an audience, encoded once and classed (not for new
+    /// messages: those carry a seq and go out from the message writer).
     pub(crate) async fn deliver(
         &self,
         audience: Audience,
-        frame: bytes::Bytes,
+        frame: &ServerFrame,
         exclude_conn: Option<Uuid>,
     ) -> ServiceResult<()> {
         metrics::counter!("palaver_events_published_total").increment(1);
         let delivery = Delivery {
             audience,
-            frame,
+            frame: encode(frame),
             room_seq: None,
             exclude_conn,
+            class: class_of(frame),
         };
         self.bus.publish(Event::Deliver(delivery)).await?;
         Ok(())
@@ -298,12 +299,12 @@ impl Core {
 
     /// Tells a room's members that its receipt summary moved.
     pub(crate) async fn announce_summary(&self, room: Uuid, summary: Markers) -> ServiceResult<()> {
-        let frame = encode(&palaver_proto::ServerFrame::ReceiptSummary {
+        let frame = ServerFrame::ReceiptSummary {
             room_id: room,
             delivered_seq: summary.delivered_seq,
             read_seq: summary.read_seq,
-        });
-        self.deliver(Audience::Room(room), frame, None).await
+        };
+        self.deliver(Audience::Room(room), &frame, None).await
     }
 
     /// Records a security event in the audit log and the `audit` log target.
@@ -339,8 +340,29 @@ impl Core {
     }
 }
 
+/// How the bus carries a frame (`bus::Class`). Exhaustive on purpose: a new frame type
+/// does not compile until someone decides whether it is stored.
+pub(crate) fn class_of(frame: &ServerFrame) -> Class {
+    match frame {
+        ServerFrame::Typing { .. } | ServerFrame::Presence { .. } => Class::Ephemeral,
+        ServerFrame::Message { .. }
+        | ServerFrame::MessageUpdated { .. }
+        | ServerFrame::MessageDeleted { .. }
+        | ServerFrame::Receipt { .. }
+        | ServerFrame::ReceiptSummary { .. } => Class::Change,
+        ServerFrame::RoomUpdated { .. } | ServerFrame::RoomLeft { .. } => Class::State,
+        // Answers to one connection, never published; were one published, it would count
+        // each time.
+        ServerFrame::Hello { .. }
+        | ServerFrame::Ack { .. }
+        | ServerFrame::Synced { .. }
+        | ServerFrame::Pong { .. }
+        | ServerFrame::Error { .. } => Class::State,
+    }
+}
+
 /// Serializes a server frame once, for every recipient.
-pub(crate) fn encode(frame: &palaver_proto::ServerFrame) -> bytes::Bytes {
+pub(crate) fn encode(frame: &ServerFrame) -> bytes::Bytes {
     // Serializing our own types into a Vec cannot fail: no maps with non-string keys and
     // no failing Serialize impls; an empty frame would be dropped by clients, not crash.
     bytes::Bytes::from(serde_json::to_vec(frame).unwrap_or_default())
