@@ -360,7 +360,7 @@ impl Application {
         };
         let core = Core::start(config, node_id, store, bus, cache, media, &secret, push).await?;
         let hub = Hub::new(core.clone());
-        tokio::spawn(hub.clone().run(events));
+        tokio::spawn(hub.clone().run(core.consume(events)));
         let reaper = core.clone();
         tokio::spawn(async move {
             // A few times per TTL, so a dead node's users go offline soon after it expires.

@@ -101,7 +101,7 @@ impl Hub {
         }
     }
 
-    /// Consumes the bus until it ends.
+    /// Fans out the events the service hands on (`Core::consume`) until they end.
     pub async fn run(self: Arc<Self>, mut events: EventStream) {
         while let Some(event) = events.next().await {
             self.dispatch(&event);
@@ -111,16 +111,9 @@ impl Hub {
     fn dispatch(&self, event: &Event) {
         match event {
             Event::Deliver(d) => self.deliver(d),
-            Event::Membership {
-                origin,
-                room_id,
-                added,
-                removed,
-            } => {
-                if *origin != self.core.node_id {
-                    self.core.membership.apply(*room_id, added, removed);
-                }
-            }
+            // The routing table is the service's: `Core::consume` applied it before the
+            // event got here.
+            Event::Membership { .. } => {}
             Event::EndSession { session_id } => {
                 for list in self.conns.read().values() {
                     for c in list.iter().filter(|c| c.session_id == *session_id) {

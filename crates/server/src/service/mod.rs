@@ -23,7 +23,7 @@ pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
 
-use crate::bus::{Audience, Bus, BusError, Class, Delivery, Event};
+use crate::bus::{Audience, Bus, BusError, Class, Delivery, Event, EventStream};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::media::MediaStore;
@@ -270,6 +270,29 @@ impl Core {
             tokio::spawn(notify::run(core.clone(), push, rx));
         }
         Ok(core)
+    }
+
+    /// This node's stream of bus events, with the service's own share of each applied
+    /// first: another node's membership change updates the routing table before the
+    /// event, or any later one, reaches the hub's fan-out.
+    pub fn consume(self: &Arc<Self>, events: EventStream) -> EventStream {
+        use futures::StreamExt;
+        let core = self.clone();
+        events
+            .map(move |event| {
+                if let Event::Membership {
+                    origin,
+                    room_id,
+                    added,
+                    removed,
+                } = &*event
+                    && *origin != core.node_id
+                {
+                    core.membership.apply(*room_id, added, removed);
+                }
+                event
+            })
+            .boxed()
     }
 
     /// Stops taking messages and waits until every accepted one is stored and announced.
