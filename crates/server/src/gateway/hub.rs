@@ -23,7 +23,7 @@ use crate::service::Core;
 
 /// An item on a connection's outbound queue.
 #[derive(Debug, Clone)]
-pub struct Outbound {
+pub struct LiveFrame {
     pub text: Utf8Bytes,
     /// For new messages: the room and seq, to drop duplicates and repair gaps.
     pub room_seq: Option<(Uuid, i64)>,
@@ -36,7 +36,7 @@ pub struct Outbound {
 pub struct ConnHandle {
     pub id: Uuid,
     pub session_id: Uuid,
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: mpsc::Sender<LiveFrame>,
     /// Cancelled to close the connection; `reason` says with which code.
     pub kill: CancellationToken,
     pub reason: Arc<Mutex<Option<(u16, &'static str)>>>,
@@ -136,7 +136,7 @@ impl Hub {
         } else {
             d.exclude_conn
         };
-        let item = Outbound {
+        let item = LiveFrame {
             text,
             room_seq: d.room_seq,
             skip_for: d.exclude_conn,
