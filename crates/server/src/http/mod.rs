@@ -46,6 +46,8 @@ pub struct AppState {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// `trusted_proxies`, parsed once.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Every upgraded socket's task, so shutdown can wait for them to finish.
+    pub connections: tokio_util::task::TaskTracker,
 }
 
 /// The whole HTTP surface of the main listener.

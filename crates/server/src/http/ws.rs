@@ -78,7 +78,7 @@ pub async fn upgrade(
             )
         })?;
     let config = &app.core.config;
-    let (core, hub) = (app.core.clone(), app.hub.clone());
+    let (core, hub, connections) = (app.core.clone(), app.hub.clone(), app.connections.clone());
     let handshake = std::time::Duration::from_secs(config.ws_handshake_timeout_secs);
     let timer = parts.extensions.get::<ConnTimer>().cloned();
     Ok(ws
@@ -87,7 +87,7 @@ pub async fn upgrade(
         .max_write_buffer_size(WRITE_BUFFER + config.max_ws_message_bytes)
         .max_message_size(config.max_ws_message_bytes)
         .max_frame_size(config.max_ws_message_bytes)
-        .on_upgrade(move |mut socket| async move {
+        .on_upgrade(move |mut socket| connections.track_future(async move {
             // A peer that does not answer this ping (any frame counts, the `auth` frame
             // too) within `ws_handshake_timeout_secs` is closed by its connection's timer.
             if let Some(timer) = timer {
@@ -104,7 +104,7 @@ pub async fn upgrade(
                 },
             };
             connection::run(socket, core, hub, who).await
-        }))
+        })))
 }
 
 #[cfg(test)]

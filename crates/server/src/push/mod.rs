@@ -21,6 +21,8 @@ use palaver_proto::ErrorCode;
 use rand::Rng;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use url::Url;
 use uuid::Uuid;
 
@@ -107,6 +109,9 @@ pub struct Dispatcher {
     /// One permit per notice in flight or waiting to retry: the bounded queue.
     queue: Arc<Semaphore>,
     sending: Semaphore,
+    /// The sends in progress, each ended by `stop` at shutdown.
+    tasks: TaskTracker,
+    stop: CancellationToken,
 }
 
 impl Dispatcher {
@@ -135,6 +140,8 @@ impl Dispatcher {
             webhook,
             queue: Arc::new(Semaphore::new(config.queue_size)),
             sending: Semaphore::new(MAX_CONCURRENT_SENDS),
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
         }))
     }
 
@@ -162,8 +169,23 @@ impl Dispatcher {
             tracing::debug!(user = %notice.user, room = %notice.room, "push queue full; notification dropped");
             return false;
         };
-        tokio::spawn(self.clone().run(notice, permit));
+        let stop = self.stop.clone();
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                // Notifications are best effort: one still retrying at shutdown is lost.
+                _ = stop.cancelled() => {}
+                _ = me.run(notice, permit) => {}
+            }
+        });
         true
+    }
+
+    /// Ends every send and retry in progress and waits until they have stopped.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     async fn run(self: Arc<Self>, notice: Notice, _permit: OwnedSemaphorePermit) {

@@ -195,6 +195,9 @@ pub struct Core {
     pub push: Option<Arc<crate::push::Dispatcher>>,
     /// The memory image decodes may take at once (`media.decode_memory_bytes`).
     decode_budget: media::DecodeBudget,
+    /// The service's own tasks (the notification collector and what it starts), waited
+    /// for by `drain`.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Core {
@@ -265,9 +268,11 @@ impl Core {
                 config_media.decode_memory_bytes,
                 Duration::from_millis(config_media.decode_wait_ms),
             ),
+            tasks: tokio_util::task::TaskTracker::new(),
         });
         if let (Some(push), Some(rx)) = (push, notify_rx) {
-            tokio::spawn(notify::run(core.clone(), push, rx));
+            // It ends when the writer, the only sender, is drained.
+            core.tasks.spawn(notify::run(core.clone(), push, rx));
         }
         Ok(core)
     }
@@ -295,9 +300,15 @@ impl Core {
             .boxed()
     }
 
-    /// Stops taking messages and waits until every accepted one is stored and announced.
+    /// Stops taking messages and waits until every accepted one is stored and announced;
+    /// then until the service's own tasks have ended, and push sends have stopped.
     pub async fn drain(&self) {
         self.writer.drain().await;
+        self.tasks.close();
+        self.tasks.wait().await;
+        if let Some(push) = &self.push {
+            push.stop().await;
+        }
     }
 
     /// Publishes a frame to an audience, encoded once and classed (not for new

@@ -128,9 +128,9 @@ pub(super) async fn run(
                     }
                     due.pop();
                     if let Some(entry) = pending.remove(&key) {
-                        let (core, push) = (core.clone(), push.clone());
-                        tokio::spawn(async move {
-                            if let Err(err) = core.notify(&push, key, entry).await {
+                        let (due_core, push) = (core.clone(), push.clone());
+                        core.tasks.spawn(async move {
+                            if let Err(err) = due_core.notify(&push, key, entry).await {
                                 tracing::error!(%err, "could not prepare a push notification");
                             }
                         });
