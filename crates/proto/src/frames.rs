@@ -193,7 +193,9 @@ impl ClientFrame {
     /// Every client frame type, in declaration order.
     pub const TYPES: [&'static str; 9] = {
         use client_type::*;
-        [AUTH, SEND, EDIT, DELETE, RECEIPT, TYPING, PRESENCE, SYNC, PING]
+        [
+            AUTH, SEND, EDIT, DELETE, RECEIPT, TYPING, PRESENCE, SYNC, PING,
+        ]
     };
 
     /// This frame's `type`.
@@ -333,12 +335,26 @@ mod tests {
                 }))
                 .expect("send body"),
             },
-            ClientFrame::Edit { message_id: room, content: "x".into() },
+            ClientFrame::Edit {
+                message_id: room,
+                content: "x".into(),
+            },
             ClientFrame::Delete { message_id: room },
-            ClientFrame::Receipt { room_id: room, seq: 1, status: ReceiptKind::Read },
-            ClientFrame::Typing { room_id: room, active: true },
-            ClientFrame::Presence { status: PresenceStatus::Away },
-            ClientFrame::Sync { cursors: Cursors::default() },
+            ClientFrame::Receipt {
+                room_id: room,
+                seq: 1,
+                status: ReceiptKind::Read,
+            },
+            ClientFrame::Typing {
+                room_id: room,
+                active: true,
+            },
+            ClientFrame::Presence {
+                status: PresenceStatus::Away,
+            },
+            ClientFrame::Sync {
+                cursors: Cursors::default(),
+            },
             ClientFrame::Ping,
         ];
         for f in &all {
@@ -380,7 +396,12 @@ mod tests {
         for kind in ServerFrame::TYPES {
             assert!(err.contains(&format!("`{kind}`")), "{kind}: {err}");
         }
-        let frame = ServerFrame::RoomLeft { room_id: Uuid::nil() };
-        assert_eq!(serde_json::to_value(&frame).expect("frame")["type"], frame.kind());
+        let frame = ServerFrame::RoomLeft {
+            room_id: Uuid::nil(),
+        };
+        assert_eq!(
+            serde_json::to_value(&frame).expect("frame")["type"],
+            frame.kind()
+        );
     }
 }

@@ -26,7 +26,10 @@ fn the_close_code_table_names_every_constant() {
     let rows: BTreeMap<String, u16> = section
         .lines()
         .filter_map(|line| {
-            let cells: Vec<&str> = line.split('|').map(|c| c.trim().trim_matches('`')).collect();
+            let cells: Vec<&str> = line
+                .split('|')
+                .map(|c| c.trim().trim_matches('`'))
+                .collect();
             let code = cells.get(1)?.parse::<u16>().ok()?;
             Some(((*cells.get(2)?).to_owned(), code))
         })
@@ -35,7 +38,10 @@ fn the_close_code_table_names_every_constant() {
         .iter()
         .map(|(name, code)| ((*name).to_owned(), *code))
         .collect();
-    assert_eq!(rows, constants, "docs/PROTOCOL.md 6.10 against palaver_proto::close");
+    assert_eq!(
+        rows, constants,
+        "docs/PROTOCOL.md 6.10 against palaver_proto::close"
+    );
 }
 
 #[test]
@@ -54,6 +60,9 @@ fn the_web_client_acts_on_the_protocols_codes() {
     for part in js.split("ev.code === ").skip(1) {
         let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
         let code: u16 = digits.parse().expect("a numeric close code");
-        assert!(known.contains(&code), "socket.js acts on {code}, which the server never sends");
+        assert!(
+            known.contains(&code),
+            "socket.js acts on {code}, which the server never sends"
+        );
     }
 }

@@ -279,16 +279,24 @@ async fn nats_carries_each_delivery_as_its_class_says() {
     assert_eq!(stored(&a).await, before, "an ephemeral delivery was stored");
     // A change, with a frame type that is ephemeral otherwise: stored, and its repeat
     // (the same bytes) is the same change.
-    a.publish(delivery("typing", Class::Change)).await.expect("change");
-    a.publish(delivery("typing", Class::Change)).await.expect("repeat");
+    a.publish(delivery("typing", Class::Change))
+        .await
+        .expect("change");
+    a.publish(delivery("typing", Class::Change))
+        .await
+        .expect("repeat");
     match &*next(&mut on_b).await {
         Event::Deliver(d) => assert_eq!(d.class, Class::Change),
         other => panic!("expected a delivery, got {other:?}"),
     }
     quiet(&mut on_b).await;
     // A state: every publish counts, the same bytes included.
-    a.publish(delivery("room.updated", Class::State)).await.expect("state");
-    a.publish(delivery("room.updated", Class::State)).await.expect("again");
+    a.publish(delivery("room.updated", Class::State))
+        .await
+        .expect("state");
+    a.publish(delivery("room.updated", Class::State))
+        .await
+        .expect("again");
     for _ in 0..2 {
         match &*next(&mut on_b).await {
             Event::Deliver(d) => assert_eq!(d.class, Class::State),
@@ -296,7 +304,11 @@ async fn nats_carries_each_delivery_as_its_class_says() {
         }
     }
     quiet(&mut on_b).await;
-    assert_eq!(stored(&a).await, before + 3, "one change and two states stored");
+    assert_eq!(
+        stored(&a).await,
+        before + 3,
+        "one change and two states stored"
+    );
     a.delete_stream().await.expect("delete stream");
 }
 

@@ -87,24 +87,26 @@ pub async fn upgrade(
         .max_write_buffer_size(WRITE_BUFFER + config.max_ws_message_bytes)
         .max_message_size(config.max_ws_message_bytes)
         .max_frame_size(config.max_ws_message_bytes)
-        .on_upgrade(move |mut socket| connections.track_future(async move {
-            // A peer that does not answer this ping (any frame counts, the `auth` frame
-            // too) within `ws_handshake_timeout_secs` is closed by its connection's timer.
-            if let Some(timer) = timer {
-                timer.expect_read_within(handshake);
-            }
-            if socket.send(Message::Ping(Bytes::new())).await.is_err() {
-                return;
-            }
-            let (socket, who) = match who {
-                Some(who) => (socket, who),
-                None => match connection::authenticate(socket, &core).await {
-                    Some(authenticated) => authenticated,
-                    None => return,
-                },
-            };
-            connection::run(socket, core, hub, who).await
-        })))
+        .on_upgrade(move |mut socket| {
+            connections.track_future(async move {
+                // A peer that does not answer this ping (any frame counts, the `auth` frame
+                // too) within `ws_handshake_timeout_secs` is closed by its connection's timer.
+                if let Some(timer) = timer {
+                    timer.expect_read_within(handshake);
+                }
+                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+                let (socket, who) = match who {
+                    Some(who) => (socket, who),
+                    None => match connection::authenticate(socket, &core).await {
+                        Some(authenticated) => authenticated,
+                        None => return,
+                    },
+                };
+                connection::run(socket, core, hub, who).await
+            })
+        }))
 }
 
 #[cfg(test)]

@@ -259,8 +259,7 @@ impl Dispatcher {
                 let (url, secret) = self.webhook.as_ref().ok_or("no_webhook")?;
                 let mut headers = HeaderMap::new();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                let id =
-                    HeaderValue::from_str(&notice.id.to_string()).map_err(|_| "bad_header")?;
+                let id = HeaderValue::from_str(&notice.id.to_string()).map_err(|_| "bad_header")?;
                 headers.insert("x-palaver-delivery", id);
                 Ok(Prepared {
                     url: url.clone(),
@@ -286,8 +285,8 @@ impl Dispatcher {
             return Err("bad_subscription");
         }
         let auth = web_push_native::Auth::clone_from_slice(&sub.auth);
-        let body = web_push_native::encrypt(notice.body.clone(), &key, &auth)
-            .map_err(|_| "encryption")?;
+        let body =
+            web_push_native::encrypt(notice.body.clone(), &key, &auth).map_err(|_| "encryption")?;
         let authorization = self.vapid.authorization(&url).map_err(|_| "vapid")?;
         let mut headers = HeaderMap::new();
         let header = |v: String| HeaderValue::from_str(&v).map_err(|_| "bad_header");

@@ -550,7 +550,8 @@ impl Core {
             user_id: who.user_id,
             active,
         };
-        self.deliver(Audience::Room(room), &frame, origin_conn).await
+        self.deliver(Audience::Room(room), &frame, origin_conn)
+            .await
     }
 }
 

@@ -32,7 +32,7 @@ use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
 use crate::push::guard::GuardError;
-use crate::push::{Channel, Notice, Dispatcher};
+use crate::push::{Channel, Dispatcher, Notice};
 use crate::store::{PushSubscriptionRow, PushTarget, Subscribed};
 
 /// Batches of stored messages waiting for the collector.

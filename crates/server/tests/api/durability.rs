@@ -231,7 +231,11 @@ async fn sigterm_closes_sockets_with_going_away_and_exits_cleanly() {
             Err(other) => panic!("expected a close frame, got {other:?}"),
         }
     };
-    assert_eq!(closed.map(|(code, _)| code), Some(close::GOING_AWAY), "going away");
+    assert_eq!(
+        closed.map(|(code, _)| code),
+        Some(close::GOING_AWAY),
+        "going away"
+    );
     let exit = tokio::task::spawn_blocking(move || {
         let status = server.child.wait();
         (server, status)

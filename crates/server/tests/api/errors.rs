@@ -11,7 +11,9 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use palaver_client::{ClientError, Socket};
 use palaver_proto::{
-    ClientFrame, Cursors, ErrorCode, MessageType, ReceiptKind, SendMessageRequest, ServerFrame, close};
+    ClientFrame, Cursors, ErrorCode, MessageType, ReceiptKind, SendMessageRequest, ServerFrame,
+    close,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;

@@ -512,7 +512,11 @@ async fn shutdown_says_going_away_and_a_restart_keeps_everything() {
             .unwrap_or_else(|_| panic!("{who}'s socket was not closed"));
         let (code, _reason) =
             closed.unwrap_or_else(|| panic!("{who}'s socket closed without a close frame"));
-        assert_eq!(code, close::GOING_AWAY, "{who}'s socket closed with going away");
+        assert_eq!(
+            code,
+            close::GOING_AWAY,
+            "{who}'s socket closed with going away"
+        );
     }
     let dir = stopping.await.expect("stop task");
 
