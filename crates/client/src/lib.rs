@@ -421,7 +421,7 @@ pub struct ConnectOptions {
     pub small_buffers: bool,
     /// Send the token as an `auth` first frame, as a browser does, instead of an
     /// `Authorization` header on the handshake. The answer (`hello`, or `error` and close
-    /// 4003) is the first frame read.
+    /// 4003, `palaver_proto::close::AUTH_FAILED`) is the first frame read.
     pub auth_frame: bool,
 }
 

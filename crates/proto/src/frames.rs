@@ -161,6 +161,108 @@ pub enum ServerFrame {
     },
 }
 
+/// The `type` of each client frame, as sent. Part of the contract: a client matches on
+/// these, and `ClientFrame::kind` returns them (a test holds them to serde's names).
+pub mod client_type {
+    pub const AUTH: &str = "auth";
+    pub const SEND: &str = "send";
+    pub const EDIT: &str = "edit";
+    pub const DELETE: &str = "delete";
+    pub const RECEIPT: &str = "receipt";
+    pub const TYPING: &str = "typing";
+    pub const PRESENCE: &str = "presence";
+    pub const SYNC: &str = "sync";
+    pub const PING: &str = "ping";
+}
+
+/// The `type` of each server frame, as sent; `ServerFrame::kind` returns them.
+pub mod server_type {
+    pub const HELLO: &str = "hello";
+    pub const ACK: &str = "ack";
+    pub const MESSAGE: &str = "message";
+    pub const MESSAGE_UPDATED: &str = "message.updated";
+    pub const MESSAGE_DELETED: &str = "message.deleted";
+    pub const RECEIPT: &str = "receipt";
+    pub const RECEIPT_SUMMARY: &str = "receipt.summary";
+    pub const TYPING: &str = "typing";
+    pub const PRESENCE: &str = "presence";
+    pub const ROOM_UPDATED: &str = "room.updated";
+    pub const ROOM_LEFT: &str = "room.left";
+    pub const SYNCED: &str = "synced";
+    pub const PONG: &str = "pong";
+    pub const ERROR: &str = "error";
+}
+
+impl ClientFrame {
+    /// Every client frame type, in declaration order.
+    pub const TYPES: [&'static str; 9] = {
+        use client_type::*;
+        [
+            AUTH, SEND, EDIT, DELETE, RECEIPT, TYPING, PRESENCE, SYNC, PING,
+        ]
+    };
+
+    /// This frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        use client_type::*;
+        match self {
+            ClientFrame::Auth { .. } => AUTH,
+            ClientFrame::Send { .. } => SEND,
+            ClientFrame::Edit { .. } => EDIT,
+            ClientFrame::Delete { .. } => DELETE,
+            ClientFrame::Receipt { .. } => RECEIPT,
+            ClientFrame::Typing { .. } => TYPING,
+            ClientFrame::Presence { .. } => PRESENCE,
+            ClientFrame::Sync { .. } => SYNC,
+            ClientFrame::Ping => PING,
+        }
+    }
+}
+
+impl ServerFrame {
+    /// Every server frame type, in declaration order.
+    pub const TYPES: [&'static str; 14] = {
+        use server_type::*;
+        [
+            HELLO,
+            ACK,
+            MESSAGE,
+            MESSAGE_UPDATED,
+            MESSAGE_DELETED,
+            RECEIPT,
+            RECEIPT_SUMMARY,
+            TYPING,
+            PRESENCE,
+            ROOM_UPDATED,
+            ROOM_LEFT,
+            SYNCED,
+            PONG,
+            ERROR,
+        ]
+    };
+
+    /// This frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        use server_type::*;
+        match self {
+            ServerFrame::Hello { .. } => HELLO,
+            ServerFrame::Ack { .. } => ACK,
+            ServerFrame::Message { .. } => MESSAGE,
+            ServerFrame::MessageUpdated { .. } => MESSAGE_UPDATED,
+            ServerFrame::MessageDeleted { .. } => MESSAGE_DELETED,
+            ServerFrame::Receipt { .. } => RECEIPT,
+            ServerFrame::ReceiptSummary { .. } => RECEIPT_SUMMARY,
+            ServerFrame::Typing { .. } => TYPING,
+            ServerFrame::Presence { .. } => PRESENCE,
+            ServerFrame::RoomUpdated { .. } => ROOM_UPDATED,
+            ServerFrame::RoomLeft { .. } => ROOM_LEFT,
+            ServerFrame::Synced { .. } => SYNCED,
+            ServerFrame::Pong { .. } => PONG,
+            ServerFrame::Error { .. } => ERROR,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +325,87 @@ mod tests {
         let json = serde_json::to_value(&frame).expect("serialize");
         assert_eq!(json["clientMsgId"], "c1");
         assert_eq!(json["retryAfterMs"], 1500);
+    }
+
+    /// One frame of every type; the `match` fails to compile when a variant is added
+    /// without a sample here (and so without a name checked below).
+    fn client_samples() -> Vec<ClientFrame> {
+        let room = Uuid::nil();
+        let all = vec![
+            ClientFrame::Auth { token: "t".into() },
+            ClientFrame::Send {
+                message: serde_json::from_value(serde_json::json!({
+                    "roomId": room, "clientMsgId": "c", "content": "x"
+                }))
+                .expect("send body"),
+            },
+            ClientFrame::Edit {
+                message_id: room,
+                content: "x".into(),
+            },
+            ClientFrame::Delete { message_id: room },
+            ClientFrame::Receipt {
+                room_id: room,
+                seq: 1,
+                status: ReceiptKind::Read,
+            },
+            ClientFrame::Typing {
+                room_id: room,
+                active: true,
+            },
+            ClientFrame::Presence {
+                status: PresenceStatus::Away,
+            },
+            ClientFrame::Sync {
+                cursors: Cursors::default(),
+            },
+            ClientFrame::Ping,
+        ];
+        for f in &all {
+            match f {
+                ClientFrame::Auth { .. }
+                | ClientFrame::Send { .. }
+                | ClientFrame::Edit { .. }
+                | ClientFrame::Delete { .. }
+                | ClientFrame::Receipt { .. }
+                | ClientFrame::Typing { .. }
+                | ClientFrame::Presence { .. }
+                | ClientFrame::Sync { .. }
+                | ClientFrame::Ping => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn type_names_are_serdes() {
+        let samples = client_samples();
+        let kinds: Vec<&str> = samples.iter().map(ClientFrame::kind).collect();
+        assert_eq!(kinds, ClientFrame::TYPES, "one sample per type, in order");
+        for f in &samples {
+            assert_eq!(serde_json::to_value(f).expect("frame")["type"], f.kind());
+        }
+        // serde's own list of variant names, from its error for an unknown type.
+        let err = serde_json::from_str::<ClientFrame>(r#"{"type":"?"}"#)
+            .expect_err("unknown")
+            .to_string();
+        for kind in ClientFrame::TYPES {
+            assert!(err.contains(&format!("`{kind}`")), "{kind}: {err}");
+        }
+        let err = serde_json::from_str::<ServerFrame>(r#"{"type":"?"}"#)
+            .expect_err("unknown")
+            .to_string();
+        let listed = err.matches('`').count() / 2 - 1; // minus the `?` it quotes
+        assert_eq!(listed, ServerFrame::TYPES.len(), "{err}");
+        for kind in ServerFrame::TYPES {
+            assert!(err.contains(&format!("`{kind}`")), "{kind}: {err}");
+        }
+        let frame = ServerFrame::RoomLeft {
+            room_id: Uuid::nil(),
+        };
+        assert_eq!(
+            serde_json::to_value(&frame).expect("frame")["type"],
+            frame.kind()
+        );
     }
 }

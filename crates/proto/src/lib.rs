@@ -6,6 +6,7 @@
 //! `seq` an integer. It depends only on serde, uuid and time
 //! (no async runtime, no HTTP), so any client can use it.
 
+pub mod close;
 pub mod error;
 pub mod frames;
 mod integral;
@@ -15,7 +16,7 @@ pub mod push;
 pub mod schema;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use frames::{ClientEnvelope, ClientFrame, ServerFrame};
+pub use frames::{ClientEnvelope, ClientFrame, ServerFrame, client_type, server_type};
 pub use model::*;
 pub use push::*;
 

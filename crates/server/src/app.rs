@@ -15,6 +15,8 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use hyper_util::rt::TokioTimer;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
@@ -23,6 +25,7 @@ use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::config::{BusEngine, CacheEngine, Config, MediaBackend, StoreEngine};
+use crate::files::{create_private_file, write_private};
 use crate::gateway::hub::Hub;
 use crate::http::{AppState, metrics_router, router};
 use crate::media::local::LocalMediaStore;
@@ -63,6 +66,53 @@ const BUS_CAPACITY: usize = 65_536;
 /// closed without an answer.
 const METRICS_CONNECTIONS: usize = 16;
 
+/// The background tasks of one application, in tokio's mini-redis shape: each loop ends
+/// when `stop` is cancelled, and shutdown waits for `tasks` to be empty, so nothing the
+/// server started outlives it (nor the engines and sockets those tasks hold).
+#[derive(Clone, Default)]
+struct Background {
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Background {
+    /// Runs `tick` every `period` (the first at once) until shutdown.
+    fn every<F, Fut>(&self, period: Duration, mut tick: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = interval.tick() => tick().await,
+                }
+            }
+        });
+    }
+
+    /// Runs `work` until it ends or shutdown, whichever comes first.
+    fn until_stopped(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = work => {}
+            }
+        });
+    }
+
+    /// Signals every task to stop and waits until all have.
+    async fn stop(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
 /// A built server, bound and ready to run.
 pub struct Application {
     listener: std::net::TcpListener,
@@ -71,6 +121,7 @@ pub struct Application {
     metrics: Option<(std::net::TcpListener, SocketAddr)>,
     state: AppState,
     tls: Option<RustlsConfig>,
+    background: Background,
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
@@ -108,16 +159,6 @@ fn signing_secret(config: &Config) -> Result<Vec<u8>, StartError> {
             Ok(secret.into_bytes())
         }
     }
-}
-
-/// Writes a file only its owner may read (mode 0600): secrets and private keys.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
 }
 
 /// What the server keeps in the data directory, with the mode each must have.
@@ -189,16 +230,6 @@ fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Creates the SQLite database file 0600 if it is missing: SQLite gives its `-wal` and
-/// `-shm` files the database file's mode.
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(drop)
 }
 
 /// Pending connections the kernel queues for us. The default of 128 drops SYNs when many
@@ -279,6 +310,7 @@ fn bind_metrics(configured: Option<SocketAddr>) -> std::io::Result<std::net::Tcp
 async fn open_engines(
     config: &Config,
     node_id: uuid::Uuid,
+    background: &Background,
 ) -> Result<(Arc<dyn Store>, Arc<dyn Bus>, Arc<dyn Cache>), StartError> {
     let ns = config.namespace.as_str();
     let store: Arc<dyn Store> = match &config.store {
@@ -312,12 +344,9 @@ async fn open_engines(
         CacheEngine::Memory => {
             let cache = Arc::new(MemoryCache::new(&config.rate_limits));
             let swept = cache.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tick.tick().await;
-                    swept.housekeeping(crate::clock::now_ms());
-                }
+            background.every(Duration::from_secs(60), move || {
+                swept.housekeeping(crate::clock::now_ms());
+                std::future::ready(())
             });
             cache
         }
@@ -343,7 +372,8 @@ impl Application {
         let trusted_proxies = config.proxies()?.into();
         let secret = signing_secret(&config)?;
         let node_id = uuid::Uuid::now_v7();
-        let (store, bus, cache) = open_engines(&config, node_id).await?;
+        let background = Background::default();
+        let (store, bus, cache) = open_engines(&config, node_id, &background).await?;
         let media: Arc<dyn MediaStore> = match config.media.backend {
             MediaBackend::Local => Arc::new(LocalMediaStore::open(
                 &config.data_dir.join("media").join("objects"),
@@ -380,24 +410,22 @@ impl Application {
         };
         let core = Core::start(config, node_id, store, bus, cache, media, &secret, push).await?;
         let hub = Hub::new(core.clone());
-        tokio::spawn(hub.clone().run(events));
+        background.until_stopped(hub.clone().run(core.consume(events)));
+        // A few times per TTL, so a dead node's users go offline soon after it expires.
         let reaper = core.clone();
-        tokio::spawn(async move {
-            // A few times per TTL, so a dead node's users go offline soon after it expires.
-            let mut tick = tokio::time::interval(reaper.config.presence_ttl() / 3);
-            loop {
-                tick.tick().await;
+        background.every(core.config.presence_ttl() / 3, move || {
+            let reaper = reaper.clone();
+            async move {
                 if let Err(err) = reaper.reap_dead_nodes().await {
                     tracing::warn!(%err, "announcing a dead node's users offline failed");
                 }
             }
         });
         let sweeper = core.clone();
-        tokio::spawn(async move {
-            let every = Duration::from_secs(sweeper.config.media.gc_interval_secs);
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
+        let every = Duration::from_secs(core.config.media.gc_interval_secs);
+        background.every(every, move || {
+            let sweeper = sweeper.clone();
+            async move {
                 if let Err(err) = sweeper.collect_orphan_media().await {
                     tracing::warn!(%err, "orphan media sweep failed");
                 }
@@ -410,6 +438,7 @@ impl Application {
             process: Arc::new(metrics_process::Collector::default()),
             ready: Arc::new(AtomicBool::new(true)),
             trusted_proxies,
+            connections: TaskTracker::new(),
         };
         Ok(Application {
             listener,
@@ -417,6 +446,7 @@ impl Application {
             metrics,
             state,
             tls,
+            background,
         })
     }
 
@@ -446,6 +476,7 @@ impl Application {
             metrics,
             state,
             tls,
+            background,
         } = self;
         let config = state.core.config.clone();
         let handle = axum_server::Handle::new();
@@ -454,7 +485,7 @@ impl Application {
         {
             let (handle, metrics_handle, state) =
                 (handle.clone(), metrics_handle.clone(), state.clone());
-            tokio::spawn(async move {
+            background.until_stopped(async move {
                 shutdown.await;
                 tracing::info!("shutting down");
                 state.ready.store(false, Ordering::Relaxed);
@@ -503,13 +534,23 @@ impl Application {
                 .serve(metrics_router(state.clone()).into_make_service())
                 .await
         };
-        tokio::try_join!(main, metrics)?;
+        let served = tokio::try_join!(main, metrics);
         // Sockets were asked to close; give their writers a moment to flush and say so.
-        let deadline = tokio::time::Instant::now() + grace;
-        while state.hub.connections() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        state.connections.close();
+        if tokio::time::timeout(grace, state.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = state.connections.len(),
+                "sockets still open after the grace period"
+            );
         }
         state.core.drain().await;
+        // Last, the loops that serve the rest (the hub among them): nothing is published
+        // after the drain.
+        background.stop().await;
+        served?;
         tracing::info!("stopped");
         Ok(())
     }

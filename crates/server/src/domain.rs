@@ -1,10 +1,20 @@
 //! Values that arrive from clients, parsed once at the edge of the service layer so the
 //! rest of the code can trust them.
 
-use crate::service::ServiceError;
+/// Why a value was refused; the service turns it into its own error (`validation_failed`
+/// or `payload_too_large`), so this module depends on nothing above it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The value breaks a rule of its kind (length, characters, strength).
+    #[error("{0}")]
+    Invalid(String),
+    /// The value is larger than its limit.
+    #[error("{0}")]
+    TooLarge(String),
+}
 
-fn invalid(msg: impl Into<String>) -> ServiceError {
-    ServiceError::Validation(msg.into())
+fn invalid(msg: impl Into<String>) -> DomainError {
+    DomainError::Invalid(msg.into())
 }
 
 fn has_control(s: &str) -> bool {
@@ -16,7 +26,7 @@ fn has_control(s: &str) -> bool {
 pub struct Username(String);
 
 impl Username {
-    pub fn parse(raw: &str) -> Result<Self, ServiceError> {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let name = raw.trim().to_lowercase();
         if !(3..=32).contains(&name.chars().count()) {
             return Err(invalid("username must be 3 to 32 characters"));
@@ -41,7 +51,7 @@ impl Username {
 pub struct Password(String);
 
 impl Password {
-    pub fn parse(raw: &str) -> Result<Self, ServiceError> {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
         if !(8..=256).contains(&raw.chars().count()) {
             return Err(invalid("password must be 8 to 256 characters"));
         }
@@ -49,7 +59,7 @@ impl Password {
     }
 
     /// A password for a new account: `parse`, and hard enough to guess.
-    pub fn parse_new(raw: &str, user_inputs: &[&str], min_score: u8) -> Result<Self, ServiceError> {
+    pub fn parse_new(raw: &str, user_inputs: &[&str], min_score: u8) -> Result<Self, DomainError> {
         let password = Self::parse(raw)?;
         password.check_strength(user_inputs, min_score)?;
         Ok(password)
@@ -60,7 +70,7 @@ impl Password {
     /// `user_inputs` (the username and display name); below `min_score` it is refused
     /// with zxcvbn's reason. It costs up to milliseconds (it reads the first 100
     /// characters), so callers run it off the async threads.
-    pub fn check_strength(&self, user_inputs: &[&str], min_score: u8) -> Result<(), ServiceError> {
+    pub fn check_strength(&self, user_inputs: &[&str], min_score: u8) -> Result<(), DomainError> {
         let estimate = zxcvbn::zxcvbn(&self.0, user_inputs);
         if u8::from(estimate.score()) >= min_score {
             return Ok(());
@@ -112,7 +122,7 @@ fn is_invisible(c: char) -> bool {
 
 /// A name people see: trimmed, 1–`max` characters, no control characters, not invisible,
 /// no bidirectional overrides (so one cannot pass for another).
-fn visible_name(raw: &str, what: &str, max: usize) -> Result<String, ServiceError> {
+fn visible_name(raw: &str, what: &str, max: usize) -> Result<String, DomainError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > max {
         return Err(invalid(format!("{what} must be 1 to {max} characters")));
@@ -134,17 +144,17 @@ fn visible_name(raw: &str, what: &str, max: usize) -> Result<String, ServiceErro
 }
 
 /// A display name: 1–64 characters.
-pub fn display_name(raw: &str) -> Result<String, ServiceError> {
+pub fn display_name(raw: &str) -> Result<String, DomainError> {
     visible_name(raw, "displayName", 64)
 }
 
 /// A group's name: 1–100 characters.
-pub fn room_name(raw: &str) -> Result<String, ServiceError> {
+pub fn room_name(raw: &str) -> Result<String, DomainError> {
     visible_name(raw, "name", 100)
 }
 
 /// A client's idempotency key: 1–64 printable ASCII characters.
-pub fn client_msg_id(raw: &str) -> Result<String, ServiceError> {
+pub fn client_msg_id(raw: &str) -> Result<String, DomainError> {
     if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(invalid(
             "clientMsgId must be 1 to 64 printable ASCII characters",
@@ -154,9 +164,9 @@ pub fn client_msg_id(raw: &str) -> Result<String, ServiceError> {
 }
 
 /// Message text: at most `max_bytes` of UTF-8, no NUL.
-pub fn message_content(raw: &str, max_bytes: usize) -> Result<String, ServiceError> {
+pub fn message_content(raw: &str, max_bytes: usize) -> Result<String, DomainError> {
     if raw.len() > max_bytes {
-        return Err(ServiceError::PayloadTooLarge(format!(
+        return Err(DomainError::TooLarge(format!(
             "content is larger than {max_bytes} bytes"
         )));
     }
@@ -193,7 +203,7 @@ mod tests {
         assert!(message_content("hi\0", 10).is_err());
         assert!(matches!(
             message_content("12345", 4),
-            Err(ServiceError::PayloadTooLarge(_))
+            Err(DomainError::TooLarge(_))
         ));
         assert!(Password::parse("short").is_err());
     }

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod files;
 pub mod gateway;
 pub mod http;
 pub mod media;

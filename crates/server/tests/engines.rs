@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use palaver_proto::PresenceStatus;
 use palaver_server::bus::nats::NatsBus;
-use palaver_server::bus::{Audience, Bus, Delivery, Event, EventStream};
+use palaver_server::bus::{Audience, Bus, Class, Delivery, Event, EventStream};
 use palaver_server::cache::redis::RedisCache;
 use palaver_server::cache::{Cache, RateBucket};
 use palaver_server::config::{RateLimit, RateLimits};
@@ -82,6 +82,7 @@ fn message(room: Uuid, seq: i64) -> Event {
         )),
         room_seq: Some((room, seq)),
         exclude_conn: None,
+        class: Class::Change,
     })
 }
 
@@ -93,6 +94,7 @@ fn typing(room: Uuid, n: i64) -> Event {
         )),
         room_seq: None,
         exclude_conn: None,
+        class: Class::Ephemeral,
     })
 }
 
@@ -224,6 +226,77 @@ async fn nats_stores_a_message_once_however_often_it_is_published() {
             other => panic!("expected membership, got {other:?}"),
         }
     }
+    a.delete_stream().await.expect("delete stream");
+}
+
+/// Messages the node's stream holds.
+async fn stored(bus: &NatsBus) -> u64 {
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("NATS"));
+    let mut stream = js.get_stream(bus.stream_name()).await.expect("stream");
+    stream.info().await.expect("stream info").state.messages
+}
+
+/// The class the service gave a delivery decides how NATS carries it, whatever its frame
+/// says: a bus that read the frame's `type` instead (or dropped the class on the way)
+/// would store the first, drop the repeat of the third, or store only one of the fourth.
+#[tokio::test]
+async fn nats_carries_each_delivery_as_its_class_says() {
+    let Some((a, b)) = two_buses().await else {
+        return;
+    };
+    let mut on_b = b.subscribe();
+    let room = Uuid::now_v7();
+    let delivery = |kind: &str, class: Class| {
+        Event::Deliver(Delivery {
+            audience: Audience::Room(room),
+            frame: Bytes::from(format!(r#"{{"type":"{kind}","roomId":"{room}"}}"#)),
+            room_seq: None,
+            exclude_conn: None,
+            class,
+        })
+    };
+    let before = stored(&a).await;
+    // Ephemeral, with a frame type that is stored otherwise: core NATS, not the stream.
+    a.publish(delivery("message.updated", Class::Ephemeral))
+        .await
+        .expect("ephemeral");
+    match &*next(&mut on_b).await {
+        Event::Deliver(d) => assert_eq!(d.class, Class::Ephemeral),
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+    assert_eq!(stored(&a).await, before, "an ephemeral delivery was stored");
+    // A change, with a frame type that is ephemeral otherwise: stored, and its repeat
+    // (the same bytes) is the same change.
+    a.publish(delivery("typing", Class::Change))
+        .await
+        .expect("change");
+    a.publish(delivery("typing", Class::Change))
+        .await
+        .expect("repeat");
+    match &*next(&mut on_b).await {
+        Event::Deliver(d) => assert_eq!(d.class, Class::Change),
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+    quiet(&mut on_b).await;
+    // A state: every publish counts, the same bytes included.
+    a.publish(delivery("room.updated", Class::State))
+        .await
+        .expect("state");
+    a.publish(delivery("room.updated", Class::State))
+        .await
+        .expect("again");
+    for _ in 0..2 {
+        match &*next(&mut on_b).await {
+            Event::Deliver(d) => assert_eq!(d.class, Class::State),
+            other => panic!("expected a delivery, got {other:?}"),
+        }
+    }
+    quiet(&mut on_b).await;
+    assert_eq!(
+        stored(&a).await,
+        before + 3,
+        "one change and two states stored"
+    );
     a.delete_stream().await.expect("delete stream");
 }
 

@@ -28,6 +28,24 @@ pub enum Audience {
     PeersOf(Uuid),
 }
 
+/// How a delivery travels between nodes. The service says so when it makes one (it
+/// knows what it announces), so no bus engine reads the frame to decide: the embedded
+/// bus ignores it, a cluster bus routes by it (`nats.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Class {
+    /// Of the moment (typing, presence): worthless a second later, so never stored.
+    Ephemeral,
+    /// A stored change whose bytes name it (a new message, an edit, a deletion, a
+    /// receipt, a summary): equal bytes are the same change, so a repeat may be dropped.
+    Change,
+    /// A stored announcement of a state, which may repeat an earlier one on purpose
+    /// (`room.updated`): each publish counts. The default, for events from a node that
+    /// did not send a class.
+    #[default]
+    State,
+}
+
 /// A frame to push to live connections, serialized once for all of them.
 ///
 /// Serializable so a cluster bus can carry it between nodes; the frame travels as raw JSON
@@ -44,6 +62,9 @@ pub struct Delivery {
     pub room_seq: Option<(Uuid, i64)>,
     /// The connection that caused it (it already has the answer).
     pub exclude_conn: Option<Uuid>,
+    /// Stored or ephemeral, and how repeats count.
+    #[serde(default)]
+    pub class: Class,
 }
 
 /// What travels on the bus.

@@ -30,6 +30,10 @@
 //! Typing and presence do not go to the stream: they are worthless a second later, and
 //! storing them would cost more than everything else together.
 //!
+//! Which is which is the delivery's `Class`, set by the service when it made the frame
+//! (`Ephemeral`, `Change` keyed by content, `State` keyed per publish): this bus never
+//! reads a frame, so a new frame type is routed as the service classes it.
+//!
 //! # Why this scales
 //!
 //! - JetStream stores each event once, whatever the number of nodes; nodes read it with
@@ -65,7 +69,6 @@
 //! membership, session ends) never overtake each other. A node's own events come back
 //! through NATS like everyone else's, so every node sees one order.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,14 +79,13 @@ use async_nats::jetstream::{self, stream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::memory::MemoryBus;
-use super::{Audience, Bus, BusError, Event, EventStream};
+use super::{Audience, Bus, BusError, Class, Event, EventStream};
 
 /// Tuning for [`NatsBus`]; the defaults suit a deployment.
 #[derive(Debug, Clone)]
@@ -166,16 +168,6 @@ fn validate_prefix(prefix: &str) -> Result<(), BusError> {
 
 fn unavailable(err: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(err.to_string())
-}
-
-/// The `type` of a server frame, read without parsing the rest into values.
-fn frame_type(frame: &[u8]) -> Option<Cow<'_, str>> {
-    #[derive(Deserialize)]
-    struct Typed<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Option<Cow<'a, str>>,
-    }
-    serde_json::from_slice::<Typed<'_>>(frame).ok()?.kind
 }
 
 impl NatsBus {
@@ -285,31 +277,24 @@ impl NatsBus {
         let root = &self.root;
         match event {
             Event::Deliver(d) => {
-                let kind = frame_type(&d.frame);
                 let scope = match &d.audience {
                     Audience::Room(room) => format!("room.{room}"),
                     Audience::Users(_) => "users".to_owned(),
                     Audience::PeersOf(user) => format!("peers.{user}"),
                 };
-                if matches!(kind.as_deref(), Some("typing" | "presence")) {
-                    return Route {
-                        subject: format!("{root}.e.{scope}"),
-                        msg_id: None,
-                        confirm: false,
-                    };
-                }
-                let (leaf, msg_id) = match (d.room_seq, kind.as_deref()) {
-                    (Some((room, seq)), _) => ("msg", format!("m:{room}:{seq}")),
-                    (
-                        None,
-                        Some(
-                            "message" | "message.updated" | "message.deleted" | "receipt"
-                            | "receipt.summary",
-                        ),
-                    ) => ("evt", content_id(payload)),
-                    // Unknown or state-setting frames (room.updated may repeat an earlier
-                    // state on purpose): de-duplicate only our own retries.
-                    _ => ("evt", format!("u:{}", Uuid::now_v7())),
+                let (leaf, msg_id) = match (d.class, d.room_seq) {
+                    (Class::Ephemeral, _) => {
+                        return Route {
+                            subject: format!("{root}.e.{scope}"),
+                            msg_id: None,
+                            confirm: false,
+                        };
+                    }
+                    (_, Some((room, seq))) => ("msg", format!("m:{room}:{seq}")),
+                    (Class::Change, None) => ("evt", content_id(payload)),
+                    // A state may repeat an earlier one on purpose: de-duplicate only our
+                    // own retries.
+                    (Class::State, None) => ("evt", format!("u:{}", Uuid::now_v7())),
                 };
                 Route {
                     subject: format!("{root}.s.{scope}.{leaf}"),
@@ -496,6 +481,7 @@ mod tests {
             frame: frame.clone(),
             room_seq: Some((room, 7)),
             exclude_conn: None,
+            class: Class::Ephemeral,
         });
         let json = serde_json::to_string(&event).expect("serialize");
         assert!(
@@ -507,9 +493,9 @@ mod tests {
                 assert_eq!(d.frame, frame);
                 assert_eq!(d.room_seq, Some((room, 7)));
                 assert_eq!(d.audience, Audience::Room(room));
+                assert_eq!(d.class, Class::Ephemeral);
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(frame_type(&frame).as_deref(), Some("typing"));
     }
 }

@@ -14,13 +14,13 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use futures::stream::{FuturesOrdered, SplitSink};
 use futures::{SinkExt, StreamExt};
-use palaver_proto::{ClientEnvelope, ClientFrame, Cursors, ErrorCode, ServerFrame};
+use palaver_proto::{ClientEnvelope, ClientFrame, Cursors, ErrorCode, ServerFrame, close};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::hub::{ConnHandle, Hub, Outbound, close};
+use super::hub::{ConnHandle, Hub, LiveFrame};
 use crate::service::{Core, Identity, Sent, ServiceError, ServiceResult, encode};
 
 /// Sends of one connection waiting for their commit at once; past this the reader
@@ -587,7 +587,7 @@ impl Writer {
     async fn run(
         mut self,
         mut sink: Sink,
-        mut live: mpsc::Receiver<Outbound>,
+        mut live: mpsc::Receiver<LiveFrame>,
         mut ctrl: mpsc::Receiver<Control>,
         heartbeat: Duration,
     ) {
@@ -691,8 +691,8 @@ impl Writer {
     /// Sends one live item and whatever else is queued, up to a batch.
     async fn live_batch(
         &mut self,
-        first: Outbound,
-        live: &mut mpsc::Receiver<Outbound>,
+        first: LiveFrame,
+        live: &mut mpsc::Receiver<LiveFrame>,
         sink: &mut Sink,
     ) -> Result<(), Gone> {
         self.live(first, sink).await?;
@@ -705,7 +705,7 @@ impl Writer {
         Ok(())
     }
 
-    async fn live(&mut self, item: Outbound, sink: &mut Sink) -> Result<(), Gone> {
+    async fn live(&mut self, item: LiveFrame, sink: &mut Sink) -> Result<(), Gone> {
         if let Some((room, seq)) = item.room_seq {
             match self.last_sent.get(&room).copied() {
                 Some(last) if seq <= last => return Ok(()),

@@ -16,34 +16,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use palaver_proto::close;
+
 use crate::bus::{Audience, Delivery, Event, EventStream};
 use crate::service::Core;
 
-/// Close codes the server uses (docs/PROTOCOL.md).
-pub mod close {
-    /// The server is shutting down; reconnect elsewhere or later.
-    pub const GOING_AWAY: u16 = 1001;
-    /// The connection could not keep up with its traffic; reconnect and resume.
-    pub const SLOW_CONSUMER: u16 = 1008;
-    /// The session was ended (logout, or a stolen refresh token).
-    pub const SESSION_ENDED: u16 = 4001;
-    /// Nothing was heard from the client for two heartbeat intervals.
-    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
-    /// A connection opened without an `Authorization` header did not authenticate: its
-    /// first frame was not a valid `auth` (the `error` frame before the close says why).
-    pub const AUTH_FAILED: u16 = 4003;
-    /// No frame came within `ws_auth_timeout_ms` on a connection that had to send `auth`.
-    pub const AUTH_TIMEOUT: u16 = 4004;
-    /// A WebSocket message was larger than `max_ws_message_bytes`.
-    pub const TOO_BIG: u16 = 1009;
-    /// The server could not read what it had to send (e.g. the store failed during a
-    /// replay); reconnect and resume.
-    pub const INTERNAL: u16 = 1011;
-}
-
 /// An item on a connection's outbound queue.
 #[derive(Debug, Clone)]
-pub struct Outbound {
+pub struct LiveFrame {
     pub text: Utf8Bytes,
     /// For new messages: the room and seq, to drop duplicates and repair gaps.
     pub room_seq: Option<(Uuid, i64)>,
@@ -56,7 +36,7 @@ pub struct Outbound {
 pub struct ConnHandle {
     pub id: Uuid,
     pub session_id: Uuid,
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: mpsc::Sender<LiveFrame>,
     /// Cancelled to close the connection; `reason` says with which code.
     pub kill: CancellationToken,
     pub reason: Arc<Mutex<Option<(u16, &'static str)>>>,
@@ -121,7 +101,7 @@ impl Hub {
         }
     }
 
-    /// Consumes the bus until it ends.
+    /// Fans out the events the service hands on (`Core::consume`) until they end.
     pub async fn run(self: Arc<Self>, mut events: EventStream) {
         while let Some(event) = events.next().await {
             self.dispatch(&event);
@@ -131,16 +111,9 @@ impl Hub {
     fn dispatch(&self, event: &Event) {
         match event {
             Event::Deliver(d) => self.deliver(d),
-            Event::Membership {
-                origin,
-                room_id,
-                added,
-                removed,
-            } => {
-                if *origin != self.core.node_id {
-                    self.core.membership.apply(*room_id, added, removed);
-                }
-            }
+            // The routing table is the service's: `Core::consume` applied it before the
+            // event got here.
+            Event::Membership { .. } => {}
             Event::EndSession { session_id } => {
                 for list in self.conns.read().values() {
                     for c in list.iter().filter(|c| c.session_id == *session_id) {
@@ -163,7 +136,7 @@ impl Hub {
         } else {
             d.exclude_conn
         };
-        let item = Outbound {
+        let item = LiveFrame {
             text,
             room_seq: d.room_seq,
             skip_for: d.exclude_conn,

@@ -12,6 +12,7 @@ pub mod push;
 pub mod rooms;
 pub mod timeout;
 pub mod web;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// `trusted_proxies`, parsed once.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Every upgraded socket's task, so shutdown can wait for them to finish.
+    pub connections: tokio_util::task::TaskTracker,
 }
 
 /// The whole HTTP surface of the main listener.
@@ -65,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(presence::router())
         .merge(media::router())
         .merge(push::router())
-        .route("/ws", get(crate::gateway::upgrade))
+        .route("/ws", get(ws::upgrade))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

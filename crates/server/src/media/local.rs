@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use super::{ByteStream, MediaError, MediaResult, MediaStore, object_path};
+use crate::files::{create_private, private_dir};
 
 /// A directory of content-addressed objects.
 pub struct LocalMediaStore {
@@ -59,24 +60,6 @@ impl LocalMediaStore {
         tokio::fs::File::open(&dir).await?.sync_all().await?;
         Ok(())
     }
-}
-
-/// Creates `dir` and its missing parents, 0700.
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Creates a new file only the server's user may read (0600).
-pub async fn create_private(path: &Path) -> std::io::Result<tokio::fs::File> {
-    let mut options = tokio::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    options.open(path).await
 }
 
 async fn remove_if_exists(path: &Path) -> MediaResult<()> {

@@ -3,7 +3,7 @@
 //! guard (`guard`).
 //!
 //! The service layer (`service/notify.rs`) decides who is notified of what and hands
-//! each notification here as `Delivery`s, one per subscription and one for the webhook.
+//! each notification here as `Notice`s, one per subscription and one for the webhook.
 //! The `Dispatcher` sends them with retries: a bounded number may be in flight or waiting
 //! for a retry at once (`push.queue_size`); past that, new ones are dropped and counted.
 
@@ -21,6 +21,8 @@ use palaver_proto::ErrorCode;
 use rand::Rng;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use url::Url;
 use uuid::Uuid;
 
@@ -47,7 +49,7 @@ pub enum PushError {
     Outbound(#[from] OutboundError),
 }
 
-/// Where a delivery goes.
+/// Where a notice goes.
 #[derive(Debug, Clone)]
 pub enum Channel {
     /// One browser subscription.
@@ -67,7 +69,7 @@ impl Channel {
 
 /// One notification on its way to one channel.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub struct Notice {
     /// The notification's id (the webhook's `X-Palaver-Delivery`).
     pub id: Uuid,
     pub user: Uuid,
@@ -88,7 +90,7 @@ enum Outcome {
     Failed(&'static str),
 }
 
-/// A delivery ready to send: URL, headers and body, built once for every attempt.
+/// A notice ready to send: URL, headers and body, built once for every attempt.
 struct Prepared {
     url: Url,
     headers: HeaderMap,
@@ -104,9 +106,12 @@ pub struct Dispatcher {
     outbound: Outbound,
     store: Arc<dyn Store>,
     webhook: Option<(Url, Arc<[u8]>)>,
-    /// One permit per delivery in flight or waiting to retry: the bounded queue.
+    /// One permit per notice in flight or waiting to retry: the bounded queue.
     queue: Arc<Semaphore>,
     sending: Semaphore,
+    /// The sends in progress, each ended by `stop` at shutdown.
+    tasks: TaskTracker,
+    stop: CancellationToken,
 }
 
 impl Dispatcher {
@@ -135,6 +140,8 @@ impl Dispatcher {
             webhook,
             queue: Arc::new(Semaphore::new(config.queue_size)),
             sending: Semaphore::new(MAX_CONCURRENT_SENDS),
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
         }))
     }
 
@@ -154,22 +161,37 @@ impl Dispatcher {
         self.outbound.guard().check_destination(url).await
     }
 
-    /// Queues a delivery without waiting; false (and counted) if the queue is full.
-    pub fn enqueue(self: &Arc<Self>, delivery: Delivery) -> bool {
+    /// Queues a notice without waiting; false (and counted) if the queue is full.
+    pub fn enqueue(self: &Arc<Self>, notice: Notice) -> bool {
         let Ok(permit) = self.queue.clone().try_acquire_owned() else {
             metrics::counter!("palaver_push_dropped_total", "stage" => "delivery").increment(1);
             // Counted, not logged one by one: under overload that would flood the log.
-            tracing::debug!(user = %delivery.user, room = %delivery.room, "push queue full; notification dropped");
+            tracing::debug!(user = %notice.user, room = %notice.room, "push queue full; notification dropped");
             return false;
         };
-        tokio::spawn(self.clone().run(delivery, permit));
+        let stop = self.stop.clone();
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                // Notifications are best effort: one still retrying at shutdown is lost.
+                _ = stop.cancelled() => {}
+                _ = me.run(notice, permit) => {}
+            }
+        });
         true
     }
 
-    async fn run(self: Arc<Self>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
-        let prepared = match self.prepare(&delivery) {
+    /// Ends every send and retry in progress and waits until they have stopped.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    async fn run(self: Arc<Self>, notice: Notice, _permit: OwnedSemaphorePermit) {
+        let prepared = match self.prepare(&notice) {
             Ok(p) => p,
-            Err(reason) => return self.failed(&delivery, reason, 0),
+            Err(reason) => return self.failed(&notice, reason, 0),
         };
         let attempts = self.config.max_attempts.max(1);
         for attempt in 1..=attempts {
@@ -179,13 +201,13 @@ impl Dispatcher {
             };
             match outcome {
                 Outcome::Sent => {
-                    metrics::counter!("palaver_push_sent_total", "channel" => delivery.channel.name())
+                    metrics::counter!("palaver_push_sent_total", "channel" => notice.channel.name())
                         .increment(1);
                     return;
                 }
                 Outcome::Gone => {
-                    if let Channel::WebPush(sub) = &delivery.channel {
-                        tracing::info!(subscription = %sub.id, user = %delivery.user, "push subscription expired; removed");
+                    if let Channel::WebPush(sub) = &notice.channel {
+                        tracing::info!(subscription = %sub.id, user = %notice.user, "push subscription expired; removed");
                         metrics::counter!("palaver_push_failed_total", "reason" => "gone")
                             .increment(1);
                         if let Err(err) = self.store.delete_push_subscription(sub.id, None).await {
@@ -200,7 +222,7 @@ impl Dispatcher {
                     tokio::time::sleep(self.backoff(attempt)).await;
                 }
                 Outcome::Retry(reason) | Outcome::Failed(reason) => {
-                    return self.failed(&delivery, reason, attempt);
+                    return self.failed(&notice, reason, attempt);
                 }
             }
         }
@@ -217,33 +239,32 @@ impl Dispatcher {
         wait + Duration::from_millis(jitter)
     }
 
-    fn failed(&self, delivery: &Delivery, reason: &'static str, attempts: u32) {
+    fn failed(&self, notice: &Notice, reason: &'static str, attempts: u32) {
         metrics::counter!("palaver_push_failed_total", "reason" => reason).increment(1);
         tracing::warn!(
             code = %ErrorCode::MessageDeliveryFailed,
-            channel = delivery.channel.name(),
-            user = %delivery.user,
-            room = %delivery.room,
+            channel = notice.channel.name(),
+            user = %notice.user,
+            room = %notice.room,
             reason,
             attempts,
             "push notification not delivered"
         );
     }
 
-    fn prepare(&self, delivery: &Delivery) -> Result<Prepared, &'static str> {
-        match &delivery.channel {
-            Channel::WebPush(sub) => self.prepare_web_push(sub, delivery),
+    fn prepare(&self, notice: &Notice) -> Result<Prepared, &'static str> {
+        match &notice.channel {
+            Channel::WebPush(sub) => self.prepare_web_push(sub, notice),
             Channel::Webhook => {
                 let (url, secret) = self.webhook.as_ref().ok_or("no_webhook")?;
                 let mut headers = HeaderMap::new();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                let id =
-                    HeaderValue::from_str(&delivery.id.to_string()).map_err(|_| "bad_header")?;
+                let id = HeaderValue::from_str(&notice.id.to_string()).map_err(|_| "bad_header")?;
                 headers.insert("x-palaver-delivery", id);
                 Ok(Prepared {
                     url: url.clone(),
                     headers,
-                    body: delivery.body.clone(),
+                    body: notice.body.clone(),
                     sign_with: Some(secret.clone()),
                 })
             }
@@ -255,7 +276,7 @@ impl Dispatcher {
     fn prepare_web_push(
         &self,
         sub: &PushSubscriptionRow,
-        delivery: &Delivery,
+        notice: &Notice,
     ) -> Result<Prepared, &'static str> {
         use web_push_native::p256::PublicKey;
         let url = Url::parse(&sub.endpoint).map_err(|_| "bad_subscription")?;
@@ -264,8 +285,8 @@ impl Dispatcher {
             return Err("bad_subscription");
         }
         let auth = web_push_native::Auth::clone_from_slice(&sub.auth);
-        let body = web_push_native::encrypt(delivery.body.clone(), &key, &auth)
-            .map_err(|_| "encryption")?;
+        let body =
+            web_push_native::encrypt(notice.body.clone(), &key, &auth).map_err(|_| "encryption")?;
         let authorization = self.vapid.authorization(&url).map_err(|_| "vapid")?;
         let mut headers = HeaderMap::new();
         let header = |v: String| HeaderValue::from_str(&v).map_err(|_| "bad_header");
@@ -278,7 +299,7 @@ impl Dispatcher {
         // room replaces it with the newer one (RFC 8030 section 5.4).
         headers.insert(
             "topic",
-            header(URL_SAFE_NO_PAD.encode(delivery.room.as_bytes()))?,
+            header(URL_SAFE_NO_PAD.encode(notice.room.as_bytes()))?,
         );
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"));
         headers.insert(

@@ -35,7 +35,7 @@ impl Vapid {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = ES256KeyPair::generate();
                 let pem = key.to_pem().map_err(|e| PushError::Key(e.to_string()))?;
-                crate::app::write_private(path, pem.as_bytes())?;
+                crate::files::write_private(path, pem.as_bytes())?;
                 tracing::info!(path = %path.display(), "generated the VAPID key pair");
                 key
             }

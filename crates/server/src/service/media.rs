@@ -205,7 +205,7 @@ impl Core {
 
         // Stream to a temporary file, hashing and measuring as the bytes arrive.
         let temp = TempFile(self.media_tmp.join(format!("{}.part", Uuid::now_v7())));
-        let mut file = crate::media::local::create_private(&temp.0)
+        let mut file = crate::files::create_private(&temp.0)
             .await
             .map_err(|e| failed("could not buffer the upload", &e))?;
         let mut hasher = Sha256::new();

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{Core, Identity, ServiceError, ServiceResult, encode};
-use crate::bus::{Audience, Bus, Delivery, Event};
+use crate::bus::{Audience, Bus, Class, Delivery, Event};
 use crate::cache::RateBucket;
 use crate::clock::now_ms;
 use crate::domain::{client_msg_id, message_content};
@@ -144,6 +144,7 @@ async fn commit(
                             frame,
                             room_seq: Some((message.room_id, message.seq)),
                             exclude_conn: job.origin_conn,
+                            class: Class::Change,
                         };
                         if let Err(err) = bus.publish(Event::Deliver(delivery)).await {
                             // Stored is what counts: clients repair from the store.
@@ -456,10 +457,10 @@ impl Core {
             .await?
             .pop()
             .ok_or(ServiceError::MessageNotFound)?;
-        let frame = encode(&ServerFrame::MessageUpdated {
+        let frame = ServerFrame::MessageUpdated {
             message: message.clone(),
-        });
-        self.deliver(Audience::Room(message.room_id), frame, origin_conn)
+        };
+        self.deliver(Audience::Room(message.room_id), &frame, origin_conn)
             .await?;
         Ok(message)
     }
@@ -488,10 +489,10 @@ impl Core {
             Some(format!("room {}", message.room_id)),
         )
         .await;
-        let frame = encode(&ServerFrame::MessageDeleted {
+        let frame = ServerFrame::MessageDeleted {
             message: message.clone(),
-        });
-        self.deliver(Audience::Room(message.room_id), frame, origin_conn)
+        };
+        self.deliver(Audience::Room(message.room_id), &frame, origin_conn)
             .await?;
         Ok(message)
     }
@@ -519,13 +520,13 @@ impl Core {
             ReceiptKind::Read => moved.markers.read_seq,
         };
         if moved.moved {
-            let frame = encode(&ServerFrame::Receipt {
+            let frame = ServerFrame::Receipt {
                 room_id: room,
                 user_id: who.user_id,
                 status: kind,
                 seq,
-            });
-            self.deliver(Audience::Room(room), frame, None).await?;
+            };
+            self.deliver(Audience::Room(room), &frame, None).await?;
         }
         if moved.summary_after != moved.summary_before {
             self.announce_summary(room, moved.summary_after).await?;
@@ -544,12 +545,13 @@ impl Core {
         self.require_member(room, who.user_id)?;
         self.limit(RateBucket::Ephemeral, &who.user_id.to_string())
             .await?;
-        let frame = encode(&ServerFrame::Typing {
+        let frame = ServerFrame::Typing {
             room_id: room,
             user_id: who.user_id,
             active,
-        });
-        self.deliver(Audience::Room(room), frame, origin_conn).await
+        };
+        self.deliver(Audience::Room(room), &frame, origin_conn)
+            .await
     }
 }
 

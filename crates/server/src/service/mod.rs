@@ -15,7 +15,7 @@ mod rooms;
 use std::sync::Arc;
 use std::time::Duration;
 
-use palaver_proto::ErrorCode;
+use palaver_proto::{ErrorCode, ServerFrame};
 use uuid::Uuid;
 
 pub use auth::{Identity, Passwords, Tokens};
@@ -23,7 +23,7 @@ pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
 
-use crate::bus::{Audience, Bus, BusError, Delivery, Event};
+use crate::bus::{Audience, Bus, BusError, Class, Delivery, Event, EventStream};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::media::MediaStore;
@@ -155,6 +155,17 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+impl From<crate::domain::DomainError> for ServiceError {
+    /// A refused value is the client's mistake: 422, or 413 when it is too large.
+    fn from(err: crate::domain::DomainError) -> Self {
+        use crate::domain::DomainError;
+        match err {
+            DomainError::Invalid(msg) => ServiceError::Validation(msg),
+            DomainError::TooLarge(msg) => ServiceError::PayloadTooLarge(msg),
+        }
+    }
+}
+
 /// Result alias for the service layer.
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
@@ -184,6 +195,9 @@ pub struct Core {
     pub push: Option<Arc<crate::push::Dispatcher>>,
     /// The memory image decodes may take at once (`media.decode_memory_bytes`).
     decode_budget: media::DecodeBudget,
+    /// The service's own tasks (the notification collector and what it starts), waited
+    /// for by `drain`.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Core {
@@ -203,7 +217,7 @@ impl Core {
         let media_tmp = config.data_dir.join("media").join("tmp");
         // Anything here is an upload that was cut off by a restart.
         let _ = std::fs::remove_dir_all(&media_tmp);
-        crate::media::local::private_dir(&media_tmp)
+        crate::files::private_dir(&media_tmp)
             .map_err(|e| ServiceError::Internal(format!("cannot create {media_tmp:?}: {e}")))?;
         let links = links::LinkSigner::new(secret, config.media.link_ttl_secs);
         let membership = Membership::default();
@@ -254,32 +268,64 @@ impl Core {
                 config_media.decode_memory_bytes,
                 Duration::from_millis(config_media.decode_wait_ms),
             ),
+            tasks: tokio_util::task::TaskTracker::new(),
         });
         if let (Some(push), Some(rx)) = (push, notify_rx) {
-            tokio::spawn(notify::run(core.clone(), push, rx));
+            // It ends when the writer, the only sender, is drained.
+            core.tasks.spawn(notify::run(core.clone(), push, rx));
         }
         Ok(core)
     }
 
-    /// Stops taking messages and waits until every accepted one is stored and announced.
-    pub async fn drain(&self) {
-        self.writer.drain().await;
+    /// This node's stream of bus events, with the service's own share of each applied
+    /// first: another node's membership change updates the routing table before the
+    /// event, or any later one, reaches the hub's fan-out.
+    pub fn consume(self: &Arc<Self>, events: EventStream) -> EventStream {
+        use futures::StreamExt;
+        let core = self.clone();
+        events
+            .map(move |event| {
+                if let Event::Membership {
+                    origin,
+                    room_id,
+                    added,
+                    removed,
+                } = &*event
+                    && *origin != core.node_id
+                {
+                    core.membership.apply(*room_id, added, removed);
+                }
+                event
+            })
+            .boxed()
     }
 
-    /// Publishes an encoded frame to an audience (not for new messages: those carry a
-    /// seq and go out from the message writer).
+    /// Stops taking messages and waits until every accepted one is stored and announced;
+    /// then until the service's own tasks have ended, and push sends have stopped.
+    pub async fn drain(&self) {
+        self.writer.drain().await;
+        self.tasks.close();
+        self.tasks.wait().await;
+        if let Some(push) = &self.push {
+            push.stop().await;
+        }
+    }
+
+    /// Publishes a frame to an audience, encoded once and classed (not for new
+    /// messages: those carry a seq and go out from the message writer).
     pub(crate) async fn deliver(
         &self,
         audience: Audience,
-        frame: bytes::Bytes,
+        frame: &ServerFrame,
         exclude_conn: Option<Uuid>,
     ) -> ServiceResult<()> {
         metrics::counter!("palaver_events_published_total").increment(1);
         let delivery = Delivery {
             audience,
-            frame,
+            frame: encode(frame),
             room_seq: None,
             exclude_conn,
+            class: class_of(frame),
         };
         self.bus.publish(Event::Deliver(delivery)).await?;
         Ok(())
@@ -287,12 +333,12 @@ impl Core {
 
     /// Tells a room's members that its receipt summary moved.
     pub(crate) async fn announce_summary(&self, room: Uuid, summary: Markers) -> ServiceResult<()> {
-        let frame = encode(&palaver_proto::ServerFrame::ReceiptSummary {
+        let frame = ServerFrame::ReceiptSummary {
             room_id: room,
             delivered_seq: summary.delivered_seq,
             read_seq: summary.read_seq,
-        });
-        self.deliver(Audience::Room(room), frame, None).await
+        };
+        self.deliver(Audience::Room(room), &frame, None).await
     }
 
     /// Records a security event in the audit log and the `audit` log target.
@@ -328,8 +374,29 @@ impl Core {
     }
 }
 
+/// How the bus carries a frame (`bus::Class`). Exhaustive on purpose: a new frame type
+/// does not compile until someone decides whether it is stored.
+pub(crate) fn class_of(frame: &ServerFrame) -> Class {
+    match frame {
+        ServerFrame::Typing { .. } | ServerFrame::Presence { .. } => Class::Ephemeral,
+        ServerFrame::Message { .. }
+        | ServerFrame::MessageUpdated { .. }
+        | ServerFrame::MessageDeleted { .. }
+        | ServerFrame::Receipt { .. }
+        | ServerFrame::ReceiptSummary { .. } => Class::Change,
+        ServerFrame::RoomUpdated { .. } | ServerFrame::RoomLeft { .. } => Class::State,
+        // Answers to one connection, never published; were one published, it would count
+        // each time.
+        ServerFrame::Hello { .. }
+        | ServerFrame::Ack { .. }
+        | ServerFrame::Synced { .. }
+        | ServerFrame::Pong { .. }
+        | ServerFrame::Error { .. } => Class::State,
+    }
+}
+
 /// Serializes a server frame once, for every recipient.
-pub(crate) fn encode(frame: &palaver_proto::ServerFrame) -> bytes::Bytes {
+pub(crate) fn encode(frame: &ServerFrame) -> bytes::Bytes {
     // Serializing our own types into a Vec cannot fail: no maps with non-string keys and
     // no failing Serialize impls; an empty frame would be dropped by clients, not crash.
     bytes::Bytes::from(serde_json::to_vec(frame).unwrap_or_default())

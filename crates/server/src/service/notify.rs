@@ -32,7 +32,7 @@ use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
 use crate::push::guard::GuardError;
-use crate::push::{Channel, Delivery, Dispatcher};
+use crate::push::{Channel, Dispatcher, Notice};
 use crate::store::{PushSubscriptionRow, PushTarget, Subscribed};
 
 /// Batches of stored messages waiting for the collector.
@@ -128,9 +128,9 @@ pub(super) async fn run(
                     }
                     due.pop();
                     if let Some(entry) = pending.remove(&key) {
-                        let (core, push) = (core.clone(), push.clone());
-                        tokio::spawn(async move {
-                            if let Err(err) = core.notify(&push, key, entry).await {
+                        let (due_core, push) = (core.clone(), push.clone());
+                        core.tasks.spawn(async move {
+                            if let Err(err) = due_core.notify(&push, key, entry).await {
                                 tracing::error!(%err, "could not prepare a push notification");
                             }
                         });
@@ -234,7 +234,7 @@ impl Core {
         let body =
             serde_json::to_vec(&notification).map_err(|e| ServiceError::Internal(e.to_string()))?;
         for sub in subscriptions {
-            push.enqueue(Delivery {
+            push.enqueue(Notice {
                 id,
                 user,
                 room,
@@ -250,7 +250,7 @@ impl Core {
             };
             let body =
                 serde_json::to_vec(&event).map_err(|e| ServiceError::Internal(e.to_string()))?;
-            push.enqueue(Delivery {
+            push.enqueue(Notice {
                 id,
                 user,
                 room,

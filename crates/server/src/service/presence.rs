@@ -5,7 +5,7 @@
 use palaver_proto::{LastSeen, Presence, PresenceStatus, ServerFrame};
 use uuid::Uuid;
 
-use super::{Core, Identity, ServiceError, ServiceResult, encode};
+use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::bus::Audience;
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
@@ -17,12 +17,12 @@ impl Core {
         status: PresenceStatus,
         last_seen_ms: i64,
     ) -> ServiceResult<()> {
-        let frame = encode(&ServerFrame::Presence {
+        let frame = ServerFrame::Presence {
             user_id: user,
             status,
             last_seen: Some(to_time(last_seen_ms)),
-        });
-        self.deliver(Audience::PeersOf(user), frame, None).await
+        };
+        self.deliver(Audience::PeersOf(user), &frame, None).await
     }
 
     /// A connection of the user opened.

@@ -3,7 +3,7 @@
 use palaver_proto::{CreateRoomRequest, Role, Room, RoomMember, ServerFrame};
 use uuid::Uuid;
 
-use super::{Core, Identity, ServiceError, ServiceResult, encode};
+use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::bus::{Audience, Event};
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
@@ -97,17 +97,17 @@ impl Core {
             let Some(first) = members.first() else {
                 return Ok(());
             };
-            let frame = encode(&ServerFrame::RoomUpdated {
+            let frame = ServerFrame::RoomUpdated {
                 room: self.room_view(&row, &members, first.user_id),
-            });
+            };
             let users = members.iter().map(|m| m.user_id).collect();
-            self.deliver(Audience::Users(users), frame, None).await
+            self.deliver(Audience::Users(users), &frame, None).await
         } else {
             for m in &members {
-                let frame = encode(&ServerFrame::RoomUpdated {
+                let frame = ServerFrame::RoomUpdated {
                     room: self.room_view(&row, &members, m.user_id),
-                });
-                self.deliver(Audience::Users(vec![m.user_id]), frame, None)
+                };
+                self.deliver(Audience::Users(vec![m.user_id]), &frame, None)
                     .await?;
             }
             Ok(())
@@ -418,8 +418,8 @@ impl Core {
             Some(target.to_string()),
         )
         .await;
-        let frame = encode(&ServerFrame::RoomLeft { room_id: room });
-        self.deliver(Audience::Users(vec![target]), frame, None)
+        let frame = ServerFrame::RoomLeft { room_id: room };
+        self.deliver(Audience::Users(vec![target]), &frame, None)
             .await?;
         self.announce_room(room).await
     }

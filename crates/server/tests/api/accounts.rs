@@ -2,7 +2,7 @@
 //! login rate limits and the audit log.
 
 use palaver_client::ClientError;
-use palaver_proto::User;
+use palaver_proto::{User, close};
 use palaver_server::config::{RateBucket, RateLimit};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -422,7 +422,7 @@ async fn logout_ends_the_session_everywhere() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match socket.next_within(left).await {
             Ok(_) => continue,
-            Err(ClientError::Closed(Some((4001, _)))) => break,
+            Err(ClientError::Closed(Some((close::SESSION_ENDED, _)))) => break,
             Err(other) => panic!("expected close 4001, got {other:?}"),
         }
     }

@@ -44,7 +44,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use palaver_client::{ClientError, Socket};
 use palaver_proto::{
     ClientFrame, Cursors, Media, MessageType, PresenceStatus, ReceiptKind, SendMessageRequest,
-    ServerFrame,
+    ServerFrame, client_type, close, server_type,
 };
 use palaver_server::service::links::{LinkSigner, MediaFile};
 use parking_lot::Mutex;
@@ -118,7 +118,7 @@ const TAKEN: Cell = Cell::No(409, "conflict");
 const ANON: Cell = Cell::No(401, "unauthorized");
 const EXPIRED: Cell = Cell::No(401, "token_expired");
 /// A socket opened without a header that never sent `auth`: closed after the timeout.
-const UNAUTHENTICATED: Cell = Cell::Closed(4004);
+const UNAUTHENTICATED: Cell = Cell::Closed(close::AUTH_TIMEOUT);
 /// Not served on the public listener.
 const GONE: Cell = Cell::No(404, "not_found");
 
@@ -325,16 +325,16 @@ const fn frame(kind: &'static str, expect: [Cell; 8]) -> FrameRow {
 // caller's token (an empty one for the anonymous caller) as the first frame.
 #[rustfmt::skip] // one line per row keeps the columns aligned
 const FRAMES: &[FrameRow] = &[
-    //              owner  admin   member  stranger  removed   anon  expired  revoked
-    frame("auth",     [ACK,  ACK,    ACK,    ACK,      ACK,      ANON, EXPIRED, ANON]),
-    frame("send",     [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  ANON, EXPIRED, ANON]),
-    frame("edit",     [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
-    frame("delete",   [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
-    frame("receipt",  [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  ANON, EXPIRED, ANON]),
-    frame("typing",   [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  ANON, EXPIRED, ANON]),
-    frame("presence", [ACK,  ACK,    ACK,    ACK,      ACK,      ANON, EXPIRED, ANON]),
-    frame("sync",     [ACK,  ACK,    ACK,    HIDDEN,   HIDDEN,   ANON, EXPIRED, ANON]),
-    frame("ping",     [ACK,  ACK,    ACK,    ACK,      ACK,      ANON, EXPIRED, ANON]),
+    //                            owner  admin   member  stranger  removed   anon  expired  revoked
+    frame(client_type::AUTH,     [ACK,  ACK,    ACK,    ACK,      ACK,      ANON, EXPIRED, ANON]),
+    frame(client_type::SEND,     [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  ANON, EXPIRED, ANON]),
+    frame(client_type::EDIT,     [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
+    frame(client_type::DELETE,   [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   ANON, EXPIRED, ANON]),
+    frame(client_type::RECEIPT,  [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  ANON, EXPIRED, ANON]),
+    frame(client_type::TYPING,   [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  ANON, EXPIRED, ANON]),
+    frame(client_type::PRESENCE, [ACK,  ACK,    ACK,    ACK,      ACK,      ANON, EXPIRED, ANON]),
+    frame(client_type::SYNC,     [ACK,  ACK,    ACK,    HIDDEN,   HIDDEN,   ANON, EXPIRED, ANON]),
+    frame(client_type::PING,     [ACK,  ACK,    ACK,    ACK,      ACK,      ANON, EXPIRED, ANON]),
 ];
 
 /// The frame a row sends: `message` is the owner's.
@@ -906,10 +906,7 @@ struct Observer {
 
 /// The wire `type` of a server frame.
 fn kind_of(frame: &ServerFrame) -> String {
-    serde_json::to_value(frame).expect("frame")["type"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    frame.kind().to_owned()
 }
 
 impl Observer {
@@ -1300,7 +1297,7 @@ async fn auth_cell(w: &World, watch: &mut Watch, actor: Actor) -> Got {
         }) if i == id => {
             // The refusal is followed by close 4003.
             match socket.next_within(WAIT).await {
-                Err(ClientError::Closed(Some((4003, _)))) => {}
+                Err(ClientError::Closed(Some((close::AUTH_FAILED, _)))) => {}
                 other => panic!("expected close 4003 after the refusal, got {other:?}"),
             }
             Got::refused(ClientError::Api {
@@ -1320,10 +1317,10 @@ async fn frame_cell(
     row: &FrameRow,
     actor: Actor,
 ) -> Got {
-    if row.kind == "auth" {
+    if row.kind == client_type::AUTH {
         return auth_cell(w, watch, actor).await;
     }
-    let message = if row.kind == "delete" {
+    let message = if row.kind == client_type::DELETE {
         w.owner.send(fx.room, "to delete over the socket").await.id
     } else {
         fx.message
@@ -1419,13 +1416,13 @@ async fn every_caller_gets_what_the_matrix_says() {
 
     // The events happened (the admin heard every kind)...
     for kind in [
-        "message",
-        "message.updated",
-        "message.deleted",
-        "receipt",
-        "typing",
-        "presence",
-        "room.updated",
+        server_type::MESSAGE,
+        server_type::MESSAGE_UPDATED,
+        server_type::MESSAGE_DELETED,
+        server_type::RECEIPT,
+        server_type::TYPING,
+        server_type::PRESENCE,
+        server_type::ROOM_UPDATED,
     ] {
         assert!(
             watch.witness.kinds.contains(kind),
@@ -1459,20 +1456,10 @@ async fn every_caller_gets_what_the_matrix_says() {
     assert!(leaked.is_empty(), "notified: {leaked:?}");
 }
 
-/// The variant names serde knows for `ClientFrame` (its error for an unknown `type` lists
-/// them all), so a frame type added to the protocol shows up here.
+/// Every client frame type the protocol defines (the wire crate's list), so a frame type
+/// added to the protocol shows up here.
 fn client_frame_types() -> BTreeSet<String> {
-    let err = serde_json::from_str::<ClientFrame>(r#"{"type": "?"}"#)
-        .expect_err("no frame has type \"?\"")
-        .to_string();
-    let (_, list) = err
-        .split_once("expected one of ")
-        .unwrap_or_else(|| panic!("serde's unknown-variant error changed: {err}"));
-    list.split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
+    ClientFrame::TYPES.iter().map(|t| (*t).to_owned()).collect()
 }
 
 /// Every `METHOD /path` the router's source declares with `.route(…)`. Resource modules
@@ -1653,12 +1640,12 @@ async fn removal_is_immediate_on_an_open_socket() {
         active: true,
     };
     owner_ws.send_frame(typing.clone()).await.expect("typing");
-    hears(&mut removed_ws, "typing", Some(room)).await;
+    hears(&mut removed_ws, server_type::TYPING, Some(room)).await;
     let away = ClientFrame::Presence {
         status: PresenceStatus::Away,
     };
     member_ws.send_frame(away.clone()).await.expect("away");
-    hears(&mut removed_ws, "presence", Some(member.id)).await;
+    hears(&mut removed_ws, server_type::PRESENCE, Some(member.id)).await;
     assert_eq!(get(&removed, picture.url.clone()).await.0, 200);
     assert_eq!(
         get(&removed, format!("/api/v1/presence/{}", owner.id))
@@ -1752,7 +1739,7 @@ async fn removal_is_immediate_on_an_open_socket() {
         .send_message(room, "after", "after the removal")
         .await
         .expect("send");
-    hears(&mut member_ws, "message", Some(room)).await;
+    hears(&mut member_ws, server_type::MESSAGE, Some(room)).await;
     let path = format!("/api/v1/messages/{}", target.id);
     let edited = json!({"content": "changed"});
     let (status, _) = owner
@@ -1761,18 +1748,18 @@ async fn removal_is_immediate_on_an_open_socket() {
         .await
         .expect("edit");
     assert_eq!(status, 200);
-    hears(&mut member_ws, "message.updated", Some(room)).await;
+    hears(&mut member_ws, server_type::MESSAGE_UPDATED, Some(room)).await;
     let (status, _) = owner
         .api
         .raw(Method::DELETE, &path, None)
         .await
         .expect("delete");
     assert_eq!(status, 200);
-    hears(&mut member_ws, "message.deleted", Some(room)).await;
+    hears(&mut member_ws, server_type::MESSAGE_DELETED, Some(room)).await;
     receipt(&mut member_ws, room, target.seq + 1, ReceiptKind::Read).await;
-    hears(&mut member_ws, "receipt", Some(room)).await;
+    hears(&mut member_ws, server_type::RECEIPT, Some(room)).await;
     owner_ws.send_frame(typing).await.expect("typing");
-    hears(&mut member_ws, "typing", Some(room)).await;
+    hears(&mut member_ws, server_type::TYPING, Some(room)).await;
     let renamed = json!({"name": "team, smaller"});
     let (status, _) = owner
         .api
@@ -1784,9 +1771,9 @@ async fn removal_is_immediate_on_an_open_socket() {
         .await
         .expect("rename");
     assert_eq!(status, 200);
-    hears(&mut member_ws, "room.updated", Some(room)).await;
+    hears(&mut member_ws, server_type::ROOM_UPDATED, Some(room)).await;
     owner_ws.send_frame(away.clone()).await.expect("away");
-    hears(&mut member_ws, "presence", Some(owner.id)).await;
+    hears(&mut member_ws, server_type::PRESENCE, Some(owner.id)).await;
     // And their own presence no longer reaches the room's members.
     removed_ws.send_frame(away).await.expect("away");
 

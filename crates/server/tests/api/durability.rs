@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use palaver_client::Client;
-use palaver_proto::{ClientFrame, ReceiptKind, SendMessageRequest, ServerFrame};
+use palaver_proto::{ClientFrame, ReceiptKind, SendMessageRequest, ServerFrame, close};
 
 use crate::helpers::*;
 
@@ -231,7 +231,11 @@ async fn sigterm_closes_sockets_with_going_away_and_exits_cleanly() {
             Err(other) => panic!("expected a close frame, got {other:?}"),
         }
     };
-    assert_eq!(closed.map(|(code, _)| code), Some(1001), "going away");
+    assert_eq!(
+        closed.map(|(code, _)| code),
+        Some(close::GOING_AWAY),
+        "going away"
+    );
     let exit = tokio::task::spawn_blocking(move || {
         let status = server.child.wait();
         (server, status)

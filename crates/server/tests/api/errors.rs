@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use palaver_client::{ClientError, Socket};
 use palaver_proto::{
     ClientFrame, Cursors, ErrorCode, MessageType, ReceiptKind, SendMessageRequest, ServerFrame,
+    close,
 };
 use palaver_server::config::{RateBucket, RateLimit};
 use reqwest::Method;
@@ -422,7 +423,7 @@ async fn requests_without_a_valid_token_are_unauthorized() {
     let err = socket.answer(&id, WAIT).await.expect_err("refused");
     assert_eq!(err.code(), Some(ErrorCode::Unauthorized), "{err:?}");
     match socket.next_within(WAIT).await {
-        Err(ClientError::Closed(Some((4003, _)))) => {}
+        Err(ClientError::Closed(Some((close::AUTH_FAILED, _)))) => {}
         other => panic!("expected close 4003, got {other:?}"),
     }
     assert_eq!(history_len(&alice, room).await, 0);
@@ -848,7 +849,7 @@ async fn a_message_over_one_mebibyte_closes_the_socket_with_1009() {
     let _ = socket.send_text(huge).await;
     let closed = read_until_closed(&mut socket, WAIT).await;
     assert!(
-        matches!(closed, Ok(Some((1009, _)))),
+        matches!(closed, Ok(Some((close::TOO_BIG, _)))),
         "expected close 1009, got {closed:?}"
     );
     assert_eq!(history_len(&alice, room).await, 0);
@@ -934,12 +935,15 @@ async fn a_frame_header_claiming_100_mb_is_refused_before_its_payload() {
         .expect("the server closes at once, without waiting for 100 MiB")
         .expect("read to EOF");
     let frames = server_frames(&received);
-    let close = frames
+    let closing = frames
         .iter()
         .find(|(opcode, _)| *opcode == 0x8)
         .unwrap_or_else(|| panic!("a close frame among {frames:?}"));
-    assert!(close.1.len() >= 2, "close frame with a code: {close:?}");
-    assert_eq!(u16::from_be_bytes([close.1[0], close.1[1]]), 1009);
+    assert!(closing.1.len() >= 2, "close frame with a code: {closing:?}");
+    assert_eq!(
+        u16::from_be_bytes([closing.1[0], closing.1[1]]),
+        close::TOO_BIG
+    );
 
     // Nothing was stored, and the user connects again normally.
     let mut again = alice.connect().await;
@@ -1625,7 +1629,7 @@ async fn a_slow_consumer_is_closed_with_1008_and_resumes_without_a_gap() {
                 last = message.seq;
             }
             Ok(_) => {}
-            Err(ClientError::Closed(Some((1008, _)))) => break,
+            Err(ClientError::Closed(Some((close::SLOW_CONSUMER, _)))) => break,
             Err(other) => panic!("expected close 1008 after seq {last}, got {other:?}"),
         }
     }

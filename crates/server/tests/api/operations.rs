@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use palaver_client::{ClientError, Socket};
-use palaver_proto::{ClientFrame, LastSeen, Presence, PresenceStatus, Room, ServerFrame};
+use palaver_proto::{ClientFrame, LastSeen, Presence, PresenceStatus, Room, ServerFrame, close};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -512,7 +512,11 @@ async fn shutdown_says_going_away_and_a_restart_keeps_everything() {
             .unwrap_or_else(|_| panic!("{who}'s socket was not closed"));
         let (code, _reason) =
             closed.unwrap_or_else(|| panic!("{who}'s socket closed without a close frame"));
-        assert_eq!(code, 1001, "{who}'s socket closed with going away");
+        assert_eq!(
+            code,
+            close::GOING_AWAY,
+            "{who}'s socket closed with going away"
+        );
     }
     let dir = stopping.await.expect("stop task");
 
@@ -835,7 +839,7 @@ async fn a_heartbeat_timeout_closes_with_4002() {
     // Server frames are unmasked: a close frame is 0x88, its length, then the code.
     let closed_with_4002 = got
         .windows(4)
-        .any(|w| w[0] == 0x88 && w[1] >= 2 && w[2..4] == 4002u16.to_be_bytes());
+        .any(|w| w[0] == 0x88 && w[1] >= 2 && w[2..4] == close::HEARTBEAT_TIMEOUT.to_be_bytes());
     assert!(closed_with_4002, "no close frame with 4002 in {got:?}");
 }
 

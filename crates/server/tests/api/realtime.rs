@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use palaver_client::{ClientError, ConnectOptions};
-use palaver_proto::{ClientFrame, ErrorCode, MessageStatus, ReceiptKind, ServerFrame};
+use palaver_proto::{ClientFrame, ErrorCode, MessageStatus, ReceiptKind, ServerFrame, close};
 use reqwest::Method;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -405,7 +405,7 @@ async fn refused_with_4003(socket: &mut palaver_client::Socket, code: ErrorCode,
         other => panic!("expected an error frame, got {other:?}"),
     }
     match socket.next_within(WAIT).await {
-        Err(ClientError::Closed(Some((4003, _)))) => {}
+        Err(ClientError::Closed(Some((close::AUTH_FAILED, _)))) => {}
         other => panic!("expected close 4003, got {other:?}"),
     }
 }
@@ -504,7 +504,7 @@ async fn a_socket_that_does_not_authenticate_is_closed() {
         .await
         .expect("ping");
     match socket.next_within(WAIT).await {
-        Err(ClientError::Closed(Some((4004, _)))) => {}
+        Err(ClientError::Closed(Some((close::AUTH_TIMEOUT, _)))) => {}
         other => panic!("expected close 4004, got {other:?}"),
     }
     // A late `auth` is too late.
@@ -512,7 +512,7 @@ async fn a_socket_that_does_not_authenticate_is_closed() {
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let _ = socket.send_frame(auth(&alice.auth.access_token)).await;
     match socket.next_within(WAIT).await {
-        Err(ClientError::Closed(Some((4004, _)))) => {}
+        Err(ClientError::Closed(Some((close::AUTH_TIMEOUT, _)))) => {}
         other => panic!("expected close 4004, got {other:?}"),
     }
     // None of these counted as a connection: Alice was never online.
