@@ -134,11 +134,29 @@ impl Hub {
             Event::Membership {
                 origin,
                 room_id,
+                direct,
                 added,
+                invited,
                 removed,
             } => {
                 if *origin != self.core.node_id {
-                    self.core.membership.apply(*room_id, added, removed);
+                    self.core
+                        .membership
+                        .apply(*room_id, *direct, added, invited, removed);
+                }
+            }
+            Event::Block {
+                origin,
+                blocker,
+                blocked,
+                active,
+            } => {
+                if *origin != self.core.node_id {
+                    let block = crate::store::Block {
+                        blocker: *blocker,
+                        blocked: *blocked,
+                    };
+                    self.core.membership.set_block(block, *active);
                 }
             }
             Event::EndSession { session_id } => {
@@ -194,6 +212,12 @@ impl Hub {
                 }
             }
             Audience::Users(users) => users.iter().for_each(&mut push),
+            Audience::Joined { room, from } => self
+                .core
+                .membership
+                .joined_audience(*room, *from)
+                .iter()
+                .for_each(&mut push),
             Audience::PeersOf(user) => self
                 .core
                 .membership

@@ -3,6 +3,7 @@
 //! so the REST and socket paths share one implementation.
 
 mod auth;
+mod blocks;
 pub mod inspect;
 pub mod links;
 mod media;
@@ -85,6 +86,12 @@ pub enum ServiceError {
     /// The upload would take the uploader past their storage quota.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// One of the two people blocked the other.
+    #[error("one of you blocked the other")]
+    Blocked,
+    /// The 1:1 room's other person left it.
+    #[error("the other person left this 1:1 room; open it again to send a new request")]
+    DirectClosed,
     /// The data directory's file system is below its free-space floor; uploads may
     /// succeed again after the delay.
     #[error("the server is low on disk space and stores no uploads for now; retry in {} s", .retry.as_secs().max(1))]
@@ -117,6 +124,8 @@ impl ServiceError {
             SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
             QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             InsufficientStorage { .. } => ErrorCode::InsufficientStorage,
+            Blocked => ErrorCode::Blocked,
+            DirectClosed => ErrorCode::DirectClosed,
         }
     }
 
@@ -207,7 +216,7 @@ impl Core {
             .map_err(|e| ServiceError::Internal(format!("cannot create {media_tmp:?}: {e}")))?;
         let links = links::LinkSigner::new(secret, config.media.link_ttl_secs);
         let membership = Membership::default();
-        membership.load(store.all_memberships().await?);
+        membership.load(store.all_memberships().await?, store.all_blocks().await?);
         let tokens = Tokens::new(
             secret,
             config.access_token_ttl_secs,
@@ -292,7 +301,8 @@ impl Core {
             delivered_seq: summary.delivered_seq,
             read_seq: summary.read_seq,
         });
-        self.deliver(Audience::Room(room), frame, None).await
+        self.deliver(Audience::Joined { room, from: None }, frame, None)
+            .await
     }
 
     /// Records a security event in the audit log and the `audit` log target.

@@ -1,6 +1,8 @@
 //! Rows into values, for both engines: the column lists and the mappers that read them.
 
-use palaver_proto::{Message, MessageStatus, MessageType, NotificationPreview, Role, User};
+use palaver_proto::{
+    MemberState, Message, MessageStatus, MessageType, NotificationPreview, Role, User,
+};
 
 use super::Columns;
 use crate::clock::to_time;
@@ -65,7 +67,15 @@ pub(super) fn member(row: &impl Columns) -> StoreResult<MemberRow> {
         joined_at_ms: row.col("joined_at")?,
         delivered_seq: row.col("delivered_seq")?,
         read_seq: row.col("read_seq")?,
+        state: member_state(row)?,
+        invited_by: row.col("invited_by")?,
     })
+}
+
+/// A member's `state` column.
+pub(super) fn member_state(row: &impl Columns) -> StoreResult<MemberState> {
+    let state: String = row.col("state")?;
+    MemberState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("member state {state:?}")))
 }
 
 /// A pair of markers, from columns named like `Markers`' fields.
