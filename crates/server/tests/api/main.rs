@@ -9,6 +9,7 @@ mod authz;
 mod cluster;
 mod configuration;
 mod connections;
+mod consent;
 mod durability;
 mod errors;
 mod media;
