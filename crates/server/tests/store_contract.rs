@@ -747,7 +747,12 @@ async fn invitations_and_blocks(fx: &mut Fixture) {
         direct: true,
     }));
     assert_eq!(s.invitations_from(b.id, a.id).await.expect("inv"), vec![dm]);
-    assert!(s.invitations_from(a.id, b.id).await.expect("inv").is_empty());
+    assert!(
+        s.invitations_from(a.id, b.id)
+            .await
+            .expect("inv")
+            .is_empty()
+    );
 
     // While only alice has joined, the summary counts bob too: her message is not read.
     send(s, vec![msg(dm, a.id, "hello?")]).await;
@@ -762,7 +767,12 @@ async fn invitations_and_blocks(fx: &mut Fixture) {
     assert!(!s.accept_invitation(dm, b.id).await.expect("again"));
     let members = s.members(dm).await.expect("members");
     assert_eq!(state(&members, b.id), (MemberState::Joined, Some(a.id)));
-    assert!(s.invitations_from(b.id, a.id).await.expect("inv").is_empty());
+    assert!(
+        s.invitations_from(b.id, a.id)
+            .await
+            .expect("inv")
+            .is_empty()
+    );
 
     // In a group with two joined members, a pending invitation does not hold the summary.
     let room = group(s, &[(a.id, Role::Owner), (b.id, Role::Member)]).await;

@@ -20,7 +20,10 @@ pub fn router() -> Router<AppState> {
 /// The people the caller blocked, most recent first.
 #[utoipa::path(get, path = "/api/v1/users/me/blocks", tag = "users",
     responses((status = 200, body = BlockList)), security(("bearer" = [])))]
-pub async fn list_blocks(State(app): State<AppState>, Auth(who): Auth) -> ApiResult<Json<BlockList>> {
+pub async fn list_blocks(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+) -> ApiResult<Json<BlockList>> {
     Ok(Json(app.core.blocks(who).await?))
 }
 

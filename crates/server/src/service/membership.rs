@@ -165,7 +165,11 @@ impl Membership {
 
     /// Every member of the room, invited ones included: who gets its messages.
     pub fn members(&self, room: Uuid) -> Option<Arc<[Uuid]>> {
-        self.tables.read().rooms.get(&room).map(|r| r.members.clone())
+        self.tables
+            .read()
+            .rooms
+            .get(&room)
+            .map(|r| r.members.clone())
     }
 
     /// Who gets a room's typing, receipts and receipt summaries: its joined members,

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use palaver_proto::{
-    HistoryResponse, MemberState, Message, MessageStatus, MessageType, ReceiptKind, SendMessageRequest,
-    ServerFrame,
+    HistoryResponse, MemberState, Message, MessageStatus, MessageType, ReceiptKind,
+    SendMessageRequest, ServerFrame,
 };
 use parking_lot::Mutex;
 use std::sync::Arc;

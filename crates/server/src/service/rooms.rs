@@ -145,9 +145,8 @@ impl Core {
         if row.is_group {
             // One view serves every joined member of a group: serialize once. Each
             // invited member's view is their own (their state and inviter).
-            let (joined, invited): (Vec<&MemberRow>, Vec<&MemberRow>) = members
-                .iter()
-                .partition(|m| m.state == MemberState::Joined);
+            let (joined, invited): (Vec<&MemberRow>, Vec<&MemberRow>) =
+                members.iter().partition(|m| m.state == MemberState::Joined);
             if let Some(first) = joined.first() {
                 let frame = encode(&ServerFrame::RoomUpdated {
                     room: self.room_view(&row, &members, first.user_id),
@@ -325,9 +324,8 @@ impl Core {
                 // Opening the 1:1 room one was asked into is answering yes.
                 return Ok((self.accept(who, room_id).await?, false));
             }
-            let (joined, invited): (Vec<&MemberRow>, Vec<&MemberRow>) = stored
-                .iter()
-                .partition(|m| m.state == MemberState::Joined);
+            let (joined, invited): (Vec<&MemberRow>, Vec<&MemberRow>) =
+                stored.iter().partition(|m| m.state == MemberState::Joined);
             let ids = |list: Vec<&MemberRow>| list.iter().map(|m| m.user_id).collect::<Vec<_>>();
             self.membership
                 .apply(room_id, true, &ids(joined), &ids(invited), &[]);
@@ -564,8 +562,13 @@ impl Core {
             .await?;
         if let Some(heir) = heir {
             let detail = Some(format!("{heir} owner"));
-            self.audit(Some(actor), "room.role_change", Some(room.to_string()), detail)
-                .await;
+            self.audit(
+                Some(actor),
+                "room.role_change",
+                Some(room.to_string()),
+                detail,
+            )
+            .await;
         }
         // The removed member may have held the room-wide minimum back.
         let before = summary_of(members);
@@ -670,8 +673,13 @@ impl Core {
                     Vec::new(),
                 )
                 .await?;
-                self.audit(Some(who.user_id), "room.accept", Some(room.to_string()), None)
-                    .await;
+                self.audit(
+                    Some(who.user_id),
+                    "room.accept",
+                    Some(room.to_string()),
+                    None,
+                )
+                .await;
                 // Everyone's markers now count the new member (or stop counting only them).
                 let before = summary_of(&members);
                 let after = self.store.summary(room).await?;

@@ -733,7 +733,11 @@ impl World {
     /// who all accepted, and invited the invited member; the owner shared a text and a
     /// picture; then the owner removed the removed member.
     async fn fixture(&self) -> Fixture {
-        self.owner.api.unblock(self.blocked.id).await.expect("unblock");
+        self.owner
+            .api
+            .unblock(self.blocked.id)
+            .await
+            .expect("unblock");
         let room = self
             .owner
             .group(

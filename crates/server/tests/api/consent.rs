@@ -114,7 +114,9 @@ fn activity_of(user: Uuid) -> impl Fn(&ServerFrame) -> bool {
 #[tokio::test]
 async fn a_dm_from_a_stranger_is_a_request_until_accepted() {
     let app = spawn_app().await;
-    let [alice, bob] = <[TestUser; 2]>::try_from(app.users(&["alice", "bob"]).await).ok().expect("two users");
+    let [alice, bob] = <[TestUser; 2]>::try_from(app.users(&["alice", "bob"]).await)
+        .ok()
+        .expect("two users");
     let mut a = alice.connect().await;
     let mut b = bob.connect().await;
 
@@ -163,7 +165,10 @@ async fn a_dm_from_a_stranger_is_a_request_until_accepted() {
     )
     .await;
     assert_error(&answer, 403, "forbidden");
-    assert_eq!(frame(&mut b, typing(room.id)).await, Err("forbidden".into()));
+    assert_eq!(
+        frame(&mut b, typing(room.id)).await,
+        Err("forbidden".into())
+    );
     let read = ClientFrame::Receipt {
         room_id: room.id,
         seq: sent.seq,
@@ -171,7 +176,11 @@ async fn a_dm_from_a_stranger_is_a_request_until_accepted() {
     };
     assert_eq!(frame(&mut b, read.clone()).await, Err("forbidden".into()));
     let path = format!("/api/v1/rooms/{}/receipts", room.id);
-    assert_error(&request(&bob, Method::GET, &path, None).await, 403, "forbidden");
+    assert_error(
+        &request(&bob, Method::GET, &path, None).await,
+        403,
+        "forbidden",
+    );
 
     // Neither sees the other's presence or last seen, nor hears activity, either way.
     assert!(!sees(&alice, &bob).await, "Alice sees Bob's presence");
@@ -202,22 +211,32 @@ async fn a_dm_from_a_stranger_is_a_request_until_accepted() {
         .await
         .expect("Bob's typing");
     frame(&mut b, read).await.expect("read");
-    a.wait_for(WAIT, |f| {
-        matches!(f, ServerFrame::ReceiptSummary { read_seq, .. } if *read_seq == sent.seq)
-    })
+    a.wait_for(
+        WAIT,
+        |f| matches!(f, ServerFrame::ReceiptSummary { read_seq, .. } if *read_seq == sent.seq),
+    )
     .await
     .expect("the summary moves");
-    frame(&mut a, ClientFrame::Presence { status: PresenceStatus::Online })
-        .await
-        .expect("back");
-    b.wait_for(WAIT, |f| {
-        matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == alice.id)
-    })
+    frame(
+        &mut a,
+        ClientFrame::Presence {
+            status: PresenceStatus::Online,
+        },
+    )
+    .await
+    .expect("back");
+    b.wait_for(
+        WAIT,
+        |f| matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == alice.id),
+    )
     .await
     .expect("Alice's presence");
     bob.send(room.id, "hello Alice").await;
     // Accepting again changes nothing.
-    assert_eq!(bob.api.accept(room.id).await.expect("again").state, MemberState::Joined);
+    assert_eq!(
+        bob.api.accept(room.id).await.expect("again").state,
+        MemberState::Joined
+    );
 }
 
 #[tokio::test]
@@ -228,7 +247,11 @@ async fn someone_known_joins_directly_and_a_stranger_is_invited() {
     // Alice and Bob know each other from a group they both joined.
     alice.group("friends", &[&bob]).await;
     let dm = alice.dm_request(&bob).await;
-    assert_eq!(state_of(&dm, &bob), Some(MemberState::Joined), "no request between friends");
+    assert_eq!(
+        state_of(&dm, &bob),
+        Some(MemberState::Joined),
+        "no request between friends"
+    );
     bob.send(dm.id, "straight in").await;
 
     // Carol is a stranger to Alice, Bob a friend: one invitation, one membership.
@@ -247,7 +270,13 @@ async fn someone_known_joins_directly_and_a_stranger_is_invited() {
     );
     // Adding someone: Dave, a stranger, is invited too.
     let path = format!("/api/v1/rooms/{}/members", group.id);
-    let added = request(&alice, Method::POST, &path, Some(json!({"userIds": [dave.id]}))).await;
+    let added = request(
+        &alice,
+        Method::POST,
+        &path,
+        Some(json!({"userIds": [dave.id]})),
+    )
+    .await;
     assert_eq!(added.0, 200, "{}", added.1);
     let added: Room = serde_json::from_value(added.1).expect("room");
     assert_eq!(state_of(&added, &dave), Some(MemberState::Invited));
@@ -257,43 +286,75 @@ async fn someone_known_joins_directly_and_a_stranger_is_invited() {
     let mut b = bob.connect().await;
     frame(&mut b, typing(group.id)).await.expect("typing");
     a.wait_for(WAIT, activity_of(bob.id)).await.expect("typing");
-    assert_no_frame(&mut c, "typing in a group she has not joined", activity_of(bob.id)).await;
+    assert_no_frame(
+        &mut c,
+        "typing in a group she has not joined",
+        activity_of(bob.id),
+    )
+    .await;
     // A pending invitation holds no one's receipts back: Bob's read makes it read.
     let sent = alice.send(group.id, "welcome").await;
     receipt(&mut b, group.id, sent.seq, ReceiptKind::Read).await;
-    a.wait_for(WAIT, |f| {
-        matches!(f, ServerFrame::ReceiptSummary { read_seq, .. } if *read_seq == sent.seq)
-    })
+    a.wait_for(
+        WAIT,
+        |f| matches!(f, ServerFrame::ReceiptSummary { read_seq, .. } if *read_seq == sent.seq),
+    )
     .await
     .expect("read by everyone who joined");
     assert_no_frame(&mut c, "receipts", |f| {
-        matches!(f, ServerFrame::ReceiptSummary { .. } | ServerFrame::Receipt { .. })
+        matches!(
+            f,
+            ServerFrame::ReceiptSummary { .. } | ServerFrame::Receipt { .. }
+        )
     })
     .await;
 
     // Carol declines: the group disappears for her, the others see her gone.
     let decline = format!("/api/v1/rooms/{}/decline", group.id);
     assert_eq!(request(&carol, Method::POST, &decline, None).await.0, 204);
-    c.wait_for(WAIT, |f| {
-        matches!(f, ServerFrame::RoomLeft { room_id } if *room_id == group.id)
-    })
+    c.wait_for(
+        WAIT,
+        |f| matches!(f, ServerFrame::RoomLeft { room_id } if *room_id == group.id),
+    )
     .await
     .expect("room.left");
     let after = room_updated(&mut a, group.id).await;
     assert_eq!(state_of(&after, &carol), None);
-    assert!(!carol.api.rooms().await.expect("rooms").iter().any(|r| r.id == group.id));
+    assert!(
+        !carol
+            .api
+            .rooms()
+            .await
+            .expect("rooms")
+            .iter()
+            .any(|r| r.id == group.id)
+    );
     // Only an invitation is declined: Bob has joined, so he would leave instead.
-    assert_error(&request(&bob, Method::POST, &decline, None).await, 409, "conflict");
+    assert_error(
+        &request(&bob, Method::POST, &decline, None).await,
+        409,
+        "conflict",
+    );
     // And what one cannot see is not there to decline or accept.
-    assert_error(&request(&carol, Method::POST, &decline, None).await, 404, "room_not_found");
+    assert_error(
+        &request(&carol, Method::POST, &decline, None).await,
+        404,
+        "room_not_found",
+    );
     let accept = format!("/api/v1/rooms/{}/accept", group.id);
-    assert_error(&request(&carol, Method::POST, &accept, None).await, 404, "room_not_found");
+    assert_error(
+        &request(&carol, Method::POST, &accept, None).await,
+        404,
+        "room_not_found",
+    );
 }
 
 #[tokio::test]
 async fn leaving_a_dm_closes_it_and_opening_it_again_is_a_new_request() {
     let app = spawn_app().await;
-    let [alice, bob] = <[TestUser; 2]>::try_from(app.users(&["alice", "bob"]).await).ok().expect("two users");
+    let [alice, bob] = <[TestUser; 2]>::try_from(app.users(&["alice", "bob"]).await)
+        .ok()
+        .expect("two users");
     let room = alice.dm(&bob).await;
     let first = alice.send(room.id, "one").await;
     let mut a = alice.connect().await;
@@ -303,7 +364,14 @@ async fn leaving_a_dm_closes_it_and_opening_it_again_is_a_new_request() {
     assert_eq!(request(&bob, Method::POST, &leave, None).await.0, 204);
     let closed = room_updated(&mut a, room.id).await;
     assert_eq!(closed.members.len(), 1);
-    assert!(!bob.api.rooms().await.expect("rooms").iter().any(|r| r.id == room.id));
+    assert!(
+        !bob.api
+            .rooms()
+            .await
+            .expect("rooms")
+            .iter()
+            .any(|r| r.id == room.id)
+    );
     let answer = request(
         &alice,
         Method::POST,
@@ -323,7 +391,10 @@ async fn leaving_a_dm_closes_it_and_opening_it_again_is_a_new_request() {
     assert_eq!((status, again.id), (200, room.id));
     assert_eq!(state_of(&again, &bob), Some(MemberState::Invited));
     let theirs = bob.api.rooms().await.expect("rooms");
-    let theirs = theirs.iter().find(|r| r.id == room.id).expect("listed again");
+    let theirs = theirs
+        .iter()
+        .find(|r| r.id == room.id)
+        .expect("listed again");
     assert_eq!(theirs.state, MemberState::Invited);
     let history = bob
         .api
@@ -351,10 +422,17 @@ async fn leaving_a_dm_closes_it_and_opening_it_again_is_a_new_request() {
         .create_room(None, false, &[bob.id])
         .await
         .expect("open");
-    assert_eq!((answered.id, answered.state), (room.id, MemberState::Joined));
+    assert_eq!(
+        (answered.id, answered.state),
+        (room.id, MemberState::Joined)
+    );
     // Nobody is removed from a 1:1 room by the other.
     let remove = format!("/api/v1/rooms/{}/members/{}", room.id, bob.id);
-    assert_error(&request(&alice, Method::DELETE, &remove, None).await, 403, "forbidden");
+    assert_error(
+        &request(&alice, Method::DELETE, &remove, None).await,
+        403,
+        "forbidden",
+    );
 }
 
 #[tokio::test]
@@ -368,9 +446,10 @@ async fn a_block_stops_dms_invitations_and_presence_both_ways() {
     let mut a = alice.connect().await;
     let mut b = bob.connect().await;
     // Alice hears Bob come online before anything else happens.
-    a.wait_for(WAIT, |f| {
-        matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == bob.id)
-    })
+    a.wait_for(
+        WAIT,
+        |f| matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == bob.id),
+    )
     .await
     .expect("Bob online");
     let mut c = carol.connect().await;
@@ -378,7 +457,11 @@ async fn a_block_stops_dms_invitations_and_presence_both_ways() {
     // Bob blocks Alice.
     let block = format!("/api/v1/users/me/blocks/{}", alice.id);
     assert_eq!(request(&bob, Method::PUT, &block, None).await.0, 204);
-    assert_eq!(request(&bob, Method::PUT, &block, None).await.0, 204, "twice is once");
+    assert_eq!(
+        request(&bob, Method::PUT, &block, None).await.0,
+        204,
+        "twice is once"
+    );
     let listed = bob.api.blocks().await.expect("blocks");
     let ids: Vec<Uuid> = listed.blocks.iter().map(|b| b.user_id).collect();
     assert_eq!(ids, vec![alice.id]);
@@ -391,9 +474,10 @@ async fn a_block_stops_dms_invitations_and_presence_both_ways() {
     assert!(sees(&carol, &alice).await && sees(&carol, &bob).await);
     frame(&mut a, away()).await.expect("away");
     frame(&mut a, typing(group.id)).await.expect("typing");
-    c.wait_for(WAIT, |f| {
-        matches!(f, ServerFrame::Typing { user_id, .. } if *user_id == alice.id)
-    })
+    c.wait_for(
+        WAIT,
+        |f| matches!(f, ServerFrame::Typing { user_id, .. } if *user_id == alice.id),
+    )
     .await
     .expect("Carol hears Alice");
     assert_no_frame(&mut b, "Alice's activity", activity_of(alice.id)).await;
@@ -404,18 +488,40 @@ async fn a_block_stops_dms_invitations_and_presence_both_ways() {
     // No 1:1 room and no invitation, whoever asks.
     let dm = |to: Uuid| json!({"isGroup": false, "memberIds": [to]});
     let create = "/api/v1/rooms/create";
-    assert_error(&request(&alice, Method::POST, create, Some(dm(bob.id))).await, 403, "blocked");
-    assert_error(&request(&bob, Method::POST, create, Some(dm(alice.id))).await, 403, "blocked");
+    assert_error(
+        &request(&alice, Method::POST, create, Some(dm(bob.id))).await,
+        403,
+        "blocked",
+    );
+    assert_error(
+        &request(&bob, Method::POST, create, Some(dm(alice.id))).await,
+        403,
+        "blocked",
+    );
     let with_bob = json!({"isGroup": true, "name": "g", "memberIds": [bob.id, carol.id]});
-    assert_error(&request(&alice, Method::POST, create, Some(with_bob)).await, 403, "blocked");
+    assert_error(
+        &request(&alice, Method::POST, create, Some(with_bob)).await,
+        403,
+        "blocked",
+    );
     let other = alice.group("other", &[&carol]).await;
     let path = format!("/api/v1/rooms/{}/members", other.id);
-    let add = request(&alice, Method::POST, &path, Some(json!({"userIds": [bob.id]}))).await;
+    let add = request(
+        &alice,
+        Method::POST,
+        &path,
+        Some(json!({"userIds": [bob.id]})),
+    )
+    .await;
     assert_error(&add, 403, "blocked");
 
     // Unblocking restores all of it.
     assert_eq!(request(&bob, Method::DELETE, &block, None).await.0, 204);
-    assert_eq!(request(&bob, Method::DELETE, &block, None).await.0, 204, "twice is once");
+    assert_eq!(
+        request(&bob, Method::DELETE, &block, None).await.0,
+        204,
+        "twice is once"
+    );
     assert!(bob.api.blocks().await.expect("blocks").blocks.is_empty());
     assert!(sees(&alice, &bob).await && sees(&bob, &alice).await);
     let (status, _) = alice
@@ -444,12 +550,19 @@ async fn blocking_declines_a_pending_request_and_withdraws_ones_own() {
     // Bob blocks Alice: her request to him is declined, his invitation to her withdrawn.
     bob.api.block(alice.id).await.expect("block");
     let bobs = bob.api.rooms().await.expect("rooms");
-    assert!(!bobs.iter().any(|r| r.id == request_room.id), "the request is declined");
+    assert!(
+        !bobs.iter().any(|r| r.id == request_room.id),
+        "the request is declined"
+    );
     let alices = alice.api.rooms().await.expect("rooms");
-    assert!(!alices.iter().any(|r| r.id == invitation.id), "the invitation is withdrawn");
-    a.wait_for(WAIT, |f| {
-        matches!(f, ServerFrame::RoomLeft { room_id } if *room_id == invitation.id)
-    })
+    assert!(
+        !alices.iter().any(|r| r.id == invitation.id),
+        "the invitation is withdrawn"
+    );
+    a.wait_for(
+        WAIT,
+        |f| matches!(f, ServerFrame::RoomLeft { room_id } if *room_id == invitation.id),
+    )
     .await
     .expect("room.left for the withdrawn invitation");
     // Carol's invitation stands.
@@ -469,7 +582,9 @@ async fn blocking_declines_a_pending_request_and_withdraws_ones_own() {
 #[tokio::test]
 async fn consent_routes_check_their_input() {
     let app = spawn_app().await;
-    let [alice, bob] = <[TestUser; 2]>::try_from(app.users(&["alice", "bob"]).await).ok().expect("two users");
+    let [alice, bob] = <[TestUser; 2]>::try_from(app.users(&["alice", "bob"]).await)
+        .ok()
+        .expect("two users");
     let room = alice.dm_request(&bob).await;
     let long = "x".repeat(4096);
     for method in [Method::PUT, Method::DELETE] {
@@ -477,7 +592,11 @@ async fn consent_routes_check_their_input() {
         let call = |p: String| request_to(&alice, method.clone(), format!("{base}/{p}"));
         assert_error(&call("not-a-uuid".into()).await, 400, "bad_request");
         assert_error(&call(long.clone()).await, 400, "bad_request");
-        assert_error(&call(Uuid::now_v7().to_string()).await, 404, "user_not_found");
+        assert_error(
+            &call(Uuid::now_v7().to_string()).await,
+            404,
+            "user_not_found",
+        );
         assert_error(&call(alice.id.to_string()).await, 422, "validation_failed");
         let anonymous = app
             .client()
@@ -493,15 +612,22 @@ async fn consent_routes_check_their_input() {
         .expect("request");
     assert_error(&anonymous, 401, "unauthorized");
     for action in ["accept", "decline"] {
-        let call = |room: String| {
-            request_to(&bob, Method::POST, format!("/api/v1/rooms/{room}/{action}"))
-        };
+        let call =
+            |room: String| request_to(&bob, Method::POST, format!("/api/v1/rooms/{room}/{action}"));
         assert_error(&call("not-a-uuid".into()).await, 400, "bad_request");
         assert_error(&call(long.clone()).await, 400, "bad_request");
-        assert_error(&call(Uuid::now_v7().to_string()).await, 404, "room_not_found");
+        assert_error(
+            &call(Uuid::now_v7().to_string()).await,
+            404,
+            "room_not_found",
+        );
         let anonymous = app
             .client()
-            .raw(Method::POST, &format!("/api/v1/rooms/{}/{action}", room.id), None)
+            .raw(
+                Method::POST,
+                &format!("/api/v1/rooms/{}/{action}", room.id),
+                None,
+            )
             .await
             .expect("request");
         assert_error(&anonymous, 401, "unauthorized");
@@ -518,7 +644,7 @@ async fn consent_routes_check_their_input() {
 /// on one lets presence flow on the other (the routing table follows the bus).
 #[tokio::test]
 async fn blocks_and_accepts_reach_the_other_node() {
-    let Some((engines, ns, node_a, node_b)) = crate::cluster::two_nodes().await else {
+    let Some((engines, ns, node_a, node_b)) = super::cluster::two_nodes().await else {
         return;
     };
     let alice = node_a.user("alice").await;
@@ -540,7 +666,10 @@ async fn blocks_and_accepts_reach_the_other_node() {
     frame(&mut a, away()).await.expect("away");
     assert_no_frame(&mut b, "Alice's presence", activity_of(alice.id)).await;
     bob.api.unblock(alice.id).await.expect("unblock on node B");
-    assert!(eventually(|| visible(&alice, &bob)).await, "node A never learnt of the unblock");
+    assert!(
+        eventually(|| visible(&alice, &bob)).await,
+        "node A never learnt of the unblock"
+    );
     drop((a, b));
     drop((node_a, node_b));
     clean_namespace(engines, &ns).await;

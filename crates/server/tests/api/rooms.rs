@@ -813,7 +813,13 @@ async fn members_see_room_changes_live() {
 
     // Created: every member hears of it (Bob, a stranger to Alice, as an invitation),
     // nobody else does.
-    let group = room_of(create(&alice, json!({"name": "Team", "isGroup": true, "memberIds": [bob.id]})).await);
+    let group = room_of(
+        create(
+            &alice,
+            json!({"name": "Team", "isGroup": true, "memberIds": [bob.id]}),
+        )
+        .await,
+    );
     for socket in [&mut alice_ws, &mut bob_ws] {
         let room = room_updated(socket, group.id).await;
         assert_eq!(room.name, "Team");

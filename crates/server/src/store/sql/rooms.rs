@@ -24,12 +24,7 @@ fn insert_members(n: usize) -> String {
     let rows: Vec<String> = (0..n)
         .map(|i| {
             let p = 4 + 4 * i;
-            format!(
-                "($1, ${p}, ${}, $2, $3, $3, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3
-            )
+            format!("($1, ${p}, ${}, $2, $3, $3, ${}, ${})", p + 1, p + 2, p + 3)
         })
         .collect();
     format!(
