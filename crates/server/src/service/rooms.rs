@@ -100,6 +100,27 @@ impl Core {
         }
     }
 
+    /// The row, with a 1:1 room the other person left named after them (a 1:1 room has no
+    /// name of its own; while both are in it, `room_view` names it after the other).
+    async fn named(&self, mut row: RoomRow, members: &[MemberRow]) -> ServiceResult<RoomRow> {
+        if row.is_group || members.len() > 1 {
+            return Ok(row);
+        }
+        let pair = row.direct_key.as_deref().and_then(|k| k.split_once(':'));
+        let ids: Vec<Uuid> = pair
+            .into_iter()
+            .flat_map(|(a, b)| [a, b])
+            .filter_map(|id| id.parse().ok())
+            .filter(|id| !members.iter().any(|m| m.user_id == *id))
+            .collect();
+        if let Some(other) = ids.first()
+            && let Some(user) = self.store.user(*other).await?
+        {
+            row.name = user.display_name;
+        }
+        Ok(row)
+    }
+
     /// The room and the caller's role, if the caller is a member (joined or invited).
     async fn any_member_room(
         &self,
@@ -142,6 +163,7 @@ impl Core {
             return Ok(());
         };
         let members = self.store.members(room).await?;
+        let row = self.named(row, &members).await?;
         if row.is_group {
             // One view serves every joined member of a group: serialize once. Each
             // invited member's view is their own (their state and inviter).
@@ -378,7 +400,8 @@ impl Core {
         let mut out = Vec::with_capacity(mine.len());
         for my in mine {
             let members = self.store.members(my.room.id).await?;
-            let mut room = self.room_view(&my.room, &members, who.user_id);
+            let named = self.named(my.room.clone(), &members).await?;
+            let mut room = self.room_view(&named, &members, who.user_id);
             room.unread_count = my.unread;
             if my.room.last_seq > 0 {
                 let mut last = self

@@ -12,6 +12,8 @@ pub struct RoomRow {
     pub id: Uuid,
     pub name: String,
     pub is_group: bool,
+    /// For a 1:1 room, its pair: `"smaller-uuid:larger-uuid"`.
+    pub direct_key: Option<String>,
     pub created_at_ms: i64,
     pub last_seq: i64,
     pub last_activity_ms: i64,

@@ -364,6 +364,7 @@ async fn leaving_a_dm_closes_it_and_opening_it_again_is_a_new_request() {
     assert_eq!(request(&bob, Method::POST, &leave, None).await.0, 204);
     let closed = room_updated(&mut a, room.id).await;
     assert_eq!(closed.members.len(), 1);
+    assert_eq!(closed.name, "Bob", "still named after the one who left");
     assert!(
         !bob.api
             .rooms()

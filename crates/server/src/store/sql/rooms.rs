@@ -98,7 +98,7 @@ impl<P: Engine> RoomStore for SqlStore<P> {
     async fn rooms_of(&self, user: Uuid, only: Option<Uuid>) -> StoreResult<Vec<MyRoomRow>> {
         with_db!(&self.read, |db| {
             let rows = sqlx::query(
-                "SELECT r.id, r.name, r.is_group, r.created_at, r.last_seq, r.last_activity, \
+                "SELECT r.id, r.name, r.is_group, r.direct_key, r.created_at, r.last_seq, r.last_activity, \
                    m.read_seq, \
                    (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
                       AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS unread \
