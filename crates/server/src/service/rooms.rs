@@ -13,10 +13,9 @@ use crate::clock::{now_ms, to_time};
 use crate::domain::room_name;
 use crate::store::{Markers, MemberRow, NewMember, NewRoom, RoomRow, SeqOrder};
 
-/// A member as a viewer sees them: an invited viewer sees nobody's receipt markers but
-/// their own (receipts flow only between joined members).
-fn member_view(m: &MemberRow, viewer: Uuid, viewer_state: MemberState) -> RoomMember {
-    let hidden = viewer_state == MemberState::Invited && m.user_id != viewer;
+/// A member as a viewer sees them; `hidden` hides their receipt markers (0): from an
+/// invited viewer, and between two people one of whom blocked the other.
+fn member_view(m: &MemberRow, hidden: bool) -> RoomMember {
     RoomMember {
         user_id: m.user_id,
         username: m.username.clone(),
@@ -66,6 +65,15 @@ fn outranks(actor: Role, target: Role) -> bool {
 }
 
 impl Core {
+    /// Whether `viewer` (in `viewer_state`) is shown `member`'s receipt markers as 0:
+    /// receipts flow only between joined members, and not between two people one of
+    /// whom blocked the other.
+    fn markers_hidden(&self, viewer: Uuid, viewer_state: MemberState, member: Uuid) -> bool {
+        member != viewer
+            && (viewer_state == MemberState::Invited
+                || self.membership.blocked_either(viewer, member))
+    }
+
     /// The room as `viewer` sees it: a 1:1 room is named after the other person; an
     /// invited viewer sees their state, who invited them, and no one's receipts.
     fn room_view(&self, row: &RoomRow, members: &[MemberRow], viewer: Uuid) -> Room {
@@ -91,7 +99,7 @@ impl Core {
             last_seq: row.last_seq,
             members: members
                 .iter()
-                .map(|m| member_view(m, viewer, state))
+                .map(|m| member_view(m, self.markers_hidden(viewer, state, m.user_id)))
                 .collect(),
             last_message: None,
             unread_count: 0,
@@ -668,7 +676,10 @@ impl Core {
             read_seq: summary.read_seq,
             members: members
                 .iter()
-                .map(|m| member_view(m, who.user_id, MemberState::Joined))
+                .map(|m| {
+                    let hidden = self.markers_hidden(who.user_id, MemberState::Joined, m.user_id);
+                    member_view(m, hidden)
+                })
                 .collect(),
         })
     }

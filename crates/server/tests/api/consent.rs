@@ -444,6 +444,14 @@ async fn a_block_stops_dms_invitations_and_presence_both_ways() {
     // They know each other: a group they all joined.
     let group = alice.group("club", &[&bob, &carol]).await;
     assert!(sees(&alice, &bob).await);
+    // Alice writes (her markers move with it) and Carol reads it.
+    alice.send(group.id, "hello club").await;
+    let read = json!({"seq": 1, "status": "read"});
+    let path = format!("/api/v1/rooms/{}/receipts", group.id);
+    assert_eq!(
+        request(&carol, Method::POST, &path, Some(read)).await.0,
+        200
+    );
     let mut a = alice.connect().await;
     let mut b = bob.connect().await;
     // Alice hears Bob come online before anything else happens.
@@ -485,6 +493,24 @@ async fn a_block_stops_dms_invitations_and_presence_both_ways() {
     frame(&mut b, away()).await.expect("away");
     frame(&mut b, typing(group.id)).await.expect("typing");
     assert_no_frame(&mut a, "Bob's activity", activity_of(bob.id)).await;
+    // Nor each other's receipt markers in the group; Carol's stay visible.
+    let path = format!("/api/v1/rooms/{}/receipts", group.id);
+    let markers = request(&bob, Method::GET, &path, None).await;
+    assert_eq!(markers.0, 200, "{}", markers.1);
+    let of = |user: &TestUser| {
+        let members = markers.1["members"].as_array().expect("members").clone();
+        let m = members
+            .into_iter()
+            .find(|m| m["userId"] == json!(user.id))
+            .expect("member");
+        (m["deliveredSeq"].as_i64(), m["readSeq"].as_i64())
+    };
+    assert_eq!(
+        of(&alice),
+        (Some(0), Some(0)),
+        "Alice's markers are hidden from Bob"
+    );
+    assert!(of(&carol).0 > Some(0), "Carol's are not: {}", markers.1);
 
     // No 1:1 room and no invitation, whoever asks.
     let dm = |to: Uuid| json!({"isGroup": false, "memberIds": [to]});
