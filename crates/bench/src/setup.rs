@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use palaver_client::{Client, ConnectOptions};
-use palaver_proto::{Room, ServerFrame};
+use palaver_proto::{MemberState, Room, ServerFrame};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
@@ -83,7 +83,7 @@ pub async fn register_users(target: &Target, prefix: &str, n: usize) -> Result<V
 }
 
 /// Creates a room per member list: a group owned by its first member, or a 1:1 room for
-/// a pair when `group` is false.
+/// a pair when `group` is false; every other member accepts their invitation.
 pub async fn create_rooms(
     target: &Target,
     users: &[BenchUser],
@@ -102,6 +102,17 @@ pub async fn create_rooms(
                     .api
                     .create_room(group.then_some(name.as_str()), group, &others)
                     .await?;
+                // Bench users are strangers to each other, so everyone but the creator is
+                // invited: each accepts, as a person would before chatting.
+                for m in &members[1..] {
+                    let invited = room
+                        .members
+                        .iter()
+                        .any(|x| x.user_id == users[*m].id && x.state == MemberState::Invited);
+                    if invited {
+                        users[*m].api.accept(room.id).await?;
+                    }
+                }
                 bar.inc(1);
                 Ok::<_, BenchError>((r, room))
             }

@@ -245,6 +245,46 @@ impl Client {
             .await
     }
 
+    /// Accepts a request or an invitation to the room.
+    pub async fn accept(&self, room: Uuid) -> Result<Room> {
+        let path = format!("/api/v1/rooms/{room}/accept");
+        Ok(self.call::<(), Room>(Method::POST, &path, None).await?.1)
+    }
+
+    /// Declines a request or an invitation to the room.
+    pub async fn decline(&self, room: Uuid) -> Result<()> {
+        let path = format!("/api/v1/rooms/{room}/decline");
+        self.no_content(Method::POST, &path).await
+    }
+
+    /// Blocks a user.
+    pub async fn block(&self, user: Uuid) -> Result<()> {
+        let path = format!("/api/v1/users/me/blocks/{user}");
+        self.no_content(Method::PUT, &path).await
+    }
+
+    /// Lifts a block.
+    pub async fn unblock(&self, user: Uuid) -> Result<()> {
+        let path = format!("/api/v1/users/me/blocks/{user}");
+        self.no_content(Method::DELETE, &path).await
+    }
+
+    /// The people this user blocked.
+    pub async fn blocks(&self) -> Result<BlockList> {
+        let path = "/api/v1/users/me/blocks";
+        Ok(self.call::<(), BlockList>(Method::GET, path, None).await?.1)
+    }
+
+    /// A request answered with 204 and no body; anything else is an error.
+    async fn no_content(&self, method: Method, path: &str) -> Result<()> {
+        let (status, value) = self.raw(method, path, None).await?;
+        if status == 204 {
+            Ok(())
+        } else {
+            typed::<serde_json::Value>(status, value).map(|_| ())
+        }
+    }
+
     pub async fn rooms(&self) -> Result<Vec<Room>> {
         Ok(self
             .call::<(), RoomList>(Method::GET, "/api/v1/rooms", None)

@@ -60,6 +60,12 @@ pub enum ErrorCode {
     /// The server is short of disk space and stores no uploads for now (507); retry after
     /// `Retry-After` (`retryAfterMs`).
     InsufficientStorage,
+    /// One of the two people blocked the other: no 1:1 room, invitation or message
+    /// between them (403). It tells the caller of the block, as every chat product does.
+    Blocked,
+    /// The 1:1 room's other person left; open the 1:1 room with them again to send a new
+    /// request (409).
+    DirectClosed,
 }
 
 impl ErrorCode {
@@ -71,10 +77,10 @@ impl ErrorCode {
             ValidationFailed => 422,
             PayloadTooLarge => 413,
             Unauthorized | TokenExpired | InvalidCredentials => 401,
-            Forbidden | OriginForbidden => 403,
+            Forbidden | OriginForbidden | Blocked => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound => 404,
-            UsernameTaken | Conflict => 409,
+            UsernameTaken | Conflict | DirectClosed => 409,
             QuotaExceeded => 413,
             InsufficientStorage => 507,
             RateLimited => 429,
@@ -113,6 +119,8 @@ impl ErrorCode {
             RequestTimeout => "request_timeout",
             QuotaExceeded => "quota_exceeded",
             InsufficientStorage => "insufficient_storage",
+            Blocked => "blocked",
+            DirectClosed => "direct_closed",
         }
     }
 }

@@ -141,6 +141,39 @@ impl Role {
     }
 }
 
+/// Where a member stands: in the room, or asked to join and not yet answering.
+///
+/// An invited member (a 1:1 request from someone they share no room with, or a group
+/// they were added to by a stranger) reads the room's messages but sends nothing, and no
+/// presence, typing or receipts flow between them and the room until they accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    #[default]
+    Joined,
+    Invited,
+}
+
+impl MemberState {
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Joined => "joined",
+            MemberState::Invited => "invited",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<MemberState> {
+        match s {
+            "joined" => Some(MemberState::Joined),
+            "invited" => Some(MemberState::Invited),
+            _ => None,
+        }
+    }
+}
+
 /// A member of a room, with the receipts they have given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -152,10 +185,14 @@ pub struct RoomMember {
     pub role: Role,
     /// Every message with `seq` up to this has reached one of the member's devices.
     pub delivered_seq: i64,
-    /// Every message with `seq` up to this has been read by the member.
+    /// Every message with `seq` up to this has been read by the member. Both markers are
+    /// 0 in the answers an invited caller gets: receipts are for members who accepted.
     pub read_seq: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub joined_at: OffsetDateTime,
+    /// `invited` until the member accepts (absent from older servers: joined).
+    #[serde(default)]
+    pub state: MemberState,
 }
 
 /// A conversation: 1:1 (`isGroup: false`, exactly one per pair) or a group.
@@ -178,6 +215,13 @@ pub struct Room {
     /// Messages from others after the caller's read marker.
     #[serde(default)]
     pub unread_count: i64,
+    /// The caller's own state: `invited` is a request (1:1) or an invitation (group) to
+    /// accept or decline.
+    #[serde(default)]
+    pub state: MemberState,
+    /// Who asked the caller in, while the caller is `invited`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<Uuid>,
 }
 
 /// `POST /api/v1/rooms/create`.
@@ -540,3 +584,22 @@ pub struct HealthResponse {
 
 /// Per-room cursors a reconnecting client sends: the highest seq it holds for each room.
 pub type Cursors = BTreeMap<Uuid, i64>;
+
+/// Someone the caller has blocked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BlockedUser {
+    pub user_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub blocked_at: OffsetDateTime,
+}
+
+/// `GET /api/v1/users/me/blocks`: the people the caller blocked, most recent first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BlockList {
+    pub blocks: Vec<BlockedUser>,
+}

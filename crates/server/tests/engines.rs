@@ -162,14 +162,25 @@ async fn nats_nodes_see_each_others_events() {
 
     // Control events.
     let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+    let invitee = Uuid::now_v7();
     b.publish(Event::Membership {
         origin: Uuid::now_v7(),
         room_id: room,
+        direct: true,
         added: vec![user],
+        invited: vec![invitee],
         removed: vec![],
     })
     .await
     .expect("publish membership");
+    b.publish(Event::Block {
+        origin: Uuid::now_v7(),
+        blocker: user,
+        blocked: invitee,
+        active: true,
+    })
+    .await
+    .expect("publish block");
     a.publish(Event::EndSession {
         session_id: session,
     })
@@ -177,10 +188,26 @@ async fn nats_nodes_see_each_others_events() {
     .expect("publish end session");
     for events in [&mut on_a, &mut on_b] {
         match &*next(events).await {
-            Event::Membership { room_id, added, .. } => {
+            Event::Membership {
+                room_id,
+                added,
+                invited,
+                direct,
+                ..
+            } => {
                 assert_eq!((*room_id, added.as_slice()), (room, &[user][..]));
+                assert_eq!((invited.as_slice(), *direct), (&[invitee][..], true));
             }
             other => panic!("expected membership, got {other:?}"),
+        }
+        match &*next(events).await {
+            Event::Block {
+                blocker,
+                blocked,
+                active,
+                ..
+            } => assert_eq!((*blocker, *blocked, *active), (user, invitee, true)),
+            other => panic!("expected block, got {other:?}"),
         }
         match &*next(events).await {
             Event::EndSession { session_id } => assert_eq!(*session_id, session),
@@ -212,7 +239,9 @@ async fn nats_stores_a_message_once_however_often_it_is_published() {
     let change = |added: Vec<Uuid>, removed: Vec<Uuid>| Event::Membership {
         origin: Uuid::nil(),
         room_id: room,
+        direct: false,
         added,
+        invited: vec![],
         removed,
     };
     a.publish(change(vec![user], vec![])).await.expect("add");

@@ -21,13 +21,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use palaver_proto::{MessageType, NotificationPreview, Role, User};
+use palaver_proto::{MemberState, MessageType, NotificationPreview, Role, User};
 use palaver_server::clock::{now_ms, to_time};
 use palaver_server::store::postgres::{PgPoolSettings, PostgresStore};
 use palaver_server::store::sqlite::SqliteStore;
 use palaver_server::store::{
-    Appended, AuditEntry, AuditRecord, Constraint, Entity, Markers, MediaRow, NewMessage, NewRoom,
-    PushSubscriptionRow, RefreshOutcome, SeqOrder, Store, StoreError, Subscribed,
+    Appended, AuditEntry, AuditRecord, Block, Constraint, Entity, Markers, MediaRow, MembershipRow,
+    NewMember, NewMessage, NewRoom, PushSubscriptionRow, RefreshOutcome, SeqOrder, Store,
+    StoreError, Subscribed,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -209,6 +210,7 @@ contract!(
     edit_and_delete,
     history_pages,
     markers_and_summary,
+    invitations_and_blocks,
     room_list_order_and_unread,
     media_rows_and_orphans,
     media_usage_and_quota,
@@ -239,6 +241,14 @@ async fn user(store: &dyn Store, name: &str) -> User {
     user
 }
 
+/// Members who join at once.
+fn joined(members: &[(Uuid, Role)]) -> Vec<NewMember> {
+    members
+        .iter()
+        .map(|(user, role)| NewMember::joined(*user, *role))
+        .collect()
+}
+
 async fn group(store: &dyn Store, members: &[(Uuid, Role)]) -> Uuid {
     let (id, created) = store
         .create_room(&NewRoom {
@@ -246,7 +256,7 @@ async fn group(store: &dyn Store, members: &[(Uuid, Role)]) -> Uuid {
             name: "group".into(),
             is_group: true,
             direct_key: None,
-            members: members.to_vec(),
+            members: joined(members),
             now_ms: now_ms(),
         })
         .await
@@ -445,7 +455,7 @@ async fn direct_rooms_are_unique_per_pair(fx: &mut Fixture) {
         name: String::new(),
         is_group: false,
         direct_key: Some(format!("{}:{}", a.id.min(b.id), a.id.max(b.id))),
-        members: vec![(a.id, Role::Member), (b.id, Role::Member)],
+        members: joined(&[(a.id, Role::Member), (b.id, Role::Member)]),
         now_ms: now_ms(),
     };
     let first = Uuid::now_v7();
@@ -477,7 +487,7 @@ async fn groups_members_and_roles(fx: &mut Fixture) {
     let added = s
         .add_members(
             room,
-            &[(b.id, Role::Member), (c.id, Role::Member)],
+            &joined(&[(b.id, Role::Member), (c.id, Role::Member)]),
             now_ms(),
         )
         .await
@@ -498,7 +508,7 @@ async fn groups_members_and_roles(fx: &mut Fixture) {
     );
     assert_eq!(by_user(c.id).username, "carol");
     assert!(matches!(
-        s.add_members(Uuid::now_v7(), &[(d.id, Role::Member)], now_ms())
+        s.add_members(Uuid::now_v7(), &joined(&[(d.id, Role::Member)]), now_ms())
             .await,
         Err(StoreError::NotFound(Entity::Room))
     ));
@@ -541,6 +551,7 @@ async fn groups_members_and_roles(fx: &mut Fixture) {
         .await
         .expect("all")
         .into_iter()
+        .map(|m| (m.room_id, m.user_id))
         .collect();
     assert_eq!(all, HashSet::from([(room, b.id), (room, c.id)]));
 }
@@ -684,6 +695,126 @@ async fn history_pages(fx: &mut Fixture) {
     assert_eq!(all.len(), 10);
     assert!(all.iter().all(|m| m.room_id == room));
     assert_eq!(all[0].content, "text of 1");
+}
+
+async fn invitations_and_blocks(fx: &mut Fixture) {
+    let s = fx.store.as_ref();
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let c = user(s, "carol").await;
+    // A 1:1 request: alice joined, bob invited by her.
+    let dm = Uuid::now_v7();
+    let request = NewRoom {
+        id: dm,
+        name: String::new(),
+        is_group: false,
+        direct_key: Some(format!("{}:{}", a.id.min(b.id), a.id.max(b.id))),
+        members: vec![
+            NewMember::joined(a.id, Role::Member),
+            NewMember {
+                user_id: b.id,
+                role: Role::Member,
+                invited_by: Some(a.id),
+            },
+        ],
+        now_ms: now_ms(),
+    };
+    assert_eq!(s.create_room(&request).await.expect("create"), (dm, true));
+    let state = |members: &[palaver_server::store::MemberRow], user: Uuid| {
+        let m = members.iter().find(|m| m.user_id == user).expect("member");
+        (m.state, m.invited_by)
+    };
+    let members = s.members(dm).await.expect("members");
+    assert_eq!(state(&members, a.id), (MemberState::Joined, None));
+    assert_eq!(state(&members, b.id), (MemberState::Invited, Some(a.id)));
+    let all = s.all_memberships().await.expect("all");
+    assert!(all.contains(&MembershipRow {
+        room_id: dm,
+        user_id: b.id,
+        state: MemberState::Invited,
+        direct: true,
+    }));
+    assert_eq!(s.invitations_from(b.id, a.id).await.expect("inv"), vec![dm]);
+    assert!(
+        s.invitations_from(a.id, b.id)
+            .await
+            .expect("inv")
+            .is_empty()
+    );
+
+    // While only alice has joined, the summary counts bob too: her message is not read.
+    send(s, vec![msg(dm, a.id, "hello?")]).await;
+    let zero = Markers {
+        delivered_seq: 0,
+        read_seq: 0,
+    };
+    assert_eq!(s.summary(dm).await.expect("summary"), zero);
+
+    // Accepting once joins; twice changes nothing.
+    assert!(s.accept_invitation(dm, b.id).await.expect("accept"));
+    assert!(!s.accept_invitation(dm, b.id).await.expect("again"));
+    let members = s.members(dm).await.expect("members");
+    assert_eq!(state(&members, b.id), (MemberState::Joined, Some(a.id)));
+    assert!(
+        s.invitations_from(b.id, a.id)
+            .await
+            .expect("inv")
+            .is_empty()
+    );
+
+    // In a group with two joined members, a pending invitation does not hold the summary.
+    let room = group(s, &[(a.id, Role::Owner), (b.id, Role::Member)]).await;
+    send(s, vec![msg(room, a.id, "1"), msg(room, a.id, "2")]).await;
+    let invite = NewMember {
+        user_id: c.id,
+        role: Role::Member,
+        invited_by: Some(a.id),
+    };
+    assert_eq!(
+        s.add_members(room, &[invite], now_ms()).await.expect("add"),
+        vec![c.id]
+    );
+    send(s, vec![msg(room, a.id, "3")]).await;
+    s.advance_markers(
+        room,
+        b.id,
+        Markers {
+            delivered_seq: 3,
+            read_seq: 3,
+        },
+    )
+    .await
+    .expect("advance")
+    .expect("member");
+    let all_read = Markers {
+        delivered_seq: 3,
+        read_seq: 3,
+    };
+    assert_eq!(s.summary(room).await.expect("summary"), all_read);
+
+    // Blocks: once per pair and direction, listed newest first, lifted once.
+    let ab = Block {
+        blocker: a.id,
+        blocked: b.id,
+    };
+    let ac = Block {
+        blocker: a.id,
+        blocked: c.id,
+    };
+    assert!(s.block(ab, now_ms()).await.expect("block"));
+    assert!(!s.block(ab, now_ms()).await.expect("again"));
+    assert!(s.block(ac, now_ms() + 1).await.expect("block"));
+    let listed: Vec<Uuid> = (s.blocks_of(a.id).await.expect("list"))
+        .iter()
+        .map(|b| b.user_id)
+        .collect();
+    assert_eq!(listed, vec![c.id, b.id]);
+    assert!(s.blocks_of(b.id).await.expect("list").is_empty());
+    let all: HashSet<Block> = s.all_blocks().await.expect("all").into_iter().collect();
+    assert_eq!(all, HashSet::from([ab, ac]));
+    assert!(s.unblock(ab).await.expect("unblock"));
+    assert!(!s.unblock(ab).await.expect("again"));
+    assert_eq!(s.all_blocks().await.expect("all"), vec![ac]);
 }
 
 async fn markers_and_summary(fx: &mut Fixture) {
@@ -1414,7 +1545,7 @@ async fn one_pair_on_two_nodes_is_one_direct_room(fx: &mut Fixture) {
             name: String::new(),
             is_group: false,
             direct_key: Some(format!("{}:{}", a.min(b), a.max(b))),
-            members: vec![(a, Role::Member), (b, Role::Member)],
+            members: joined(&[(a, Role::Member), (b, Role::Member)]),
             now_ms: now_ms(),
         };
         let (n1, n2) = (direct(), direct());

@@ -86,11 +86,20 @@ try {
   await send(alice, 'hello bob');
   await bubble(alice, 'hello bob').waitFor({ timeout: T });
 
-  log('bob sees the room live with an unread count, opens it, replies');
+  log('bob sees a message request from alice, reads it, accepts, replies');
   const bobRoom = bob.page.locator('.room-item', { hasText: 'Alice' });
-  await bobRoom.locator('.badge', { hasText: '1' }).waitFor({ timeout: T });
+  await bobRoom.locator('.tag', { hasText: 'Request' }).waitFor({ timeout: T });
   await bobRoom.click();
   await bubble(bob, 'hello bob').waitFor({ timeout: T });
+  await bob.page.locator('#request', { hasText: 'Alice wants to chat with you' }).waitFor({ timeout: T });
+  assert.ok(await bob.page.locator('#composer').isHidden(), 'no composer before accepting');
+  // Until bob answers, alice sees neither his presence nor a read receipt.
+  await alice.page.waitForTimeout(500);
+  assert.equal(await alice.page.locator('.msg.mine', { hasText: 'hello bob' }).locator('.ticks.read').count(), 0, 'not read before accepting');
+  assert.doesNotMatch(await alice.page.locator('#chat-sub').textContent(), /online/);
+  if (shots) await bob.page.screenshot({ path: `${shots}/request.png` });
+  await bob.page.getByRole('button', { name: 'Accept' }).click();
+  await bob.page.locator('#request').waitFor({ state: 'hidden', timeout: T });
   await send(bob, 'hi alice');
   await bubble(alice, 'hi alice').waitFor({ timeout: T });
 
@@ -184,8 +193,12 @@ try {
   await alice.page.getByRole('button', { name: 'Create group' }).click();
   await alice.page.locator('#chat-name', { hasText: 'Team' }).waitFor({ timeout: T });
   await send(alice, 'welcome to the team');
+  // Carol does not know alice: an invitation, which she accepts.
+  await carol.page.locator('.room-item', { hasText: 'Team' }).locator('.tag', { hasText: 'Invitation' }).waitFor({ timeout: T });
   await carol.page.locator('.room-item', { hasText: 'Team' }).click();
   await bubble(carol, 'welcome to the team').waitFor({ timeout: T });
+  await carol.page.getByRole('button', { name: 'Accept' }).click();
+  await carol.page.locator('#request').waitFor({ state: 'hidden', timeout: T });
   await send(carol, 'thanks!');
   await bob.page.locator('.room-item', { hasText: 'Team' }).click();
   await bubble(bob, 'thanks!').waitFor({ timeout: T });
@@ -228,6 +241,40 @@ try {
   // Older pages keep the reader's place: after one more page the old first message stays put.
   await scroller.evaluate((s) => { s.scrollTop = s.scrollHeight; });
   if (shots) await alice.page.screenshot({ path: `${shots}/desktop.png` });
+
+  log('a request from a stranger can be blocked; the block is listed and lifted in settings');
+  const dave = await newUser('dave');
+  const daveDm = await rest(dave, 'POST', '/rooms/create', { isGroup: false, memberIds: [bobAuth.id] });
+  await rest(dave, 'POST', '/messages/send', { roomId: daveDm.id, clientMsgId: 'dave-1', content: 'buy my stuff' });
+  const daveRoom = bob.page.locator('.room-item', { hasText: 'Dave' });
+  await daveRoom.locator('.tag', { hasText: 'Request' }).waitFor({ timeout: T });
+  await daveRoom.click();
+  bob.page.once('dialog', (d) => d.accept());
+  await bob.page.getByRole('button', { name: 'Block Dave' }).click();
+  await daveRoom.waitFor({ state: 'detached', timeout: T });
+  const again = await fetch(`${base}/api/v1/rooms/create`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${await dave.page.evaluate(() => JSON.parse(localStorage.getItem('palaver.session')).accessToken)}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ isGroup: false, memberIds: [bobAuth.id] }),
+  });
+  assert.equal(again.status, 403, 'a blocked user cannot open a DM');
+  assert.equal((await again.json()).error.code, 'blocked');
+  await bob.page.getByRole('button', { name: 'Settings and account' }).click();
+  const blockedList = bob.page.locator('#blocked-list');
+  await blockedList.locator('li', { hasText: 'Dave' }).waitFor({ timeout: T });
+  await blockedList.getByRole('button', { name: 'Unblock Dave' }).click();
+  await blockedList.locator('li', { hasText: 'Nobody' }).waitFor({ timeout: T });
+  await bob.page.keyboard.press('Escape');
+  assert.equal((await rest(bob, 'GET', '/users/me/blocks')).blocks.length, 0);
+
+  log('a 1:1 chat can be left');
+  await alice.page.locator('.room-item', { hasText: 'Bob' }).click();
+  await alice.page.getByRole('button', { name: 'Chat details' }).click();
+  alice.page.once('dialog', (d) => d.accept());
+  await alice.page.locator('#dialog').getByRole('button', { name: 'Leave chat' }).click();
+  await alice.page.locator('.room-item', { hasText: 'Bob' }).waitFor({ state: 'detached', timeout: T });
+  await bob.page.locator('.room-item', { hasText: 'Alice' }).click();
+  await bob.page.locator('#chat-sub', { hasText: 'left this chat' }).waitFor({ timeout: T });
 
   log('no URL carried an access token');
   assert.ok(urls.some((u) => /\/api\/v1\/ws$/.test(u)), 'the socket was opened');

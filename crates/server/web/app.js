@@ -3,7 +3,9 @@
 import * as API from './api.js';
 import { api, me } from './api.js';
 import { Live } from './socket.js';
-import { state, on, emit, putRoom, putMessage, cursors, peer, outbox, enqueue, dequeue, markFailed } from './store.js';
+import {
+  state, on, emit, putRoom, putMessage, cursors, peer, outbox, enqueue, dequeue, markFailed, displayName, isInvited,
+} from './store.js';
 import { renderRooms } from './rooms.js';
 import * as chat from './chat.js';
 import * as dialogs from './dialogs.js';
@@ -173,10 +175,16 @@ function onFrame(f) {
       return emit('presence');
     case 'room.updated': {
       const isNew = !state.rooms.has(f.room.id);
+      const before = state.rooms.get(f.room.id);
+      const wasInvited = isInvited(before);
+      const peerWasInvited = peer(before)?.state === 'invited';
       const room = putRoom(f.room, { keepActivity: !isNew });
       if (isNew) { fetchPresence(room); live.post({ type: 'sync', cursors: { [room.id]: 0 } }); }
+      // A request answered (by us, on another device, or by the other person): their
+      // presence is visible now.
+      if ((wasInvited && !isInvited(room)) || (peerWasInvited && peer(room)?.state === 'joined')) fetchPresence(room);
       emit('rooms');
-      if (room.id === state.openRoomId) chat.renderHead();
+      if (room.id === state.openRoomId) { chat.renderRequest(); chat.renderHead(); }
       return;
     }
     case 'room.left':
@@ -223,6 +231,7 @@ function onTyping(f) {
 // ---- receipts
 
 function sendDelivered(room) {
+  if (isInvited(room)) return; // no receipts before accepting
   if (state.connection !== 'live' || !room.lastSeq || room.lastSeq <= (room.sentDelivered || 0)) return;
   if (live.post({ type: 'receipt', roomId: room.id, seq: room.lastSeq, status: 'delivered' })) room.sentDelivered = room.lastSeq;
 }
@@ -233,6 +242,7 @@ function markRead() {
   if (!room || document.hidden || !room.loaded) return;
   room.unreadCount = 0;
   emit('rooms');
+  if (isInvited(room)) return; // no receipts before accepting
   if (state.connection !== 'live' || !room.lastSeq || room.lastSeq <= (room.sentRead || 0)) return;
   if (live.post({ type: 'receipt', roomId: room.id, seq: room.lastSeq, status: 'read' })) {
     room.sentRead = room.lastSeq;
@@ -315,7 +325,7 @@ let typingSentAt = 0;
 let typingIdle = null;
 function onInput() {
   autoGrow();
-  if (!state.openRoomId || state.editing) return;
+  if (!state.openRoomId || state.editing || isInvited(state.rooms.get(state.openRoomId))) return;
   if (Date.now() - typingSentAt > 3000) {
     typingSentAt = Date.now();
     live?.post({ type: 'typing', roomId: state.openRoomId, active: true });
@@ -348,6 +358,43 @@ function closeRoom() {
   history.replaceState(null, '', location.pathname);
 }
 
+// ---- requests and invitations
+
+/** Runs an answer to the open room's request; an error shows in the request bar. */
+function answer(fn) {
+  return async () => {
+    const room = state.rooms.get(state.openRoomId);
+    if (!room) return;
+    try { await fn(room); } catch (e) { $('#request-text').textContent = e.message; }
+  };
+}
+
+const acceptRequest = answer(async (room) => {
+  putRoom(await api('POST', `/rooms/${room.id}/accept`), { keepActivity: true });
+  fetchPresence(room);
+  chat.renderRequest();
+  chat.renderHead();
+  emit('rooms');
+  sendDelivered(room);
+  markRead();
+});
+
+const declineRequest = answer(async (room) => {
+  await api('POST', `/rooms/${room.id}/decline`);
+  state.rooms.delete(room.id);
+  closeRoom();
+  emit('rooms');
+});
+
+// Blocking the inviter declines the request too (the server does it, and says room.left).
+const blockInviter = answer(async (room) => {
+  if (!confirm(`Block ${displayName(room.invitedBy)}? They will not be able to message you or add you to groups.`)) return;
+  await api('PUT', `/users/me/blocks/${room.invitedBy}`);
+  state.rooms.delete(room.id);
+  closeRoom();
+  emit('rooms');
+});
+
 function wire() {
   $('#tab-login').addEventListener('click', () => setMode(false));
   $('#tab-register').addEventListener('click', () => setMode(true));
@@ -358,6 +405,9 @@ function wire() {
   $('#me-button').addEventListener('click', () => dialogs.settings());
   $('#back').addEventListener('click', () => history.replaceState(null, '', location.pathname));
   $('#composer').addEventListener('submit', submitComposer);
+  $('#request-accept').addEventListener('click', acceptRequest);
+  $('#request-decline').addEventListener('click', declineRequest);
+  $('#request-block').addEventListener('click', blockInviter);
   $('#cancel-edit').addEventListener('click', chat.cancelEdit);
   const text = $('#text');
   text.addEventListener('input', onInput);

@@ -2,7 +2,7 @@
 // jump), receipts ticks, pending sends, the composer, edit and delete.
 
 import { api, me, linkExpired } from './api.js';
-import { state, emit, peer, displayName, outbox, putMessage } from './store.js';
+import { state, emit, peer, displayName, outbox, putMessage, isInvited } from './store.js';
 import { h, $, time, dayLabel, lastSeenText, initials, humanSize } from './util.js';
 
 const PAGE = 50;
@@ -18,8 +18,9 @@ export function openRoom(id) {
   state.editing = null;
   document.body.classList.add('room-open');
   $('#empty').hidden = true;
-  for (const s of ['#chat-head', '#messages', '#composer']) $(s).hidden = false;
+  for (const s of ['#chat-head', '#messages']) $(s).hidden = false;
   $('#edit-banner').hidden = true;
+  renderRequest();
   renderHead();
   list().replaceChildren();
   $('#history-status').textContent = '';
@@ -37,8 +38,24 @@ export function closeRoom() {
   state.openRoomId = null;
   document.body.classList.remove('room-open');
   $('#empty').hidden = false;
-  for (const s of ['#chat-head', '#messages', '#composer']) $(s).hidden = true;
+  for (const s of ['#chat-head', '#messages', '#composer', '#request']) $(s).hidden = true;
   emit('rooms');
+}
+
+/** A request or invitation shows Accept / Decline / Block instead of the composer: one
+ * who has not answered sends nothing, typing and receipts included. */
+export function renderRequest() {
+  const room = state.rooms.get(state.openRoomId);
+  if (!room) return;
+  const invited = isInvited(room);
+  $('#request').hidden = !invited;
+  $('#composer').hidden = invited;
+  if (!invited) return;
+  const who = displayName(room.invitedBy);
+  $('#request-text').textContent = room.isGroup
+    ? `${who} invited you to ${room.name}. Accept to join in; until then nobody here sees whether you are online or have read anything.`
+    : `${who} wants to chat with you. Accept to reply; until then ${who} does not see whether you are online or have read the messages.`;
+  $('#request-block').textContent = `Block ${who}`;
 }
 
 async function loadNewest(room) {
@@ -96,7 +113,9 @@ export function renderHead() {
   if (typing.length) {
     sub = room.isGroup ? `${typing.map(displayName).join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : 'typing…';
   } else if (other) {
-    sub = lastSeenText(state.presence.get(other.userId));
+    sub = isInvited(room) ? 'Message request' : lastSeenText(state.presence.get(other.userId));
+  } else if (!room.isGroup) {
+    sub = 'The other person left this chat';
   } else {
     sub = `${room.members?.length || 0} members: ${(room.members || []).map((m) => (m.userId === me().id ? 'you' : m.displayName)).join(', ')}`;
   }

@@ -1,5 +1,5 @@
 // Dialogs: start a chat, create a group, a room's details (members, rename, leave,
-// mute), and settings (name, notifications, log out).
+// mute, block), and settings (name, notifications, blocked people, log out).
 
 import { api, me, logout, updateUser } from './api.js';
 import { state, putRoom, peer, emit } from './store.js';
@@ -129,17 +129,31 @@ export async function roomInfo(roomId, closeRoom) {
   }
   const mute = h('input', { type: 'checkbox', checked: notify.muted().has(room.id), onchange: act(() => notify.setMuted(room.id, mute.checked)) });
   parts.push(h('label', { class: 'check' }, mute, 'Mute notifications from this chat'));
-  if (room.isGroup) {
+  const leave = async () => {
+    await api('POST', `/rooms/${room.id}/leave`);
+    state.rooms.delete(room.id);
+    dlg().close();
+    closeRoom();
+    emit('rooms');
+  };
+  // A 1:1 room can be left too: the other person can no longer write to it, until one of
+  // the two opens it again (a new request).
+  parts.push(h('button', {
+    type: 'button', class: 'danger',
+    onclick: act(async () => {
+      if (!confirm(room.isGroup ? `Leave ${room.name}?` : `Leave this chat with ${room.name}? They will not be able to write to you here.`)) return;
+      await leave();
+    }),
+  }, room.isGroup ? 'Leave group' : 'Leave chat'));
+  if (other) {
     parts.push(h('button', {
       type: 'button', class: 'danger',
       onclick: act(async () => {
-        if (!confirm(`Leave ${room.name}?`)) return;
-        await api('POST', `/rooms/${room.id}/leave`);
-        state.rooms.delete(room.id);
+        if (!confirm(`Block ${other.displayName}? Neither of you will see the other online, and they cannot message you or add you to groups. Unblock in Settings.`)) return;
+        await api('PUT', `/users/me/blocks/${other.userId}`);
         dlg().close();
-        closeRoom();
       }),
-    }, 'Leave group'));
+    }, `Block ${other.displayName}`));
   }
   parts.push(error);
   show(room.isGroup ? room.name : 'Chat details', ...parts);
@@ -172,6 +186,27 @@ export async function settings() {
     });
     parts.push(h('label', { class: 'check' }, box, 'Notify me when the browser is closed (push)'));
   }
+  parts.push(await blockedPeople(error));
   parts.push(error, h('button', { type: 'button', class: 'danger', id: 'logout', onclick: () => { dlg().close(); notify.dropPush().finally(logout); } }, 'Log out'));
   show('Settings', ...parts);
+}
+
+/** The people one blocked, each with Unblock. */
+async function blockedPeople(error) {
+  const list = h('ul', { class: 'member-list', id: 'blocked-list', 'aria-label': 'Blocked people' });
+  const draw = async () => {
+    try {
+      const { blocks } = await api('GET', '/users/me/blocks');
+      list.replaceChildren(...(blocks.length ? blocks.map((b) => h('li', {},
+        h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(b.displayName)),
+        h('span', { class: 'grow' }, b.displayName, h('span', { class: 'muted' }, ` @${b.username}`)),
+        h('button', {
+          type: 'button', class: 'link', 'aria-label': `Unblock ${b.displayName}`,
+          onclick: async () => { try { await api('DELETE', `/users/me/blocks/${b.userId}`); await draw(); } catch (e) { error.textContent = e.message; } },
+        }, 'Unblock')))
+        : [h('li', { class: 'muted' }, 'Nobody')]));
+    } catch (e) { error.textContent = e.message; }
+  };
+  await draw();
+  return h('section', { class: 'stack' }, h('h3', {}, 'Blocked people'), list);
 }

@@ -1,12 +1,16 @@
 // The sidebar: conversations by recent activity, with preview, unread count and presence.
 
 import { me } from './api.js';
-import { state, sortedRooms, peer, displayName } from './store.js';
+import { state, sortedRooms, peer, displayName, isInvited } from './store.js';
 import { h, $, time, initials } from './util.js';
 
 const MEDIA_LABEL = { image: 'Photo', video: 'Video', audio: 'Audio', file: 'File' };
 
 function preview(room) {
+  if (isInvited(room)) {
+    const who = displayName(room.invitedBy);
+    return room.isGroup ? `${who} invited you` : `Message request from ${who}`;
+  }
   const m = room.lastMessage;
   if (!m) return room.isGroup ? 'Group created' : 'No messages yet';
   const text = m.deleted ? 'Message deleted' : m.content || MEDIA_LABEL[m.type] || '';
@@ -21,10 +25,12 @@ export function renderRooms(openRoom) {
     const other = peer(room);
     const presence = other ? state.presence.get(other.userId)?.status : '';
     const unread = room.id === state.openRoomId ? 0 : room.unreadCount || 0;
-    const label = `${room.name}${presence === 'online' ? ', online' : ''}${unread ? `, ${unread} unread` : ''}`;
+    const invited = isInvited(room);
+    const kind = invited ? (room.isGroup ? ', invitation' : ', message request') : '';
+    const label = `${room.name}${kind}${presence === 'online' ? ', online' : ''}${unread ? `, ${unread} unread` : ''}`;
     return h('li', {},
       h('button', {
-        type: 'button', class: 'room-item', 'aria-current': room.id === state.openRoomId ? 'true' : undefined,
+        type: 'button', class: `room-item${invited ? ' invited' : ''}`, 'aria-current': room.id === state.openRoomId ? 'true' : undefined,
         'aria-label': label, dataset: { roomId: room.id }, onclick: () => openRoom(room.id),
       },
       h('span', { class: `avatar${room.isGroup ? ' group' : ''}`, dataset: { presence: presence || '' }, 'aria-hidden': 'true' }, initials(room.name)),
@@ -34,6 +40,7 @@ export function renderRooms(openRoom) {
           room.lastMessage ? h('time', { class: 'room-time', datetime: room.lastMessage.timestamp }, time(room.lastMessage.timestamp)) : null),
         h('span', { class: 'room-bottom' },
           h('span', { class: 'room-preview' }, preview(room)),
-          unread ? h('span', { class: 'badge', 'aria-hidden': 'true' }, String(unread)) : null))));
+          invited ? h('span', { class: 'tag', 'aria-hidden': 'true' }, room.isGroup ? 'Invitation' : 'Request')
+            : unread ? h('span', { class: 'badge', 'aria-hidden': 'true' }, String(unread)) : null))));
   }));
 }

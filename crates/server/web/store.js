@@ -31,9 +31,12 @@ export function putRoom(r, { keepActivity = false } = {}) {
   room.lastSeq = Math.max(room.lastSeq || 0, lastSeq || 0);
   for (const m of r.members || []) state.users.set(m.userId, { displayName: m.displayName, username: m.username });
   if (r.members?.length) {
+    // As the server counts: the joined members, or everyone while fewer than two joined.
+    const joined = r.members.filter((m) => (m.state || 'joined') === 'joined');
+    const counted = joined.length >= 2 ? joined : r.members;
     room.summary = {
-      deliveredSeq: Math.min(...r.members.map((m) => m.deliveredSeq)),
-      readSeq: Math.min(...r.members.map((m) => m.readSeq)),
+      deliveredSeq: Math.min(...counted.map((m) => m.deliveredSeq)),
+      readSeq: Math.min(...counted.map((m) => m.readSeq)),
     };
   }
   state.rooms.set(r.id, room);
@@ -47,6 +50,9 @@ export function activity(room) {
 export function sortedRooms() {
   return [...state.rooms.values()].sort((a, b) => activity(b).localeCompare(activity(a)));
 }
+
+/** Whether the user has yet to answer this room: a request (1:1) or an invitation. */
+export const isInvited = (room) => room?.state === 'invited';
 
 /** The other person of a 1:1 room. */
 export function peer(room) {

@@ -24,8 +24,13 @@ pub enum Audience {
     Room(Uuid),
     /// These users (all their connections).
     Users(Vec<Uuid>),
-    /// Everyone who shares a room with this user, but not the user.
+    /// Everyone who may see this user's presence (`Membership::peers_of`): joined with
+    /// them in a shared room and not blocked either way; not the user.
     PeersOf(Uuid),
+    /// The room's joined members (not invited ones), without anyone blocked either way
+    /// with `from`: typing, receipts and receipt summaries.
+    #[serde(rename_all = "camelCase")]
+    Joined { room: Uuid, from: Option<Uuid> },
 }
 
 /// How a delivery travels between nodes. The service says so when it makes one (it
@@ -76,13 +81,27 @@ pub struct Delivery {
 pub enum Event {
     Deliver(Delivery),
     /// Membership changed: every node updates its routing table before delivering more.
-    /// `origin` is the node that already applied it.
+    /// `origin` is the node that already applied it. `added` are joined members now (new,
+    /// or invited before), `invited` are invited now; `direct` says the room is 1:1.
     #[serde(rename_all = "camelCase")]
     Membership {
         origin: Uuid,
         room_id: Uuid,
+        #[serde(default)]
+        direct: bool,
         added: Vec<Uuid>,
+        #[serde(default)]
+        invited: Vec<Uuid>,
         removed: Vec<Uuid>,
+    },
+    /// `blocker` blocked `blocked` (`active`) or lifted the block: every node updates its
+    /// routing table, which decides who sees whose presence.
+    #[serde(rename_all = "camelCase")]
+    Block {
+        origin: Uuid,
+        blocker: Uuid,
+        blocked: Uuid,
+        active: bool,
     },
     /// A session ended (logout, token theft): close its sockets everywhere.
     #[serde(rename_all = "camelCase")]

@@ -13,6 +13,7 @@
 //! | `s.users.evt` | durable frames for a list of users (room created, left, removed) | stream |
 //! | `s.peers.<user>.evt` | durable frames for everyone who shares a room with `user` | stream |
 //! | `s.ctl.membership.<room>` | `Event::Membership` (the routing table) | stream |
+//! | `s.ctl.block.<blocker>` | `Event::Block` (who blocked whom, for the routing table) | stream |
 //! | `s.ctl.session.<session>` | `Event::EndSession` (close a session's sockets) | stream |
 //! | `e.room.<room>` | typing | core NATS |
 //! | `e.peers.<user>` | presence | core NATS |
@@ -281,6 +282,7 @@ impl NatsBus {
                     Audience::Room(room) => format!("room.{room}"),
                     Audience::Users(_) => "users".to_owned(),
                     Audience::PeersOf(user) => format!("peers.{user}"),
+                    Audience::Joined { room, .. } => format!("room.{room}"),
                 };
                 let (leaf, msg_id) = match (d.class, d.room_seq) {
                     (Class::Ephemeral, _) => {
@@ -304,6 +306,11 @@ impl NatsBus {
             }
             Event::Membership { room_id, .. } => Route {
                 subject: format!("{root}.s.ctl.membership.{room_id}"),
+                msg_id: Some(format!("u:{}", Uuid::now_v7())),
+                confirm: true,
+            },
+            Event::Block { blocker, .. } => Route {
+                subject: format!("{root}.s.ctl.block.{blocker}"),
                 msg_id: Some(format!("u:{}", Uuid::now_v7())),
                 confirm: true,
             },

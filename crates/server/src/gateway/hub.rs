@@ -111,9 +111,9 @@ impl Hub {
     fn dispatch(&self, event: &Event) {
         match event {
             Event::Deliver(d) => self.deliver(d),
-            // The routing table is the service's: `Core::consume` applied it before the
-            // event got here.
-            Event::Membership { .. } => {}
+            // The routing table and the blocks are the service's: `Core::consume` applied
+            // them before the event got here.
+            Event::Membership { .. } | Event::Block { .. } => {}
             Event::EndSession { session_id } => {
                 for list in self.conns.read().values() {
                     for c in list.iter().filter(|c| c.session_id == *session_id) {
@@ -167,6 +167,12 @@ impl Hub {
                 }
             }
             Audience::Users(users) => users.iter().for_each(&mut push),
+            Audience::Joined { room, from } => self
+                .core
+                .membership
+                .joined_audience(*room, *from)
+                .iter()
+                .for_each(&mut push),
             Audience::PeersOf(user) => self
                 .core
                 .membership

@@ -3,6 +3,7 @@
 //! `service`.
 
 pub mod auth;
+pub mod blocks;
 pub mod error;
 pub mod extract;
 pub mod media;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
         .merge(rooms::router())
+        .merge(blocks::router())
         .merge(messages::router())
         .merge(presence::router())
         .merge(media::router())
@@ -347,6 +349,8 @@ const LINKS: &[LinkSpec] = &[
         OTHER_MEMBER,
     ),
     link("create", CREATED, "Leave", "leave", ROOM),
+    link("create", CREATED, "Accept", "accept", ROOM),
+    link("create", CREATED, "Decline", "decline", ROOM),
     link("create", CREATED, "Receipts", "receipts", ROOM),
     link("create", CREATED, "MarkReceipt", "receipt", ROOM),
     link("create", CREATED, "Mute", "mute", ROOM),
@@ -456,7 +460,8 @@ pub fn document() -> &'static serde_json::Value {
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::user, auth::search,
         rooms::list, rooms::create, rooms::room, rooms::rename, rooms::add_members, rooms::set_role, rooms::remove_member, rooms::leave,
-        rooms::receipts, rooms::receipt,
+        rooms::accept, rooms::decline, rooms::receipts, rooms::receipt,
+        blocks::list_blocks, blocks::block, blocks::unblock,
         messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::usage, media::download, media::thumbnail,

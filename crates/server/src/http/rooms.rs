@@ -25,6 +25,8 @@ pub fn router() -> Router<AppState> {
             patch(set_role).delete(remove_member),
         )
         .route("/rooms/{roomId}/leave", post(leave))
+        .route("/rooms/{roomId}/accept", post(accept))
+        .route("/rooms/{roomId}/decline", post(decline))
         .route("/rooms/{roomId}/receipts", get(receipts).post(receipt))
 }
 
@@ -118,7 +120,8 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Leave a group.
+/// Leave a group or a 1:1 room (leaving a 1:1 room closes it for the other person until
+/// one of the two opens it again); for an invited member, the same as declining.
 #[utoipa::path(post, path = "/api/v1/rooms/{roomId}/leave", tag = "rooms", params(("roomId" = Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn leave(
@@ -152,4 +155,30 @@ pub async fn receipt(
 ) -> ApiResult<Json<ReceiptsResponse>> {
     app.core.receipt(who, id, req.seq, req.status).await?;
     Ok(Json(app.core.receipts(who, id).await?))
+}
+
+/// Accept a request or an invitation (the caller's `state` is `invited`): the caller
+/// joins. Accepting a room one has joined already answers the room unchanged.
+#[utoipa::path(post, path = "/api/v1/rooms/{roomId}/accept", tag = "rooms", params(("roomId" = Uuid, Path)),
+    responses((status = 200, body = Room), (status = 403, description = "blocked: the inviter was blocked since", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn accept(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Room>> {
+    Ok(Json(app.core.accept(who, id).await?))
+}
+
+/// Decline a request or an invitation: the caller leaves and the room disappears for them.
+#[utoipa::path(post, path = "/api/v1/rooms/{roomId}/decline", tag = "rooms", params(("roomId" = Uuid, Path)),
+    responses((status = 204), (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 409, description = "conflict: the caller has joined; leave instead", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn decline(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    app.core.decline(who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use palaver_proto::{
-    HistoryResponse, Message, MessageStatus, MessageType, ReceiptKind, SendMessageRequest,
-    ServerFrame,
+    HistoryResponse, MemberState, Message, MessageStatus, MessageType, ReceiptKind,
+    SendMessageRequest, ServerFrame,
 };
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::membership::Direct;
 use super::{Core, Identity, ServiceError, ServiceResult, encode};
 use crate::bus::{Audience, Bus, Class, Delivery, Event};
 use crate::cache::RateBucket;
@@ -214,11 +215,36 @@ pub(super) fn receipt_target(kind: ReceiptKind, seq: i64) -> Markers {
 }
 
 impl Core {
+    /// A member in any state may read the room.
     fn require_member(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
         if self.membership.is_member(room, user) {
             Ok(())
         } else {
             Err(ServiceError::RoomNotFound)
+        }
+    }
+
+    /// Only a joined member sends messages, typing and receipts: an invited one reads
+    /// until they accept.
+    fn require_joined(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
+        match self.membership.state(room, user) {
+            Some(MemberState::Joined) => Ok(()),
+            Some(MemberState::Invited) => Err(ServiceError::Forbidden(super::rooms::NOT_ACCEPTED)),
+            None => Err(ServiceError::RoomNotFound),
+        }
+    }
+
+    /// Whether the user may send to the room now: joined, and for a 1:1 room, the other
+    /// person still in it and neither of the two blocking the other.
+    fn may_send(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
+        self.require_joined(room, user)?;
+        match self.membership.direct(room, user) {
+            Direct::Group => Ok(()),
+            Direct::Alone => Err(ServiceError::DirectClosed),
+            Direct::With(other) if self.membership.blocked_either(user, other) => {
+                Err(ServiceError::Blocked)
+            }
+            Direct::With(_) => Ok(()),
         }
     }
 
@@ -251,7 +277,7 @@ impl Core {
             }
             (_, Some(_)) => {}
         }
-        self.require_member(req.room_id, who.user_id)?;
+        self.may_send(req.room_id, who.user_id)?;
         let (media, sweep) = match req.media_id {
             Some(id) => {
                 let sweep = self.media_sweep.clone().read_owned().await;
@@ -509,7 +535,7 @@ impl Core {
         if seq < 1 {
             return Err(ServiceError::Validation("seq must be at least 1".into()));
         }
-        self.require_member(room, who.user_id)?;
+        self.require_joined(room, who.user_id)?;
         let moved = self
             .store
             .advance_markers(room, who.user_id, receipt_target(kind, seq))
@@ -526,7 +552,11 @@ impl Core {
                 status: kind,
                 seq,
             };
-            self.deliver(Audience::Room(room), &frame, None).await?;
+            let audience = Audience::Joined {
+                room,
+                from: Some(who.user_id),
+            };
+            self.deliver(audience, &frame, None).await?;
         }
         if moved.summary_after != moved.summary_before {
             self.announce_summary(room, moved.summary_after).await?;
@@ -534,7 +564,7 @@ impl Core {
         Ok(seq)
     }
 
-    /// Relays a typing indicator to the room (not stored).
+    /// Relays a typing indicator to the room's joined members (not stored).
     pub async fn typing(
         &self,
         who: Identity,
@@ -542,7 +572,7 @@ impl Core {
         active: bool,
         origin_conn: Option<Uuid>,
     ) -> ServiceResult<()> {
-        self.require_member(room, who.user_id)?;
+        self.require_joined(room, who.user_id)?;
         self.limit(RateBucket::Ephemeral, &who.user_id.to_string())
             .await?;
         let frame = ServerFrame::Typing {
@@ -550,8 +580,11 @@ impl Core {
             user_id: who.user_id,
             active,
         };
-        self.deliver(Audience::Room(room), &frame, origin_conn)
-            .await
+        let audience = Audience::Joined {
+            room,
+            from: Some(who.user_id),
+        };
+        self.deliver(audience, &frame, origin_conn).await
     }
 }
 

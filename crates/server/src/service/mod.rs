@@ -3,6 +3,7 @@
 //! so the REST and socket paths share one implementation.
 
 mod auth;
+mod blocks;
 pub mod inspect;
 pub mod links;
 mod media;
@@ -85,6 +86,12 @@ pub enum ServiceError {
     /// The upload would take the uploader past their storage quota.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// One of the two people blocked the other.
+    #[error("one of you blocked the other")]
+    Blocked,
+    /// The 1:1 room's other person left it.
+    #[error("the other person left this 1:1 room; open it again to send a new request")]
+    DirectClosed,
     /// The data directory's file system is below its free-space floor; uploads may
     /// succeed again after the delay.
     #[error("the server is low on disk space and stores no uploads for now; retry in {} s", .retry.as_secs().max(1))]
@@ -117,6 +124,8 @@ impl ServiceError {
             SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
             QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             InsufficientStorage { .. } => ErrorCode::InsufficientStorage,
+            Blocked => ErrorCode::Blocked,
+            DirectClosed => ErrorCode::DirectClosed,
         }
     }
 
@@ -221,7 +230,7 @@ impl Core {
             .map_err(|e| ServiceError::Internal(format!("cannot create {media_tmp:?}: {e}")))?;
         let links = links::LinkSigner::new(secret, config.media.link_ttl_secs);
         let membership = Membership::default();
-        membership.load(store.all_memberships().await?);
+        membership.load(store.all_memberships().await?, store.all_blocks().await?);
         let tokens = Tokens::new(
             secret,
             config.access_token_ttl_secs,
@@ -278,22 +287,38 @@ impl Core {
     }
 
     /// This node's stream of bus events, with the service's own share of each applied
-    /// first: another node's membership change updates the routing table before the
-    /// event, or any later one, reaches the hub's fan-out.
+    /// first: another node's membership change or block updates the routing table before
+    /// the event, or any later one, reaches the hub's fan-out.
     pub fn consume(self: &Arc<Self>, events: EventStream) -> EventStream {
         use futures::StreamExt;
         let core = self.clone();
         events
             .map(move |event| {
-                if let Event::Membership {
-                    origin,
-                    room_id,
-                    added,
-                    removed,
-                } = &*event
-                    && *origin != core.node_id
-                {
-                    core.membership.apply(*room_id, added, removed);
+                match &*event {
+                    Event::Membership {
+                        origin,
+                        room_id,
+                        direct,
+                        added,
+                        invited,
+                        removed,
+                    } if *origin != core.node_id => {
+                        core.membership
+                            .apply(*room_id, *direct, added, invited, removed);
+                    }
+                    Event::Block {
+                        origin,
+                        blocker,
+                        blocked,
+                        active,
+                    } if *origin != core.node_id => {
+                        let block = crate::store::Block {
+                            blocker: *blocker,
+                            blocked: *blocked,
+                        };
+                        core.membership.set_block(block, *active);
+                    }
+                    _ => {}
                 }
                 event
             })
@@ -338,7 +363,8 @@ impl Core {
             delivered_seq: summary.delivered_seq,
             read_seq: summary.read_seq,
         };
-        self.deliver(Audience::Room(room), &frame, None).await
+        self.deliver(Audience::Joined { room, from: None }, &frame, None)
+            .await
     }
 
     /// Records a security event in the audit log and the `audit` log target.

@@ -1,6 +1,7 @@
 //! Presence and last seen: online while any connection is open (away when the client
-//! says so), offline with a last-seen time when the last one closes. Only people who
-//! share a room with a user may see it.
+//! says so), offline with a last-seen time when the last one closes. Only the user's
+//! peers may see it: people joined with them in a room, neither blocking the other
+//! (`Membership::peers_of` and `can_see`, the one place that rule lives).
 
 use palaver_proto::{LastSeen, Presence, PresenceStatus, ServerFrame};
 use uuid::Uuid;
@@ -78,9 +79,9 @@ impl Core {
         Ok(())
     }
 
-    /// A user's presence, for themselves or someone who shares a room with them.
+    /// A user's presence, for themselves or one of their peers.
     pub async fn presence(&self, who: Identity, user: Uuid) -> ServiceResult<Presence> {
-        if user != who.user_id && !self.membership.share_room(who.user_id, user) {
+        if !self.membership.can_see(who.user_id, user) {
             return Err(ServiceError::UserNotFound);
         }
         match self.cache.presence(user).await {

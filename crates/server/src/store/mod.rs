@@ -13,6 +13,7 @@
 
 mod accounts;
 mod audit;
+mod blocks;
 mod media;
 mod messages;
 pub mod postgres;
@@ -26,11 +27,12 @@ use async_trait::async_trait;
 
 pub use accounts::{AccountStore, Credentials, RefreshOutcome};
 pub use audit::{AuditEntry, AuditRecord, AuditStore};
+pub use blocks::{Block, BlockRow, BlockStore};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
-pub use rooms::{MemberRow, MyRoomRow, NewRoom, RoomRow, RoomStore};
+pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
 pub use sql::SqlStore;
 
 /// What can go wrong in a store.
@@ -122,7 +124,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// on it directly.
 #[async_trait]
 pub trait Store:
-    AccountStore + RoomStore + MessageStore + ReceiptStore + MediaRecordStore + PushStore + AuditStore
+    AccountStore
+    + RoomStore
+    + MessageStore
+    + ReceiptStore
+    + MediaRecordStore
+    + PushStore
+    + AuditStore
+    + BlockStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

@@ -1,7 +1,7 @@
 //! Rooms and their members.
 
 use async_trait::async_trait;
-use palaver_proto::Role;
+use palaver_proto::{MemberState, Role};
 use uuid::Uuid;
 
 use super::StoreResult;
@@ -12,6 +12,8 @@ pub struct RoomRow {
     pub id: Uuid,
     pub name: String,
     pub is_group: bool,
+    /// For a 1:1 room, its pair: `"smaller-uuid:larger-uuid"`.
+    pub direct_key: Option<String>,
     pub created_at_ms: i64,
     pub last_seq: i64,
     pub last_activity_ms: i64,
@@ -28,6 +30,9 @@ pub struct MemberRow {
     pub joined_at_ms: i64,
     pub delivered_seq: i64,
     pub read_seq: i64,
+    pub state: MemberState,
+    /// Who asked them in, if they were invited (kept after they accept).
+    pub invited_by: Option<Uuid>,
 }
 
 /// A room as seen by one member: its row, that member's read marker and unread count.
@@ -38,6 +43,36 @@ pub struct MyRoomRow {
     pub unread: i64,
 }
 
+/// A member to add: joined at once, or invited by someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewMember {
+    pub user_id: Uuid,
+    pub role: Role,
+    /// `Some(inviter)`: the member is `invited` until they accept; `None`: `joined`.
+    pub invited_by: Option<Uuid>,
+}
+
+impl NewMember {
+    /// Someone who joins at once.
+    pub fn joined(user_id: Uuid, role: Role) -> NewMember {
+        NewMember {
+            user_id,
+            role,
+            invited_by: None,
+        }
+    }
+}
+
+/// One membership as the routing table needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MembershipRow {
+    pub room_id: Uuid,
+    pub user_id: Uuid,
+    pub state: MemberState,
+    /// The room is a 1:1 room.
+    pub direct: bool,
+}
+
 /// A new room with its first members.
 #[derive(Debug, Clone)]
 pub struct NewRoom {
@@ -46,7 +81,7 @@ pub struct NewRoom {
     pub is_group: bool,
     /// Set for 1:1 rooms: the pair's key, unique across rooms.
     pub direct_key: Option<String>,
-    pub members: Vec<(Uuid, Role)>,
+    pub members: Vec<NewMember>,
     pub now_ms: i64,
 }
 
@@ -65,15 +100,19 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn add_members(
         &self,
         room: Uuid,
-        members: &[(Uuid, Role)],
+        members: &[NewMember],
         now_ms: i64,
     ) -> StoreResult<Vec<Uuid>>;
+    /// Makes an invited member joined; returns whether they were invited.
+    async fn accept_invitation(&self, room: Uuid, user: Uuid) -> StoreResult<bool>;
+    /// The rooms where `invitee` is invited by `inviter`.
+    async fn invitations_from(&self, invitee: Uuid, inviter: Uuid) -> StoreResult<Vec<Uuid>>;
     /// Removes a member, and in the same transaction makes `heir` the owner (when the
     /// owner leaves); returns whether they were a member.
     async fn remove_member(&self, room: Uuid, user: Uuid, heir: Option<Uuid>) -> StoreResult<bool>;
     /// Sets several roles in one transaction (e.g. handing ownership over).
     async fn set_roles(&self, room: Uuid, roles: &[(Uuid, Role)]) -> StoreResult<()>;
     async fn rename_room(&self, room: Uuid, name: &str) -> StoreResult<()>;
-    /// Every (room, user) membership, to build the in-memory routing table at start-up.
-    async fn all_memberships(&self) -> StoreResult<Vec<(Uuid, Uuid)>>;
+    /// Every membership, to build the in-memory routing table at start-up.
+    async fn all_memberships(&self) -> StoreResult<Vec<MembershipRow>>;
 }

@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 /// Two nodes of one deployment in a namespace of their own, or `None` (skipped loudly)
 /// without the engines.
-async fn two_nodes() -> Option<(&'static ClusterEngines, String, TestApp, TestApp)> {
+pub(crate) async fn two_nodes() -> Option<(&'static ClusterEngines, String, TestApp, TestApp)> {
     let engines = cluster_engines()?;
     let ns = format!("t{}", Uuid::now_v7().simple());
     let on_cluster = |c: &mut palaver_server::Config| {

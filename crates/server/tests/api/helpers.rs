@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use palaver_client::{Client, Socket};
-use palaver_proto::{AuthResponse, ClientFrame, Cursors, Message, ReceiptKind, Room, ServerFrame};
+use palaver_proto::{
+    AuthResponse, ClientFrame, Cursors, MemberState, Message, ReceiptKind, Room, ServerFrame,
+};
 use palaver_server::config::{RateBucket, RateLimit, RateLimits};
 use palaver_server::{Application, Config};
 use tempfile::TempDir;
@@ -459,7 +461,15 @@ impl TestUser {
         (socket, replayed)
     }
 
+    /// Opens the 1:1 room with `other`, who accepts it if it is a request: for tests of
+    /// what members do (tests/api/consent.rs tests the request itself).
     pub async fn dm(&self, other: &TestUser) -> Room {
+        let room = self.dm_request(other).await;
+        self.accepted(room, &[other]).await
+    }
+
+    /// Opens the 1:1 room with `other`, as it is: a request if they do not know each other.
+    pub async fn dm_request(&self, other: &TestUser) -> Room {
         self.api
             .create_room(None, false, &[other.id])
             .await
@@ -467,12 +477,40 @@ impl TestUser {
             .1
     }
 
+    /// Creates a group with `others`, each of whom accepts if invited: for tests of what
+    /// members do.
     pub async fn group(&self, name: &str, others: &[&TestUser]) -> Room {
         let ids: Vec<Uuid> = others.iter().map(|u| u.id).collect();
-        self.api
+        let room = self
+            .api
             .create_room(Some(name), true, &ids)
             .await
             .expect("create group")
+            .1;
+        self.accepted(room, others).await
+    }
+
+    /// The room after each of `others` who is invited has accepted, as this user sees it.
+    pub async fn accepted(&self, room: Room, others: &[&TestUser]) -> Room {
+        let mut any = false;
+        for other in others {
+            let invited = room
+                .members
+                .iter()
+                .any(|m| m.user_id == other.id && m.state == MemberState::Invited);
+            if invited {
+                other.api.accept(room.id).await.expect("accept");
+                any = true;
+            }
+        }
+        if !any {
+            return room;
+        }
+        let path = format!("/api/v1/rooms/{}", room.id);
+        self.api
+            .call::<(), Room>(reqwest::Method::GET, &path, None)
+            .await
+            .expect("room")
             .1
     }
 

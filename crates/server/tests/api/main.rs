@@ -11,6 +11,7 @@ mod authz;
 mod cluster;
 mod configuration;
 mod connections;
+mod consent;
 mod contract;
 mod durability;
 mod errors;

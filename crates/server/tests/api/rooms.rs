@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use palaver_client::Socket;
-use palaver_proto::{ReceiptsResponse, Role, Room, ServerFrame};
+use palaver_proto::{MemberState, ReceiptsResponse, Role, Room, ServerFrame};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -256,17 +256,18 @@ async fn a_dm_needs_exactly_one_other_existing_person() {
 }
 
 #[tokio::test]
-async fn nobody_leaves_or_is_removed_from_a_dm() {
+async fn nobody_is_removed_from_a_dm_but_either_may_leave() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
     let dm = alice.dm(&bob).await;
 
-    assert_error(&leave(&alice, dm.id).await, 403, "forbidden");
-    assert_error(&leave(&bob, dm.id).await, 403, "forbidden");
+    // Leaving a 1:1 room is allowed since issue 13 item 7 (one must be able to get out
+    // of a conversation one did not want; docs/PROTOCOL.md): tested below and in
+    // tests/api/consent.rs. Removing the other person is not.
     assert_error(&remove(&alice, dm.id, bob.id).await, 403, "forbidden");
-    assert_error(&remove(&alice, dm.id, alice.id).await, 403, "forbidden");
+    assert_error(&remove(&bob, dm.id, alice.id).await, 403, "forbidden");
     assert_error(
         &set_role(&alice, dm.id, bob.id, "admin").await,
         403,
@@ -278,6 +279,14 @@ async fn nobody_leaves_or_is_removed_from_a_dm() {
     let room = room_of(get_room(&alice, dm.id).await);
     assert_eq!(member_ids(&room), ids_of(&[&alice, &bob]), "both still in");
     assert_error(&get_room(&carol, dm.id).await, 404, "room_not_found");
+
+    // Leaving oneself, either way it is said, takes one out and leaves the other in.
+    assert_eq!(leave(&bob, dm.id).await.0, 204);
+    assert_error(&get_room(&bob, dm.id).await, 404, "room_not_found");
+    let room = room_of(get_room(&alice, dm.id).await);
+    assert_eq!(member_ids(&room), ids_of(&[&alice]), "alice is still in");
+    assert_eq!(remove(&alice, dm.id, alice.id).await.0, 204);
+    assert_error(&get_room(&alice, dm.id).await, 404, "room_not_found");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -725,6 +734,10 @@ async fn an_owner_who_leaves_hands_over_to_the_longest_standing_admin() {
     room_of(add(&alice, group.id, &[dave.id]).await);
     tick().await;
     room_of(add(&alice, group.id, &[erin.id]).await);
+    // Dave and Erin were strangers to Alice: they accept (an invitation is not a
+    // membership to hand a group to; tests/api/consent.rs).
+    dave.api.accept(group.id).await.expect("accept");
+    erin.api.accept(group.id).await.expect("accept");
     // Erin is promoted first, but Dave joined earlier; Bob and Carol are only members.
     room_of(set_role(&alice, group.id, erin.id, "admin").await);
     room_of(set_role(&alice, group.id, dave.id, "admin").await);
@@ -798,8 +811,15 @@ async fn members_see_room_changes_live() {
     let mut bob_ws = bob.connect().await;
     let mut carol_ws = carol.connect().await;
 
-    // Created: every member hears of it, nobody else does.
-    let group = alice.group("Team", &[&bob]).await;
+    // Created: every member hears of it (Bob, a stranger to Alice, as an invitation),
+    // nobody else does.
+    let group = room_of(
+        create(
+            &alice,
+            json!({"name": "Team", "isGroup": true, "memberIds": [bob.id]}),
+        )
+        .await,
+    );
     for socket in [&mut alice_ws, &mut bob_ws] {
         let room = room_updated(socket, group.id).await;
         assert_eq!(room.name, "Team");
@@ -807,6 +827,12 @@ async fn members_see_room_changes_live() {
         assert_eq!(member_ids(&room), ids_of(&[&alice, &bob]));
         assert_eq!(role_of(&room, &alice), Some(Role::Owner));
         assert!(room.last_message.is_none() && room.unread_count == 0);
+    }
+    // Bob accepts: a room change both hear.
+    bob.api.accept(group.id).await.expect("accept");
+    for socket in [&mut alice_ws, &mut bob_ws] {
+        let room = room_updated(socket, group.id).await;
+        assert!(room.members.iter().all(|m| m.state == MemberState::Joined));
     }
     assert_no_frame(
         &mut carol_ws,
@@ -897,12 +923,16 @@ async fn both_people_hear_of_a_new_dm_under_the_other_ones_name() {
     let mut alice_ws = alice.connect().await;
     let mut bob_ws = bob.connect().await;
 
-    let dm = alice.dm(&bob).await;
+    let dm = alice.dm_request(&bob).await;
     let as_alice = room_updated(&mut alice_ws, dm.id).await;
     assert_eq!(as_alice.name, "Bob");
     assert!(!as_alice.is_group);
     let as_bob = room_updated(&mut bob_ws, dm.id).await;
     assert_eq!(as_bob.name, "Alice");
+    // They have not met: Bob accepts the request, which both hear of, under the same names.
+    bob.api.accept(dm.id).await.expect("accept");
+    assert_eq!(room_updated(&mut alice_ws, dm.id).await.name, "Bob");
+    assert_eq!(room_updated(&mut bob_ws, dm.id).await.name, "Alice");
 
     // Opening it again changes nothing and announces nothing.
     let (status, again) = bob
@@ -937,6 +967,9 @@ async fn new_members_start_at_the_last_seq_and_can_read_earlier_history() {
 
     let added = room_of(add(&alice, group.id, &[carol.id]).await);
     assert_eq!(added.last_seq, 4);
+    // Carol, a stranger to Alice, is invited; her markers are set when she is added, and
+    // she accepts to see everyone's (tests/api/consent.rs has the invitation itself).
+    carol.api.accept(group.id).await.expect("accept");
     let new = added
         .members
         .iter()

@@ -1,6 +1,8 @@
 //! Rows into values, for both engines: the column lists and the mappers that read them.
 
-use palaver_proto::{Message, MessageStatus, MessageType, NotificationPreview, Role, User};
+use palaver_proto::{
+    MemberState, Message, MessageStatus, MessageType, NotificationPreview, Role, User,
+};
 
 use super::Columns;
 use crate::clock::to_time;
@@ -10,7 +12,8 @@ use crate::store::{
 
 pub(in crate::store) const USER_COLUMNS: &str = "id, username, display_name, created_at";
 pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, edited_at, deleted_at";
-pub(super) const ROOM_COLUMNS: &str = "id, name, is_group, created_at, last_seq, last_activity";
+pub(super) const ROOM_COLUMNS: &str =
+    "id, name, is_group, direct_key, created_at, last_seq, last_activity";
 pub(super) const MEDIA_COLUMNS: &str = "id, uploader_id, sha256, kind, mime_type, size, filename, width, height, thumb_sha256, thumb_mime, created_at, thumb_size";
 pub(super) const PUSH_COLUMNS: &str = "id, user_id, endpoint, p256dh, auth, created_at, session_id";
 
@@ -48,6 +51,7 @@ pub(super) fn room(row: &impl Columns) -> StoreResult<RoomRow> {
         id: row.col("id")?,
         name: row.col("name")?,
         is_group: row.col("is_group")?,
+        direct_key: row.col("direct_key")?,
         created_at_ms: row.col("created_at")?,
         last_seq: row.col("last_seq")?,
         last_activity_ms: row.col("last_activity")?,
@@ -65,7 +69,15 @@ pub(super) fn member(row: &impl Columns) -> StoreResult<MemberRow> {
         joined_at_ms: row.col("joined_at")?,
         delivered_seq: row.col("delivered_seq")?,
         read_seq: row.col("read_seq")?,
+        state: member_state(row)?,
+        invited_by: row.col("invited_by")?,
     })
+}
+
+/// A member's `state` column.
+pub(super) fn member_state(row: &impl Columns) -> StoreResult<MemberState> {
+    let state: String = row.col("state")?;
+    MemberState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("member state {state:?}")))
 }
 
 /// A pair of markers, from columns named like `Markers`' fields.

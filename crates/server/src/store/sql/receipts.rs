@@ -7,9 +7,18 @@ use super::map;
 use super::{Columns, Engine, SqlStore};
 use crate::store::{MarkerMove, Markers, ReceiptStore, StoreResult};
 
-/// The room's summary: `$1` the room.
-const SUMMARY: &str = "SELECT COALESCE(MIN(delivered_seq), 0) AS delivered_seq, \
-     COALESCE(MIN(read_seq), 0) AS read_seq FROM members WHERE room_id = $1";
+/// The room's summary: `$1` the room. The lowest markers over its joined members, so a
+/// pending invitation does not hold a group's receipts back; but while fewer than two
+/// members have joined (a 1:1 request), over everyone, so the requester's own markers
+/// do not make their request look read. The service's `summary_of` says the same.
+const SUMMARY: &str = "SELECT \
+     COALESCE(CASE WHEN SUM(CASE WHEN state = 'joined' THEN 1 ELSE 0 END) >= 2 \
+       THEN MIN(CASE WHEN state = 'joined' THEN delivered_seq END) \
+       ELSE MIN(delivered_seq) END, 0) AS delivered_seq, \
+     COALESCE(CASE WHEN SUM(CASE WHEN state = 'joined' THEN 1 ELSE 0 END) >= 2 \
+       THEN MIN(CASE WHEN state = 'joined' THEN read_seq END) \
+       ELSE MIN(read_seq) END, 0) AS read_seq \
+     FROM members WHERE room_id = $1";
 
 /// Markers moved up towards `to`, never back, and never past `last_seq`.
 fn advanced(was: Markers, to: Markers, last_seq: i64) -> Markers {

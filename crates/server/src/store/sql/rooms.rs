@@ -3,31 +3,44 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use palaver_proto::Role;
+use palaver_proto::{MemberState, Role};
 use uuid::Uuid;
 
 use super::map::{self, ROOM_COLUMNS};
 use super::{Columns, Engine, SqlStore};
 use crate::store::{
-    Entity, MemberRow, MyRoomRow, NewRoom, RoomRow, RoomStore, StoreError, StoreResult,
+    Entity, MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore,
+    StoreError, StoreResult,
 };
 
-/// Members per INSERT: 2 parameters each stays far below both engines' limits (32,766 on
+/// Members per INSERT: 4 parameters each stays far below both engines' limits (32,766 on
 /// SQLite, 65,535 on PostgreSQL).
 const MEMBERS_PER_STATEMENT: usize = 1000;
 
 /// Inserts `n` members of one room and returns the ones inserted; existing members are
 /// left as they are. `$1` room, `$2` joined at, `$3` where both markers start, then
-/// (user, role) for each member.
+/// (user, role, state, inviter) for each member.
 fn insert_members(n: usize) -> String {
     let rows: Vec<String> = (0..n)
-        .map(|i| format!("($1, ${}, ${}, $2, $3, $3)", 4 + 2 * i, 5 + 2 * i))
+        .map(|i| {
+            let p = 4 + 4 * i;
+            format!("($1, ${p}, ${}, $2, $3, $3, ${}, ${})", p + 1, p + 2, p + 3)
+        })
         .collect();
     format!(
-        "INSERT INTO members (room_id, user_id, role, joined_at, delivered_seq, read_seq) \
+        "INSERT INTO members \
+           (room_id, user_id, role, joined_at, delivered_seq, read_seq, state, invited_by) \
          VALUES {} ON CONFLICT (room_id, user_id) DO NOTHING RETURNING user_id",
         rows.join(", ")
     )
+}
+
+/// Where a new member stands.
+fn state_of(member: &NewMember) -> &'static str {
+    match member.invited_by {
+        Some(_) => MemberState::Invited.as_str(),
+        None => MemberState::Joined.as_str(),
+    }
 }
 
 #[async_trait]
@@ -60,8 +73,12 @@ impl<P: Engine> RoomStore for SqlStore<P> {
             for chunk in room.members.chunks(MEMBERS_PER_STATEMENT) {
                 let sql = insert_members(chunk.len());
                 let mut insert = sqlx::query(&sql).bind(room.id).bind(room.now_ms).bind(0i64);
-                for (user, role) in chunk {
-                    insert = insert.bind(*user).bind(role.as_str());
+                for m in chunk {
+                    insert = insert
+                        .bind(m.user_id)
+                        .bind(m.role.as_str())
+                        .bind(state_of(m))
+                        .bind(m.invited_by);
                 }
                 insert.fetch_all(&mut *tx).await?;
             }
@@ -81,7 +98,7 @@ impl<P: Engine> RoomStore for SqlStore<P> {
     async fn rooms_of(&self, user: Uuid, only: Option<Uuid>) -> StoreResult<Vec<MyRoomRow>> {
         with_db!(&self.read, |db| {
             let rows = sqlx::query(
-                "SELECT r.id, r.name, r.is_group, r.created_at, r.last_seq, r.last_activity, \
+                "SELECT r.id, r.name, r.is_group, r.direct_key, r.created_at, r.last_seq, r.last_activity, \
                    m.read_seq, \
                    (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
                       AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS unread \
@@ -108,7 +125,7 @@ impl<P: Engine> RoomStore for SqlStore<P> {
     async fn members(&self, room: Uuid) -> StoreResult<Vec<MemberRow>> {
         let sql = format!(
             "SELECT m.room_id, m.user_id, u.username, u.display_name, m.role, m.joined_at, \
-               m.delivered_seq, m.read_seq \
+               m.delivered_seq, m.read_seq, m.state, m.invited_by \
              FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 \
              ORDER BY m.joined_at, u.username{}",
             P::BYTEWISE
@@ -122,7 +139,7 @@ impl<P: Engine> RoomStore for SqlStore<P> {
     async fn add_members(
         &self,
         room: Uuid,
-        members: &[(Uuid, Role)],
+        members: &[NewMember],
         now_ms: i64,
     ) -> StoreResult<Vec<Uuid>> {
         // The room's row is locked as an append locks it: no message can take a seq
@@ -145,8 +162,12 @@ impl<P: Engine> RoomStore for SqlStore<P> {
             for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
                 let sql = insert_members(chunk.len());
                 let mut insert = sqlx::query(&sql).bind(room).bind(now_ms).bind(last_seq);
-                for (user, role) in chunk {
-                    insert = insert.bind(*user).bind(role.as_str());
+                for m in chunk {
+                    insert = insert
+                        .bind(m.user_id)
+                        .bind(m.role.as_str())
+                        .bind(state_of(m))
+                        .bind(m.invited_by);
                 }
                 for row in insert.fetch_all(&mut *tx).await? {
                     inserted.insert(row.col("user_id")?);
@@ -163,7 +184,7 @@ impl<P: Engine> RoomStore for SqlStore<P> {
         // In the order asked, each once.
         Ok(members
             .iter()
-            .map(|(user, _)| *user)
+            .map(|m| m.user_id)
             .filter(|user| inserted.remove(user))
             .collect())
     }
@@ -219,13 +240,52 @@ impl<P: Engine> RoomStore for SqlStore<P> {
         Ok(())
     }
 
-    async fn all_memberships(&self) -> StoreResult<Vec<(Uuid, Uuid)>> {
+    async fn accept_invitation(&self, room: Uuid, user: Uuid) -> StoreResult<bool> {
+        let updated = with_db!(&self.write, |db| {
+            sqlx::query(
+                "UPDATE members SET state = 'joined' \
+                 WHERE room_id = $1 AND user_id = $2 AND state = 'invited'",
+            )
+            .bind(room)
+            .bind(user)
+            .execute(db)
+            .await?
+            .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+
+    async fn invitations_from(&self, invitee: Uuid, inviter: Uuid) -> StoreResult<Vec<Uuid>> {
         with_db!(&self.read, |db| {
-            let rows = sqlx::query("SELECT room_id, user_id FROM members")
-                .fetch_all(db)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT room_id FROM members \
+                 WHERE user_id = $1 AND invited_by = $2 AND state = 'invited'",
+            )
+            .bind(invitee)
+            .bind(inviter)
+            .fetch_all(db)
+            .await?;
+            rows.iter().map(|row| row.col("room_id")).collect()
+        })
+    }
+
+    async fn all_memberships(&self) -> StoreResult<Vec<MembershipRow>> {
+        with_db!(&self.read, |db| {
+            let rows = sqlx::query(
+                "SELECT m.room_id, m.user_id, m.state, r.is_group \
+                 FROM members m JOIN rooms r ON r.id = m.room_id",
+            )
+            .fetch_all(db)
+            .await?;
             rows.iter()
-                .map(|row| Ok((row.col("room_id")?, row.col("user_id")?)))
+                .map(|row| {
+                    Ok(MembershipRow {
+                        room_id: row.col("room_id")?,
+                        user_id: row.col("user_id")?,
+                        state: map::member_state(row)?,
+                        direct: !row.col::<bool>("is_group")?,
+                    })
+                })
                 .collect()
         })
     }
