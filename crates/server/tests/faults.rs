@@ -162,10 +162,16 @@ async fn a_dead_nodes_users_are_announced_offline_to_their_contacts() {
         .await
         .expect("bob");
     let alice_api = on(0).with_token(&alice.access_token);
-    alice_api
+    let (_, dm) = alice_api
         .create_room(None, false, &[bob.user.id])
         .await
         .expect("dm");
+    // Strangers see each other's presence once the request is accepted.
+    on(1)
+        .with_token(&bob.access_token)
+        .accept(dm.id)
+        .await
+        .expect("bob accepts");
     let mut watcher = alice_api.connect().await.expect("alice on node 1");
     let mut dying = on(1)
         .with_token(&bob.access_token)

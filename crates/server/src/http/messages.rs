@@ -42,7 +42,9 @@ fn sent_response(sent: Sent) -> (StatusCode, Json<Message>) {
 /// answers 200 with the stored message.
 #[utoipa::path(post, path = "/api/v1/messages/send", tag = "messages", request_body = SendMessageRequest,
     responses((status = 201, body = Message), (status = 200, description = "idempotent retry", body = Message),
-        (status = 404, description = "room_not_found", body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 403, description = "forbidden: an invited member, until they accept; blocked: a 1:1 room where one blocked the other", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 409, description = "direct_closed: the other person left the 1:1 room", body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, description = "message_delivery_failed: retry", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn send(
     State(app): State<AppState>,
@@ -109,7 +111,9 @@ pub async fn delete(
 /// Send a message to the conversation in the path (same as `/messages/send`).
 #[utoipa::path(post, path = "/api/v1/chat/{conversationId}", tag = "messages", params(("conversationId" = Uuid, Path)), request_body = ChatSendRequest,
     responses((status = 201, body = Message), (status = 200, description = "idempotent retry", body = Message),
-        (status = 404, description = "room_not_found", body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 403, description = "forbidden: an invited member, until they accept; blocked: a 1:1 room where one blocked the other", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 409, description = "direct_closed: the other person left the 1:1 room", body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, description = "message_delivery_failed: retry", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn chat_send(
     State(app): State<AppState>,

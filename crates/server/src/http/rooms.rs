@@ -42,6 +42,7 @@ pub async fn list(State(app): State<AppState>, Auth(who): Auth) -> ApiResult<Jso
 /// pair has one).
 #[utoipa::path(post, path = "/api/v1/rooms/create", tag = "rooms", request_body = CreateRoomRequest,
     responses((status = 201, body = Room), (status = 200, description = "the pair's existing 1:1 room", body = Room),
+        (status = 403, description = "blocked: the caller and someone named blocked one another", body = ErrorBody),
         (status = 404, description = "user_not_found", body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
@@ -135,7 +136,8 @@ pub async fn leave(
 
 /// Every member's delivered and read markers, and the room-wide summary.
 #[utoipa::path(get, path = "/api/v1/rooms/{roomId}/receipts", tag = "rooms", params(("roomId" = Uuid, Path)),
-    responses((status = 200, body = ReceiptsResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = ReceiptsResponse), (status = 403, description = "forbidden: an invited member, until they accept", body = ErrorBody),
+        (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn receipts(
     State(app): State<AppState>,
     Auth(who): Auth,
@@ -146,7 +148,8 @@ pub async fn receipts(
 
 /// Move the caller's delivered or read marker (the socket's `receipt` frame).
 #[utoipa::path(post, path = "/api/v1/rooms/{roomId}/receipts", tag = "rooms", params(("roomId" = Uuid, Path)), request_body = ReceiptRequest,
-    responses((status = 200, body = ReceiptsResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = ReceiptsResponse), (status = 403, description = "forbidden: an invited member, until they accept", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn receipt(
     State(app): State<AppState>,
     Auth(who): Auth,
