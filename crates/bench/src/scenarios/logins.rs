@@ -1,4 +1,4 @@
-//! What hostile logins cost the server (issue 13, items 2 and 6), as resident memory
+//! What hostile logins cost the server (findings 2 and 6 of the hardening round, docs/SECURITY.md), as resident memory
 //! before, at the peak of, and after two attacks, while `/healthz` is polled:
 //!
 //! 1. **Long usernames.** Logins with unique usernames of `name_bytes` each (60 KB: just
