@@ -1,5 +1,6 @@
-//! What hostile logins cost the server (findings 2 and 6 of the hardening round, docs/SECURITY.md), as resident memory
-//! before, at the peak of, and after two attacks, while `/healthz` is polled:
+//! What hostile logins cost the server (findings 2 and 6 of the hardening round in
+//! docs/SECURITY.md), as resident memory before, at the peak of, and after two attacks,
+//! while `/healthz` is polled:
 //!
 //! 1. **Long usernames.** Logins with unique usernames of `name_bytes` each (60 KB: just
 //!    under the 64 KiB body limit), from one address. No account is needed: each one
