@@ -60,7 +60,7 @@
 //! or loses NATS for a while catches up from the stream: the ordered consumer notices a
 //! gap (or missed heartbeats) and recreates itself from the last stream sequence it saw.
 //! What is older than the stream's retention, or was an ephemeral frame, is gone, and the
-//! gateway repairs message gaps from the store by seq (connection.rs).
+//! gateway repairs message gaps from the store by seq (gateway/connection/writer.rs).
 //!
 //! # Order
 //!
