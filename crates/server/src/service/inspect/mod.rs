@@ -1,6 +1,13 @@
 //! What an uploaded file is, decided from its bytes: the type (never the client's
 //! header), and for images their dimensions, a thumbnail, and a copy without metadata.
 //! Pure functions over bytes, so they are easy to test and to fuzz.
+//!
+//! The parts: `sniff` (the type of any file) and `layout` (walking an image's container
+//! to check it is whole, before any pixel is decoded); here, an image's header checks,
+//! its decode cost, cleaning and thumbnailing.
+
+mod layout;
+mod sniff;
 
 use std::io::Cursor;
 
@@ -8,73 +15,10 @@ use bytes::Bytes;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use img_parts::ImageEXIF;
-use palaver_proto::MessageType;
 
-/// What the bytes are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sniffed {
-    pub kind: MessageType,
-    pub mime: &'static str,
-}
+pub use sniff::{Sniffed, inline_safe, sniff};
 
-/// Decides type and kind from the first bytes of a file. Only formats whose metadata
-/// Palaver can remove count as images; other pictures (HEIC, TIFF …) are files.
-pub fn sniff(head: &[u8]) -> Sniffed {
-    let inferred = infer::get(head);
-    if let Some(t) = inferred.filter(|t| t.matcher_type() != infer::MatcherType::Text) {
-        let kind = match (t.matcher_type(), t.mime_type()) {
-            (_, "image/jpeg" | "image/png" | "image/gif" | "image/webp") => MessageType::Image,
-            (infer::MatcherType::Video, _) => MessageType::Video,
-            (infer::MatcherType::Audio, _) => MessageType::Audio,
-            _ => MessageType::File,
-        };
-        return Sniffed {
-            kind,
-            mime: t.mime_type(),
-        };
-    }
-    let mime = if looks_like_text(head) {
-        let lower = String::from_utf8_lossy(&head[..head.len().min(1024)]).to_ascii_lowercase();
-        if lower.contains("<svg") {
-            "image/svg+xml"
-        } else if ["<!doctype html", "<html", "<script", "<body", "<iframe"]
-            .iter()
-            .any(|tag| lower.contains(tag))
-        {
-            "text/html"
-        } else {
-            // infer knows XML and shell scripts; plain text otherwise.
-            inferred.map_or("text/plain", |t| t.mime_type())
-        }
-    } else {
-        "application/octet-stream"
-    };
-    Sniffed {
-        kind: MessageType::File,
-        mime,
-    }
-}
-
-/// UTF-8 without NULs (a multi-byte character cut at the end of `head` is fine).
-fn looks_like_text(head: &[u8]) -> bool {
-    if head.is_empty() || head.contains(&0) {
-        return false;
-    }
-    match std::str::from_utf8(head) {
-        Ok(_) => true,
-        Err(e) => e.error_len().is_none() && head.len() - e.valid_up_to() < 4,
-    }
-}
-
-/// Whether a browser may show this type inline: pictures it renders without scripts,
-/// sound and video. Everything else is served as an attachment.
-pub fn inline_safe(mime: &str) -> bool {
-    matches!(
-        mime,
-        "image/jpeg" | "image/png" | "image/gif" | "image/webp"
-    ) || mime.starts_with("video/")
-        || mime.starts_with("audio/")
-}
+use layout::{check_riff_chunks, gif_layout, jpeg_layout, png_complete};
 
 /// An image made safe to share.
 #[derive(Debug)]
@@ -131,36 +75,6 @@ pub struct ImageHeader {
 
 /// Memory a decode takes whatever the image: row buffers, zlib windows, tables.
 const DECODE_OVERHEAD: u64 = 1 << 20;
-
-/// Refuses a WebP whose RIFF container or any chunk in it claims more bytes than the file
-/// holds. The decoder sizes its buffers from those claims, past the memory limits it is
-/// given: a 214-byte file claiming a 1.3 GB EXIF chunk made it allocate 1.3 GB.
-fn check_riff_chunks(bytes: &[u8]) -> Result<(), ImageError> {
-    let bad = || ImageError::Decode("a WebP chunk claims more bytes than the file has".into());
-    let size_at = |at: usize| -> Option<usize> {
-        let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(raw)).ok()
-    };
-    let riff = size_at(4).ok_or_else(bad)?;
-    let end = riff
-        .checked_add(8)
-        .filter(|e| *e <= bytes.len())
-        .ok_or_else(bad)?;
-    let mut at = 12;
-    while at + 8 <= end {
-        let size = size_at(at + 4).ok_or_else(bad)?;
-        // Chunks are padded to an even length.
-        let next = (at + 8)
-            .checked_add(size)
-            .and_then(|n| n.checked_add(size % 2))
-            .ok_or_else(bad)?;
-        if next > end {
-            return Err(bad());
-        }
-        at = next;
-    }
-    Ok(())
-}
 
 /// Reads an image's headers and refuses it, before any pixel is decoded, when it is not
 /// whole, over `limits.max_pixels`, or implausibly large for its file; otherwise says
@@ -288,190 +202,6 @@ fn open<'a>(
         decode_bytes,
     };
     Ok((header, decoder, orientation))
-}
-
-/// What a JPEG's markers say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct JpegLayout {
-    width: u32,
-    height: u32,
-    components: u8,
-    progressive: bool,
-    /// Bytes of entropy-coded data across all scans.
-    scan_bytes: u64,
-}
-
-/// Walks a JPEG's segments and scans to its end-of-image marker, so a file cut short
-/// is refused rather than decoded with the missing part filled in. Bytes after the
-/// marker are allowed (cameras append trailers, motion photos a video).
-fn jpeg_layout(bytes: &[u8]) -> Result<JpegLayout, ImageError> {
-    let truncated = || ImageError::Decode("the JPEG is truncated (no end-of-image marker)".into());
-    if !bytes.starts_with(&[0xFF, 0xD8]) {
-        return Err(ImageError::Decode("not a JPEG".into()));
-    }
-    let mut frame: Option<JpegLayout> = None;
-    let mut scan_bytes = 0u64;
-    let mut at = 2;
-    loop {
-        // Decoders skip stray bytes between segments, and fill bytes (0xFF) before a
-        // marker; so does this walk.
-        at += bytes
-            .get(at..)
-            .and_then(|rest| rest.iter().position(|b| *b == 0xFF))
-            .ok_or_else(truncated)?;
-        while bytes.get(at + 1) == Some(&0xFF) {
-            at += 1;
-        }
-        let marker = *bytes.get(at + 1).ok_or_else(truncated)?;
-        at += 2;
-        match marker {
-            0xD9 => break,
-            // Markers without a length.
-            0x01 | 0xD0..=0xD7 => continue,
-            _ => {}
-        }
-        let len = bytes
-            .get(at..at + 2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-            .ok_or_else(truncated)?;
-        let body = bytes.get(at + 2..at + len.max(2)).ok_or_else(truncated)?;
-        if len < 2 {
-            return Err(ImageError::Decode(
-                "a JPEG segment has a length under 2".into(),
-            ));
-        }
-        at += len;
-        let is_frame = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_frame && frame.is_none() {
-            let [_, h1, h0, w1, w0, n, ..] = *body else {
-                return Err(ImageError::Decode(
-                    "a JPEG frame header is too short".into(),
-                ));
-            };
-            frame = Some(JpegLayout {
-                width: u32::from(u16::from_be_bytes([w1, w0])),
-                height: u32::from(u16::from_be_bytes([h1, h0])),
-                components: n.max(1),
-                progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
-                scan_bytes: 0,
-            });
-        }
-        if marker == 0xDA {
-            // Entropy-coded data runs to the next marker: 0xFF not followed by a stuffed
-            // zero, a restart marker or a fill byte.
-            let start = at;
-            loop {
-                let ff = bytes[at..]
-                    .iter()
-                    .position(|b| *b == 0xFF)
-                    .ok_or_else(truncated)?;
-                at += ff;
-                match bytes.get(at + 1) {
-                    None => return Err(truncated()),
-                    Some(0x00 | 0xD0..=0xD7) => at += 2,
-                    Some(0xFF) => at += 1,
-                    Some(_) => break,
-                }
-            }
-            scan_bytes += (at - start) as u64;
-        }
-    }
-    let mut layout = frame.ok_or_else(|| ImageError::Decode("the JPEG has no frame".into()))?;
-    if scan_bytes == 0 {
-        return Err(ImageError::Decode("the JPEG has no scan".into()));
-    }
-    layout.scan_bytes = scan_bytes;
-    Ok(layout)
-}
-
-/// Refuses a PNG that does not end in its IEND chunk (cut short), or whose chunks do
-/// not add up or fail their checksums.
-fn png_complete(bytes: &Bytes) -> Result<(), ImageError> {
-    let png = img_parts::png::Png::from_bytes(bytes.clone())
-        .map_err(|e| ImageError::Decode(format!("the PNG is damaged: {e}")))?;
-    match png.chunks().last() {
-        Some(chunk) if &chunk.kind() == b"IEND" => Ok(()),
-        _ => Err(ImageError::Decode(
-            "the PNG is truncated (no IEND chunk)".into(),
-        )),
-    }
-}
-
-/// A GIF's logical screen and first frame (left, top, width, height).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct GifLayout {
-    screen: (u16, u16),
-    frame: (u16, u16, u16, u16),
-}
-
-impl GifLayout {
-    fn screen_pixels(&self) -> u64 {
-        u64::from(self.screen.0) * u64::from(self.screen.1)
-    }
-    fn frame_pixels(&self) -> u64 {
-        u64::from(self.frame.2) * u64::from(self.frame.3)
-    }
-}
-
-/// Walks a GIF's blocks (without decompressing any) to its trailer: a file cut short
-/// is refused. Returns the screen and the first frame.
-fn gif_layout(bytes: &[u8]) -> Result<GifLayout, ImageError> {
-    let truncated = || ImageError::Decode("the GIF is truncated (no trailer)".into());
-    let u16_at = |at: usize| -> Option<u16> {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    // A colour table of 2^(n+1) entries follows when the flag's top bit is set.
-    let table = |flags: u8| {
-        if flags & 0x80 != 0 {
-            3usize << ((flags & 7) + 1)
-        } else {
-            0
-        }
-    };
-    // Sub-blocks: a length byte, that many bytes, … until a zero length.
-    let skip_blocks = |mut at: usize| -> Result<usize, ImageError> {
-        loop {
-            let len = usize::from(*bytes.get(at).ok_or_else(truncated)?);
-            at += 1 + len;
-            if len == 0 {
-                return Ok(at);
-            }
-        }
-    };
-    if !(bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a")) {
-        return Err(ImageError::Decode("not a GIF".into()));
-    }
-    let screen = (
-        u16_at(6).ok_or_else(truncated)?,
-        u16_at(8).ok_or_else(truncated)?,
-    );
-    let flags = *bytes.get(10).ok_or_else(truncated)?;
-    let mut at = 13 + table(flags);
-    let mut frame = None;
-    loop {
-        match bytes.get(at) {
-            None => return Err(truncated()),
-            Some(0x3B) => break,
-            Some(0x21) => at = skip_blocks(at + 2)?,
-            Some(0x2C) => {
-                let field = |i: usize| u16_at(at + 1 + 2 * i).ok_or_else(truncated);
-                let this = (field(0)?, field(1)?, field(2)?, field(3)?);
-                frame.get_or_insert(this);
-                let flags = *bytes.get(at + 9).ok_or_else(truncated)?;
-                // The descriptor, a local colour table, the LZW code size, the data.
-                at = skip_blocks(at + 10 + table(flags) + 1)?;
-            }
-            Some(other) => {
-                return Err(ImageError::Decode(format!(
-                    "the GIF has an unknown block 0x{other:02x}"
-                )));
-            }
-        }
-    }
-    let frame = frame.ok_or_else(|| ImageError::Decode("the GIF has no frame".into()))?;
-    Ok(GifLayout { screen, frame })
 }
 
 /// Strips metadata, reads dimensions and renders a thumbnail of at most `thumb_px` on
@@ -616,35 +346,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_type_comes_from_the_bytes() {
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").mime, "image/png");
-        assert_eq!(
-            sniff(b"\xff\xd8\xff\xe0\0\x10JFIF").kind,
-            MessageType::Image
-        );
-        assert_eq!(sniff(b"%PDF-1.7\n").mime, "application/pdf");
-        assert_eq!(sniff(b"%PDF-1.7\n").kind, MessageType::File);
-        assert_eq!(sniff(b"ID3\x03\0\0\0\0\0\0").kind, MessageType::Audio);
-        assert_eq!(sniff(b"hello, world\n").mime, "text/plain");
-        assert_eq!(
-            sniff(b"<?xml version=\"1.0\"?><svg xmlns=").mime,
-            "image/svg+xml"
-        );
-        assert_eq!(sniff(b"<!DOCTYPE html><p>hi").mime, "text/html");
-        assert_eq!(sniff(b"\0\x01\x02garbage").mime, "application/octet-stream");
-        assert_eq!(sniff(b"").mime, "application/octet-stream");
-    }
-
-    #[test]
-    fn only_passive_types_are_inline() {
-        assert!(inline_safe("image/png"));
-        assert!(inline_safe("video/mp4"));
-        assert!(!inline_safe("image/svg+xml"));
-        assert!(!inline_safe("text/html"));
-        assert!(!inline_safe("application/pdf"));
-    }
-
     fn encoded(picture: &DynamicImage, format: ImageFormat) -> Bytes {
         let mut out = Cursor::new(Vec::new());
         picture.write_to(&mut out, format).expect("encode");
@@ -672,7 +373,7 @@ mod tests {
     #[test]
     fn a_webp_chunk_claiming_more_than_the_file_is_refused_before_decoding() {
         // Found by fuzz/thumbnail: its EXIF chunk claims 1.29 GB in a 214-byte file.
-        let bomb = include_bytes!("../../../../fuzz/findings/thumbnail-webp-exif-size");
+        let bomb = include_bytes!("../../../../../fuzz/findings/thumbnail-webp-exif-size");
         let refused = clean_image(Bytes::from_static(bomb), "image/webp", 320, &px(1_000_000));
         assert!(matches!(refused, Err(ImageError::Decode(_))), "{refused:?}");
         // A whole, valid WebP still passes the check.
@@ -687,7 +388,7 @@ mod tests {
     #[test]
     fn an_image_without_pixels_is_refused() {
         // Found by fuzz/thumbnail: a GIF whose screen is 1544×0 was stored as 1544×0.
-        let flat = include_bytes!("../../../../fuzz/findings/thumbnail-gif-zero-height");
+        let flat = include_bytes!("../../../../../fuzz/findings/thumbnail-gif-zero-height");
         let refused = clean_image(Bytes::from_static(flat), "image/gif", 320, &px(1_000_000));
         assert!(matches!(refused, Err(ImageError::Decode(_))), "{refused:?}");
     }
@@ -698,8 +399,9 @@ mod tests {
         // after stripping its metadata did not ("number of components cannot be zero").
         // It was kept as its pixels, re-encoded; it is in fact cut short inside a
         // segment (the decoder filled in the rest), so now it is refused as truncated.
-        let odd =
-            include_bytes!("../../../../fuzz/findings/thumbnail-jpeg-unreadable-after-stripping");
+        let odd = include_bytes!(
+            "../../../../../fuzz/findings/thumbnail-jpeg-unreadable-after-stripping"
+        );
         let refused = clean_image(Bytes::from_static(odd), "image/jpeg", 320, &px(1_000_000));
         match refused {
             Err(ImageError::Decode(m)) => assert!(m.contains("truncated"), "{m}"),
