@@ -37,6 +37,15 @@ async fn a_block_stops_dms_invitations_and_presence_both_ways() {
     .await
     .expect("Bob online");
     let mut c = carol.connect().await;
+    // What reached Bob before the block (Alice coming online as he connected, on the
+    // cluster's bus) is drained: Carol's typing travels behind it.
+    frame(&mut c, typing(group.id)).await.expect("typing");
+    b.wait_for(
+        WAIT,
+        |f| matches!(f, ServerFrame::Typing { user_id, .. } if *user_id == carol.id),
+    )
+    .await
+    .expect("Bob hears Carol");
 
     // Bob blocks Alice.
     let block = format!("/api/v1/users/me/blocks/{}", alice.id);
