@@ -462,7 +462,7 @@ impl TestUser {
     }
 
     /// Opens the 1:1 room with `other`, who accepts it if it is a request: for tests of
-    /// what members do (tests/api/consent.rs tests the request itself).
+    /// what members do (tests/api/consent/ tests the request itself).
     pub async fn dm(&self, other: &TestUser) -> Room {
         let room = self.dm_request(other).await;
         self.accepted(room, &[other]).await

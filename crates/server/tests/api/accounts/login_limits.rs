@@ -54,7 +54,7 @@ async fn login_attempts_are_rate_limited() {
     assert_api_error(got, 429, "rate_limited");
 }
 
-// Hardening (issue 13): the login path against a hostile client.
+// The hardening round (docs/SECURITY.md): the login path against a hostile client.
 
 /// A login from `addr` as a trusted proxy would forward it: status, Retry-After, body.
 async fn login_from(

@@ -1,5 +1,5 @@
-//! Privacy by consent (issue 13, finding 7): a 1:1 room from a stranger is a request and
-//! a group add by a stranger an invitation; until the invitee accepts, no presence, last
+//! Privacy by consent (finding 7 of the hardening round, docs/SECURITY.md): a 1:1 room
+//! from a stranger is a request and a group add by a stranger an invitation; until the invitee accepts, no presence, last
 //! seen, typing or receipts flow between them and the room. A user can decline, leave a
 //! 1:1 room, and block: no 1:1 rooms, invitations or presence between the two, either way.
 //!

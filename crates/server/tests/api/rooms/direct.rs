@@ -107,9 +107,9 @@ async fn nobody_is_removed_from_a_dm_but_either_may_leave() {
     let carol = app.user("carol").await;
     let dm = alice.dm(&bob).await;
 
-    // Leaving a 1:1 room is allowed since issue 13 item 7 (one must be able to get out
+    // Leaving a 1:1 room is allowed since consent came (one must be able to get out
     // of a conversation one did not want; docs/PROTOCOL.md): tested below and in
-    // tests/api/consent.rs. Removing the other person is not.
+    // tests/api/consent/. Removing the other person is not.
     assert_error(&remove(&alice, dm.id, bob.id).await, 403, "forbidden");
     assert_error(&remove(&bob, dm.id, alice.id).await, 403, "forbidden");
     assert_error(

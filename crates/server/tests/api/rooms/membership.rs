@@ -241,7 +241,7 @@ async fn an_owner_who_leaves_hands_over_to_the_longest_standing_admin() {
     tick().await;
     room_of(add(&alice, group.id, &[erin.id]).await);
     // Dave and Erin were strangers to Alice: they accept (an invitation is not a
-    // membership to hand a group to; tests/api/consent.rs).
+    // membership to hand a group to; tests/api/consent/).
     dave.api.accept(group.id).await.expect("accept");
     erin.api.accept(group.id).await.expect("accept");
     // Erin is promoted first, but Dave joined earlier; Bob and Carol are only members.
@@ -320,7 +320,7 @@ async fn new_members_start_at_the_last_seq_and_can_read_earlier_history() {
     let added = room_of(add(&alice, group.id, &[carol.id]).await);
     assert_eq!(added.last_seq, 4);
     // Carol, a stranger to Alice, is invited; her markers are set when she is added, and
-    // she accepts to see everyone's (tests/api/consent.rs has the invitation itself).
+    // she accepts to see everyone's (tests/api/consent/ has the invitation itself).
     carol.api.accept(group.id).await.expect("accept");
     let new = added
         .members
