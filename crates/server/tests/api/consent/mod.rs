@@ -1,7 +1,8 @@
-//! Privacy by consent (finding 7 of the hardening round, docs/SECURITY.md): a 1:1 room
-//! from a stranger is a request and a group add by a stranger an invitation; until the invitee accepts, no presence, last
-//! seen, typing or receipts flow between them and the room. A user can decline, leave a
-//! 1:1 room, and block: no 1:1 rooms, invitations or presence between the two, either way.
+//! Privacy by consent (finding 7 of the hardening round, docs/SECURITY.md): a 1:1 room from
+//! a stranger is a request and a group add by a stranger an invitation; until the invitee
+//! accepts, no presence, last seen, typing or receipts flow between them and the room. A
+//! user can decline, leave a 1:1 room, and block: no 1:1 rooms, invitations or presence
+//! between the two, either way.
 //!
 //! Each test opens sockets on both sides and checks what does not arrive as well as what
 //! does: a hidden presence is one that neither the REST answer nor any frame reveals.

@@ -1,7 +1,7 @@
-//! Decompression bombs (finding 1 of the hardening round, docs/SECURITY.md): small
-//! files that claim huge pictures, refused before decoding, while ordinary photos still upload and decoding shares a bounded
-//! budget. The GIF and PNG are built by the load generator's `bombs` scenario, which
-//! measures what they cost a running server.
+//! Decompression bombs (finding 1 of the hardening round, docs/SECURITY.md): small files
+//! that claim huge pictures, refused before decoding, while ordinary photos still upload
+//! and decoding shares a bounded budget. The GIF and PNG are built by the load generator's
+//! `bombs` scenario, which measures what they cost a running server.
 
 use std::io::Cursor;
 
