@@ -1,6 +1,7 @@
 //! What docs/PROTOCOL.md promises a client written from it alone, where no other test
-//! pins it: which frames a lone `read` produces, who sees typing and REST changes, an
-//! empty first `sync`, no compression, and integral numbers written with a fraction.
+//! pins it: which frames a lone `read` produces, who sees REST changes, an empty first
+//! `sync`, no compression, and integral numbers written with a fraction. (Typing on the
+//! typer's other devices is pinned with the rest of typing, in realtime.rs.)
 
 use palaver_proto::{ClientFrame, Cursors, ReceiptKind, ServerFrame};
 use reqwest::Method;
@@ -92,48 +93,6 @@ async fn a_lone_read_moves_both_markers_and_is_announced_once() {
             f,
             ServerFrame::Receipt { .. } | ServerFrame::ReceiptSummary { .. }
         )
-    })
-    .await;
-}
-
-/// Typing reaches the typer's other devices (and everyone else in the room), not the
-/// connection it came from.
-#[tokio::test]
-async fn typing_reaches_the_typers_other_devices() {
-    let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let room = alice.dm(&bob).await;
-    let mut phone = alice.connect().await;
-    let mut laptop = alice.connect().await;
-    let mut b = bob.connect().await;
-    let id = phone
-        .send_frame(ClientFrame::Typing {
-            room_id: room.id,
-            active: true,
-        })
-        .await
-        .expect("typing");
-    phone.answer(&id, WAIT).await.expect("ack");
-    for (socket, who) in [(&mut laptop, "the typer's other device"), (&mut b, "bob")] {
-        match socket
-            .wait_for(WAIT, |f| matches!(f, ServerFrame::Typing { .. }))
-            .await
-            .unwrap_or_else(|e| panic!("typing on {who}: {e}"))
-        {
-            ServerFrame::Typing {
-                room_id,
-                user_id,
-                active,
-            } => assert_eq!(
-                (room_id, user_id, active),
-                (room.id, alice.id, true),
-                "{who}"
-            ),
-            _ => unreachable!(),
-        }
-    }
-    assert_no_frame(&mut phone, "typing echoed to its own connection", |f| {
-        matches!(f, ServerFrame::Typing { .. })
     })
     .await;
 }

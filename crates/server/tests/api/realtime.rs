@@ -174,34 +174,43 @@ async fn one_user_on_two_devices() {
     .await;
 }
 
+/// Typing reaches the typer's other devices (and everyone else in the room), not the
+/// connection it came from.
 #[tokio::test]
-async fn typing_is_relayed_to_the_others() {
+async fn typing_reaches_the_typers_other_devices() {
     let app = spawn_app().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let room = alice.dm(&bob).await;
-    let mut a = alice.connect().await;
+    let mut phone = alice.connect().await;
+    let mut laptop = alice.connect().await;
     let mut b = bob.connect().await;
-    let id = a
+    let id = phone
         .send_frame(ClientFrame::Typing {
             room_id: room.id,
             active: true,
         })
         .await
         .expect("typing");
-    a.answer(&id, WAIT).await.expect("ack");
-    match b
-        .wait_for(WAIT, |f| matches!(f, ServerFrame::Typing { .. }))
-        .await
-        .expect("typing")
-    {
-        ServerFrame::Typing {
-            room_id,
-            user_id,
-            active,
-        } => assert_eq!((room_id, user_id, active), (room.id, alice.id, true)),
-        _ => unreachable!(),
+    phone.answer(&id, WAIT).await.expect("ack");
+    for (socket, who) in [(&mut laptop, "the typer's other device"), (&mut b, "bob")] {
+        match socket
+            .wait_for(WAIT, |f| matches!(f, ServerFrame::Typing { .. }))
+            .await
+            .unwrap_or_else(|e| panic!("typing on {who}: {e}"))
+        {
+            ServerFrame::Typing {
+                room_id,
+                user_id,
+                active,
+            } => assert_eq!(
+                (room_id, user_id, active),
+                (room.id, alice.id, true),
+                "{who}"
+            ),
+            _ => unreachable!(),
+        }
     }
-    assert_no_frame(&mut a, "own typing echoed", |f| {
+    assert_no_frame(&mut phone, "typing echoed to its own connection", |f| {
         matches!(f, ServerFrame::Typing { .. })
     })
     .await;
