@@ -66,6 +66,14 @@ pub enum ErrorCode {
     /// The 1:1 room's other person left; open the 1:1 room with them again to send a new
     /// request (409).
     DirectClosed,
+    /// A reply or thread reply names a message of another room.
+    CrossRoom,
+    /// A thread reply names a message that is itself a thread reply.
+    NestedThread,
+    /// A reaction that is not one emoji.
+    InvalidEmoji,
+    /// A message carries as many distinct reactions, or a room as many pins, as allowed.
+    LimitReached,
 }
 
 impl ErrorCode {
@@ -80,7 +88,8 @@ impl ErrorCode {
             Forbidden | OriginForbidden | Blocked => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound => 404,
-            UsernameTaken | Conflict | DirectClosed => 409,
+            UsernameTaken | Conflict | DirectClosed | LimitReached => 409,
+            CrossRoom | NestedThread | InvalidEmoji => 422,
             QuotaExceeded => 413,
             InsufficientStorage => 507,
             RateLimited => 429,
@@ -121,6 +130,10 @@ impl ErrorCode {
             InsufficientStorage => "insufficient_storage",
             Blocked => "blocked",
             DirectClosed => "direct_closed",
+            CrossRoom => "cross_room",
+            NestedThread => "nested_thread",
+            InvalidEmoji => "invalid_emoji",
+            LimitReached => "limit_reached",
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::conversation::ChangeCursors;
 use crate::error::ErrorCode;
 use crate::model::{Cursors, Message, PresenceStatus, ReceiptKind, Room, SendMessageRequest};
 
@@ -53,11 +54,15 @@ pub enum ClientFrame {
     },
     /// Set one's own presence (`online` or `away`); going offline is closing the socket.
     Presence { status: PresenceStatus },
-    /// Resume: the highest seq held per room. The server sends every newer message in
-    /// order, then `synced`, then live traffic, with no gap and no duplicate.
+    /// Resume: the highest seq held per room, and the change number of the last `synced`
+    /// per room. The server sends every newer message in order, then the current state
+    /// of every older message and of every room that changed since, then `synced`, then
+    /// live traffic, with no gap and no duplicate.
     Sync {
         #[serde(deserialize_with = "crate::integral::cursors")]
         cursors: Cursors,
+        #[serde(default, deserialize_with = "crate::integral::cursors")]
+        changes: ChangeCursors,
     },
     /// Application-level heartbeat; answered by `pong`.
     Ping,
@@ -65,6 +70,18 @@ pub enum ClientFrame {
 
 fn yes() -> bool {
     true
+}
+
+/// Why a user is no longer in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftReason {
+    /// They left.
+    Left,
+    /// An owner or admin removed them.
+    Removed,
+    /// They declined the invitation.
+    Declined,
 }
 
 /// What the server says on the socket.
@@ -134,12 +151,23 @@ pub enum ServerFrame {
     RoomUpdated { room: Room },
     /// The user left or was removed from a room; nothing more will come from it.
     #[serde(rename = "room.left")]
-    RoomLeft { room_id: Uuid },
-    /// The replay asked for by `sync` is complete; `rooms` holds the last seq per room.
+    RoomLeft {
+        room_id: Uuid,
+        /// Why, when known: `left`, `removed` or `declined`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<LeftReason>,
+        /// Who removed the user, for `removed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Uuid>,
+    },
+    /// The replay asked for by `sync` is complete; `rooms` holds the last seq per room,
+    /// `changes` the change number to send with the next `sync`.
     Synced {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         rooms: Cursors,
+        #[serde(default)]
+        changes: ChangeCursors,
     },
     /// Answer to `ping`.
     Pong {
@@ -301,6 +329,8 @@ mod tests {
     fn server_frames_use_dotted_names() {
         let frame = ServerFrame::RoomLeft {
             room_id: Uuid::nil(),
+            reason: None,
+            by: None,
         };
         let json = serde_json::to_value(&frame).expect("serialize");
         assert_eq!(json["type"], "room.left");
@@ -358,6 +388,7 @@ mod tests {
             },
             ClientFrame::Sync {
                 cursors: Cursors::default(),
+                changes: ChangeCursors::default(),
             },
             ClientFrame::Ping,
         ];
@@ -402,6 +433,8 @@ mod tests {
         }
         let frame = ServerFrame::RoomLeft {
             room_id: Uuid::nil(),
+            reason: None,
+            by: None,
         };
         assert_eq!(
             serde_json::to_value(&frame).expect("frame")["type"],

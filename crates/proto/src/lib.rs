@@ -7,6 +7,7 @@
 //! (no async runtime, no HTTP), so any client can use it.
 
 pub mod close;
+pub mod conversation;
 pub mod error;
 pub mod frames;
 mod integral;
@@ -15,8 +16,9 @@ pub mod push;
 #[cfg(feature = "openapi")]
 pub mod schema;
 
+pub use conversation::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use frames::{ClientEnvelope, ClientFrame, ServerFrame, client_type, server_type};
+pub use frames::{ClientEnvelope, ClientFrame, LeftReason, ServerFrame, client_type, server_type};
 pub use model::*;
 pub use push::*;
 

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::conversation::{NotificationLevel, Reaction, ReplyTo, RoomEvent, ThreadSummary};
+
 #[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 
@@ -222,6 +224,14 @@ pub struct Room {
     /// Who asked the caller in, while the caller is `invited`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited_by: Option<Uuid>,
+    /// Messages from others after the caller's read marker that mention the caller (or
+    /// `@room`).
+    #[serde(default)]
+    pub mention_count: i64,
+    /// What notifies the caller of this room (absent from `room.updated`, which is not
+    /// addressed to one member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_level: Option<NotificationLevel>,
 }
 
 /// `POST /api/v1/rooms/create`.
@@ -284,6 +294,8 @@ pub enum MessageType {
     Video,
     Audio,
     File,
+    /// Something that happened to the room (`event` says what); sent by the server only.
+    Event,
 }
 
 impl MessageType {
@@ -295,6 +307,7 @@ impl MessageType {
             MessageType::Video => "video",
             MessageType::Audio => "audio",
             MessageType::File => "file",
+            MessageType::Event => "event",
         }
     }
 
@@ -306,6 +319,7 @@ impl MessageType {
             "video" => Some(MessageType::Video),
             "audio" => Some(MessageType::Audio),
             "file" => Some(MessageType::File),
+            "event" => Some(MessageType::Event),
             _ => None,
         }
     }
@@ -357,6 +371,39 @@ pub struct Message {
     /// True once the sender deleted it; the content is gone, the seq stays.
     #[serde(default)]
     pub deleted: bool,
+    /// The message this one replies to, as it is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyTo>,
+    /// The thread this message replies in: the id of the thread's first message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_root_id: Option<Uuid>,
+    /// A thread reply that was also sent to the room (shown in the room's timeline).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub also_in_room: bool,
+    /// On a thread's root: how many replies, when the last came, and who replied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadSummary>,
+    /// Each emoji added to the message, in the order first added.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+    /// The users the text mentions (`@username`), resolved by the server.
+    #[serde(default)]
+    pub mentions: Vec<Uuid>,
+    /// The text mentions `@room`: everyone in it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_room: bool,
+    #[serde(default)]
+    pub pinned: bool,
+    /// A copy of a message forwarded from another room.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
+    /// For a message of type `event`: what happened to the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<RoomEvent>,
+    /// The room's change number of the message's last change (0: never changed). Of two
+    /// copies of a message, the one with the larger number is the newer.
+    #[serde(default)]
+    pub version: i64,
 }
 
 /// An uploaded file: `POST /api/v1/media/upload` answers with one, and messages of type
@@ -421,7 +468,7 @@ pub struct UploadQuery {
 
 /// `POST /api/v1/messages/send`.
 /// Its OpenAPI schema is written by hand (`crate::schema`): its rules need `oneOf`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
     pub room_id: Uuid,
@@ -435,6 +482,16 @@ pub struct SendMessageRequest {
     pub kind: MessageType,
     #[serde(default)]
     pub media_id: Option<Uuid>,
+    /// A message of the same room to quote.
+    #[serde(default)]
+    pub reply_to_id: Option<Uuid>,
+    /// Reply in this message's thread (a message of the same room that is not itself a
+    /// thread reply).
+    #[serde(default)]
+    pub thread_root_id: Option<Uuid>,
+    /// With `threadRootId`: show the reply in the room's timeline too.
+    #[serde(default)]
+    pub also_in_room: bool,
 }
 
 /// `POST /api/v1/chat/{conversationId}`: a send whose room is in the path.

@@ -176,6 +176,71 @@ pub fn message_content(raw: &str, max_bytes: usize) -> Result<String, DomainErro
     Ok(raw.to_owned())
 }
 
+/// A reaction: one emoji (any Unicode emoji, with its skin tone or as a ZWJ sequence), or
+/// a GitHub short code such as `:thumbsup:`, as the emoji it names. `None` for anything
+/// else: text, several emojis, an unknown code.
+pub fn reaction_emoji(raw: &str) -> Option<&'static str> {
+    // The longest emoji (a family with skin tones) is 35 bytes; a short code under 64.
+    if raw.is_empty() || raw.len() > 64 {
+        return None;
+    }
+    if let Some(code) = raw.strip_prefix(':').and_then(|r| r.strip_suffix(':')) {
+        return emojis::get_by_shortcode(code).map(|e| e.as_str());
+    }
+    // Keyboards send some emojis without their emoji presentation selector (U+FE0F).
+    emojis::get(raw)
+        .or_else(|| emojis::get(&format!("{raw}\u{FE0F}")))
+        .map(|e| e.as_str())
+}
+
+/// How long a reply's quote of a message is, in characters.
+pub const PREVIEW_CHARS: usize = 100;
+
+/// The start of a text for a quote: its first `PREVIEW_CHARS` characters, with line
+/// breaks and runs of spaces made single spaces.
+pub fn preview(text: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() >= PREVIEW_CHARS {
+            break;
+        }
+    }
+    out.chars().take(PREVIEW_CHARS).collect()
+}
+
+/// The names a text mentions: each `@name` where `name` is a possible username (3–32 of
+/// `a-z 0-9 _ . -`, read case-insensitively, without a trailing `.` or `-`) and the `@`
+/// does not follow a letter or digit (so `bob@example.com` mentions nobody). Each name
+/// once, in order of first mention, at most `max`.
+pub fn mentioned_names(text: &str, max: usize) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut prev: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let starts = c == '@' && !prev.is_some_and(|p| p.is_alphanumeric() || p == '_');
+        prev = Some(c);
+        if !starts {
+            continue;
+        }
+        let rest = &text[i + 1..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .unwrap_or(rest.len());
+        let name = rest[..len].trim_end_matches(['.', '-']).to_ascii_lowercase();
+        if (3..=32).contains(&name.len()) && !names.contains(&name) {
+            names.push(name);
+            if names.len() >= max {
+                break;
+            }
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +349,34 @@ mod tests {
         // The score is a setting: 0 takes anything of the right length.
         assert!(Password::parse_new("password", &[], 0).is_ok());
         assert!(Password::parse_new("short", &[], 0).is_err());
+    }
+
+    #[test]
+    fn reactions_are_one_emoji_or_a_short_code() {
+        assert_eq!(reaction_emoji("👍"), Some("👍"));
+        assert_eq!(reaction_emoji("👍🏽"), Some("👍🏽"));
+        assert_eq!(reaction_emoji("👨‍👩‍👧"), Some("👨‍👩‍👧"));
+        assert_eq!(reaction_emoji(":thumbsup:"), Some("👍"));
+        assert_eq!(reaction_emoji("❤"), Some("❤️"));
+        for refused in ["", "a", "👍👍", "ok", ":nope:", "👍 ", "<b>", &"👍".repeat(20)] {
+            assert_eq!(reaction_emoji(refused), None, "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn previews_are_short_and_on_one_line() {
+        assert_eq!(preview("hello\n\n  world "), "hello world");
+        assert_eq!(preview(&"x".repeat(300)).chars().count(), PREVIEW_CHARS);
+        assert_eq!(preview(&"東京 ".repeat(80)).chars().count(), PREVIEW_CHARS);
+    }
+
+    #[test]
+    fn mentions_are_names_after_an_at() {
+        assert_eq!(
+            mentioned_names("hi @Bob and @carol.x, see @bob. mail bob@example.com @al", 10),
+            vec!["bob", "carol.x"]
+        );
+        assert_eq!(mentioned_names("@room @ann @ben", 2), vec!["room", "ann"]);
+        assert!(mentioned_names("@@@ @ @", 5).is_empty());
     }
 }

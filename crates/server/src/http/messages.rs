@@ -127,6 +127,7 @@ pub async fn chat_send(
         content: req.content,
         kind: req.kind,
         media_id: req.media_id,
+        ..Default::default()
     };
     Ok(sent_response(app.core.send(who, req, None).await?))
 }

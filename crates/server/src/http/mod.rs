@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod blocks;
+pub mod conversation;
 pub mod error;
 pub mod extract;
 pub mod media;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
+        .merge(conversation::router())
         .merge(presence::router())
         .merge(media::router())
         .merge(push::router())
@@ -369,6 +371,10 @@ const LINKS: &[LinkSpec] = &[
         ..link("create", CREATED, "Send", "send", &[])
     },
     link("send", CREATED, "GetMessage", "message", MESSAGE),
+    link("send", CREATED, "React", "react", MESSAGE),
+    link("send", CREATED, "Thread", "thread", MESSAGE),
+    link("create", CREATED, "Pins", "pins", ROOM),
+    link("create", CREATED, "Notifications", "notifications", ROOM),
     link("send", CREATED, "EditMessage", "edit", MESSAGE),
     link("send", CREATED, "DeleteMessage", "delete", MESSAGE),
     link("send", CREATED, "History", "history", MESSAGE_ROOM),
@@ -463,6 +469,8 @@ pub fn document() -> &'static serde_json::Value {
         rooms::accept, rooms::decline, rooms::receipts, rooms::receipt,
         blocks::list_blocks, blocks::block, blocks::unblock,
         messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,
+        conversation::react, conversation::unreact, conversation::thread, conversation::forward, conversation::pins, conversation::pin, conversation::unpin,
+        conversation::notifications,
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::usage, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,

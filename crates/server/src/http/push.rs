@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use palaver_proto::{
+    NotificationLevel,
     ErrorBody, PushSettings, PushSubscription, PushSubscriptionList, PushSubscriptionRequest,
     UpdatePushSettingsRequest, VapidPublicKey,
 };
@@ -108,7 +109,9 @@ pub async fn mute(
     Auth(who): Auth,
     Path(room): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    app.core.set_muted(who, room, true).await?;
+    app.core
+        .set_notification_level(who, room, NotificationLevel::Nothing)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,6 +123,8 @@ pub async fn unmute(
     Auth(who): Auth,
     Path(room): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    app.core.set_muted(who, room, false).await?;
+    app.core
+        .set_notification_level(who, room, NotificationLevel::All)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

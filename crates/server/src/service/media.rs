@@ -99,7 +99,7 @@ impl Core {
             MessageType::Image => m.max_image_bytes,
             MessageType::Video => m.max_video_bytes,
             MessageType::Audio => m.max_audio_bytes,
-            MessageType::Text | MessageType::File => m.max_file_bytes,
+            MessageType::Text | MessageType::File | MessageType::Event => m.max_file_bytes,
         }
     }
 

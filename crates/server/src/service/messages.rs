@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use palaver_proto::{
-    HistoryResponse, MemberState, Message, MessageStatus, MessageType, ReceiptKind,
+    HistoryResponse, MemberState, Message, MessageStatus, MessageType, ReceiptKind, RoomEvent,
     SendMessageRequest, ServerFrame,
 };
 use parking_lot::Mutex;
@@ -69,6 +69,7 @@ impl MessageWriter {
         bus: Arc<dyn Bus>,
         max_batch: usize,
         notify: Option<mpsc::Sender<Vec<Message>>>,
+        threads: mpsc::Sender<Vec<(Uuid, Uuid)>>,
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<(NewMessage, Job)>(max_batch * 4);
         let task = tokio::spawn(async move {
@@ -86,7 +87,11 @@ impl MessageWriter {
                         Err(_) => break,
                     }
                 }
-                commit(&*store, &*bus, &messages, jobs.drain(..), notify.as_ref()).await;
+                let after = AfterCommit {
+                    notify: notify.as_ref(),
+                    threads: &threads,
+                };
+                commit(&*store, &*bus, &messages, jobs.drain(..), after).await;
                 messages.clear();
             }
         });
@@ -109,13 +114,22 @@ impl MessageWriter {
     }
 }
 
+/// Who hears of a batch's new messages after it is stored, besides the room.
+struct AfterCommit<'a> {
+    /// The push notification collector, when push is on.
+    notify: Option<&'a mpsc::Sender<Vec<Message>>>,
+    /// The thread roots whose counts moved, as (room, root), to be announced.
+    threads: &'a mpsc::Sender<Vec<(Uuid, Uuid)>>,
+}
+
 async fn commit(
     store: &dyn Store,
     bus: &dyn Bus,
     messages: &[NewMessage],
     jobs: impl Iterator<Item = Job>,
-    notify: Option<&mpsc::Sender<Vec<Message>>>,
+    after: AfterCommit<'_>,
 ) {
+    let notify = after.notify;
     metrics::histogram!("palaver_commit_batch_size").record(messages.len() as f64);
     let started = Instant::now();
     let mut outcome = store.append_messages(messages).await;
@@ -133,6 +147,7 @@ async fn commit(
     match outcome {
         Ok(results) => {
             let mut fresh = Vec::new();
+            let mut roots = Vec::new();
             for (result, job) in results.into_iter().zip(jobs) {
                 let reply = match result {
                     Appended::New(message) => {
@@ -154,6 +169,9 @@ async fn commit(
                         if notify.is_some() {
                             fresh.push(message.clone());
                         }
+                        if let Some(root) = message.thread_root_id {
+                            roots.push((message.room_id, root));
+                        }
                         Ok(Sent {
                             message,
                             duplicate: false,
@@ -168,6 +186,11 @@ async fn commit(
                 metrics::histogram!("palaver_send_seconds")
                     .record(job.queued.elapsed().as_secs_f64());
                 let _ = job.reply.send(reply);
+            }
+            if !roots.is_empty() && after.threads.try_send(roots).is_err() {
+                // Stored is what counts: the roots' counts reach clients at their next
+                // sync or fetch.
+                tracing::warn!("thread queue full; new thread counts will not be announced live");
             }
             // Notifications never hold up sends: a full queue drops the batch's.
             if let (Some(tx), false) = (notify, fresh.is_empty())
@@ -216,7 +239,7 @@ pub(super) fn receipt_target(kind: ReceiptKind, seq: i64) -> Markers {
 
 impl Core {
     /// A member in any state may read the room.
-    fn require_member(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
+    pub(super) fn require_member(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
         if self.membership.is_member(room, user) {
             Ok(())
         } else {
@@ -226,7 +249,7 @@ impl Core {
 
     /// Only a joined member sends messages, typing and receipts: an invited one reads
     /// until they accept.
-    fn require_joined(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
+    pub(super) fn require_joined(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
         match self.membership.state(room, user) {
             Some(MemberState::Joined) => Ok(()),
             Some(MemberState::Invited) => Err(ServiceError::Forbidden(super::rooms::NOT_ACCEPTED)),
@@ -256,6 +279,17 @@ impl Core {
         req: SendMessageRequest,
         origin_conn: Option<Uuid>,
     ) -> ServiceResult<PendingSend> {
+        self.submit(who, req, origin_conn, false).await
+    }
+
+    /// `submit_send`, for a send or a forward (a copy of another message).
+    async fn submit(
+        &self,
+        who: Identity,
+        req: SendMessageRequest,
+        origin_conn: Option<Uuid>,
+        forwarded: bool,
+    ) -> ServiceResult<PendingSend> {
         let client_msg_id = client_msg_id(&req.client_msg_id)?;
         let content = message_content(&req.content, self.config.max_message_bytes)?;
         match (req.kind, req.media_id) {
@@ -270,6 +304,11 @@ impl Core {
                     "a text message has no mediaId".into(),
                 ));
             }
+            (MessageType::Event, _) => {
+                return Err(ServiceError::Validation(
+                    "room events are sent by the server".into(),
+                ));
+            }
             (_, None) => {
                 return Err(ServiceError::Validation(
                     "a media message needs a mediaId".into(),
@@ -278,6 +317,7 @@ impl Core {
             (_, Some(_)) => {}
         }
         self.may_send(req.room_id, who.user_id)?;
+        let extras = self.extras(who, &req, &content).await?;
         let (media, sweep) = match req.media_id {
             Some(id) => {
                 let sweep = self.media_sweep.clone().read_owned().await;
@@ -299,8 +339,26 @@ impl Core {
             content,
             media_id: req.media_id,
             media,
+            reply_to: extras.reply_to,
+            thread_root_id: extras.thread_root_id,
+            also_in_room: extras.also_in_room,
+            mentions: extras.mentions,
+            mentions_room: extras.mentions_room,
+            event: None,
+            forwarded,
+            system: false,
             now_ms: now_ms(),
         };
+        let rx = self.queue(message, origin_conn).await?;
+        Ok(PendingSend { rx, _sweep: sweep })
+    }
+
+    /// Hands a message to the writer; the receiver answers once it is stored.
+    async fn queue(
+        &self,
+        message: NewMessage,
+        origin_conn: Option<Uuid>,
+    ) -> ServiceResult<oneshot::Receiver<ServiceResult<Sent>>> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             origin_conn,
@@ -312,7 +370,50 @@ impl Core {
             .send((message, job))
             .await
             .map_err(|_| ServiceError::Unavailable)?;
-        Ok(PendingSend { rx, _sweep: sweep })
+        Ok(rx)
+    }
+
+    /// Stores a room event (sent by the server, in `actor`'s name) in the room's
+    /// timeline, and waits until it is stored and announced.
+    pub(crate) async fn room_event(
+        &self,
+        room: Uuid,
+        actor: Uuid,
+        event: RoomEvent,
+    ) -> ServiceResult<()> {
+        let id = Uuid::now_v7();
+        let message = NewMessage {
+            id,
+            room_id: room,
+            sender_id: actor,
+            client_msg_id: format!("event:{id}"),
+            kind: MessageType::Event,
+            content: String::new(),
+            media_id: None,
+            media: None,
+            reply_to: None,
+            thread_root_id: None,
+            also_in_room: false,
+            mentions: Vec::new(),
+            mentions_room: false,
+            event: Some(event),
+            forwarded: false,
+            system: true,
+            now_ms: now_ms(),
+        };
+        let rx = self.queue(message, None).await?;
+        rx.await.unwrap_or(Err(ServiceError::Unavailable))?;
+        Ok(())
+    }
+
+    /// Sends a forwarded copy and waits until it is durable.
+    pub(super) async fn send_forwarded(
+        &self,
+        who: Identity,
+        req: SendMessageRequest,
+    ) -> ServiceResult<Sent> {
+        let sent = self.submit(who, req, None, true).await?.wait().await?;
+        self.finish_send(sent).await
     }
 
     /// Sends and waits until the message is durable. A retry returns the stored message
@@ -331,17 +432,21 @@ impl Core {
         self.finish_send(sent).await
     }
 
-    /// Fills in the status of a duplicate (a fresh message is `sent`).
+    /// Completes a duplicate as it is now (status, reactions, thread); a fresh message
+    /// is `sent` and complete as the writer answered it.
     pub async fn finish_send(&self, mut sent: Sent) -> ServiceResult<Sent> {
         if sent.duplicate {
-            let summary = self.store.summary(sent.message.room_id).await?;
-            sent.message.status = status_for(sent.message.seq, summary);
+            let room = sent.message.room_id;
+            if let Some(message) = self.with_status(room, vec![sent.message.clone()]).await?.pop() {
+                sent.message = message;
+            }
         }
         Ok(sent)
     }
 
-    /// Sets the status of messages of one room from its receipt summary.
-    async fn with_status(
+    /// Sets the status of messages of one room from its receipt summary, and completes
+    /// them (`complete`).
+    pub(super) async fn with_status(
         &self,
         room: Uuid,
         mut messages: Vec<Message>,
@@ -351,7 +456,7 @@ impl Core {
             for m in &mut messages {
                 m.status = status_for(m.seq, summary);
             }
-            self.attach_media(&mut messages).await?;
+            self.complete(&mut messages).await?;
         }
         Ok(messages)
     }
@@ -477,18 +582,12 @@ impl Core {
                 "a text message needs content".into(),
             ));
         }
-        let message = self.store.edit_message(id, &content, now_ms()).await?;
-        let message = self
-            .with_status(message.room_id, vec![message])
-            .await?
-            .pop()
-            .ok_or(ServiceError::MessageNotFound)?;
-        let frame = ServerFrame::MessageUpdated {
-            message: message.clone(),
-        };
-        self.deliver(Audience::Room(message.room_id), &frame, origin_conn)
+        let (mentions, mentions_room) = self.mentions(who.user_id, old.room_id, &content).await?;
+        let changed = self
+            .store
+            .edit_message(id, &content, &mentions, mentions_room, now_ms())
             .await?;
-        Ok(message)
+        self.changed(changed, origin_conn).await
     }
 
     /// Deletes one's own message (its seq stays, its content goes); members see
@@ -502,25 +601,16 @@ impl Core {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
         self.own_message(who, id).await?;
-        let message = self.store.delete_message(id, now_ms()).await?;
-        let message = self
-            .with_status(message.room_id, vec![message])
-            .await?
-            .pop()
-            .ok_or(ServiceError::MessageNotFound)?;
+        let changed = self.store.delete_message(id, now_ms()).await?;
+        let room = changed.message.room_id;
         self.audit(
             Some(who.user_id),
             "message.delete",
             Some(id.to_string()),
-            Some(format!("room {}", message.room_id)),
+            Some(format!("room {room}")),
         )
         .await;
-        let frame = ServerFrame::MessageDeleted {
-            message: message.clone(),
-        };
-        self.deliver(Audience::Room(message.room_id), &frame, origin_conn)
-            .await?;
-        Ok(message)
+        self.changed(changed, origin_conn).await
     }
 
     /// Moves the caller's delivered or read marker; members see `receipt`, and

@@ -4,6 +4,7 @@
 
 mod auth;
 mod blocks;
+mod conversation;
 pub mod inspect;
 pub mod links;
 mod media;
@@ -12,6 +13,7 @@ mod messages;
 mod notify;
 mod presence;
 mod rooms;
+mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,10 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::media::MediaStore;
 use crate::store::{AuditEntry, Constraint, Entity, Markers, Store, StoreError};
+
+/// Batches of thread roots waiting to be announced, at most; past it a batch's new counts
+/// reach clients only at their next sync or fetch.
+const THREAD_BATCHES: usize = 1024;
 
 /// Everything a request can be refused or fail with.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +102,17 @@ pub enum ServiceError {
     /// succeed again after the delay.
     #[error("the server is low on disk space and stores no uploads for now; retry in {} s", .retry.as_secs().max(1))]
     InsufficientStorage { retry: Duration },
+    /// A reply or thread reply names a message of another room.
+    #[error("{0} must be a message of the same room")]
+    CrossRoom(&'static str),
+    /// A thread reply to a message that is itself a thread reply.
+    #[error("a thread reply cannot start a thread; reply in its thread instead")]
+    NestedThread,
+    #[error("{0}")]
+    InvalidEmoji(String),
+    /// A bound on what a message or room holds is reached.
+    #[error("{0}")]
+    LimitReached(&'static str),
 }
 
 impl ServiceError {
@@ -126,6 +143,10 @@ impl ServiceError {
             InsufficientStorage { .. } => ErrorCode::InsufficientStorage,
             Blocked => ErrorCode::Blocked,
             DirectClosed => ErrorCode::DirectClosed,
+            CrossRoom(_) => ErrorCode::CrossRoom,
+            NestedThread => ErrorCode::NestedThread,
+            InvalidEmoji(_) => ErrorCode::InvalidEmoji,
+            LimitReached(_) => ErrorCode::LimitReached,
         }
     }
 
@@ -252,11 +273,14 @@ impl Core {
             }
             None => (None, None),
         };
+        // Thread roots whose counts the writer moved, announced by a task of ours.
+        let (threads_tx, threads_rx) = tokio::sync::mpsc::channel(THREAD_BATCHES);
         let writer = MessageWriter::start(
             store.clone(),
             bus.clone(),
             config.group_commit_max,
             notify_tx,
+            threads_tx,
         );
         let core = Arc::new(Core {
             config,
@@ -279,6 +303,9 @@ impl Core {
             ),
             tasks: tokio_util::task::TaskTracker::new(),
         });
+        // It ends when the writer, the only sender, is drained.
+        core.tasks
+            .spawn(conversation::announce_threads(core.clone(), threads_rx));
         if let (Some(push), Some(rx)) = (push, notify_rx) {
             // It ends when the writer, the only sender, is drained.
             core.tasks.spawn(notify::run(core.clone(), push, rx));

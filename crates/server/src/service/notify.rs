@@ -9,8 +9,9 @@
 //! `ack_delay_ms` if they have one. More messages for the same key join the entry
 //! without moving its deadline: a burst becomes one notification with a count. When an
 //! entry falls due, the store says whether the member's devices acknowledged
-//! (`delivered` marker at or past the messages), whether the room is muted, and how much
-//! the member lets a notification show; only then is anything sent.
+//! (`delivered` marker at or past the messages), what notifies the member of the room
+//! (every message, only mentions of them, or nothing), and how much the member lets a
+//! notification show; only then is anything sent.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -20,7 +21,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use palaver_proto::{
-    Message, NotificationPreview, PresenceStatus, PushNotification, PushSettings, PushSubscription,
+    Message, MessageType, NotificationLevel, NotificationPreview, PresenceStatus, PushNotification, PushSettings, PushSubscription,
     PushSubscriptionList, PushSubscriptionRequest, UpdatePushSettingsRequest, VapidPublicKey,
     WebhookEvent,
 };
@@ -55,10 +56,23 @@ struct Pending {
     /// Messages beyond `MAX_SEQS`, counted only.
     overflow: u32,
     latest: Arc<Message>,
+    /// One of the messages mentions the member (or `@room`): it notifies even where
+    /// only mentions do.
+    mentioned: bool,
 }
 
 impl Pending {
-    fn add(&mut self, message: &Arc<Message>) {
+    fn new(user: Uuid, message: &Arc<Message>) -> Pending {
+        Pending {
+            seqs: vec![message.seq],
+            overflow: 0,
+            latest: message.clone(),
+            mentioned: mentions(message, user),
+        }
+    }
+
+    fn add(&mut self, user: Uuid, message: &Arc<Message>) {
+        self.mentioned |= mentions(message, user);
         if self.seqs.len() < MAX_SEQS {
             self.seqs.push(message.seq);
         } else {
@@ -79,6 +93,11 @@ impl Pending {
     }
 }
 
+/// Whether a message mentions the user, by name or as `@room`.
+fn mentions(message: &Message, user: Uuid) -> bool {
+    message.mentions_room || message.mentions.contains(&user)
+}
+
 type Key = (Uuid, Uuid);
 
 /// The collector: pending entries and their deadlines.
@@ -96,13 +115,14 @@ pub(super) async fn run(
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
-                for message in batch {
+                // Room events are shown in the timeline, not notified.
+                for message in batch.into_iter().filter(|m| m.kind != MessageType::Event) {
                     let message = Arc::new(message);
                     let Some(members) = core.membership.members(message.room_id) else { continue };
                     for &user in members.iter().filter(|u| **u != message.sender_id) {
                         let key = (user, message.room_id);
                         if let Some(entry) = pending.get_mut(&key) {
-                            entry.add(&message);
+                            entry.add(user, &message);
                             continue;
                         }
                         if pending.len() >= MAX_PENDING {
@@ -116,7 +136,7 @@ pub(super) async fn run(
                             .is_some_and(|p| p.status != PresenceStatus::Offline);
                         let wait = if connected { ack_delay } else { collapse };
                         due.push(Reverse((Instant::now() + wait, key)));
-                        pending.insert(key, Pending { seqs: vec![message.seq], overflow: 0, latest: message.clone() });
+                        pending.insert(key, Pending::new(user, &message));
                     }
                 }
             }
@@ -183,14 +203,19 @@ impl Core {
     ) -> ServiceResult<()> {
         let Some(PushTarget {
             delivered_seq,
-            muted,
+            level,
             preview,
         }) = self.store.push_target(room, user).await?
         else {
             return Ok(());
         };
         let count = entry.unacknowledged(delivered_seq);
-        if muted || count == 0 {
+        let wanted = match level {
+            NotificationLevel::All => true,
+            NotificationLevel::Mentions => entry.mentioned,
+            NotificationLevel::Nothing => false,
+        };
+        if !wanted || count == 0 {
             return Ok(());
         }
         let subscriptions = self.store.push_subscriptions(user).await?;
@@ -356,14 +381,24 @@ impl Core {
         }
     }
 
-    /// Mutes or unmutes a room for the caller.
-    pub async fn set_muted(&self, who: Identity, room: Uuid, muted: bool) -> ServiceResult<()> {
+    /// Sets what notifies the caller of a room: every message, only mentions of them, or
+    /// nothing. (Muting a room is `nothing`, unmuting `all`.)
+    pub async fn set_notification_level(
+        &self,
+        who: Identity,
+        room: Uuid,
+        level: NotificationLevel,
+    ) -> ServiceResult<()> {
         if !self.membership.is_member(room, who.user_id) {
             return Err(ServiceError::RoomNotFound);
         }
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
-        if self.store.set_room_muted(room, who.user_id, muted).await? {
+        if self
+            .store
+            .set_notification_level(room, who.user_id, level)
+            .await?
+        {
             Ok(())
         } else {
             Err(ServiceError::RoomNotFound)

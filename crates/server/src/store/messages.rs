@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use palaver_proto::Message;
 use uuid::Uuid;
 
-use super::StoreResult;
+use super::{Changed, StoreResult};
 
 /// A message to append; the store gives it the room's next seq.
 #[derive(Debug, Clone)]
@@ -18,6 +18,19 @@ pub struct NewMessage {
     pub media_id: Option<Uuid>,
     /// What `media_id` names, copied into the stored message's answer.
     pub media: Option<palaver_proto::Media>,
+    /// The quoted message, as the answer shows it (only its id is stored).
+    pub reply_to: Option<palaver_proto::ReplyTo>,
+    pub thread_root_id: Option<Uuid>,
+    pub also_in_room: bool,
+    /// The members the text mentions, and whether it mentions `@room`.
+    pub mentions: Vec<Uuid>,
+    pub mentions_room: bool,
+    /// For a room event (kind `event`), what happened.
+    pub event: Option<palaver_proto::RoomEvent>,
+    pub forwarded: bool,
+    /// Sent by the server (a room event): stored even if the sender is no longer a
+    /// member, as when they just left.
+    pub system: bool,
     pub now_ms: i64,
 }
 
@@ -49,10 +62,19 @@ pub trait MessageStore: Send + Sync + 'static {
     /// is returned before the transaction is durable.
     async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>>;
     async fn message(&self, id: Uuid) -> StoreResult<Option<Message>>;
-    /// Replaces the content; returns the updated message.
-    async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message>;
-    /// Blanks the content and marks it deleted; returns the updated message.
-    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message>;
+    /// Replaces the content and the mentions; returns the updated message (with its new
+    /// change number) and the replies quoting it, which changed with it.
+    async fn edit_message(
+        &self,
+        id: Uuid,
+        content: &str,
+        mentions: &[Uuid],
+        mentions_room: bool,
+        now_ms: i64,
+    ) -> StoreResult<Changed>;
+    /// Blanks the content, marks it deleted, drops its reactions, pin and mentions;
+    /// returns the updated message and the replies quoting it.
+    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Changed>;
     /// Messages with `after < seq < before`, at most `limit`: the lowest seqs of the range
     /// in ascending order, or the highest in descending order.
     async fn messages(

@@ -1,7 +1,7 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
-//! The interface is one trait per area (accounts, rooms, messages, receipts, media
-//! records, push, audit), each in its own module with its types, gathered under `Store`,
+//! The interface is one trait per area (accounts, rooms, messages, conversations,
+//! receipts, media records, push, audit), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -14,6 +14,7 @@
 mod accounts;
 mod audit;
 mod blocks;
+mod conversation;
 mod media;
 mod messages;
 pub mod postgres;
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 pub use accounts::{AccountStore, Credentials, RefreshOutcome};
 pub use audit::{AuditEntry, AuditRecord, AuditStore};
 pub use blocks::{Block, BlockRow, BlockStore};
+pub use conversation::{Changed, ConversationStore, ReactionRow, Toggled};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
@@ -132,6 +134,7 @@ pub trait Store:
     + PushStore
     + AuditStore
     + BlockStore
+    + ConversationStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

@@ -1,7 +1,7 @@
 //! Push notifications: Web Push subscriptions, mutes and the preview setting.
 
 use async_trait::async_trait;
-use palaver_proto::NotificationPreview;
+use palaver_proto::{NotificationLevel, NotificationPreview};
 use uuid::Uuid;
 
 use super::StoreResult;
@@ -39,7 +39,8 @@ pub enum Subscribed {
 #[derive(Debug, Clone, Copy)]
 pub struct PushTarget {
     pub delivered_seq: i64,
-    pub muted: bool,
+    /// What notifies them of this room.
+    pub level: NotificationLevel,
     pub preview: NotificationPreview,
 }
 
@@ -60,8 +61,13 @@ pub trait PushStore: Send + Sync + 'static {
     async fn push_subscriptions(&self, user: Uuid) -> StoreResult<Vec<PushSubscriptionRow>>;
     /// Deletes a subscription (only if it is `owner`'s, when given); whether it existed.
     async fn delete_push_subscription(&self, id: Uuid, owner: Option<Uuid>) -> StoreResult<bool>;
-    /// Mutes or unmutes a room for a member; false if they are not a member.
-    async fn set_room_muted(&self, room: Uuid, user: Uuid, muted: bool) -> StoreResult<bool>;
+    /// Sets what notifies a member of a room; false if they are not a member.
+    async fn set_notification_level(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        level: NotificationLevel,
+    ) -> StoreResult<bool>;
     /// The user's preview setting and muted rooms; `NotFound` if there is no such user.
     async fn push_settings(&self, user: Uuid) -> StoreResult<(NotificationPreview, Vec<Uuid>)>;
     /// `NotFound` if there is no such user.

@@ -1,7 +1,7 @@
 //! Rooms and their members.
 
 use async_trait::async_trait;
-use palaver_proto::{MemberState, Role};
+use palaver_proto::{MemberState, NotificationLevel, Role};
 use uuid::Uuid;
 
 use super::StoreResult;
@@ -17,6 +17,10 @@ pub struct RoomRow {
     pub created_at_ms: i64,
     pub last_seq: i64,
     pub last_activity_ms: i64,
+    /// The room's change number (store/conversation.rs).
+    pub version: i64,
+    /// The change number of the last change of its name, picture or members.
+    pub state_version: i64,
 }
 
 /// A member of a room with their names and receipt markers.
@@ -33,6 +37,8 @@ pub struct MemberRow {
     pub state: MemberState,
     /// Who asked them in, if they were invited (kept after they accept).
     pub invited_by: Option<Uuid>,
+    /// The room's change number when their markers last moved.
+    pub receipt_version: i64,
 }
 
 /// A room as seen by one member: its row, that member's read marker and unread count.
@@ -41,6 +47,9 @@ pub struct MyRoomRow {
     pub room: RoomRow,
     pub read_seq: i64,
     pub unread: i64,
+    /// Unread messages that mention the member (or `@room`).
+    pub mentions: i64,
+    pub notification_level: NotificationLevel,
 }
 
 /// A member to add: joined at once, or invited by someone.

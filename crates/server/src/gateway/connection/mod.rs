@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use futures::StreamExt;
 use futures::stream::{FuturesOrdered, SplitSink};
-use palaver_proto::{Cursors, ErrorCode, ServerFrame, close};
+use palaver_proto::{ChangeCursors, Cursors, ErrorCode, ServerFrame, close};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -51,6 +51,7 @@ enum Control {
     Sync {
         id: Option<String>,
         cursors: Cursors,
+        changes: ChangeCursors,
     },
     /// The client's first frame was not `sync`: go live now.
     Start,

@@ -151,16 +151,24 @@ impl Reader {
                 .await
                 .map(|_| None),
             ClientFrame::Presence { status } => core.set_presence(who, status).await.map(|_| None),
-            ClientFrame::Sync { cursors } => {
-                if cursors.len() > MAX_SYNC_ROOMS || cursors.values().any(|seq| *seq < 0) {
+            ClientFrame::Sync { cursors, changes } => {
+                if cursors.len() > MAX_SYNC_ROOMS
+                    || changes.len() > MAX_SYNC_ROOMS
+                    || cursors.values().chain(changes.values()).any(|n| *n < 0)
+                {
                     if first {
                         let _ = self.ctrl.send(Control::Start).await;
                     }
                     Err(ServiceError::Validation(format!(
-                        "sync takes at most {MAX_SYNC_ROOMS} rooms with seq >= 0"
+                        "sync takes at most {MAX_SYNC_ROOMS} rooms with seq and change numbers >= 0"
                     )))
                 } else {
-                    let _ = self.ctrl.send(Control::Sync { id, cursors }).await;
+                    let sync = Control::Sync {
+                        id,
+                        cursors,
+                        changes,
+                    };
+                    let _ = self.ctrl.send(sync).await;
                     return None;
                 }
             }

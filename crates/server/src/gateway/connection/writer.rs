@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
 use futures::SinkExt;
-use palaver_proto::{Cursors, ErrorCode, ServerFrame, close};
+use palaver_proto::{ChangeCursors, Cursors, ErrorCode, ServerFrame, close};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 use uuid::Uuid;
 
 use super::{Control, Sink};
 use crate::gateway::hub::{ConnHandle, LiveFrame};
-use crate::service::{Core, encode};
+use crate::service::{Core, ServiceResult, encode};
 
 /// Live frames written per flush at most, so control replies are not starved.
 const MAX_BATCH: usize = 256;
@@ -111,34 +111,124 @@ impl Writer {
                 self.started = true;
                 Ok(())
             }
-            Control::Sync { id, cursors } => {
-                let mut rooms = Cursors::new();
-                for (room, after) in cursors {
-                    // A cursor past the end is clamped, so nothing new is skipped.
-                    let after = match self.core.last_seq(self.user, room).await {
-                        Ok(Some(last)) => after.min(last),
-                        Ok(None) => continue,
-                        Err(err) => {
-                            tracing::warn!(%err, "sync failed");
-                            let frame = ServerFrame::Error {
-                                id,
-                                client_msg_id: None,
-                                code: ErrorCode::Internal,
-                                message: "sync failed; retry".into(),
-                                retry_after_ms: None,
-                            };
-                            self.started = true;
-                            return send_frame(sink, &frame).await;
-                        }
-                    };
-                    self.replay(room, after, i64::MAX, sink).await?;
-                    let last = self.last_sent.entry(room).or_insert(after);
-                    rooms.insert(room, *last);
-                }
+            Control::Sync {
+                id,
+                cursors,
+                changes,
+            } => {
+                let outcome = self.sync(&cursors, &changes, sink).await?;
                 self.started = true;
-                send_frame(sink, &ServerFrame::Synced { id, rooms }).await
+                let frame = match outcome {
+                    Ok((rooms, changes)) => ServerFrame::Synced { id, rooms, changes },
+                    Err(err) => {
+                        tracing::warn!(%err, "sync failed");
+                        ServerFrame::Error {
+                            id,
+                            client_msg_id: None,
+                            code: ErrorCode::Internal,
+                            message: "sync failed; retry".into(),
+                            retry_after_ms: None,
+                        }
+                    }
+                };
+                send_frame(sink, &frame).await
             }
         }
+    }
+
+    /// Replays what a reconnecting client missed (docs/PROTOCOL.md, "Resume"): per room
+    /// of `cursors`, the newer messages in order, then, if `changes` names the room, every
+    /// other change since (service/sync.rs); `room.left` for a room the user is no longer
+    /// in; `room.updated` for each room of the user the cursors do not name. Answers the
+    /// last seq and the change number to resume from, per room.
+    async fn sync(
+        &mut self,
+        cursors: &Cursors,
+        changes: &ChangeCursors,
+        sink: &mut Sink,
+    ) -> Result<ServiceResult<(Cursors, ChangeCursors)>, Gone> {
+        let mut rooms = Cursors::new();
+        let mut numbers = ChangeCursors::new();
+        for (&room, &after) in cursors {
+            let point = match self.core.sync_point(self.user, room).await {
+                Ok(Some(point)) => point,
+                Ok(None) => {
+                    let frame = ServerFrame::RoomLeft {
+                        room_id: room,
+                        reason: None,
+                        by: None,
+                    };
+                    send_frame(sink, &frame).await?;
+                    continue;
+                }
+                Err(err) => return Ok(Err(err)),
+            };
+            // A cursor past the end is clamped, so nothing new is skipped.
+            let after = after.min(point.last_seq);
+            self.replay(room, after, i64::MAX, sink).await?;
+            if let Some(&since) = changes.get(&room)
+                && let Err(err) = self.replay_changes(room, since, after, sink).await?
+            {
+                return Ok(Err(err));
+            }
+            let last = self.last_sent.entry(room).or_insert(after);
+            rooms.insert(room, *last);
+            numbers.insert(room, point.version);
+        }
+        match self.core.rooms_not_in(self.user, cursors).await {
+            Ok(new) => {
+                for (frame, room, version) in new {
+                    send_frame(sink, &frame).await?;
+                    numbers.insert(room, version);
+                }
+            }
+            Err(err) => return Ok(Err(err)),
+        }
+        Ok(Ok((rooms, numbers)))
+    }
+
+    /// Sends the room's changes after change number `since` to messages up to seq
+    /// `max_seq` (those after it were just sent whole), then its own state.
+    async fn replay_changes(
+        &mut self,
+        room: Uuid,
+        since: i64,
+        max_seq: i64,
+        sink: &mut Sink,
+    ) -> Result<ServiceResult<()>, Gone> {
+        let mut after = since;
+        loop {
+            let page = match self
+                .core
+                .changed_since(self.user, room, after, max_seq, REPLAY_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => return Ok(Err(err)),
+            };
+            let full = page.len() == REPLAY_PAGE as usize;
+            for message in page {
+                after = message.version;
+                let frame = if message.deleted {
+                    ServerFrame::MessageDeleted { message }
+                } else {
+                    ServerFrame::MessageUpdated { message }
+                };
+                send_frame(sink, &frame).await?;
+            }
+            sink.flush().await.map_err(|_| Gone)?;
+            if !full {
+                break;
+            }
+        }
+        let frames = match self.core.room_state_since(self.user, room, since).await {
+            Ok(frames) => frames,
+            Err(err) => return Ok(Err(err)),
+        };
+        for frame in &frames {
+            send_frame(sink, frame).await?;
+        }
+        Ok(Ok(()))
     }
 
     /// Sends one live item and whatever else is queued, up to a batch.

@@ -1,7 +1,7 @@
 //! Changes of membership: adding people to a group, removing them or leaving, roles, and
 //! accepting or declining a request or an invitation.
 
-use palaver_proto::{MemberState, Role, Room, ServerFrame};
+use palaver_proto::{LeftReason, MemberState, Role, Room, RoomEventKind, ServerFrame};
 use uuid::Uuid;
 
 use super::view::summary_of;
@@ -75,6 +75,9 @@ impl Core {
             .await;
             self.members_added(room, false, &new, &added).await?;
             self.announce_room(room).await?;
+            let kind = RoomEventKind::MembersAdded;
+            self.group_event(room, true, who.user_id, kind, &added, None, None)
+                .await;
         }
         self.room(who, room).await
     }
@@ -175,10 +178,30 @@ impl Core {
             Some(target.to_string()),
         )
         .await;
-        let frame = ServerFrame::RoomLeft { room_id: room };
+        let reason = match action {
+            "room.decline" => LeftReason::Declined,
+            "room.leave" => LeftReason::Left,
+            _ => LeftReason::Removed,
+        };
+        let frame = ServerFrame::RoomLeft {
+            room_id: room,
+            reason: Some(reason),
+            by: (reason == LeftReason::Removed).then_some(actor),
+        };
         self.deliver(Audience::Users(vec![target]), &frame, None)
             .await?;
-        self.announce_room(room).await
+        self.announce_room(room).await?;
+        // A declined invitation was never a membership the room saw.
+        let event = match reason {
+            LeftReason::Left => Some((RoomEventKind::MemberLeft, Vec::new())),
+            LeftReason::Removed => Some((RoomEventKind::MemberRemoved, vec![target])),
+            LeftReason::Declined => None,
+        };
+        if let Some((kind, users)) = event {
+            self.group_event(room, row.is_group, actor, kind, &users, None, None)
+                .await;
+        }
+        Ok(())
     }
 
     /// Changes a member's role. Only the owner may; making someone owner hands the group
@@ -220,6 +243,9 @@ impl Core {
         )
         .await;
         self.announce_room(room).await?;
+        let kind = RoomEventKind::RoleChanged;
+        self.group_event(room, true, who.user_id, kind, &[target], None, Some(new_role))
+            .await;
         self.room(who, room).await
     }
 
@@ -260,6 +286,9 @@ impl Core {
                     self.announce_summary(room, after).await?;
                 }
                 self.announce_room(room).await?;
+                let kind = RoomEventKind::Joined;
+                self.group_event(room, row.is_group, who.user_id, kind, &[], None, None)
+                    .await;
             }
         }
         self.room(who, room).await

@@ -8,9 +8,9 @@
 //! (who is a member, announcing a room, consent) and creating and renaming rooms.
 
 mod members;
-mod view;
+pub(super) mod view;
 
-use palaver_proto::{CreateRoomRequest, MemberState, Role, Room, ServerFrame};
+use palaver_proto::{CreateRoomRequest, MemberState, Role, Room, RoomEventKind, ServerFrame};
 use uuid::Uuid;
 
 use super::{Core, Identity, ServiceError, ServiceResult};
@@ -52,7 +52,7 @@ impl Core {
 
     /// The room and the caller's role, if the caller is a joined member; an invited one
     /// is refused until they accept.
-    async fn member_room(
+    pub(in crate::service) async fn member_room(
         &self,
         who: Identity,
         room: Uuid,
@@ -245,6 +245,10 @@ impl Core {
             )
             .await;
             self.announce_room(room_id).await?;
+            let kind = RoomEventKind::Created;
+            let name = Some(new.name.clone());
+            self.group_event(room_id, new.is_group, who.user_id, kind, &others, name, None)
+                .await;
         } else {
             // The pair's room already exists, perhaps created a moment ago by a request on
             // another node whose membership event has not reached this one yet: the store
@@ -304,10 +308,13 @@ impl Core {
             Some(who.user_id),
             "room.rename",
             Some(room.to_string()),
-            Some(name),
+            Some(name.clone()),
         )
         .await;
         self.announce_room(room).await?;
+        let kind = RoomEventKind::Renamed;
+        self.group_event(room, true, who.user_id, kind, &[], Some(name), None)
+            .await;
         self.room(who, room).await
     }
 }

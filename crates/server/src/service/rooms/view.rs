@@ -28,7 +28,7 @@ fn member_view(m: &MemberRow, hidden: bool) -> RoomMember {
 /// The room's receipt summary: the lowest markers over its joined members, or over
 /// everyone while fewer than two have joined (the SQL `SUMMARY` in store/sql/receipts.rs
 /// says the same: see there why).
-pub(super) fn summary_of(members: &[MemberRow]) -> Markers {
+pub(in crate::service) fn summary_of(members: &[MemberRow]) -> Markers {
     let joined: Vec<&MemberRow> = members
         .iter()
         .filter(|m| m.state == MemberState::Joined)
@@ -49,7 +49,7 @@ impl Core {
     /// Whether `viewer` (in `viewer_state`) is shown `member`'s receipt markers as 0:
     /// receipts flow only between joined members, and not between two people one of
     /// whom blocked the other.
-    fn markers_hidden(&self, viewer: Uuid, viewer_state: MemberState, member: Uuid) -> bool {
+    pub(in crate::service) fn markers_hidden(&self, viewer: Uuid, viewer_state: MemberState, member: Uuid) -> bool {
         member != viewer
             && (viewer_state == MemberState::Invited
                 || self.membership.blocked_either(viewer, member))
@@ -57,7 +57,7 @@ impl Core {
 
     /// The room as `viewer` sees it: a 1:1 room is named after the other person; an
     /// invited viewer sees their state, who invited them, and no one's receipts.
-    pub(super) fn room_view(&self, row: &RoomRow, members: &[MemberRow], viewer: Uuid) -> Room {
+    pub(in crate::service) fn room_view(&self, row: &RoomRow, members: &[MemberRow], viewer: Uuid) -> Room {
         let me = own_row(members, viewer);
         let state = me.map_or(MemberState::Joined, |m| m.state);
         let invited_by = me
@@ -86,12 +86,14 @@ impl Core {
             unread_count: 0,
             state,
             invited_by,
+            mention_count: 0,
+            notification_level: None,
         }
     }
 
     /// The row, with a 1:1 room the other person left named after them (a 1:1 room has no
     /// name of its own; while both are in it, `room_view` names it after the other).
-    pub(super) async fn named(
+    pub(in crate::service) async fn named(
         &self,
         mut row: RoomRow,
         members: &[MemberRow],
@@ -140,6 +142,8 @@ impl Core {
             let named = self.named(my.room.clone(), &members).await?;
             let mut room = self.room_view(&named, &members, who.user_id);
             room.unread_count = my.unread;
+            room.mention_count = my.mentions;
+            room.notification_level = Some(my.notification_level);
             if my.room.last_seq > 0 {
                 let mut last = self
                     .store
@@ -151,7 +155,7 @@ impl Core {
                         SeqOrder::Descending,
                     )
                     .await?;
-                self.attach_media(&mut last).await?;
+                self.complete(&mut last).await?;
                 let summary = summary_of(&members);
                 room.last_message = last.into_iter().next().map(|mut m| {
                     m.status = crate::service::messages::status_for(m.seq, summary);

@@ -14,7 +14,9 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::store::sql::map::{self, MESSAGE_COLUMNS};
-use crate::store::sql::messages::{Stored, assign_seqs, new_messages};
+use crate::store::sql::messages::{
+    Stored, assign_seqs, event_json, mentions_json, new_messages,
+};
 use crate::store::sql::ms_of;
 use crate::store::{Appended, Constraint, NewMessage, StoreError, StoreResult};
 
@@ -36,16 +38,17 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
         .into_iter()
         .collect();
     let mut stored = Stored::default();
+    let mut versions: HashMap<Uuid, i64> = HashMap::new();
     for row in sqlx::query(
-        "SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        "SELECT id, last_seq, version FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(&rooms)
     .fetch_all(&mut *tx)
     .await?
     {
-        stored
-            .last_seq
-            .insert(row.try_get("id")?, row.try_get("last_seq")?);
+        let id: Uuid = row.try_get("id")?;
+        stored.last_seq.insert(id, row.try_get("last_seq")?);
+        versions.insert(id, row.try_get("version")?);
     }
 
     // 2. Which senders are members.
@@ -99,8 +102,10 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
         cols.push(m);
     }
     let inserted = sqlx::query(
-        "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at) \
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::uuid[], $9::bigint[]) \
+        "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, \
+           reply_to_id, thread_root_id, also_in_room, mentions, mentions_room, event, forwarded) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::uuid[], $9::bigint[], \
+           $10::uuid[], $11::uuid[], $12::bool[], $13::text[], $14::bool[], $15::text[], $16::bool[]) \
          ON CONFLICT ON CONSTRAINT messages_idempotency DO NOTHING",
     )
     .bind(&cols.id)
@@ -112,6 +117,13 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
     .bind(&cols.content)
     .bind(&cols.media_id)
     .bind(&cols.created_at)
+    .bind(&cols.reply_to_id)
+    .bind(&cols.thread_root_id)
+    .bind(&cols.also_in_room)
+    .bind(&cols.mentions)
+    .bind(&cols.mentions_room)
+    .bind(&cols.event)
+    .bind(&cols.forwarded)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() != new.len() as u64 {
@@ -119,35 +131,108 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
         return Err(StoreError::Conflict(Constraint::MessageIdempotencyKey));
     }
 
-    // 6. Each room's last_seq and activity: the last new message in it (what
-    //    SQLite's trigger leaves behind). 7. Each sender's markers: sending implies
-    //    having seen everything before, so they move to the sender's newest seq.
+    // 6. Who each new message mentions, for the room list's counts.
+    let (mut m_users, mut m_rooms, mut m_seqs) = (Vec::new(), Vec::new(), Vec::new());
+    for m in &new {
+        for user in &m.mentions {
+            m_users.push(*user);
+            m_rooms.push(m.room_id);
+            m_seqs.push(m.seq);
+        }
+    }
+    if !m_users.is_empty() {
+        sqlx::query(
+            "INSERT INTO mentions (user_id, room_id, seq) \
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&m_users)
+        .bind(&m_rooms)
+        .bind(&m_seqs)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    // 7. Each thread root a reply went to: its count, last reply and the room's next
+    //    change number (what SQLite's `messages_thread_reply` trigger does).
+    let mut roots: HashMap<Uuid, (Uuid, i64, i64)> = HashMap::new();
+    for m in new.iter().filter(|m| m.thread_root_id.is_some()) {
+        if let Some(root) = m.thread_root_id {
+            let entry = roots.entry(root).or_insert((m.room_id, 0, 0));
+            entry.1 += 1;
+            entry.2 = ms_of(m.timestamp);
+        }
+    }
+    if !roots.is_empty() {
+        let (mut ids, mut counts, mut lasts, mut stamps) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (root, (room, count, last)) in roots {
+            let version = versions.entry(room).or_insert(0);
+            *version += 1;
+            ids.push(root);
+            counts.push(count);
+            lasts.push(last);
+            stamps.push(*version);
+        }
+        sqlx::query(
+            "UPDATE messages SET thread_count = thread_count + u.n, thread_last_at = u.at, version = u.v \
+             FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(id, n, at, v) \
+             WHERE messages.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&counts)
+        .bind(&lasts)
+        .bind(&stamps)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    // 8. Each room's last_seq, activity and change number: the last new message in it
+    //    (what SQLite's trigger leaves behind). 9. Each sender's markers: sending implies
+    //    having seen everything before, so they move to the sender's newest seq, and
+    //    are stamped with the room's change number for `sync`.
     let mut room_last: HashMap<Uuid, (i64, i64)> = HashMap::new();
     let mut sender_last: HashMap<(Uuid, Uuid), i64> = HashMap::new();
     for m in &new {
         room_last.insert(m.room_id, (m.seq, ms_of(m.timestamp)));
         sender_last.insert((m.room_id, m.sender_id), m.seq);
     }
-    let (ids, (seqs, acts)): (Vec<Uuid>, (Vec<i64>, Vec<i64>)) = room_last.into_iter().unzip();
+    let (mut ids, mut seqs, mut acts, mut room_versions) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (room, (seq, at)) in room_last {
+        ids.push(room);
+        seqs.push(seq);
+        acts.push(at);
+        room_versions.push(versions.get(&room).copied().unwrap_or(0));
+    }
     sqlx::query(
-        "UPDATE rooms SET last_seq = u.seq, last_activity = u.at \
-         FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, seq, at) WHERE rooms.id = u.id",
+        "UPDATE rooms SET last_seq = u.seq, last_activity = u.at, version = u.v \
+         FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(id, seq, at, v) \
+         WHERE rooms.id = u.id",
     )
     .bind(&ids)
     .bind(&seqs)
     .bind(&acts)
+    .bind(&room_versions)
     .execute(&mut *tx)
     .await?;
-    let (pairs, seqs): (Vec<(Uuid, Uuid)>, Vec<i64>) = sender_last.into_iter().unzip();
-    let (rooms, users): (Vec<Uuid>, Vec<Uuid>) = pairs.into_iter().unzip();
+    let (mut rooms, mut users, mut seqs, mut stamps) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((room, user), seq) in sender_last {
+        rooms.push(room);
+        users.push(user);
+        seqs.push(seq);
+        stamps.push(versions.get(&room).copied().unwrap_or(0));
+    }
     sqlx::query(
-        "UPDATE members SET delivered_seq = GREATEST(delivered_seq, u.seq), read_seq = GREATEST(read_seq, u.seq) \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS u(room_id, user_id, seq) \
+        "UPDATE members SET delivered_seq = GREATEST(delivered_seq, u.seq), read_seq = GREATEST(read_seq, u.seq), \
+           receipt_version = u.v \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[]) AS u(room_id, user_id, seq, v) \
          WHERE members.room_id = u.room_id AND members.user_id = u.user_id",
     )
     .bind(&rooms)
     .bind(&users)
     .bind(&seqs)
+    .bind(&stamps)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -155,7 +240,7 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
 }
 
 /// New messages as one array per column, for `INSERT … SELECT * FROM UNNEST(…)`: one
-/// statement and nine parameters whatever the batch size.
+/// statement and one parameter per column whatever the batch size.
 struct InsertColumns<'a> {
     id: Vec<Uuid>,
     room_id: Vec<Uuid>,
@@ -166,6 +251,13 @@ struct InsertColumns<'a> {
     content: Vec<&'a str>,
     media_id: Vec<Option<Uuid>>,
     created_at: Vec<i64>,
+    reply_to_id: Vec<Option<Uuid>>,
+    thread_root_id: Vec<Option<Uuid>>,
+    also_in_room: Vec<bool>,
+    mentions: Vec<Option<String>>,
+    mentions_room: Vec<bool>,
+    event: Vec<Option<String>>,
+    forwarded: Vec<bool>,
 }
 
 impl<'a> InsertColumns<'a> {
@@ -180,6 +272,13 @@ impl<'a> InsertColumns<'a> {
             content: Vec::with_capacity(n),
             media_id: Vec::with_capacity(n),
             created_at: Vec::with_capacity(n),
+            reply_to_id: Vec::with_capacity(n),
+            thread_root_id: Vec::with_capacity(n),
+            also_in_room: Vec::with_capacity(n),
+            mentions: Vec::with_capacity(n),
+            mentions_room: Vec::with_capacity(n),
+            event: Vec::with_capacity(n),
+            forwarded: Vec::with_capacity(n),
         }
     }
 
@@ -193,5 +292,12 @@ impl<'a> InsertColumns<'a> {
         self.content.push(&m.content);
         self.media_id.push(m.media_id);
         self.created_at.push(ms_of(m.timestamp));
+        self.reply_to_id.push(m.reply_to.as_ref().map(|r| r.id));
+        self.thread_root_id.push(m.thread_root_id);
+        self.also_in_room.push(m.also_in_room);
+        self.mentions.push(mentions_json(&m.mentions));
+        self.mentions_room.push(m.mentions_room);
+        self.event.push(event_json(m.event.as_ref()));
+        self.forwarded.push(m.forwarded);
     }
 }

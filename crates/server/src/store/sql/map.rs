@@ -1,7 +1,9 @@
 //! Rows into values, for both engines: the column lists and the mappers that read them.
 
 use palaver_proto::{
-    MemberState, Message, MessageStatus, MessageType, NotificationPreview, Role, User,
+    MemberState, Message, MessageStatus, MessageType, NotificationLevel, NotificationPreview,
+    ReplyTo, Role,
+    ThreadSummary, User,
 };
 
 use super::Columns;
@@ -11,9 +13,10 @@ use crate::store::{
 };
 
 pub(in crate::store) const USER_COLUMNS: &str = "id, username, display_name, created_at";
-pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, edited_at, deleted_at";
+pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, edited_at, deleted_at, \
+     version, reply_to_id, thread_root_id, also_in_room, thread_count, thread_last_at, mentions, mentions_room, pinned_at, event, forwarded";
 pub(super) const ROOM_COLUMNS: &str =
-    "id, name, is_group, direct_key, created_at, last_seq, last_activity";
+    "id, name, is_group, direct_key, created_at, last_seq, last_activity, version, state_version";
 pub(super) const MEDIA_COLUMNS: &str = "id, uploader_id, sha256, kind, mime_type, size, filename, width, height, thumb_sha256, thumb_mime, created_at, thumb_size";
 pub(super) const PUSH_COLUMNS: &str = "id, user_id, endpoint, p256dh, auth, created_at, session_id";
 
@@ -29,6 +32,8 @@ pub(in crate::store) fn user(row: &impl Columns) -> StoreResult<User> {
 /// A stored message; its status is the service's to fill in, its media description too.
 pub(in crate::store) fn message(row: &impl Columns) -> StoreResult<Message> {
     let deleted_at: Option<i64> = row.col("deleted_at")?;
+    let thread_count: i64 = row.col("thread_count")?;
+    let thread_last_at: Option<i64> = row.col("thread_last_at")?;
     Ok(Message {
         id: row.col("id")?,
         room_id: row.col("room_id")?,
@@ -43,6 +48,43 @@ pub(in crate::store) fn message(row: &impl Columns) -> StoreResult<Message> {
         status: MessageStatus::Sent,
         edited_at: row.col::<Option<i64>>("edited_at")?.map(to_time),
         deleted: deleted_at.is_some(),
+        // Only the id: the service completes the quote from the quoted message.
+        reply_to: row
+            .col::<Option<uuid::Uuid>>("reply_to_id")?
+            .map(|id| ReplyTo {
+                id,
+                sender_id: uuid::Uuid::nil(),
+                preview: String::new(),
+                deleted: false,
+            }),
+        thread_root_id: row.col("thread_root_id")?,
+        also_in_room: row.col("also_in_room")?,
+        // The participants are the service's to fill in.
+        thread: match (thread_count, thread_last_at) {
+            (n, Some(at)) if n > 0 => Some(ThreadSummary {
+                reply_count: n,
+                last_reply_at: to_time(at),
+                participant_ids: Vec::new(),
+            }),
+            _ => None,
+        },
+        reactions: Vec::new(),
+        mentions: match row.col::<Option<String>>("mentions")? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("mentions {json:?}: {e}")))?,
+            None => Vec::new(),
+        },
+        mentions_room: row.col("mentions_room")?,
+        pinned: row.col::<Option<i64>>("pinned_at")?.is_some(),
+        forwarded: row.col("forwarded")?,
+        event: match row.col::<Option<String>>("event")? {
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("event {json:?}: {e}")))?,
+            ),
+            None => None,
+        },
+        version: row.col("version")?,
     })
 }
 
@@ -55,6 +97,8 @@ pub(super) fn room(row: &impl Columns) -> StoreResult<RoomRow> {
         created_at_ms: row.col("created_at")?,
         last_seq: row.col("last_seq")?,
         last_activity_ms: row.col("last_activity")?,
+        version: row.col("version")?,
+        state_version: row.col("state_version")?,
     })
 }
 
@@ -71,6 +115,7 @@ pub(super) fn member(row: &impl Columns) -> StoreResult<MemberRow> {
         read_seq: row.col("read_seq")?,
         state: member_state(row)?,
         invited_by: row.col("invited_by")?,
+        receipt_version: row.col("receipt_version")?,
     })
 }
 
@@ -78,6 +123,13 @@ pub(super) fn member(row: &impl Columns) -> StoreResult<MemberRow> {
 pub(super) fn member_state(row: &impl Columns) -> StoreResult<MemberState> {
     let state: String = row.col("state")?;
     MemberState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("member state {state:?}")))
+}
+
+/// A member's `notify_level` column.
+pub(super) fn notification_level(row: &impl Columns) -> StoreResult<NotificationLevel> {
+    let level: String = row.col("notify_level")?;
+    NotificationLevel::parse(&level)
+        .ok_or_else(|| StoreError::Corrupt(format!("notify level {level:?}")))
 }
 
 /// A pair of markers, from columns named like `Markers`' fields.

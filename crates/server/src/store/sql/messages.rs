@@ -7,10 +7,43 @@ use async_trait::async_trait;
 use palaver_proto::{Message, MessageStatus};
 use uuid::Uuid;
 
+use super::conversation::NEXT_VERSION;
 use super::map::{self, MESSAGE_COLUMNS};
-use super::{Engine, SqlStore};
+use super::{Columns, Engine, SqlStore};
 use crate::clock::to_time;
-use crate::store::{Appended, Entity, MessageStore, NewMessage, SeqOrder, StoreError, StoreResult};
+use crate::store::{
+    Appended, Changed, Entity, MessageStore, NewMessage, SeqOrder, StoreError, StoreResult,
+};
+
+/// Mention rows per INSERT (3 parameters each).
+pub(in crate::store) const MENTIONS_PER_STATEMENT: usize = 500;
+
+/// Replies quoting a message take the change number of its change: `$1` the number,
+/// `$2` the quoted message, `$3` its room.
+const REPLIES_CHANGED: &str =
+    "UPDATE messages SET version = $1 WHERE reply_to_id = $2 AND room_id = $3 RETURNING id";
+
+/// `INSERT` of `n` mentions at one seq: `$1` the room, `$2` the seq, then the users.
+pub(in crate::store) fn insert_mentions(n: usize) -> String {
+    let rows: Vec<String> = (0..n).map(|i| format!("(${}, $1, $2)", i + 3)).collect();
+    format!(
+        "INSERT INTO mentions (user_id, room_id, seq) VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    )
+}
+
+/// `mentions` as stored: a JSON array of ids, or NULL when there are none.
+pub(in crate::store) fn mentions_json(mentions: &[Uuid]) -> Option<String> {
+    (!mentions.is_empty()).then(|| serde_json::to_string(mentions).unwrap_or_default())
+}
+
+/// A room event as stored: JSON, or NULL.
+pub(in crate::store) fn event_json(event: Option<&palaver_proto::RoomEvent>) -> Option<String> {
+    event.and_then(|e| serde_json::to_string(e).ok())
+}
+
+/// The room of a message that is not deleted: `$1` the message.
+const ROOM_OF_LIVE: &str = "SELECT room_id FROM messages WHERE id = $1 AND deleted_at IS NULL";
 
 #[async_trait]
 impl<P: Engine> MessageStore for SqlStore<P> {
@@ -26,35 +59,122 @@ impl<P: Engine> MessageStore for SqlStore<P> {
         })
     }
 
-    async fn edit_message(&self, id: Uuid, content: &str, now_ms: i64) -> StoreResult<Message> {
-        let sql = format!(
-            "UPDATE messages SET content = $1, edited_at = $2 \
-             WHERE id = $3 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
+    async fn edit_message(
+        &self,
+        id: Uuid,
+        content: &str,
+        mentions: &[Uuid],
+        mentions_room: bool,
+        now_ms: i64,
+    ) -> StoreResult<Changed> {
+        let update = format!(
+            "UPDATE messages SET content = $1, edited_at = $2, mentions = $3, mentions_room = $4, \
+               version = $5 WHERE id = $6 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
         );
+        let mentions_json = mentions_json(mentions);
         with_db!(&self.write, |db| {
-            let row = sqlx::query(&sql)
+            let mut tx = db.begin().await?;
+            let room: Uuid = match sqlx::query(ROOM_OF_LIVE)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                Some(row) => row.col("room_id")?,
+                None => return Err(StoreError::NotFound(Entity::Message)),
+            };
+            let version: i64 = sqlx::query(NEXT_VERSION)
+                .bind(room)
+                .fetch_one(&mut *tx)
+                .await?
+                .col("version")?;
+            let row = sqlx::query(&update)
                 .bind(content)
                 .bind(now_ms)
+                .bind(mentions_json)
+                .bind(mentions_room)
+                .bind(version)
                 .bind(id)
-                .fetch_optional(db)
+                .fetch_optional(&mut *tx)
                 .await?;
-            map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)
+            let message = map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)?;
+            sqlx::query("DELETE FROM mentions WHERE room_id = $1 AND seq = $2")
+                .bind(room)
+                .bind(message.seq)
+                .execute(&mut *tx)
+                .await?;
+            for chunk in mentions.chunks(MENTIONS_PER_STATEMENT) {
+                let sql = insert_mentions(chunk.len());
+                let mut insert = sqlx::query(&sql).bind(room).bind(message.seq);
+                for user in chunk {
+                    insert = insert.bind(*user);
+                }
+                insert.execute(&mut *tx).await?;
+            }
+            let replies = sqlx::query(REPLIES_CHANGED)
+                .bind(version)
+                .bind(id)
+                .bind(room)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.col("id"))
+                .collect::<StoreResult<Vec<Uuid>>>()?;
+            tx.commit().await?;
+            Ok(Changed { message, replies })
         })
     }
 
-    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Message> {
+    async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Changed> {
         // The media goes with the content: a deleted message no longer keeps it alive.
-        let sql = format!(
-            "UPDATE messages SET content = '', media_id = NULL, deleted_at = $1 \
-             WHERE id = $2 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
+        // So do its reactions, pin and mentions.
+        let update = format!(
+            "UPDATE messages SET content = '', media_id = NULL, deleted_at = $1, pinned_at = NULL, \
+               pinned_by = NULL, mentions = NULL, mentions_room = $2, version = $3 \
+             WHERE id = $4 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
         );
         with_db!(&self.write, |db| {
-            let row = sqlx::query(&sql)
-                .bind(now_ms)
+            let mut tx = db.begin().await?;
+            let room: Uuid = match sqlx::query(ROOM_OF_LIVE)
                 .bind(id)
-                .fetch_optional(db)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                Some(row) => row.col("room_id")?,
+                None => return Err(StoreError::NotFound(Entity::Message)),
+            };
+            let version: i64 = sqlx::query(NEXT_VERSION)
+                .bind(room)
+                .fetch_one(&mut *tx)
+                .await?
+                .col("version")?;
+            let row = sqlx::query(&update)
+                .bind(now_ms)
+                .bind(false)
+                .bind(version)
+                .bind(id)
+                .fetch_optional(&mut *tx)
                 .await?;
-            map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)
+            let message = map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)?;
+            sqlx::query("DELETE FROM reactions WHERE message_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM mentions WHERE room_id = $1 AND seq = $2")
+                .bind(room)
+                .bind(message.seq)
+                .execute(&mut *tx)
+                .await?;
+            let replies = sqlx::query(REPLIES_CHANGED)
+                .bind(version)
+                .bind(id)
+                .bind(room)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.col("id"))
+                .collect::<StoreResult<Vec<Uuid>>>()?;
+            tx.commit().await?;
+            Ok(Changed { message, replies })
         })
     }
 
@@ -130,7 +250,7 @@ pub(in crate::store) fn assign_seqs(batch: &[NewMessage], mut stored: Stored) ->
             out.push(Appended::Duplicate(with_media(message.clone(), m)));
         } else if let Some(Appended::New(first)) = fresh.get(&key).map(|i| &out[*i]) {
             out.push(Appended::Duplicate(first.clone()));
-        } else if !stored.members.contains(&(m.room_id, m.sender_id)) {
+        } else if !m.system && !stored.members.contains(&(m.room_id, m.sender_id)) {
             out.push(Appended::NotMember);
         } else if let Some(last) = stored.last_seq.get_mut(&m.room_id) {
             *last += 1;
@@ -149,6 +269,17 @@ pub(in crate::store) fn assign_seqs(batch: &[NewMessage], mut stored: Stored) ->
                 status: MessageStatus::Sent,
                 edited_at: None,
                 deleted: false,
+                reply_to: m.reply_to.clone(),
+                thread_root_id: m.thread_root_id,
+                also_in_room: m.also_in_room,
+                thread: None,
+                reactions: Vec::new(),
+                mentions: m.mentions.clone(),
+                mentions_room: m.mentions_room,
+                pinned: false,
+                forwarded: m.forwarded,
+                event: m.event.clone(),
+                version: 0,
             }));
         } else {
             out.push(Appended::NotMember);

@@ -49,6 +49,7 @@ macro_rules! with_db {
 mod accounts;
 mod audit;
 mod blocks;
+pub(super) mod conversation;
 pub(super) mod map;
 mod media;
 pub(super) mod messages;

@@ -1,7 +1,7 @@
 //! Push subscriptions and settings, for both engines.
 
 use async_trait::async_trait;
-use palaver_proto::NotificationPreview;
+use palaver_proto::{NotificationLevel, NotificationPreview};
 use uuid::Uuid;
 
 use super::map::{self, PUSH_COLUMNS};
@@ -102,10 +102,15 @@ impl<P: Engine> PushStore for SqlStore<P> {
         Ok(deleted > 0)
     }
 
-    async fn set_room_muted(&self, room: Uuid, user: Uuid, muted: bool) -> StoreResult<bool> {
+    async fn set_notification_level(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        level: NotificationLevel,
+    ) -> StoreResult<bool> {
         let changed = with_db!(&self.write, |db| {
-            sqlx::query("UPDATE members SET muted = $1 WHERE room_id = $2 AND user_id = $3")
-                .bind(muted)
+            sqlx::query("UPDATE members SET notify_level = $1 WHERE room_id = $2 AND user_id = $3")
+                .bind(level.as_str())
                 .bind(room)
                 .bind(user)
                 .execute(db)
@@ -117,11 +122,11 @@ impl<P: Engine> PushStore for SqlStore<P> {
 
     async fn push_settings(&self, user: Uuid) -> StoreResult<(NotificationPreview, Vec<Uuid>)> {
         // One statement, so the preview and the mutes come from one snapshot: a row per
-        // muted room, or one row with no room.
+        // muted room (one that notifies of nothing), or one row with no room.
         let rows = with_db!(&self.read, |db| {
             let rows = sqlx::query(
                 "SELECT u.notification_preview, m.room_id FROM users u \
-                 LEFT JOIN members m ON m.user_id = u.id AND m.muted \
+                 LEFT JOIN members m ON m.user_id = u.id AND m.notify_level = 'nothing' \
                  WHERE u.id = $1 ORDER BY m.room_id",
             )
             .bind(user)
@@ -162,7 +167,7 @@ impl<P: Engine> PushStore for SqlStore<P> {
     async fn push_target(&self, room: Uuid, user: Uuid) -> StoreResult<Option<PushTarget>> {
         with_db!(&self.read, |db| {
             let row = sqlx::query(
-                "SELECT m.delivered_seq, m.muted, u.notification_preview \
+                "SELECT m.delivered_seq, m.notify_level, u.notification_preview \
                  FROM members m JOIN users u ON u.id = m.user_id \
                  WHERE m.room_id = $1 AND m.user_id = $2",
             )
@@ -173,7 +178,7 @@ impl<P: Engine> PushStore for SqlStore<P> {
             row.map(|row| {
                 Ok(PushTarget {
                     delivered_seq: row.col("delivered_seq")?,
-                    muted: row.col("muted")?,
+                    level: map::notification_level(&row)?,
                     preview: map::preview(&row)?,
                 })
             })

@@ -43,9 +43,17 @@ impl<P: Engine> ReceiptStore for SqlStore<P> {
             "SELECT delivered_seq, read_seq FROM members WHERE room_id = $1 AND user_id = $2 {}",
             P::row_lock("FOR UPDATE")
         );
+        // The room's row is share-locked where nodes write side by side, so that the
+        // change number the markers are stamped with is the room's number when they
+        // commit: no change can take a number past it meanwhile, and a `sync` that read
+        // a later number ran after this commit (store/conversation.rs).
+        let room_row = format!(
+            "SELECT last_seq, version FROM rooms WHERE id = $1 {}",
+            P::row_lock("FOR SHARE")
+        );
         with_db!(&self.write, |db| {
             let mut tx = db.begin().await?;
-            let Some(row) = sqlx::query("SELECT last_seq FROM rooms WHERE id = $1")
+            let Some(row) = sqlx::query(&room_row)
                 .bind(room)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -53,6 +61,7 @@ impl<P: Engine> ReceiptStore for SqlStore<P> {
                 return Ok(None);
             };
             let last_seq: i64 = row.col("last_seq")?;
+            let version: i64 = row.col("version")?;
             let Some(row) = sqlx::query(&find)
                 .bind(room)
                 .bind(user)
@@ -68,11 +77,12 @@ impl<P: Engine> ReceiptStore for SqlStore<P> {
             let moved = markers != was;
             if moved {
                 sqlx::query(
-                    "UPDATE members SET delivered_seq = $1, read_seq = $2 \
-                     WHERE room_id = $3 AND user_id = $4",
+                    "UPDATE members SET delivered_seq = $1, read_seq = $2, receipt_version = $3 \
+                     WHERE room_id = $4 AND user_id = $5",
                 )
                 .bind(markers.delivered_seq)
                 .bind(markers.read_seq)
+                .bind(version)
                 .bind(room)
                 .bind(user)
                 .execute(&mut *tx)

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use palaver_proto::{MemberState, Role};
 use uuid::Uuid;
 
+use super::conversation::NEXT_STATE_VERSION;
 use super::map::{self, ROOM_COLUMNS};
 use super::{Columns, Engine, SqlStore};
 use crate::store::{
@@ -99,9 +100,15 @@ impl<P: Engine> RoomStore for SqlStore<P> {
         with_db!(&self.read, |db| {
             let rows = sqlx::query(
                 "SELECT r.id, r.name, r.is_group, r.direct_key, r.created_at, r.last_seq, r.last_activity, \
-                   m.read_seq, \
+                   r.version, r.state_version, m.read_seq, m.notify_level, \
                    (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
-                      AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS unread \
+                      AND x.sender_id <> m.user_id AND x.deleted_at IS NULL AND x.kind <> 'event' \
+                      AND (x.thread_root_id IS NULL OR x.also_in_room)) AS unread, \
+                   (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id AND n.room_id = r.id \
+                      AND n.seq > m.read_seq) \
+                   + (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.mentions_room \
+                      AND x.seq > m.read_seq AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) \
+                     AS mentions \
                  FROM members m JOIN rooms r ON r.id = m.room_id \
                  WHERE m.user_id = $1 AND ($2 IS NULL OR r.id = $2) \
                  ORDER BY r.last_activity DESC, r.id DESC",
@@ -116,6 +123,8 @@ impl<P: Engine> RoomStore for SqlStore<P> {
                         room: map::room(row)?,
                         read_seq: row.col("read_seq")?,
                         unread: row.col("unread")?,
+                        mentions: row.col("mentions")?,
+                        notification_level: map::notification_level(row)?,
                     })
                 })
                 .collect()
@@ -125,7 +134,7 @@ impl<P: Engine> RoomStore for SqlStore<P> {
     async fn members(&self, room: Uuid) -> StoreResult<Vec<MemberRow>> {
         let sql = format!(
             "SELECT m.room_id, m.user_id, u.username, u.display_name, m.role, m.joined_at, \
-               m.delivered_seq, m.read_seq, m.state, m.invited_by \
+               m.delivered_seq, m.read_seq, m.state, m.invited_by, m.receipt_version \
              FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 \
              ORDER BY m.joined_at, u.username{}",
             P::BYTEWISE
@@ -178,6 +187,12 @@ impl<P: Engine> RoomStore for SqlStore<P> {
                 .bind(room)
                 .execute(&mut *tx)
                 .await?;
+            if !inserted.is_empty() {
+                sqlx::query(NEXT_STATE_VERSION)
+                    .bind(room)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             inserted
         });
@@ -207,6 +222,12 @@ impl<P: Engine> RoomStore for SqlStore<P> {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if removed > 0 {
+                sqlx::query(NEXT_STATE_VERSION)
+                    .bind(room)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             removed
         });
@@ -224,6 +245,10 @@ impl<P: Engine> RoomStore for SqlStore<P> {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query(NEXT_STATE_VERSION)
+                .bind(room)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         Ok(())
@@ -231,7 +256,10 @@ impl<P: Engine> RoomStore for SqlStore<P> {
 
     async fn rename_room(&self, room: Uuid, name: &str) -> StoreResult<()> {
         with_db!(&self.write, |db| {
-            sqlx::query("UPDATE rooms SET name = $1 WHERE id = $2")
+            sqlx::query(
+                "UPDATE rooms SET name = $1, version = version + 1, state_version = version + 1 \
+                 WHERE id = $2",
+            )
                 .bind(name)
                 .bind(room)
                 .execute(db)
@@ -242,15 +270,24 @@ impl<P: Engine> RoomStore for SqlStore<P> {
 
     async fn accept_invitation(&self, room: Uuid, user: Uuid) -> StoreResult<bool> {
         let updated = with_db!(&self.write, |db| {
-            sqlx::query(
+            let mut tx = db.begin().await?;
+            let updated = sqlx::query(
                 "UPDATE members SET state = 'joined' \
                  WHERE room_id = $1 AND user_id = $2 AND state = 'invited'",
             )
             .bind(room)
             .bind(user)
-            .execute(db)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if updated > 0 {
+                sqlx::query(NEXT_STATE_VERSION)
+                    .bind(room)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            updated
         });
         Ok(updated == 1)
     }

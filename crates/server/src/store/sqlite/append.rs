@@ -9,7 +9,9 @@
 //! and holds SQLite's write lock: nothing else can take one meanwhile. The unique indexes
 //! on `(room_id, seq)` and the idempotency key still refuse a reused seq or key if that
 //! ever stopped being true. The `messages_appended` trigger (migration 0002) moves each
-//! room's `last_seq` and each sender's markers, row by row, inside SQLite.
+//! room's `last_seq` and each sender's markers, row by row, inside SQLite; the triggers of
+//! migration 0008 move a thread root's count and change number, and stamp the sender's
+//! markers with the room's change number.
 
 use std::collections::HashSet;
 
@@ -18,7 +20,10 @@ use uuid::Uuid;
 
 use super::ROWS_PER_STATEMENT;
 use crate::store::sql::map::{self, MESSAGE_COLUMNS};
-use crate::store::sql::messages::{Stored, assign_seqs, new_messages};
+use crate::store::sql::messages::{
+    MENTIONS_PER_STATEMENT, Stored, assign_seqs, event_json, insert_mentions, mentions_json,
+    new_messages,
+};
 use crate::store::sql::ms_of;
 use crate::store::{Appended, NewMessage, StoreResult};
 
@@ -83,11 +88,13 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
     }
 
     let out = assign_seqs(batch, stored);
-    for chunk in new_messages(&out).chunks(ROWS_PER_STATEMENT) {
+    let new = new_messages(&out);
+    for chunk in new.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at) \
+            "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, \
+               reply_to_id, thread_root_id, also_in_room, mentions, mentions_room, event, forwarded) \
              VALUES {}",
-            placeholders(chunk.len(), 9)
+            placeholders(chunk.len(), 16)
         );
         let mut q = sqlx::query(&sql);
         for m in chunk {
@@ -100,9 +107,28 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
                 .bind(m.kind.as_str())
                 .bind(&m.content)
                 .bind(m.media_id)
-                .bind(ms_of(m.timestamp));
+                .bind(ms_of(m.timestamp))
+                .bind(m.reply_to.as_ref().map(|r| r.id))
+                .bind(m.thread_root_id)
+                .bind(m.also_in_room)
+                .bind(mentions_json(&m.mentions))
+                .bind(m.mentions_room)
+                .bind(event_json(m.event.as_ref()))
+                .bind(m.forwarded);
         }
         q.execute(&mut *tx).await?;
+    }
+    // Who each new message mentions, for the room list's counts (self-mentions are
+    // left out by the service).
+    for m in new.iter().filter(|m| !m.mentions.is_empty()) {
+        for chunk in m.mentions.chunks(MENTIONS_PER_STATEMENT) {
+            let sql = insert_mentions(chunk.len());
+            let mut q = sqlx::query(&sql).bind(m.room_id).bind(m.seq);
+            for user in chunk {
+                q = q.bind(*user);
+            }
+            q.execute(&mut *tx).await?;
+        }
     }
     tx.commit().await?;
     Ok(out)
