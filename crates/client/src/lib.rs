@@ -306,6 +306,7 @@ impl Client {
             content: content.into(),
             kind: MessageType::Text,
             media_id: None,
+            ..Default::default()
         };
         self.call(Method::POST, "/api/v1/messages/send", Some(&body))
             .await
@@ -591,6 +592,7 @@ impl Socket {
             content: content.into(),
             kind: MessageType::Text,
             media_id: None,
+            ..Default::default()
         })
         .await
     }

@@ -302,6 +302,14 @@ fn msg(room: Uuid, sender: Uuid, key: &str) -> NewMessage {
         content: format!("text of {key}"),
         media_id: None,
         media: None,
+        reply_to: None,
+        thread_root_id: None,
+        also_in_room: false,
+        mentions: Vec::new(),
+        mentions_room: false,
+        event: None,
+        forwarded: false,
+        system: false,
         now_ms: now_ms(),
     }
 }

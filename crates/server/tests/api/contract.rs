@@ -179,6 +179,7 @@ async fn an_empty_first_sync_is_answered_and_goes_live() {
     let id = b
         .send_frame(ClientFrame::Sync {
             cursors: Cursors::new(),
+            changes: Default::default(),
         })
         .await
         .expect("sync");

@@ -17,6 +17,7 @@ fn text(room_id: uuid::Uuid, client_msg_id: String, content: String) -> ClientFr
             content,
             kind: Default::default(),
             media_id: None,
+            ..Default::default()
         },
     }
 }

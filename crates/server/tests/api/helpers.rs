@@ -447,7 +447,7 @@ impl TestUser {
     pub async fn resume(&self, cursors: Cursors) -> (Socket, Vec<Message>) {
         let mut socket = self.connect().await;
         let id = socket
-            .send_frame(ClientFrame::Sync { cursors })
+            .send_frame(ClientFrame::Sync { cursors, changes: Default::default() })
             .await
             .expect("sync");
         let mut replayed = Vec::new();

@@ -313,6 +313,7 @@ async fn pipelined_sends_over_one_socket_are_acked_in_order() {
             content: format!("message {i}"),
             kind: Default::default(),
             media_id: None,
+            ..Default::default()
         };
         ids.push(
             a.send_frame(ClientFrame::Send { message })
@@ -435,6 +436,7 @@ async fn a_browser_authenticates_its_socket_with_the_first_frame() {
     let sync = socket
         .send_frame(ClientFrame::Sync {
             cursors: BTreeMap::from([(room.id, 0)]),
+            changes: Default::default(),
         })
         .await
         .expect("sync");

@@ -88,19 +88,27 @@ pub(super) async fn edit_and_delete(fx: &mut Fixture) {
     with_media.media_id = Some(media.id);
     let [m] = send(s, vec![with_media]).await.try_into().expect("one");
 
-    let edited = s.edit_message(m.id, "new text", 5_000).await.expect("edit");
+    let edited = s
+        .edit_message(m.id, "new text", &[], false, 5_000)
+        .await
+        .expect("edit")
+        .message;
     assert_eq!(edited.content, "new text");
     assert_eq!(edited.edited_at, Some(to_time(5_000)));
     assert_eq!(edited.seq, m.seq);
     assert_eq!(edited.kind, MessageType::Image);
 
-    let deleted = s.delete_message(m.id, 6_000).await.expect("delete");
+    let deleted = s
+        .delete_message(m.id, 6_000)
+        .await
+        .expect("delete")
+        .message;
     assert!(deleted.deleted);
     assert_eq!(deleted.content, "");
     assert_eq!(deleted.media_id, None);
     assert_eq!(s.message(m.id).await.expect("read"), Some(deleted));
     assert!(matches!(
-        s.edit_message(m.id, "again", 7_000).await,
+        s.edit_message(m.id, "again", &[], false, 7_000).await,
         Err(StoreError::NotFound(Entity::Message))
     ));
     assert!(matches!(
@@ -108,7 +116,7 @@ pub(super) async fn edit_and_delete(fx: &mut Fixture) {
         Err(StoreError::NotFound(Entity::Message))
     ));
     assert!(matches!(
-        s.edit_message(Uuid::now_v7(), "x", 7_000).await,
+        s.edit_message(Uuid::now_v7(), "x", &[], false, 7_000).await,
         Err(StoreError::NotFound(Entity::Message))
     ));
     assert!(s.message(Uuid::now_v7()).await.expect("read").is_none());

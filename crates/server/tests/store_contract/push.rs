@@ -1,7 +1,7 @@
 //! Store cases about push: settings, subscriptions, and a session that ends taking its
 //! subscriptions along.
 
-use palaver_proto::{NotificationPreview, Role};
+use palaver_proto::{NotificationLevel, NotificationPreview, Role};
 use palaver_server::clock::now_ms;
 use palaver_server::store::{
     Entity, Markers, PushSubscriptionRow, RefreshOutcome, StoreError, Subscribed,
@@ -217,10 +217,10 @@ pub(super) async fn push_settings_and_subscriptions(fx: &mut Fixture) {
         s.push_settings(a.id).await.expect("settings"),
         (NotificationPreview::Sender, vec![])
     );
-    assert!(s.set_room_muted(room, a.id, true).await.expect("mute"));
-    assert!(s.set_room_muted(other, a.id, true).await.expect("mute"));
+    assert!(s.set_notification_level(room, a.id, NotificationLevel::Nothing).await.expect("mute"));
+    assert!(s.set_notification_level(other, a.id, NotificationLevel::Nothing).await.expect("mute"));
     assert!(
-        !s.set_room_muted(Uuid::now_v7(), a.id, true)
+        !s.set_notification_level(Uuid::now_v7(), a.id, NotificationLevel::Nothing)
             .await
             .expect("mute")
     );
@@ -232,7 +232,7 @@ pub(super) async fn push_settings_and_subscriptions(fx: &mut Fixture) {
     let mut expected = vec![room, other];
     expected.sort();
     assert_eq!((preview, muted), (NotificationPreview::None, expected));
-    assert!(s.set_room_muted(other, a.id, false).await.expect("unmute"));
+    assert!(s.set_notification_level(other, a.id, NotificationLevel::All).await.expect("unmute"));
     assert_eq!(s.push_settings(a.id).await.expect("settings").1, vec![room]);
     assert!(matches!(
         s.push_settings(Uuid::now_v7()).await,
@@ -261,14 +261,17 @@ pub(super) async fn push_settings_and_subscriptions(fx: &mut Fixture) {
         .expect("target")
         .expect("member");
     assert_eq!(target.delivered_seq, 1);
-    assert!(target.muted);
+    assert_eq!(target.level, NotificationLevel::Nothing);
     assert_eq!(target.preview, NotificationPreview::None);
     let target = s
         .push_target(room, b.id)
         .await
         .expect("target")
         .expect("member");
-    assert_eq!((target.delivered_seq, target.muted), (2, false));
+    assert_eq!(
+        (target.delivered_seq, target.level),
+        (2, NotificationLevel::All)
+    );
     assert_eq!(target.preview, NotificationPreview::Sender);
     assert!(s.push_target(other, b.id).await.expect("target").is_none());
 }

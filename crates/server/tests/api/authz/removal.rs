@@ -118,7 +118,7 @@ async fn removal_is_immediate_on_an_open_socket() {
     // Read in order up to `room.left`: what came before it was allowed.
     loop {
         match removed_ws.next_within(WAIT).await.expect("room.left") {
-            ServerFrame::RoomLeft { room_id } if room_id == room => break,
+            ServerFrame::RoomLeft { room_id, .. } if room_id == room => break,
             _ => {}
         }
     }
@@ -132,6 +132,7 @@ async fn removal_is_immediate_on_an_open_socket() {
             content: "still here?".into(),
             kind: MessageType::Text,
             media_id: None,
+            ..Default::default()
         },
     };
     let edit = ClientFrame::Edit {
@@ -157,6 +158,7 @@ async fn removal_is_immediate_on_an_open_socket() {
     let id = removed_ws
         .send_frame(ClientFrame::Sync {
             cursors: Cursors::from([(room, 0)]),
+            changes: Default::default(),
         })
         .await
         .expect("sync");

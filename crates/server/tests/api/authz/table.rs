@@ -328,6 +328,7 @@ pub(super) fn frame_for(kind: &str, room: Uuid, message: Uuid) -> ClientFrame {
                 content: "over the socket".into(),
                 kind: MessageType::Text,
                 media_id: None,
+                ..Default::default()
             },
         },
         "edit" => ClientFrame::Edit {
@@ -351,6 +352,7 @@ pub(super) fn frame_for(kind: &str, room: Uuid, message: Uuid) -> ClientFrame {
         },
         "sync" => ClientFrame::Sync {
             cursors: Cursors::from([(room, 0)]),
+            changes: Default::default(),
         },
         "ping" => ClientFrame::Ping,
         // Built where the caller's token is known (`auth_cell`).

@@ -67,7 +67,7 @@ impl Observer {
         // The 1:1 room the observer opened with the owner in the row that tests it.
         let room = match frame {
             ServerFrame::RoomUpdated { room } => Some(room.id),
-            ServerFrame::RoomLeft { room_id } => Some(*room_id),
+            ServerFrame::RoomLeft { room_id, .. } => Some(*room_id),
             _ => None,
         };
         if room.is_some_and(|id| asked.contains(&id)) {
@@ -78,7 +78,7 @@ impl Observer {
             Rule::Witness => false,
             Rule::Stranger => presence || rooms.iter().chain(insiders).any(|id| text.contains(id)),
             Rule::Removed => {
-                if let ServerFrame::RoomLeft { room_id } = frame {
+                if let ServerFrame::RoomLeft { room_id, .. } = frame {
                     self.left.insert(room_id.to_string());
                     false
                 } else {

@@ -172,7 +172,7 @@ async fn blocking_declines_a_pending_request_and_withdraws_ones_own() {
     );
     a.wait_for(
         WAIT,
-        |f| matches!(f, ServerFrame::RoomLeft { room_id } if *room_id == invitation.id),
+        |f| matches!(f, ServerFrame::RoomLeft { room_id, .. } if *room_id == invitation.id),
     )
     .await
     .expect("room.left for the withdrawn invitation");

@@ -216,7 +216,7 @@ async fn someone_known_joins_directly_and_a_stranger_is_invited() {
     assert_eq!(request(&carol, Method::POST, &decline, None).await.0, 204);
     c.wait_for(
         WAIT,
-        |f| matches!(f, ServerFrame::RoomLeft { room_id } if *room_id == group.id),
+        |f| matches!(f, ServerFrame::RoomLeft { room_id, .. } if *room_id == group.id),
     )
     .await
     .expect("room.left");

@@ -191,6 +191,7 @@ async fn a_non_member_is_denied_everything_about_a_room() {
     let id = carol_socket
         .send_frame(ClientFrame::Sync {
             cursors: Cursors::from([(room, 0)]),
+            changes: Default::default(),
         })
         .await
         .expect("sync");
@@ -201,6 +202,7 @@ async fn a_non_member_is_denied_everything_about_a_room() {
             ServerFrame::Synced {
                 id: Some(got),
                 rooms,
+                ..
             } if got == id => {
                 assert!(
                     !rooms.contains_key(&room),
@@ -310,7 +312,7 @@ async fn removal_takes_effect_at_once_on_open_sockets() {
         .await
         .expect("room.left")
     {
-        ServerFrame::RoomLeft { room_id } => assert_eq!(room_id, room),
+        ServerFrame::RoomLeft { room_id, .. } => assert_eq!(room_id, room),
         _ => unreachable!(),
     }
 
@@ -391,6 +393,7 @@ async fn removal_takes_effect_at_once_on_open_sockets() {
     let id = bob_socket
         .send_frame(ClientFrame::Sync {
             cursors: Cursors::from([(room, 0)]),
+            changes: Default::default(),
         })
         .await
         .expect("sync");
@@ -402,6 +405,7 @@ async fn removal_takes_effect_at_once_on_open_sockets() {
             ServerFrame::Synced {
                 id: Some(got),
                 rooms,
+                ..
             } if got == id => {
                 assert!(!rooms.contains_key(&room), "{rooms:?}");
                 break;

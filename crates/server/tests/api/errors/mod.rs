@@ -89,6 +89,7 @@ fn send_frame(room: Uuid, client_msg_id: &str, content: &str) -> ClientFrame {
             content: content.into(),
             kind: MessageType::Text,
             media_id: None,
+            ..Default::default()
         },
     }
 }

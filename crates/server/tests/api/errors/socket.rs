@@ -164,6 +164,7 @@ async fn bad_socket_frames_get_error_frames_and_the_connection_stays_usable() {
     let id = socket
         .send_frame(ClientFrame::Sync {
             cursors: Cursors::from([(room, -1)]),
+            changes: Default::default(),
         })
         .await
         .expect("send");

@@ -433,6 +433,7 @@ async fn media_messages_carry_their_media_through_the_chat() {
         content: String::new(),
         kind: MessageType::Image,
         media_id: Some(media.id),
+        ..Default::default()
     };
     let (acked, _) = alice_socket.send_request(req).await.expect("ack");
     assert_eq!(acked.media.map(|m| m.id), Some(media.id));

@@ -93,7 +93,7 @@ async fn members_see_room_changes_live() {
         .await
         .expect("room.left");
     assert!(
-        matches!(left, ServerFrame::RoomLeft { room_id } if room_id == group.id),
+        matches!(left, ServerFrame::RoomLeft { room_id, .. } if room_id == group.id),
         "{left:?}"
     );
     for socket in [&mut alice_ws, &mut bob_ws] {
@@ -120,7 +120,7 @@ async fn members_see_room_changes_live() {
         .wait_for(WAIT, |f| matches!(f, ServerFrame::RoomLeft { .. }))
         .await
         .expect("room.left");
-    assert!(matches!(frame, ServerFrame::RoomLeft { room_id } if room_id == group.id));
+    assert!(matches!(frame, ServerFrame::RoomLeft { room_id, .. } if room_id == group.id));
     let room = room_updated(&mut alice_ws, group.id).await;
     assert_eq!(member_ids(&room), ids_of(&[&alice]));
 }
