@@ -66,6 +66,9 @@ pub enum ErrorCode {
     /// The 1:1 room's other person left; open the 1:1 room with them again to send a new
     /// request (409).
     DirectClosed,
+    /// The request is for groups, and the room is a 1:1 room (403): a 1:1 room has no
+    /// picture of its own, it shows the other person's avatar.
+    NotAGroup,
 }
 
 impl ErrorCode {
@@ -77,7 +80,7 @@ impl ErrorCode {
             ValidationFailed => 422,
             PayloadTooLarge => 413,
             Unauthorized | TokenExpired | InvalidCredentials => 401,
-            Forbidden | OriginForbidden | Blocked => 403,
+            Forbidden | OriginForbidden | Blocked | NotAGroup => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound => 404,
             UsernameTaken | Conflict | DirectClosed => 409,
@@ -121,6 +124,7 @@ impl ErrorCode {
             InsufficientStorage => "insufficient_storage",
             Blocked => "blocked",
             DirectClosed => "direct_closed",
+            NotAGroup => "not_a_group",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
 //! The interface is one trait per area (accounts, rooms, messages, receipts, media
-//! records, push, audit), each in its own module with its types, gathered under `Store`,
+//! records, pictures, push, audit), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -16,6 +16,7 @@ mod audit;
 mod blocks;
 mod media;
 mod messages;
+mod pictures;
 pub mod postgres;
 mod push;
 mod receipts;
@@ -30,6 +31,7 @@ pub use audit::{AuditEntry, AuditRecord, AuditStore};
 pub use blocks::{Block, BlockRow, BlockStore};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
+pub use pictures::{Picture, PictureStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
@@ -132,6 +134,7 @@ pub trait Store:
     + PushStore
     + AuditStore
     + BlockStore
+    + PictureStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

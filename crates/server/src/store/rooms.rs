@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use palaver_proto::{MemberState, Role};
 use uuid::Uuid;
 
-use super::StoreResult;
+use super::{Picture, StoreResult};
 
 /// A room's own row, without its members.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct RoomRow {
     pub created_at_ms: i64,
     pub last_seq: i64,
     pub last_activity_ms: i64,
+    /// A group's picture, if it has one.
+    pub picture: Option<Picture>,
 }
 
 /// A member of a room with their names and receipt markers.
@@ -33,6 +35,8 @@ pub struct MemberRow {
     pub state: MemberState,
     /// Who asked them in, if they were invited (kept after they accept).
     pub invited_by: Option<Uuid>,
+    /// Their profile picture, if they have one.
+    pub avatar: Option<Picture>,
 }
 
 /// A room as seen by one member: its row, that member's read marker and unread count.

@@ -52,6 +52,7 @@ mod blocks;
 pub(super) mod map;
 mod media;
 pub(super) mod messages;
+mod pictures;
 mod push;
 mod receipts;
 mod rooms;
