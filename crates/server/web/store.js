@@ -6,7 +6,7 @@ import { me } from './api.js';
 export const state = {
   rooms: new Map(), // id → room (+ msgs, byId, hasMore, summary, typing)
   presence: new Map(), // userId → {status, lastSeen}
-  users: new Map(), // userId → {displayName, username}
+  users: new Map(), // userId → {displayName, username, avatarUrl}
   openRoomId: null,
   connection: 'offline',
 };
@@ -29,7 +29,9 @@ export function putRoom(r, { keepActivity = false } = {}) {
   // room.updated carries lastMessage null and unreadCount 0: keep what we know.
   if (!keepActivity) { room.lastMessage = lastMessage ?? room.lastMessage; room.unreadCount = unreadCount ?? 0; }
   room.lastSeq = Math.max(room.lastSeq || 0, lastSeq || 0);
-  for (const m of r.members || []) state.users.set(m.userId, { displayName: m.displayName, username: m.username });
+  for (const m of r.members || []) state.users.set(m.userId, { displayName: m.displayName, username: m.username, avatarUrl: m.avatarUrl });
+  // Absent means none: a removed picture must not linger from an older copy.
+  room.pictureUrl = r.pictureUrl;
   if (r.members?.length) {
     // As the server counts: the joined members, or everyone while fewer than two joined.
     const joined = r.members.filter((m) => (m.state || 'joined') === 'joined');
