@@ -280,6 +280,7 @@ export function renderAll(room, anchor = 'keep') {
     out.push(nodeFor(room, m));
   }
   list().replaceChildren(...out);
+  markRuns();
   if (anchor === 'bottom' || wasBottom) s.scrollTop = s.scrollHeight;
   // Keep the same message under the reader's eyes when older ones appear above.
   else s.scrollTop = s.scrollHeight - before;
@@ -294,6 +295,7 @@ export function showMessage(room, m, how) {
     const wasBottom = atBottom();
     const prev = room.msgs[room.msgs.length - 2];
     if (!prev || dayOf(prev) !== dayOf(m)) list().append(separator(m));
+    if (!room.hasMore) $('#history-status').textContent = 'This is the beginning of the conversation.';
     list().append(nodeFor(room, m));
     if (wasBottom || m.senderId === me().id) scroller().scrollTop = scroller().scrollHeight;
   } else if (how === 'update') {
@@ -301,6 +303,19 @@ export function showMessage(room, m, how) {
     if (old) old.replaceWith(nodeFor(room, m));
   } else if (how === 'insert') {
     renderAll(room);
+  }
+  markRuns();
+}
+
+/** Marks each message followed by another from the same sender (no day between), so
+ * only the last of a run shows its sender's avatar. */
+function markRuns() {
+  let next = null;
+  for (const el of [...list().children].reverse()) {
+    if (!el.classList.contains('msg')) { next = null; continue; }
+    const sender = el.querySelector('.msg-avatar')?.dataset.userId;
+    el.classList.toggle('followed', !!sender && next === sender);
+    next = sender || null;
   }
 }
 

@@ -32,6 +32,17 @@ export function putRoom(r, { keepActivity = false } = {}) {
   for (const m of r.members || []) state.users.set(m.userId, { displayName: m.displayName, username: m.username, avatarUrl: m.avatarUrl });
   // Absent means none: a removed picture must not linger from an older copy.
   room.pictureUrl = r.pictureUrl;
+  // Avatars are not announced when they change; any room's members carry the newest we
+  // know, and a 1:1 room shows its peer's.
+  const peers = new Map();
+  for (const other of state.rooms.values()) {
+    const p = !other.isGroup && other !== room ? peer(other) : null;
+    if (p) peers.set(p.userId, { other, p });
+  }
+  for (const m of r.members || []) {
+    const known = peers.get(m.userId);
+    if (known) { known.p.avatarUrl = m.avatarUrl; known.other.pictureUrl = m.avatarUrl; }
+  }
   if (r.members?.length) {
     // As the server counts: the joined members, or everyone while fewer than two joined.
     const joined = r.members.filter((m) => (m.state || 'joined') === 'joined');
