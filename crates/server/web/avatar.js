@@ -24,7 +24,6 @@ const picturePath = (url) => (url ? url.split('?')[0] : '');
  */
 export function fillAvatar(el, { name, url, id }) {
   el.style.setProperty('--avatar-bg', `hsl(${hueOf(id)} 55% 42%)`);
-  el.dataset.picture = picturePath(url);
   const shown = el.querySelector('img');
   if (url && shown && picturePath(shown.getAttribute('src')) === picturePath(url)) return el;
   const fallback = () => { el.classList.remove('has-picture'); el.replaceChildren(initials(name)); };
