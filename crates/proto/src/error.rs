@@ -74,6 +74,9 @@ pub enum ErrorCode {
     InvalidEmoji,
     /// A message carries as many distinct reactions, or a room as many pins, as allowed.
     LimitReached,
+    /// The request is for groups, and the room is a 1:1 room (403): a 1:1 room has no
+    /// picture of its own, it shows the other person's avatar.
+    NotAGroup,
 }
 
 impl ErrorCode {
@@ -85,7 +88,7 @@ impl ErrorCode {
             ValidationFailed => 422,
             PayloadTooLarge => 413,
             Unauthorized | TokenExpired | InvalidCredentials => 401,
-            Forbidden | OriginForbidden | Blocked => 403,
+            Forbidden | OriginForbidden | Blocked | NotAGroup => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound => 404,
             UsernameTaken | Conflict | DirectClosed | LimitReached => 409,
@@ -134,6 +137,7 @@ impl ErrorCode {
             NestedThread => "nested_thread",
             InvalidEmoji => "invalid_emoji",
             LimitReached => "limit_reached",
+            NotAGroup => "not_a_group",
         }
     }
 }

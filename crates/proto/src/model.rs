@@ -21,6 +21,19 @@ pub struct User {
     pub display_name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The profile picture (its thumbnail), a signed link like `Media.url`; absent when
+    /// the user has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+
+/// `PUT /api/v1/users/me/avatar` and `PUT /api/v1/rooms/{roomId}/picture`: the picture
+/// to use, an image the caller uploaded (`POST /api/v1/media/upload`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SetPictureRequest {
+    pub media_id: Uuid,
 }
 
 /// `POST /api/v1/auth/register`.
@@ -195,6 +208,9 @@ pub struct RoomMember {
     /// `invited` until the member accepts (absent from older servers: joined).
     #[serde(default)]
     pub state: MemberState,
+    /// The member's profile picture, as `User.avatarUrl`; absent when they have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
 }
 
 /// A conversation: 1:1 (`isGroup: false`, exactly one per pair) or a group.
@@ -232,6 +248,10 @@ pub struct Room {
     /// addressed to one member).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification_level: Option<NotificationLevel>,
+    /// The group's picture; for a 1:1 room, the other person's `avatarUrl`. A signed link
+    /// (the thumbnail) like `Media.url`; absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture_url: Option<String>,
 }
 
 /// `POST /api/v1/rooms/create`.

@@ -17,7 +17,7 @@
 //!
 //! This file holds the fixtures, the two macros that make each case a test per engine, the
 //! list of cases and the helpers they share; the cases live in `store_contract/` by area:
-//! `accounts`, `rooms`, `messages`, `media`, `push` and `nodes` (several nodes, PostgreSQL
+//! `accounts`, `rooms`, `messages`, `media`, `pictures`, `push` and `nodes` (several nodes, PostgreSQL
 //! only). A test keeps its name: `users_and_search::sqlite`, `users_and_search::postgres`.
 
 use std::sync::Arc;
@@ -41,6 +41,7 @@ use nodes::{
     one_pair_on_two_nodes_is_one_direct_room, one_refresh_token_on_two_nodes_rotates_once,
     same_key_on_two_nodes_is_one_message, schemas_are_isolated_and_migrations_rerun,
 };
+use pictures::pictures_keep_their_media;
 use push::{a_session_that_ends_takes_its_push_subscriptions, push_settings_and_subscriptions};
 use rooms::{
     direct_rooms_are_unique_per_pair, groups_members_and_roles, invitations_and_blocks,
@@ -55,6 +56,8 @@ mod media;
 mod messages;
 #[path = "store_contract/nodes.rs"]
 mod nodes;
+#[path = "store_contract/pictures.rs"]
+mod pictures;
 #[path = "store_contract/push.rs"]
 mod push;
 #[path = "store_contract/rooms.rs"]
@@ -243,6 +246,7 @@ contract!(
     room_list_order_and_unread,
     media_rows_and_orphans,
     media_usage_and_quota,
+    pictures_keep_their_media,
     push_settings_and_subscriptions,
     a_session_that_ends_takes_its_push_subscriptions,
     audit_log,
@@ -263,6 +267,7 @@ async fn user(store: &dyn Store, name: &str) -> User {
         username: name.to_string(),
         display_name: format!("{name} display"),
         created_at: to_time(now_ms()),
+        avatar_url: None,
     };
     store.create_user(&user, "hash").await.expect("create user");
     user

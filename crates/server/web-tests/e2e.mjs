@@ -210,6 +210,95 @@ try {
   }, null, { timeout: T });
   if (shots) await carol.page.screenshot({ path: `${shots}/phone-group.png` });
 
+  /** Waits until the <img> at `selector` has loaded and decoded a picture. */
+  const pictureShown = (u, selector) => u.page.waitForFunction((sel) => {
+    const i = document.querySelector(sel);
+    return i && i.complete && i.naturalWidth > 0;
+  }, selector, { timeout: T });
+  const signedThumbnail = /^\/api\/v1\/media\/[0-9a-f-]+\/thumbnail\?exp=\d+&sig=/;
+
+  log('alice sets her avatar in settings');
+  await alice.page.getByRole('button', { name: 'Settings and account' }).click();
+  await alice.page.locator('#avatar-file').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png(256, 256) });
+  await pictureShown(alice, '#me-avatar img');
+  await pictureShown(alice, '#dialog .picture-editor .avatar img');
+  assert.match(await alice.page.locator('#me-avatar img').getAttribute('src'), signedThumbnail);
+  const aliceMe = await rest(alice, 'GET', '/users/me');
+  assert.match(aliceMe.avatarUrl, signedThumbnail);
+  if (shots) await alice.page.screenshot({ path: `${shots}/profile.png` });
+  await alice.page.keyboard.press('Escape');
+
+  log('alice gives the group a picture: bob and carol see it live, and her avatar beside her messages');
+  const team = (await rest(alice, 'GET', '/rooms')).rooms.find((r) => r.name === 'Team');
+  await alice.page.locator(`.room-item[data-room-id="${team.id}"]`).click();
+  await alice.page.getByRole('button', { name: 'Chat details' }).click();
+  await alice.page.locator('#room-picture-file').setInputFiles({ name: 'team.png', mimeType: 'image/png', buffer: png(300, 200) });
+  await pictureShown(alice, '#dialog .picture-editor .avatar img');
+  await alice.page.keyboard.press('Escape');
+  await pictureShown(alice, `.room-item[data-room-id="${team.id}"] .avatar img`);
+  // Bob and carol have the group open: its header, bob's list, and alice's avatar beside
+  // her message, all from the room.updated the change sent.
+  await pictureShown(bob, '#chat-avatar img');
+  await pictureShown(carol, '#chat-avatar img');
+  await pictureShown(bob, `.room-item[data-room-id="${team.id}"] .avatar img`);
+  await pictureShown(bob, `#msg-list .msg-avatar[data-user-id="${aliceMe.id}"] img`);
+  assert.match(await bob.page.locator('#chat-avatar img').getAttribute('src'), signedThumbnail);
+  // Without a picture, a sender shows initials on a colour of their own.
+  const carolId = (await rest(carol, 'GET', '/users/me')).id;
+  const carolAvatar = bob.page.locator(`#msg-list .msg-avatar[data-user-id="${carolId}"]`).first();
+  assert.equal(await carolAvatar.textContent(), 'C');
+  assert.match(await carolAvatar.evaluate((e) => getComputedStyle(e).backgroundColor), /^rgb/);
+
+  log('formatting: bold, code, a code block, a quote, lists and links render as DOM; markup stays inert');
+  const formatted = [
+    'Plan: **ship it** and *soon*, after `cargo test`',
+    '```',
+    'fn main() {',
+    '    println!("<b>hi</b>");',
+    '}',
+    '```',
+    '> quoted **words**',
+    '- one',
+    '- two',
+    '1. first',
+    'Docs: https://example.com/docs?a=1&b=2. Or [the site](https://example.org/x)',
+    '<script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2"> [bad](javascript:window.pwned=3)',
+  ].join('\n');
+  await alice.page.getByLabel('Message', { exact: true }).fill(formatted);
+  await alice.page.getByLabel('Message', { exact: true }).press('Enter');
+  const rich = bob.page.locator('#msg-list .msg', { hasText: 'ship it' }).locator('.text');
+  await rich.waitFor({ timeout: T });
+  assert.equal(await rich.locator('p strong').first().textContent(), 'ship it');
+  assert.equal(await rich.locator('p em').first().textContent(), 'soon');
+  assert.equal(await rich.locator('p code').first().textContent(), 'cargo test');
+  assert.equal(await rich.locator('pre > code').textContent(), 'fn main() {\n    println!("<b>hi</b>");\n}');
+  assert.equal(await rich.locator('pre b').count(), 0, 'a code block is text');
+  assert.equal(await rich.locator('blockquote strong').textContent(), 'words');
+  assert.deepEqual(await rich.locator('ul > li').allTextContents(), ['one', 'two']);
+  assert.deepEqual(await rich.locator('ol > li').allTextContents(), ['first']);
+  const links = await rich.locator('a').evaluateAll((as) => as.map((a) => [a.getAttribute('href'), a.textContent, a.target, a.rel]));
+  assert.deepEqual(links, [
+    ['https://example.com/docs?a=1&b=2', 'https://example.com/docs?a=1&b=2', '_blank', 'noopener noreferrer'],
+    ['https://example.org/x', 'the site', '_blank', 'noopener noreferrer'],
+  ]);
+  assert.equal(await bob.page.locator('#msg-list script, #msg-list img[src="x"], #msg-list a[href^="javascript"]').count(), 0);
+  const shown = await rich.textContent();
+  assert.ok(shown.includes('<script>window.pwned = 1</script>'), shown);
+  assert.ok(shown.includes('[bad](javascript:window.pwned=3)'), shown);
+  assert.equal(await bob.page.evaluate(() => window.pwned), undefined, 'nothing ran');
+  // The list preview shows the words, not the markup.
+  assert.match(await bob.page.locator(`.room-item[data-room-id="${team.id}"] .room-preview`).textContent(), /^Alice: Plan: ship it and soon/);
+  if (shots) await bob.page.screenshot({ path: `${shots}/formatting.png` });
+
+  log('the raw text is what is stored and what alice edits');
+  const stored = (await rest(bob, 'GET', `/messages/history?roomId=${team.id}&limit=5`)).messages.at(-1);
+  assert.equal(stored.content, formatted);
+  const own = alice.page.locator('.msg.mine', { hasText: 'ship it' });
+  await own.hover();
+  await own.getByRole('button', { name: 'Edit message' }).click();
+  assert.equal(await alice.page.getByLabel('Message', { exact: true }).inputValue(), formatted);
+  await alice.page.locator('#cancel-edit').click();
+
   log('scroll back through 500 messages');
   const bobAuth = await rest(bob, 'GET', '/users/me');
   for (let i = 1; i <= 500; i++) {
@@ -273,7 +362,8 @@ try {
   alice.page.once('dialog', (d) => d.accept());
   await alice.page.locator('#dialog').getByRole('button', { name: 'Leave chat' }).click();
   await alice.page.locator('.room-item', { hasText: 'Bob' }).waitFor({ state: 'detached', timeout: T });
-  await bob.page.locator('.room-item', { hasText: 'Alice' }).click();
+  // By its name: the group's preview names Alice too.
+  await bob.page.locator('.room-item', { has: bob.page.locator('.room-name', { hasText: 'Alice' }) }).click();
   await bob.page.locator('#chat-sub', { hasText: 'left this chat' }).waitFor({ timeout: T });
 
   log('no URL carried an access token');

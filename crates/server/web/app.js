@@ -10,7 +10,8 @@ import { renderRooms } from './rooms.js';
 import * as chat from './chat.js';
 import * as dialogs from './dialogs.js';
 import * as notify from './notify.js';
-import { $, initials, newClientMsgId } from './util.js';
+import { $, newClientMsgId } from './util.js';
+import { fillAvatar } from './avatar.js';
 
 let live = null;
 
@@ -91,7 +92,7 @@ async function showMain() {
 
 function renderMe() {
   $('#me-name').textContent = me().displayName;
-  $('#me-avatar').textContent = initials(me().displayName);
+  fillAvatar($('#me-avatar'), { name: me().displayName, url: me().avatarUrl, id: me().id });
 }
 
 async function fetchPresence(room) {
@@ -141,6 +142,7 @@ async function refreshAfterResume() {
       for (const m of messages) onMessage(m, false);
       chat.refreshTicks(open);
       chat.renderHead();
+      chat.refreshAvatars();
     }
   } catch { /* next resume tries again */ }
 }
@@ -184,7 +186,7 @@ function onFrame(f) {
       // presence is visible now.
       if ((wasInvited && !isInvited(room)) || (peerWasInvited && peer(room)?.state === 'joined')) fetchPresence(room);
       emit('rooms');
-      if (room.id === state.openRoomId) { chat.renderRequest(); chat.renderHead(); }
+      if (room.id === state.openRoomId) { chat.renderRequest(); chat.renderHead(); chat.refreshAvatars(); }
       return;
     }
     case 'room.left':
@@ -445,6 +447,7 @@ function wire() {
   on('outbox', (roomId) => roomId === state.openRoomId && chat.renderPending());
   on('seen', markRead);
   on('me', renderMe);
+  on('avatars', () => { chat.renderHead(); chat.refreshAvatars(); });
   API.onSessionEnd(showAuth);
   chat.initChat();
 }

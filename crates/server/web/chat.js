@@ -3,7 +3,9 @@
 
 import { api, me, linkExpired } from './api.js';
 import { state, emit, peer, displayName, outbox, putMessage, isInvited } from './store.js';
-import { h, $, time, dayLabel, lastSeenText, initials, humanSize } from './util.js';
+import { h, $, time, dayLabel, lastSeenText, humanSize } from './util.js';
+import { avatar, fillAvatar } from './avatar.js';
+import { renderText } from './format.js';
 
 const PAGE = 50;
 const list = () => $('#msg-list');
@@ -106,7 +108,7 @@ export function renderHead() {
   const other = peer(room);
   $('#chat-name').textContent = room.name;
   const av = $('#chat-avatar');
-  av.textContent = initials(room.name);
+  fillAvatar(av, { name: room.name, url: room.pictureUrl, id: other?.userId || room.id });
   av.classList.toggle('group', !!room.isGroup);
   const typing = [...room.typing.keys()].filter((u) => u !== me().id);
   let sub;
@@ -225,7 +227,8 @@ function messageNode(room, m) {
   } else {
     const media = mediaNode(m);
     if (media) bubble.append(media);
-    if (m.content) bubble.append(h('div', { class: 'text' }, m.content));
+    // Formatted for reading; the raw text is what is stored and edited.
+    if (m.content) bubble.append(h('div', { class: 'text' }, ...renderText(m.content)));
   }
   const meta = h('div', { class: 'meta' },
     m.editedAt && !m.deleted ? h('span', { class: 'edited' }, 'edited') : null,
@@ -233,6 +236,7 @@ function messageNode(room, m) {
     mine && !m.deleted ? ticks(statusOf(room, m), receiptDetail(room, m)) : null);
   bubble.append(meta);
   const el = h('div', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { id: m.id, seq: m.seq } }, bubble);
+  if (!mine) el.prepend(senderAvatar(m.senderId));
   if (mine && !m.deleted) {
     el.append(h('div', { class: 'msg-actions' },
       m.type === 'text' ? h('button', { type: 'button', class: 'link', onclick: () => startEdit(m), 'aria-label': 'Edit message' }, 'Edit') : null,
@@ -240,6 +244,24 @@ function messageNode(room, m) {
   }
   nodes.set(m, el);
   return el;
+}
+
+/** The sender's avatar beside their message, kept current by `refreshAvatars`. */
+function senderAvatar(userId) {
+  const u = state.users.get(userId);
+  const el = avatar({ name: u?.displayName || '?', url: u?.avatarUrl, id: userId, size: 'small' });
+  el.classList.add('msg-avatar');
+  el.dataset.userId = userId;
+  return el;
+}
+
+/** Redraws the avatars beside the open room's messages from what is known of each sender
+ * now (a room.updated brings members' current pictures). */
+export function refreshAvatars() {
+  for (const el of list().querySelectorAll('.msg-avatar[data-user-id]')) {
+    const u = state.users.get(el.dataset.userId);
+    if (u) fillAvatar(el, { name: u.displayName, url: u.avatarUrl, id: el.dataset.userId });
+  }
 }
 
 const nodeFor = (room, m) => nodes.get(m) || messageNode(room, m);
@@ -258,6 +280,7 @@ export function renderAll(room, anchor = 'keep') {
     out.push(nodeFor(room, m));
   }
   list().replaceChildren(...out);
+  markRuns();
   if (anchor === 'bottom' || wasBottom) s.scrollTop = s.scrollHeight;
   // Keep the same message under the reader's eyes when older ones appear above.
   else s.scrollTop = s.scrollHeight - before;
@@ -272,6 +295,7 @@ export function showMessage(room, m, how) {
     const wasBottom = atBottom();
     const prev = room.msgs[room.msgs.length - 2];
     if (!prev || dayOf(prev) !== dayOf(m)) list().append(separator(m));
+    if (!room.hasMore) $('#history-status').textContent = 'This is the beginning of the conversation.';
     list().append(nodeFor(room, m));
     if (wasBottom || m.senderId === me().id) scroller().scrollTop = scroller().scrollHeight;
   } else if (how === 'update') {
@@ -279,6 +303,19 @@ export function showMessage(room, m, how) {
     if (old) old.replaceWith(nodeFor(room, m));
   } else if (how === 'insert') {
     renderAll(room);
+  }
+  markRuns();
+}
+
+/** Marks each message followed by another from the same sender (no day between), so
+ * only the last of a run shows its sender's avatar. */
+function markRuns() {
+  let next = null;
+  for (const el of [...list().children].reverse()) {
+    if (!el.classList.contains('msg')) { next = null; continue; }
+    const sender = el.querySelector('.msg-avatar')?.dataset.userId;
+    el.classList.toggle('followed', !!sender && next === sender);
+    next = sender || null;
   }
 }
 

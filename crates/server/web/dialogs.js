@@ -1,9 +1,10 @@
-// Dialogs: start a chat, create a group, a room's details (members, rename, leave,
-// mute, block), and settings (name, notifications, blocked people, log out).
+// Dialogs: start a chat, create a group, a room's details (members, rename, picture,
+// leave, mute, block), and settings (picture, name, notifications, blocked people, log out).
 
-import { api, me, logout, updateUser } from './api.js';
+import { api, me, logout, updateUser, upload } from './api.js';
 import { state, putRoom, peer, emit } from './store.js';
-import { h, $, initials, lastSeenText } from './util.js';
+import { h, $, lastSeenText } from './util.js';
+import { avatar } from './avatar.js';
 import * as notify from './notify.js';
 
 const dlg = () => $('#dialog');
@@ -36,7 +37,7 @@ function userPicker(pick, exclude = () => false, label = 'Search people by name'
           const found = users.filter((u) => u.id !== me().id && !exclude(u));
           results.replaceChildren(...(found.length ? found.map((u) => h('li', {},
             h('button', { type: 'button', class: 'pick', onclick: () => pick(u) },
-              h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(u.displayName)),
+              avatar({ name: u.displayName, url: u.avatarUrl, id: u.id, size: 'small' }),
               h('span', {}, u.displayName), h('span', { class: 'muted' }, ` @${u.username}`))))
             : [h('li', { class: 'muted' }, 'Nobody found')]));
         } catch (e) {
@@ -86,6 +87,38 @@ export function newGroup(openRoom) {
   show('New group', form);
 }
 
+/**
+ * A picture with Change and Remove: the chosen file goes through the media upload (which
+ * strips its metadata and makes the thumbnail shown), then `set(mediaId)`; `set(null)`
+ * removes it. `id` names the file input (tests use it).
+ */
+function pictureEditor({ id, label, show, set, error }) {
+  const busy = (on) => { for (const b of box.querySelectorAll('button')) b.disabled = on; };
+  const input = h('input', {
+    type: 'file', id, accept: 'image/png,image/jpeg,image/gif,image/webp', hidden: true, 'aria-label': label,
+    onchange: async () => {
+      const file = input.files[0];
+      input.value = '';
+      if (!file) return;
+      busy(true);
+      error.textContent = 'Uploading…';
+      try {
+        const media = await upload(file);
+        await set(media.id);
+        error.textContent = '';
+      } catch (e) {
+        error.textContent = e.code === 'payload_too_large' ? 'That picture is too large.' : e.message;
+      } finally { busy(false); }
+    },
+  });
+  const box = h('div', { class: 'picture-editor' }, show,
+    h('div', { class: 'row' },
+      h('button', { type: 'button', onclick: () => input.click() }, label),
+      h('button', { type: 'button', class: 'link danger', onclick: async () => { try { await set(null); } catch (e) { error.textContent = e.message; } } }, 'Remove picture')),
+    input);
+  return box;
+}
+
 export async function roomInfo(roomId, closeRoom) {
   const room = state.rooms.get(roomId);
   if (!room) return;
@@ -95,6 +128,20 @@ export async function roomInfo(roomId, closeRoom) {
   const act = (fn) => async () => { try { await fn(); } catch (e) { error.textContent = e.message; } };
   const parts = [];
   const other = peer(room);
+  const picture = avatar({ name: room.name, url: room.pictureUrl, id: other?.userId || room.id, size: 'large', group: room.isGroup });
+  if (canManage) {
+    parts.push(pictureEditor({
+      id: 'room-picture-file', label: 'Change group picture', show: picture, error,
+      set: async (mediaId) => {
+        const path = `/rooms/${room.id}/picture`;
+        putRoom(await (mediaId ? api('PUT', path, { mediaId }) : api('DELETE', path)), { keepActivity: true });
+        emit('rooms');
+        roomInfo(roomId, closeRoom);
+      },
+    }));
+  } else {
+    parts.push(h('div', { class: 'picture-editor' }, picture));
+  }
   if (other) {
     parts.push(h('p', {}, h('strong', {}, other.displayName), ` @${other.username}`),
       h('p', { class: 'muted' }, lastSeenText(state.presence.get(other.userId))));
@@ -111,7 +158,7 @@ export async function roomInfo(roomId, closeRoom) {
     parts.push(h('h3', {}, `${room.members.length} members`), h('ul', { class: 'member-list' }, ...room.members.map((m) => {
       const removable = m.userId !== me().id && canManage && rank[myRole] < rank[m.role];
       return h('li', {},
-        h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(m.displayName)),
+        avatar({ name: m.displayName, url: m.avatarUrl, id: m.userId, size: 'small' }),
         h('span', { class: 'grow' }, m.userId === me().id ? `${m.displayName} (you)` : m.displayName),
         m.role !== 'member' ? h('span', { class: 'muted' }, m.role) : null,
         removable ? h('button', {
@@ -163,6 +210,20 @@ export async function settings() {
   const error = h('p', { class: 'error', role: 'alert' });
   const name = h('input', { value: me().displayName, maxlength: 64, 'aria-label': 'Display name' });
   const parts = [
+    pictureEditor({
+      id: 'avatar-file', label: 'Change picture', error,
+      show: avatar({ name: me().displayName, url: me().avatarUrl, id: me().id, size: 'large' }),
+      set: async (mediaId) => {
+        updateUser(await (mediaId ? api('PUT', '/users/me/avatar', { mediaId }) : api('DELETE', '/users/me/avatar')));
+        emit('me');
+        // Nobody is told of an avatar (as of a name): one's own rooms are read again.
+        const { rooms } = await api('GET', '/rooms');
+        for (const r of rooms) putRoom(r, { keepActivity: true });
+        emit('rooms');
+        emit('avatars');
+        settings();
+      },
+    }),
     h('p', {}, 'Logged in as ', h('strong', {}, `@${me().username}`)),
     h('form', {
       class: 'row',
@@ -198,7 +259,7 @@ async function blockedPeople(error) {
     try {
       const { blocks } = await api('GET', '/users/me/blocks');
       list.replaceChildren(...(blocks.length ? blocks.map((b) => h('li', {},
-        h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(b.displayName)),
+        avatar({ name: b.displayName, id: b.userId, size: 'small' }),
         h('span', { class: 'grow' }, b.displayName, h('span', { class: 'muted' }, ` @${b.username}`)),
         h('button', {
           type: 'button', class: 'link', 'aria-label': `Unblock ${b.displayName}`,

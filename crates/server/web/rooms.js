@@ -2,7 +2,9 @@
 
 import { me } from './api.js';
 import { state, sortedRooms, peer, displayName, isInvited } from './store.js';
-import { h, $, time, initials } from './util.js';
+import { h, $, time } from './util.js';
+import { avatar } from './avatar.js';
+import { plainText } from './format.js';
 
 const MEDIA_LABEL = { image: 'Photo', video: 'Video', audio: 'Audio', file: 'File' };
 
@@ -13,9 +15,16 @@ function preview(room) {
   }
   const m = room.lastMessage;
   if (!m) return room.isGroup ? 'Group created' : 'No messages yet';
-  const text = m.deleted ? 'Message deleted' : m.content || MEDIA_LABEL[m.type] || '';
+  const text = m.deleted ? 'Message deleted' : plainText(m.content) || MEDIA_LABEL[m.type] || '';
   const who = m.senderId === me().id ? 'You: ' : room.isGroup ? `${displayName(m.senderId)}: ` : '';
   return who + text;
+}
+
+/** A room's picture: the group's, or the other person's avatar (initials without one). */
+export function roomAvatar(room, other, presence) {
+  const el = avatar({ name: room.name, url: room.pictureUrl, id: other?.userId || room.id, group: room.isGroup });
+  el.dataset.presence = presence || '';
+  return el;
 }
 
 export function renderRooms(openRoom) {
@@ -33,7 +42,7 @@ export function renderRooms(openRoom) {
         type: 'button', class: `room-item${invited ? ' invited' : ''}`, 'aria-current': room.id === state.openRoomId ? 'true' : undefined,
         'aria-label': label, dataset: { roomId: room.id }, onclick: () => openRoom(room.id),
       },
-      h('span', { class: `avatar${room.isGroup ? ' group' : ''}`, dataset: { presence: presence || '' }, 'aria-hidden': 'true' }, initials(room.name)),
+      roomAvatar(room, other, presence),
       h('span', { class: 'room-main' },
         h('span', { class: 'room-top' },
           h('span', { class: 'room-name' }, room.name),

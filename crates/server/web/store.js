@@ -6,7 +6,7 @@ import { me } from './api.js';
 export const state = {
   rooms: new Map(), // id → room (+ msgs, byId, hasMore, summary, typing)
   presence: new Map(), // userId → {status, lastSeen}
-  users: new Map(), // userId → {displayName, username}
+  users: new Map(), // userId → {displayName, username, avatarUrl}
   openRoomId: null,
   connection: 'offline',
 };
@@ -29,7 +29,20 @@ export function putRoom(r, { keepActivity = false } = {}) {
   // room.updated carries lastMessage null and unreadCount 0: keep what we know.
   if (!keepActivity) { room.lastMessage = lastMessage ?? room.lastMessage; room.unreadCount = unreadCount ?? 0; }
   room.lastSeq = Math.max(room.lastSeq || 0, lastSeq || 0);
-  for (const m of r.members || []) state.users.set(m.userId, { displayName: m.displayName, username: m.username });
+  for (const m of r.members || []) state.users.set(m.userId, { displayName: m.displayName, username: m.username, avatarUrl: m.avatarUrl });
+  // Absent means none: a removed picture must not linger from an older copy.
+  room.pictureUrl = r.pictureUrl;
+  // Avatars are not announced when they change; any room's members carry the newest we
+  // know, and a 1:1 room shows its peer's.
+  const peers = new Map();
+  for (const other of state.rooms.values()) {
+    const p = !other.isGroup && other !== room ? peer(other) : null;
+    if (p) peers.set(p.userId, { other, p });
+  }
+  for (const m of r.members || []) {
+    const known = peers.get(m.userId);
+    if (known) { known.p.avatarUrl = m.avatarUrl; known.other.pictureUrl = m.avatarUrl; }
+  }
   if (r.members?.length) {
     // As the server counts: the joined members, or everyone while fewer than two joined.
     const joined = r.members.filter((m) => (m.state || 'joined') === 'joined');

@@ -3,10 +3,10 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use palaver_proto::{
     AuthResponse, ErrorBody, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
-    UpdateProfileRequest, User, UserList, UserSearchQuery,
+    SetPictureRequest, UpdateProfileRequest, User, UserList, UserSearchQuery,
 };
 use uuid::Uuid;
 
@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(logout))
         .route("/users", get(search))
         .route("/users/me", get(me).patch(update_me))
+        .route("/users/me/avatar", put(set_avatar).delete(remove_avatar))
         .route("/users/{userId}", get(user))
 }
 
@@ -105,6 +106,28 @@ pub async fn update_me(
     Json(req): Json<UpdateProfileRequest>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(app.core.update_me(who, req).await?))
+}
+
+/// Set the caller's profile picture: an image they uploaded (`POST /media/upload`).
+#[utoipa::path(put, path = "/api/v1/users/me/avatar", tag = "users", request_body = SetPictureRequest,
+    responses((status = 200, body = User),
+        (status = 403, description = "forbidden: someone else's upload (one the caller can see)", body = ErrorBody),
+        (status = 404, description = "media_not_found: no such upload, or one the caller cannot see", body = ErrorBody),
+        (status = 422, description = "validation_failed: the upload is not an image", body = ErrorBody),
+        (status = 429, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_avatar(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Json(req): Json<SetPictureRequest>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(app.core.set_avatar(who, Some(req.media_id)).await?))
+}
+
+/// Remove the caller's profile picture (the upload stays until the orphan sweep).
+#[utoipa::path(delete, path = "/api/v1/users/me/avatar", tag = "users",
+    responses((status = 200, body = User), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove_avatar(State(app): State<AppState>, Auth(who): Auth) -> ApiResult<Json<User>> {
+    Ok(Json(app.core.set_avatar(who, None).await?))
 }
 
 /// Someone's public profile.

@@ -341,6 +341,8 @@ const SELF: &[(&str, &str)] = &[("userId", "$response.body#/user/id")];
 const LINKS: &[LinkSpec] = &[
     link("create", CREATED, "GetRoom", "room", ROOM),
     link("create", CREATED, "RenameRoom", "rename", ROOM),
+    link("create", CREATED, "SetPicture", "set_picture", ROOM),
+    link("create", CREATED, "RemovePicture", "remove_picture", ROOM),
     link("create", CREATED, "AddMembers", "add_members", ROOM),
     link("create", CREATED, "SetRole", "set_role", OTHER_MEMBER),
     link(
@@ -383,6 +385,10 @@ const LINKS: &[LinkSpec] = &[
     link("chat_send", CREATED, "DeleteMessage", "delete", MESSAGE),
     link("upload", &["201"], "Download", "download", MEDIA),
     link("upload", &["201"], "Thumbnail", "thumbnail", MEDIA),
+    LinkSpec {
+        body: Some(r#"{"mediaId": "$response.body#/id"}"#),
+        ..link("upload", &["201"], "SetAvatar", "set_avatar", &[])
+    },
     link(
         "subscribe",
         CREATED,
@@ -464,8 +470,8 @@ pub fn document() -> &'static serde_json::Value {
 #[openapi(
     info(title = "Palaver", description = "Palaver chat server REST API. Real-time traffic uses the WebSocket at /api/v1/ws; see docs/PROTOCOL.md."),
     paths(
-        auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::user, auth::search,
-        rooms::list, rooms::create, rooms::room, rooms::rename, rooms::add_members, rooms::set_role, rooms::remove_member, rooms::leave,
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::set_avatar, auth::remove_avatar, auth::user, auth::search,
+        rooms::list, rooms::create, rooms::room, rooms::rename, rooms::set_picture, rooms::remove_picture, rooms::add_members, rooms::set_role, rooms::remove_member, rooms::leave,
         rooms::accept, rooms::decline, rooms::receipts, rooms::receipt,
         blocks::list_blocks, blocks::block, blocks::unblock,
         messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,

@@ -3,10 +3,10 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use palaver_proto::{
     AddMembersRequest, CreateRoomRequest, ErrorBody, ReceiptRequest, ReceiptsResponse, Room,
-    RoomList, UpdateMemberRequest, UpdateRoomRequest,
+    RoomList, SetPictureRequest, UpdateMemberRequest, UpdateRoomRequest,
 };
 use uuid::Uuid;
 
@@ -19,6 +19,10 @@ pub fn router() -> Router<AppState> {
         .route("/rooms", get(list))
         .route("/rooms/create", post(create))
         .route("/rooms/{roomId}", get(room).patch(rename))
+        .route(
+            "/rooms/{roomId}/picture",
+            put(set_picture).delete(remove_picture),
+        )
         .route("/rooms/{roomId}/members", post(add_members))
         .route(
             "/rooms/{roomId}/members/{userId}",
@@ -81,6 +85,39 @@ pub async fn rename(
     Json(req): Json<UpdateRoomRequest>,
 ) -> ApiResult<Json<Room>> {
     Ok(Json(app.core.rename_room(who, id, &req.name).await?))
+}
+
+/// Set a group's picture (owner or admin): an image the caller uploaded.
+#[utoipa::path(put, path = "/api/v1/rooms/{roomId}/picture", tag = "rooms", params(("roomId" = Uuid, Path)), request_body = SetPictureRequest,
+    responses((status = 200, body = Room),
+        (status = 403, description = "forbidden (a member, an invited member, or someone else's upload), or not_a_group (a 1:1 room)", body = ErrorBody),
+        (status = 404, description = "room_not_found, or media_not_found (no such upload, or one the caller cannot see)", body = ErrorBody),
+        (status = 422, description = "validation_failed: the upload is not an image", body = ErrorBody),
+        (status = 429, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_picture(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<Uuid>,
+    Json(req): Json<SetPictureRequest>,
+) -> ApiResult<Json<Room>> {
+    Ok(Json(
+        app.core
+            .set_room_picture(who, id, Some(req.media_id))
+            .await?,
+    ))
+}
+
+/// Remove a group's picture (owner or admin).
+#[utoipa::path(delete, path = "/api/v1/rooms/{roomId}/picture", tag = "rooms", params(("roomId" = Uuid, Path)),
+    responses((status = 200, body = Room),
+        (status = 403, description = "forbidden (a member or an invited member), or not_a_group (a 1:1 room)", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove_picture(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Room>> {
+    Ok(Json(app.core.set_room_picture(who, id, None).await?))
 }
 
 /// Add people to a group (owner or admin).

@@ -11,6 +11,7 @@ mod media;
 mod membership;
 mod messages;
 mod notify;
+mod pictures;
 mod presence;
 mod rooms;
 mod sync;
@@ -98,6 +99,9 @@ pub enum ServiceError {
     /// The 1:1 room's other person left it.
     #[error("the other person left this 1:1 room; open it again to send a new request")]
     DirectClosed,
+    /// What was asked is for groups, and the room is a 1:1 room.
+    #[error("{0}")]
+    NotAGroup(&'static str),
     /// The data directory's file system is below its free-space floor; uploads may
     /// succeed again after the delay.
     #[error("the server is low on disk space and stores no uploads for now; retry in {} s", .retry.as_secs().max(1))]
@@ -147,6 +151,7 @@ impl ServiceError {
             NestedThread => ErrorCode::NestedThread,
             InvalidEmoji(_) => ErrorCode::InvalidEmoji,
             LimitReached(_) => ErrorCode::LimitReached,
+            NotAGroup(_) => ErrorCode::NotAGroup,
         }
     }
 

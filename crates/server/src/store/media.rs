@@ -49,7 +49,8 @@ pub trait MediaRecordStore: Send + Sync + 'static {
     async fn media_rooms(&self, id: Uuid) -> StoreResult<Vec<Uuid>>;
     /// Deletes one record (an upload whose bytes could not be stored).
     async fn delete_media(&self, id: Uuid) -> StoreResult<()>;
-    /// Deletes records created before `before_ms` that no message carries; returns them.
+    /// Deletes records created before `before_ms` that no message carries and no user or
+    /// room shows as its picture; returns them.
     async fn delete_orphan_media(&self, before_ms: i64) -> StoreResult<Vec<MediaRow>>;
     /// Whether any record still uses these bytes (as file or thumbnail).
     async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool>;

@@ -1,7 +1,7 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
 //! The interface is one trait per area (accounts, rooms, messages, conversations,
-//! receipts, media records, push, audit), each in its own module with its types, gathered under `Store`,
+//! receipts, media records, pictures, push, audit), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -17,6 +17,7 @@ mod blocks;
 mod conversation;
 mod media;
 mod messages;
+mod pictures;
 pub mod postgres;
 mod push;
 mod receipts;
@@ -32,6 +33,7 @@ pub use blocks::{Block, BlockRow, BlockStore};
 pub use conversation::{Changed, ConversationStore, ReactionRow, Toggled};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
+pub use pictures::{Picture, PictureStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
@@ -135,6 +137,7 @@ pub trait Store:
     + AuditStore
     + BlockStore
     + ConversationStore
+    + PictureStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use palaver_proto::{MemberState, NotificationLevel, Role};
 use uuid::Uuid;
 
-use super::StoreResult;
+use super::{Picture, StoreResult};
 
 /// A room's own row, without its members.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct RoomRow {
     pub version: i64,
     /// The change number of the last change of its name, picture or members.
     pub state_version: i64,
+    /// A group's picture, if it has one.
+    pub picture: Option<Picture>,
 }
 
 /// A member of a room with their names and receipt markers.
@@ -39,6 +41,8 @@ pub struct MemberRow {
     pub invited_by: Option<Uuid>,
     /// The room's change number when their markers last moved.
     pub receipt_version: i64,
+    /// Their profile picture, if they have one.
+    pub avatar: Option<Picture>,
 }
 
 /// A room as seen by one member: its row, that member's read marker and unread count.

@@ -18,6 +18,7 @@ mod errors;
 mod media;
 mod messaging;
 mod operations;
+mod pictures;
 mod push;
 mod realtime;
 mod rooms;

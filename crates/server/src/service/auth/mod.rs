@@ -104,6 +104,7 @@ impl Core {
             username: username.as_str().to_owned(),
             display_name: display,
             created_at: to_time(now_ms()),
+            avatar_url: None,
         };
         self.store
             .create_user(&user, &hash)
@@ -156,6 +157,7 @@ impl Core {
                     Some(format!("from {client}")),
                 )
                 .await;
+                let user = self.with_avatar(user).await?;
                 self.open_session(user).await
             }
             _ => {
@@ -195,6 +197,7 @@ impl Core {
                     .user(user_id)
                     .await?
                     .ok_or(ServiceError::Unauthorized("invalid refresh token"))?;
+                let user = self.with_avatar(user).await?;
                 let access_token = self.tokens.access_token(Identity {
                     user_id,
                     session_id,
@@ -257,10 +260,12 @@ impl Core {
 
     /// The caller's own profile.
     pub async fn me(&self, who: Identity) -> ServiceResult<User> {
-        self.store
+        let user = self
+            .store
             .user(who.user_id)
             .await?
-            .ok_or(ServiceError::UserNotFound)
+            .ok_or(ServiceError::UserNotFound)?;
+        self.with_avatar(user).await
     }
 
     /// Changes the caller's profile.
@@ -274,7 +279,12 @@ impl Core {
 
     /// Another user's public profile. Anyone logged in may look people up (to start a DM).
     pub async fn user(&self, id: Uuid) -> ServiceResult<User> {
-        self.store.user(id).await?.ok_or(ServiceError::UserNotFound)
+        let user = self
+            .store
+            .user(id)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        self.with_avatar(user).await
     }
 
     /// Users whose username or display name starts with the query.
@@ -293,7 +303,9 @@ impl Core {
             ));
         }
         let limit = limit.unwrap_or(20).clamp(1, 50);
-        Ok(self.store.search_users(&q.to_lowercase(), limit).await?)
+        let mut users = self.store.search_users(&q.to_lowercase(), limit).await?;
+        self.attach_avatars(&mut users).await?;
+        Ok(users)
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! The parts: `view` (a room as one viewer sees it, and the receipt summary) and
 //! `members` (adding, removing, roles, accepting and declining); here, what both use
-//! (who is a member, announcing a room, consent) and creating and renaming rooms.
+//! (who is a member, announcing a room, consent) and creating, renaming and picturing
+//! rooms.
 
 mod members;
 pub(super) mod view;
@@ -315,6 +316,51 @@ impl Core {
         let kind = RoomEventKind::Renamed;
         self.group_event(room, true, who.user_id, kind, &[], Some(name), None)
             .await;
+        self.room(who, room).await
+    }
+
+    /// Sets a group's picture to an image the caller uploaded, or with `None` removes it
+    /// (owner or admin). A 1:1 room has none of its own (`not_a_group`): it shows the
+    /// other person's avatar.
+    pub async fn set_room_picture(
+        &self,
+        who: Identity,
+        room: Uuid,
+        media: Option<Uuid>,
+    ) -> ServiceResult<Room> {
+        self.limit(RateBucket::Actions, &who.user_id.to_string())
+            .await?;
+        let (row, _, role) = self.member_room(who, room).await?;
+        if !row.is_group {
+            return Err(ServiceError::NotAGroup(
+                "a 1:1 room has no picture of its own: it shows the other person's avatar",
+            ));
+        }
+        if role == Role::Member {
+            return Err(ServiceError::Forbidden(
+                "only an owner or admin may change the group's picture",
+            ));
+        }
+        // Held until the record is named: the sweep on this node cannot take it meanwhile.
+        let sweep = self.media_sweep.read().await;
+        if let Some(id) = media {
+            self.check_own_image(who, id).await?;
+        }
+        let old = self.store.set_room_picture(room, media).await?;
+        drop(sweep);
+        if old != media {
+            self.audit(
+                Some(who.user_id),
+                "room.picture",
+                Some(room.to_string()),
+                Some(media.map_or_else(|| "removed".into(), |id| format!("media {id}"))),
+            )
+            .await;
+            self.announce_room(room).await?;
+            let kind = RoomEventKind::PictureChanged;
+            self.group_event(room, true, who.user_id, kind, &[], None, None)
+                .await;
+        }
         self.room(who, room).await
     }
 }

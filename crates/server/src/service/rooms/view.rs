@@ -12,7 +12,7 @@ use crate::store::{Markers, MemberRow, RoomRow, SeqOrder};
 
 /// A member as a viewer sees them; `hidden` hides their receipt markers (0): from an
 /// invited viewer, and between two people one of whom blocked the other.
-fn member_view(m: &MemberRow, hidden: bool) -> RoomMember {
+fn member_view(m: &MemberRow, hidden: bool, avatar_url: Option<String>) -> RoomMember {
     RoomMember {
         user_id: m.user_id,
         username: m.username.clone(),
@@ -22,6 +22,7 @@ fn member_view(m: &MemberRow, hidden: bool) -> RoomMember {
         read_seq: if hidden { 0 } else { m.read_seq },
         joined_at: to_time(m.joined_at_ms),
         state: m.state,
+        avatar_url,
     }
 }
 
@@ -55,22 +56,18 @@ impl Core {
                 || self.membership.blocked_either(viewer, member))
     }
 
-    /// The room as `viewer` sees it: a 1:1 room is named after the other person; an
-    /// invited viewer sees their state, who invited them, and no one's receipts.
+    /// The room as `viewer` sees it: a 1:1 room is named and pictured after the other
+    /// person; an invited viewer sees their state, who invited them, and no one's receipts.
     pub(in crate::service) fn room_view(&self, row: &RoomRow, members: &[MemberRow], viewer: Uuid) -> Room {
         let me = own_row(members, viewer);
         let state = me.map_or(MemberState::Joined, |m| m.state);
         let invited_by = me
             .filter(|m| m.state == MemberState::Invited)
             .and_then(|m| m.invited_by);
-        let name = if row.is_group {
-            row.name.clone()
-        } else {
-            members
-                .iter()
-                .find(|m| m.user_id != viewer)
-                .map(|m| m.display_name.clone())
-                .unwrap_or_else(|| row.name.clone())
+        let other = members.iter().find(|m| m.user_id != viewer);
+        let (name, picture) = match other {
+            Some(other) if !row.is_group => (other.display_name.clone(), other.avatar),
+            _ => (row.name.clone(), row.picture),
         };
         Room {
             id: row.id,
@@ -80,19 +77,24 @@ impl Core {
             last_seq: row.last_seq,
             members: members
                 .iter()
-                .map(|m| member_view(m, self.markers_hidden(viewer, state, m.user_id)))
+                .map(|m| {
+                    let hidden = self.markers_hidden(viewer, state, m.user_id);
+                    member_view(m, hidden, self.picture_url(m.avatar))
+                })
                 .collect(),
             last_message: None,
             unread_count: 0,
             state,
             invited_by,
+            picture_url: self.picture_url(picture),
             mention_count: 0,
             notification_level: None,
         }
     }
 
-    /// The row, with a 1:1 room the other person left named after them (a 1:1 room has no
-    /// name of its own; while both are in it, `room_view` names it after the other).
+    /// The row, with a 1:1 room the other person left named and pictured after them (a
+    /// 1:1 room has no name or picture of its own; while both are in it, `room_view` takes
+    /// them from the other).
     pub(in crate::service) async fn named(
         &self,
         mut row: RoomRow,
@@ -112,6 +114,7 @@ impl Core {
             && let Some(user) = self.store.user(*other).await?
         {
             row.name = user.display_name;
+            row.picture = self.store.avatars(&[user.id]).await?.remove(&user.id);
         }
         Ok(row)
     }
@@ -183,7 +186,7 @@ impl Core {
                 .iter()
                 .map(|m| {
                     let hidden = self.markers_hidden(who.user_id, MemberState::Joined, m.user_id);
-                    member_view(m, hidden)
+                    member_view(m, hidden, self.picture_url(m.avatar))
                 })
                 .collect(),
         })

@@ -9,14 +9,17 @@ use palaver_proto::{
 use super::Columns;
 use crate::clock::to_time;
 use crate::store::{
-    Markers, MediaRow, MemberRow, PushSubscriptionRow, RoomRow, StoreError, StoreResult,
+    Markers, MediaRow, MemberRow, Picture, PushSubscriptionRow, RoomRow, StoreError, StoreResult,
 };
 
 pub(in crate::store) const USER_COLUMNS: &str = "id, username, display_name, created_at";
 pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, edited_at, deleted_at, \
      version, reply_to_id, thread_root_id, also_in_room, thread_count, thread_last_at, mentions, mentions_room, pinned_at, event, forwarded";
-pub(super) const ROOM_COLUMNS: &str =
-    "id, name, is_group, direct_key, created_at, last_seq, last_activity, version, state_version";
+/// A room's columns, read from [`ROOMS`] (which names the room `r`).
+pub(super) const ROOM_COLUMNS: &str = "r.id, r.name, r.is_group, r.direct_key, r.created_at, \
+     r.last_seq, r.last_activity, r.version, r.state_version, r.picture_media_id, p.thumb_sha256 AS picture_thumb";
+/// Rooms with their picture's record, for [`ROOM_COLUMNS`].
+pub(super) const ROOMS: &str = "rooms r LEFT JOIN media p ON p.id = r.picture_media_id";
 pub(super) const MEDIA_COLUMNS: &str = "id, uploader_id, sha256, kind, mime_type, size, filename, width, height, thumb_sha256, thumb_mime, created_at, thumb_size";
 pub(super) const PUSH_COLUMNS: &str = "id, user_id, endpoint, p256dh, auth, created_at, session_id";
 
@@ -26,6 +29,8 @@ pub(in crate::store) fn user(row: &impl Columns) -> StoreResult<User> {
         username: row.col("username")?,
         display_name: row.col("display_name")?,
         created_at: to_time(row.col("created_at")?),
+        // A signed link: the service's to fill in (`Core::attach_avatars`).
+        avatar_url: None,
     })
 }
 
@@ -99,7 +104,20 @@ pub(super) fn room(row: &impl Columns) -> StoreResult<RoomRow> {
         last_activity_ms: row.col("last_activity")?,
         version: row.col("version")?,
         state_version: row.col("state_version")?,
+        picture: picture(row, "picture_media_id", "picture_thumb")?,
     })
+}
+
+/// A picture from its record's id column and that record's `thumb_sha256` (NULL when it
+/// has no thumbnail), as a LEFT JOIN reads them.
+pub(super) fn picture(row: &impl Columns, id: &str, thumb: &str) -> StoreResult<Option<Picture>> {
+    let Some(media_id) = row.col::<Option<uuid::Uuid>>(id)? else {
+        return Ok(None);
+    };
+    Ok(Some(Picture {
+        media_id,
+        thumbnail: row.col::<Option<String>>(thumb)?.is_some(),
+    }))
 }
 
 pub(super) fn member(row: &impl Columns) -> StoreResult<MemberRow> {
@@ -116,6 +134,7 @@ pub(super) fn member(row: &impl Columns) -> StoreResult<MemberRow> {
         state: member_state(row)?,
         invited_by: row.col("invited_by")?,
         receipt_version: row.col("receipt_version")?,
+        avatar: picture(row, "avatar_media_id", "avatar_thumb")?,
     })
 }
 

@@ -53,6 +53,7 @@ pub(super) mod conversation;
 pub(super) mod map;
 mod media;
 pub(super) mod messages;
+mod pictures;
 mod push;
 mod receipts;
 mod rooms;

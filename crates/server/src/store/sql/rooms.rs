@@ -7,7 +7,7 @@ use palaver_proto::{MemberState, Role};
 use uuid::Uuid;
 
 use super::conversation::NEXT_STATE_VERSION;
-use super::map::{self, ROOM_COLUMNS};
+use super::map::{self, ROOM_COLUMNS, ROOMS};
 use super::{Columns, Engine, SqlStore};
 use crate::store::{
     Entity, MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore,
@@ -89,7 +89,7 @@ impl<P: Engine> RoomStore for SqlStore<P> {
     }
 
     async fn room(&self, id: Uuid) -> StoreResult<Option<RoomRow>> {
-        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1");
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM {ROOMS} WHERE r.id = $1");
         with_db!(&self.read, |db| {
             let row = sqlx::query(&sql).bind(id).fetch_optional(db).await?;
             row.as_ref().map(map::room).transpose()
@@ -97,26 +97,27 @@ impl<P: Engine> RoomStore for SqlStore<P> {
     }
 
     async fn rooms_of(&self, user: Uuid, only: Option<Uuid>) -> StoreResult<Vec<MyRoomRow>> {
+        let sql = format!(
+            "SELECT {ROOM_COLUMNS}, m.read_seq, m.notify_level, \
+               (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
+                  AND x.sender_id <> m.user_id AND x.deleted_at IS NULL AND x.kind <> 'event' \
+                  AND (x.thread_root_id IS NULL OR x.also_in_room)) AS unread, \
+               (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id AND n.room_id = r.id \
+                  AND n.seq > m.read_seq) \
+               + (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.mentions_room \
+                  AND x.seq > m.read_seq AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) \
+                 AS mentions \
+             FROM members m JOIN rooms r ON r.id = m.room_id \
+               LEFT JOIN media p ON p.id = r.picture_media_id \
+             WHERE m.user_id = $1 AND ($2 IS NULL OR r.id = $2) \
+             ORDER BY r.last_activity DESC, r.id DESC"
+        );
         with_db!(&self.read, |db| {
-            let rows = sqlx::query(
-                "SELECT r.id, r.name, r.is_group, r.direct_key, r.created_at, r.last_seq, r.last_activity, \
-                   r.version, r.state_version, m.read_seq, m.notify_level, \
-                   (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
-                      AND x.sender_id <> m.user_id AND x.deleted_at IS NULL AND x.kind <> 'event' \
-                      AND (x.thread_root_id IS NULL OR x.also_in_room)) AS unread, \
-                   (SELECT COUNT(*) FROM mentions n WHERE n.user_id = m.user_id AND n.room_id = r.id \
-                      AND n.seq > m.read_seq) \
-                   + (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.mentions_room \
-                      AND x.seq > m.read_seq AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) \
-                     AS mentions \
-                 FROM members m JOIN rooms r ON r.id = m.room_id \
-                 WHERE m.user_id = $1 AND ($2 IS NULL OR r.id = $2) \
-                 ORDER BY r.last_activity DESC, r.id DESC",
-            )
-            .bind(user)
-            .bind(only)
-            .fetch_all(db)
-            .await?;
+            let rows = sqlx::query(&sql)
+                .bind(user)
+                .bind(only)
+                .fetch_all(db)
+                .await?;
             rows.iter()
                 .map(|row| {
                     Ok(MyRoomRow {
@@ -134,8 +135,10 @@ impl<P: Engine> RoomStore for SqlStore<P> {
     async fn members(&self, room: Uuid) -> StoreResult<Vec<MemberRow>> {
         let sql = format!(
             "SELECT m.room_id, m.user_id, u.username, u.display_name, m.role, m.joined_at, \
-               m.delivered_seq, m.read_seq, m.state, m.invited_by, m.receipt_version \
-             FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 \
+               m.delivered_seq, m.read_seq, m.state, m.invited_by, m.receipt_version, u.avatar_media_id, \
+               a.thumb_sha256 AS avatar_thumb \
+             FROM members m JOIN users u ON u.id = m.user_id \
+               LEFT JOIN media a ON a.id = u.avatar_media_id WHERE m.room_id = $1 \
              ORDER BY m.joined_at, u.username{}",
             P::BYTEWISE
         );

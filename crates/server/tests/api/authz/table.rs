@@ -210,6 +210,9 @@ pub(super) const REST: &[Row] = &[
     row("GET /api/v1/users",                                                     [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     row("GET /api/v1/users/me",                                                  [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     row("PATCH /api/v1/users/me",                                                [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    // One's own avatar, from one's own upload.
+    row("PUT /api/v1/users/me/avatar",                                           [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    row("DELETE /api/v1/users/me/avatar",                                        [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     // Blocks are one's own: the owner's block of the blocked member is listed to the owner
     // only. Blocking someone in no room (then lifting it) is anyone's right.
     row("GET /api/v1/users/me/blocks",                                           [OK,      HIDDEN,  HIDDEN,  HIDDEN,   HIDDEN,   HIDDEN,  HIDDEN,  ANON, EXPIRED, ANON]),
@@ -233,6 +236,9 @@ pub(super) const REST: &[Row] = &[
     row("POST /api/v1/rooms/create",                                             [NEW,     NEW,     NEW,     NEW,      NEW,      NEW,     NEW,     ANON, EXPIRED, ANON]),
     row("GET /api/v1/rooms/{roomId}",                                            [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
     row("PATCH /api/v1/rooms/{roomId}",                                          [OK,      OK,      FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    // The group's picture, from the caller's own upload: as renaming.
+    row("PUT /api/v1/rooms/{roomId}/picture",                                    [OK,      OK,      FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("DELETE /api/v1/rooms/{roomId}/picture",                                 [OK,      OK,      FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("POST /api/v1/rooms/{roomId}/members", Target::Owner,                  [OK,      OK,      FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("PATCH /api/v1/rooms/{roomId}/members/{userId}", Target::Member,       [OK,      FORBID,  FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}", Target::Member,      [DONE,    DONE,    DONE,    NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
