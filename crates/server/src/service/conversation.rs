@@ -121,15 +121,8 @@ impl Core {
             return Ok((Vec::new(), false));
         }
         let members = self.store.members(room).await?;
-        let sender_role = members
-            .iter()
-            .find(|m| m.user_id == sender)
-            .map(|m| m.role);
-        let is_group = self
-            .store
-            .room(room)
-            .await?
-            .is_some_and(|r| r.is_group);
+        let sender_role = members.iter().find(|m| m.user_id == sender).map(|m| m.role);
+        let is_group = self.store.room(room).await?.is_some_and(|r| r.is_group);
         let mentions_room = names.iter().any(|n| n == ROOM_MENTION)
             && is_group
             && matches!(sender_role, Some(Role::Owner | Role::Admin));
@@ -291,8 +284,13 @@ impl Core {
                 now_ms(),
             )
             .await?;
-        self.toggled(target.room_id, message, toggled, "a message carries at most 20 different reactions")
-            .await
+        self.toggled(
+            target.room_id,
+            message,
+            toggled,
+            "a message carries at most 20 different reactions",
+        )
+        .await
     }
 
     /// Pins or unpins a message: a group's owners and admins may, and both people of a

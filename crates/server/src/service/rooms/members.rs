@@ -74,10 +74,10 @@ impl Core {
             )
             .await;
             self.members_added(room, false, &new, &added).await?;
-            self.announce_room(room).await?;
             let kind = RoomEventKind::MembersAdded;
             self.group_event(room, true, who.user_id, kind, &added, None, None)
                 .await;
+            self.announce_room(room).await?;
         }
         self.room(who, room).await
     }
@@ -183,14 +183,6 @@ impl Core {
             "room.leave" => LeftReason::Left,
             _ => LeftReason::Removed,
         };
-        let frame = ServerFrame::RoomLeft {
-            room_id: room,
-            reason: Some(reason),
-            by: (reason == LeftReason::Removed).then_some(actor),
-        };
-        self.deliver(Audience::Users(vec![target]), &frame, None)
-            .await?;
-        self.announce_room(room).await?;
         // A declined invitation was never a membership the room saw.
         let event = match reason {
             LeftReason::Left => Some((RoomEventKind::MemberLeft, Vec::new())),
@@ -201,6 +193,14 @@ impl Core {
             self.group_event(room, row.is_group, actor, kind, &users, None, None)
                 .await;
         }
+        let frame = ServerFrame::RoomLeft {
+            room_id: room,
+            reason: Some(reason),
+            by: (reason == LeftReason::Removed).then_some(actor),
+        };
+        self.deliver(Audience::Users(vec![target]), &frame, None)
+            .await?;
+        self.announce_room(room).await?;
         Ok(())
     }
 
@@ -242,10 +242,18 @@ impl Core {
             Some(format!("{target} {}", new_role.as_str())),
         )
         .await;
-        self.announce_room(room).await?;
         let kind = RoomEventKind::RoleChanged;
-        self.group_event(room, true, who.user_id, kind, &[target], None, Some(new_role))
-            .await;
+        self.group_event(
+            room,
+            true,
+            who.user_id,
+            kind,
+            &[target],
+            None,
+            Some(new_role),
+        )
+        .await;
+        self.announce_room(room).await?;
         self.room(who, room).await
     }
 
@@ -285,10 +293,10 @@ impl Core {
                 if after != before {
                     self.announce_summary(room, after).await?;
                 }
-                self.announce_room(room).await?;
                 let kind = RoomEventKind::Joined;
                 self.group_event(room, row.is_group, who.user_id, kind, &[], None, None)
                     .await;
+                self.announce_room(room).await?;
             }
         }
         self.room(who, room).await

@@ -245,11 +245,19 @@ impl Core {
                 Some(format!("{} members", new.members.len())),
             )
             .await;
-            self.announce_room(room_id).await?;
             let kind = RoomEventKind::Created;
             let name = Some(new.name.clone());
-            self.group_event(room_id, new.is_group, who.user_id, kind, &others, name, None)
-                .await;
+            self.group_event(
+                room_id,
+                new.is_group,
+                who.user_id,
+                kind,
+                &others,
+                name,
+                None,
+            )
+            .await;
+            self.announce_room(room_id).await?;
         } else {
             // The pair's room already exists, perhaps created a moment ago by a request on
             // another node whose membership event has not reached this one yet: the store
@@ -312,10 +320,10 @@ impl Core {
             Some(name.clone()),
         )
         .await;
-        self.announce_room(room).await?;
         let kind = RoomEventKind::Renamed;
         self.group_event(room, true, who.user_id, kind, &[], Some(name), None)
             .await;
+        self.announce_room(room).await?;
         self.room(who, room).await
     }
 
@@ -356,10 +364,10 @@ impl Core {
                 Some(media.map_or_else(|| "removed".into(), |id| format!("media {id}"))),
             )
             .await;
-            self.announce_room(room).await?;
             let kind = RoomEventKind::PictureChanged;
             self.group_event(room, true, who.user_id, kind, &[], None, None)
                 .await;
+            self.announce_room(room).await?;
         }
         self.room(who, room).await
     }
