@@ -416,6 +416,27 @@ impl Core {
     }
 }
 
+/// What a room event records: its kind, whom it names, and the group's new name or the
+/// new role where that is what changed.
+pub(super) struct GroupChange<'a> {
+    pub kind: RoomEventKind,
+    pub users: &'a [Uuid],
+    pub name: Option<String>,
+    pub role: Option<Role>,
+}
+
+impl GroupChange<'_> {
+    /// A change naming nobody.
+    pub fn of(kind: RoomEventKind) -> GroupChange<'static> {
+        GroupChange {
+            kind,
+            users: &[],
+            name: None,
+            role: None,
+        }
+    }
+}
+
 impl Core {
     /// Puts a room event in a group's timeline, in `actor`'s name, naming `users` as
     /// they are called now. A 1:1 room has none. The change it records is made already,
@@ -425,14 +446,17 @@ impl Core {
         room: Uuid,
         is_group: bool,
         actor: Uuid,
-        kind: RoomEventKind,
-        users: &[Uuid],
-        name: Option<String>,
-        role: Option<Role>,
+        change: GroupChange<'_>,
     ) {
         if !is_group {
             return;
         }
+        let GroupChange {
+            kind,
+            users,
+            name,
+            role,
+        } = change;
         let outcome = async {
             let mut ids = users.to_vec();
             ids.push(actor);
