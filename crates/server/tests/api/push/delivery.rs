@@ -162,7 +162,13 @@ async fn a_room_set_to_mentions_pushes_only_what_mentions_the_member() {
     let browser = Browser::new(fake.url("bob"));
     subscribe(&bob, &browser).await;
     let path = format!("/api/v1/rooms/{}/notifications", room.id);
-    let (status, _) = call(&bob, Method::PUT, &path, Some(&json!({"level": "mentions"}))).await;
+    let (status, _) = call(
+        &bob,
+        Method::PUT,
+        &path,
+        Some(&json!({"level": "mentions"})),
+    )
+    .await;
     assert_eq!(status, 204);
 
     alice.send(room.id, "nothing for bob").await;
