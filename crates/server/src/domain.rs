@@ -219,8 +219,7 @@ pub fn preview(text: &str) -> String {
 pub fn mentioned_names(text: &str, max: usize) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let mut prev: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in text.char_indices() {
         let starts = c == '@' && !prev.is_some_and(|p| p.is_alphanumeric() || p == '_');
         prev = Some(c);
         if !starts {

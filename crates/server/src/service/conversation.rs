@@ -21,7 +21,7 @@ use crate::bus::Audience;
 use crate::cache::RateBucket;
 use crate::clock::now_ms;
 use crate::domain::{mentioned_names, preview, reaction_emoji};
-use crate::store::{Changed, Toggled};
+use crate::store::{Changed, Reacting, Toggled};
 
 /// Distinct emojis one message may carry.
 pub const MAX_EMOJIS_PER_MESSAGE: u32 = 20;
@@ -275,10 +275,12 @@ impl Core {
         let toggled = self
             .store
             .set_reaction(
-                target.room_id,
-                message,
-                who.user_id,
-                emoji,
+                Reacting {
+                    room: target.room_id,
+                    message,
+                    user: who.user_id,
+                    emoji,
+                },
                 add,
                 MAX_EMOJIS_PER_MESSAGE,
                 now_ms(),

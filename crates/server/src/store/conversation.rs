@@ -21,6 +21,15 @@ pub struct ReactionRow {
     pub created_at_ms: i64,
 }
 
+/// Whose reaction, with which emoji, on which message of which room.
+#[derive(Debug, Clone, Copy)]
+pub struct Reacting<'a> {
+    pub room: Uuid,
+    pub message: Uuid,
+    pub user: Uuid,
+    pub emoji: &'a str,
+}
+
 /// What a reaction or pin request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Toggled {
@@ -51,14 +60,11 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn reactions_of(&self, messages: &[Uuid]) -> StoreResult<Vec<ReactionRow>>;
     /// Who replied in a thread, by their first reply, at most `limit`.
     async fn thread_participants(&self, root: Uuid, limit: u32) -> StoreResult<Vec<Uuid>>;
-    /// Adds (`add`) or removes a reaction of `user` on a message of `room`. A new emoji
-    /// on a message that already carries `max_emojis` distinct ones is `Full`.
+    /// Adds (`add`) or removes a reaction. A new emoji on a message that already carries
+    /// `max_emojis` distinct ones is `Full`.
     async fn set_reaction(
         &self,
-        room: Uuid,
-        message: Uuid,
-        user: Uuid,
-        emoji: &str,
+        reaction: Reacting<'_>,
         add: bool,
         max_emojis: u32,
         now_ms: i64,

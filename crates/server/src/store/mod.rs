@@ -30,7 +30,7 @@ use async_trait::async_trait;
 pub use accounts::{AccountStore, Credentials, RefreshOutcome};
 pub use audit::{AuditEntry, AuditRecord, AuditStore};
 pub use blocks::{Block, BlockRow, BlockStore};
-pub use conversation::{Changed, ConversationStore, ReactionRow, Toggled};
+pub use conversation::{Changed, ConversationStore, Reacting, ReactionRow, Toggled};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
 pub use pictures::{Picture, PictureStore};

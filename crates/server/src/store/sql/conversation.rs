@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::map::{self, MESSAGE_COLUMNS};
 use super::{Columns, Engine, SqlStore};
-use crate::store::{ConversationStore, ReactionRow, StoreResult, Toggled};
+use crate::store::{ConversationStore, Reacting, ReactionRow, StoreResult, Toggled};
 
 /// Takes the room's next change number: `$1` the room. Inside a write transaction, and
 /// on PostgreSQL the row lock that orders the room's appends and changes.
@@ -69,14 +69,17 @@ impl<P: Engine> ConversationStore for SqlStore<P> {
 
     async fn set_reaction(
         &self,
-        room: Uuid,
-        message: Uuid,
-        user: Uuid,
-        emoji: &str,
+        reaction: Reacting<'_>,
         add: bool,
         max_emojis: u32,
         now_ms: i64,
     ) -> StoreResult<Toggled> {
+        let Reacting {
+            room,
+            message,
+            user,
+            emoji,
+        } = reaction;
         with_db!(&self.write, |db| {
             let mut tx = db.begin().await?;
             // The room's row first: it orders this change with the room's other writes.

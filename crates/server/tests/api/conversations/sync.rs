@@ -137,10 +137,10 @@ impl Model {
                     self.put(message);
                 }
             }
-            ServerFrame::MessageUpdated { message } | ServerFrame::MessageDeleted { message } => {
-                if self.rooms.contains_key(&message.room_id) {
-                    self.put(message);
-                }
+            ServerFrame::MessageUpdated { message } | ServerFrame::MessageDeleted { message }
+                if self.rooms.contains_key(&message.room_id) =>
+            {
+                self.put(message);
             }
             ServerFrame::Receipt {
                 room_id,
@@ -162,13 +162,10 @@ impl Model {
                     }
                 }
             }
-            ServerFrame::RoomUpdated { room } => {
-                if self.rooms.contains_key(&room.id) {
-                    self.rooms.insert(room.id, RoomView::of(&room));
-                } else {
-                    self.fetch_room(user, &room).await;
-                }
-            }
+            ServerFrame::RoomUpdated { room } => match self.rooms.get_mut(&room.id) {
+                Some(held) => *held = RoomView::of(&room),
+                None => self.fetch_room(user, &room).await,
+            },
             ServerFrame::RoomLeft { room_id, .. } => self.forget_room(room_id),
             ServerFrame::Synced { rooms, changes, .. } => {
                 let gone: Vec<Uuid> = self
@@ -429,18 +426,19 @@ async fn what_a_client_held_plus_the_replay_equals_a_fresh_fetch() {
         };
         if let Some((status, body)) = answer {
             assert!(status < 500, "step {step}: {status} {body} (seed {seed})");
-            if matches!(status, 200 | 201) && body["seq"].is_i64() && body["roomId"].is_string() {
-                if let Ok(m) = serde_json::from_value::<Message>(body.clone())
-                    && m.kind != MessageType::Event
-                    && !sent.iter().any(|s| s.id == m.id)
-                {
-                    sent.push(Sent {
-                        id: m.id,
-                        room: m.room_id,
-                        sender: actor,
-                        thread_reply: m.thread_root_id.is_some(),
-                    });
-                }
+            if matches!(status, 200 | 201)
+                && body["seq"].is_i64()
+                && body["roomId"].is_string()
+                && let Ok(m) = serde_json::from_value::<Message>(body.clone())
+                && m.kind != MessageType::Event
+                && !sent.iter().any(|s| s.id == m.id)
+            {
+                sent.push(Sent {
+                    id: m.id,
+                    room: m.room_id,
+                    sender: actor,
+                    thread_reply: m.thread_root_id.is_some(),
+                });
             }
         }
         // Someone's client goes away, or comes back.
