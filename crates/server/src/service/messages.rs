@@ -216,7 +216,7 @@ pub(super) fn receipt_target(kind: ReceiptKind, seq: i64) -> Markers {
 
 impl Core {
     /// A member in any state may read the room.
-    fn require_member(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
+    pub(super) fn require_member(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
         if self.membership.is_member(room, user) {
             Ok(())
         } else {
@@ -340,8 +340,9 @@ impl Core {
         Ok(sent)
     }
 
-    /// Sets the status of messages of one room from its receipt summary.
-    async fn with_status(
+    /// Sets the status of messages of one room from its receipt summary, and their media:
+    /// how every read path (history, replay, search) fills messages.
+    pub(super) async fn with_status(
         &self,
         room: Uuid,
         mut messages: Vec<Message>,

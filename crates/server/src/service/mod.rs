@@ -12,6 +12,7 @@ mod messages;
 mod notify;
 mod presence;
 mod rooms;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
 //! The interface is one trait per area (accounts, rooms, messages, receipts, media
-//! records, push, audit), each in its own module with its types, gathered under `Store`,
+//! records, push, audit, search), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -20,8 +20,10 @@ pub mod postgres;
 mod push;
 mod receipts;
 mod rooms;
+mod search;
 mod sql;
 pub mod sqlite;
+pub mod tokens;
 
 use async_trait::async_trait;
 
@@ -33,6 +35,7 @@ pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
+pub use search::{IndexQuery, SearchBatch, SearchStore};
 pub use sql::SqlStore;
 
 /// What can go wrong in a store.
@@ -132,6 +135,7 @@ pub trait Store:
     + PushStore
     + AuditStore
     + BlockStore
+    + SearchStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

@@ -1,5 +1,6 @@
 //! Messages, for both engines; and what both engines' batch appends share: deciding each
-//! message of a batch from what is stored.
+//! message of a batch from what is stored. Edits and deletions keep the search index in
+//! step in their own transaction.
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,6 +9,7 @@ use palaver_proto::{Message, MessageStatus};
 use uuid::Uuid;
 
 use super::map::{self, MESSAGE_COLUMNS};
+use super::search::{self, SearchIndex};
 use super::{Engine, SqlStore};
 use crate::clock::to_time;
 use crate::store::{Appended, Entity, MessageStore, NewMessage, SeqOrder, StoreError, StoreResult};
@@ -32,13 +34,17 @@ impl<P: Engine> MessageStore for SqlStore<P> {
              WHERE id = $3 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
         );
         with_db!(&self.write, |db| {
+            let mut tx = db.begin().await?;
             let row = sqlx::query(&sql)
                 .bind(content)
                 .bind(now_ms)
                 .bind(id)
-                .fetch_optional(db)
+                .fetch_optional(&mut *tx)
                 .await?;
-            map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)
+            let message = map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)?;
+            search::reindex(&mut *tx, &message).await?;
+            tx.commit().await?;
+            Ok(message)
         })
     }
 
@@ -49,12 +55,16 @@ impl<P: Engine> MessageStore for SqlStore<P> {
              WHERE id = $2 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
         );
         with_db!(&self.write, |db| {
+            let mut tx = db.begin().await?;
             let row = sqlx::query(&sql)
                 .bind(now_ms)
                 .bind(id)
-                .fetch_optional(db)
+                .fetch_optional(&mut *tx)
                 .await?;
-            map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)
+            let message = map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)?;
+            SearchIndex::unindex(&mut *tx, &message).await?;
+            tx.commit().await?;
+            Ok(message)
         })
     }
 

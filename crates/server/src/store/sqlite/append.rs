@@ -20,6 +20,7 @@ use super::ROWS_PER_STATEMENT;
 use crate::store::sql::map::{self, MESSAGE_COLUMNS};
 use crate::store::sql::messages::{Stored, assign_seqs, new_messages};
 use crate::store::sql::ms_of;
+use crate::store::sql::search::SearchIndex;
 use crate::store::{Appended, NewMessage, StoreResult};
 
 /// `(?, ?), (?, ?), …`: `rows` groups of `width` placeholders.
@@ -104,6 +105,7 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
         }
         q.execute(&mut *tx).await?;
     }
+    SearchIndex::index(&mut *tx, &new_messages(&out)).await?;
     tx.commit().await?;
     Ok(out)
 }
