@@ -18,7 +18,9 @@ pub struct IndexQuery<'a> {
     /// Only messages older than this one (in the engine's order: see [`SearchStore`]).
     pub before: Option<Uuid>,
     /// How many index entries to examine, newest first, at most: the bound on the work
-    /// of one call, whatever the tokens and rooms.
+    /// of one call, whatever the tokens and rooms. SQLite counts every room's entries
+    /// (it reads its FTS index first, then the messages); PostgreSQL only those of
+    /// `rooms` (its index rows carry the room).
     pub window: u32,
     /// How many messages to answer, at most.
     pub limit: u32,
