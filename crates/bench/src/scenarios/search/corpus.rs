@@ -272,7 +272,7 @@ pub fn holds(text: &str, query: &str) -> bool {
         .map(str::to_lowercase)
         .collect();
     query.split_whitespace().all(|q| {
-        if q.chars().all(|c| c.is_ascii()) {
+        if q.is_ascii() {
             words.iter().any(|w| w == &q.to_lowercase())
         } else {
             text.contains(q)

@@ -200,7 +200,7 @@ async fn fill(
     let bar = setup::bar(target, opts.messages as u64, "messages");
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for s in 0..senders {
+    for (s, user) in users.iter().enumerate().take(senders) {
         let count = opts.messages / senders + usize::from(s < opts.messages % senders);
         let mine: Vec<(usize, Uuid)> = rooms
             .iter()
@@ -211,7 +211,7 @@ async fn fill(
         if mine.is_empty() || count == 0 {
             continue;
         }
-        let ws = setup::open(target, &users[s], s).await?;
+        let ws = setup::open(target, user, s).await?;
         let (mut sink, mut stream) = ws.split();
         let window = Arc::new(Semaphore::new(opts.window.max(1)));
         let reader_window = window.clone();

@@ -77,28 +77,28 @@ async fn cjk_substrings_of_any_length_match_and_pieces_apart_do_not() {
         "ﾃｽﾄ中です",                      // half-width Katakana
     ];
     say(&alice, room, &texts).await;
-    let [ja, zh, apart, ko, kana] = texts.map(String::from);
+    let [ja, zh, apart, ko, kana] = texts;
 
     // One character.
-    assert_eq!(found(&bob, "東").await, [apart.clone(), ja.clone()]);
-    assert_eq!(found(&bob, "会").await, [zh.clone(), ja.clone()]);
-    assert_eq!(found(&bob, "한").await, [ko.clone()]);
+    assert_eq!(found(&bob, "東").await, [apart, ja]);
+    assert_eq!(found(&bob, "会").await, [zh, ja]);
+    assert_eq!(found(&bob, "한").await, [ko]);
     // Two characters.
-    assert_eq!(found(&bob, "東京").await, [apart.clone(), ja.clone()]);
-    assert_eq!(found(&bob, "会议").await, [zh.clone()]);
-    assert_eq!(found(&bob, "会議").await, [ja.clone()]);
-    assert_eq!(found(&bob, "한국").await, [ko.clone()]);
-    assert_eq!(found(&bob, "京都").await, [apart.clone(), ja.clone()]);
+    assert_eq!(found(&bob, "東京").await, [apart, ja]);
+    assert_eq!(found(&bob, "会议").await, [zh]);
+    assert_eq!(found(&bob, "会議").await, [ja]);
+    assert_eq!(found(&bob, "한국").await, [ko]);
+    assert_eq!(found(&bob, "京都").await, [apart, ja]);
     // Three and more: the run as it is, not its pieces found apart.
-    assert_eq!(found(&bob, "東京都").await, [ja.clone()]);
-    assert_eq!(found(&bob, "東京都庁").await, [ja.clone()]);
-    assert_eq!(found(&bob, "取消了").await, [zh.clone()]);
-    assert_eq!(found(&bob, "한국어를").await, [ko.clone()]);
-    assert_eq!(found(&bob, "京都庁").await, [ja.clone()]);
+    assert_eq!(found(&bob, "東京都").await, [ja]);
+    assert_eq!(found(&bob, "東京都庁").await, [ja]);
+    assert_eq!(found(&bob, "取消了").await, [zh]);
+    assert_eq!(found(&bob, "한국어를").await, [ko]);
+    assert_eq!(found(&bob, "京都庁").await, [ja]);
     assert!(found(&bob, "東京京都").await.is_empty());
     assert!(found(&bob, "大阪").await.is_empty());
     // Full-width and half-width forms meet (NFKC): ﾃｽﾄ is テスト.
-    assert_eq!(found(&bob, "テスト").await, [kana.clone()]);
+    assert_eq!(found(&bob, "テスト").await, [kana]);
     // CJK and words together.
     say(&alice, room, &["東京 meeting at 3"]).await;
     assert_eq!(found(&bob, "meeting 東京").await, ["東京 meeting at 3"]);
