@@ -200,8 +200,10 @@ export function redraw(room, id) {
   const m = room.byId.get(id);
   const old = m && list().querySelector(`[data-id="${CSS.escape(id)}"]`);
   if (!old) return;
+  const wasBottom = atBottom();
   nodes.delete(m);
   old.replaceWith(nodeFor(room, m));
+  if (wasBottom) scroller().scrollTop = scroller().scrollHeight;
   markRuns();
 }
 const dayOf = (m) => new Date(m.timestamp).toDateString();
@@ -245,7 +247,10 @@ export function showMessage(room, m, how) {
     if (wasBottom || m.senderId === me().id) scroller().scrollTop = scroller().scrollHeight;
   } else if (how === 'update') {
     const old = list().querySelector(`[data-id="${CSS.escape(m.id)}"]`);
+    const wasBottom = atBottom();
     if (old) old.replaceWith(nodeFor(room, m));
+    // A reaction or a thread summary makes it taller: the newest stays in view.
+    if (wasBottom) scroller().scrollTop = scroller().scrollHeight;
   } else if (how === 'insert') {
     renderAll(room);
   }

@@ -106,7 +106,7 @@ export function attachMentions(textarea, roomOf) {
 }
 
 /**
- * Wraps the mentions in rendered message text in spans (`.mention`, and `.me` for the
+ * Wraps the mentions in rendered message text in spans (`.mention`, and `.mention-me` for the
  * user): names the server resolved (`m.mentions`, or `@room`), outside code and links.
  */
 export function highlightMentions(nodes, m) {
@@ -133,7 +133,7 @@ export function highlightMentions(nodes, m) {
         if (!mentioned.has(name)) continue;
         const at = hit.index + hit[1].length;
         parts.push(value.slice(last, at));
-        parts.push(h('span', { class: `mention${mine.has(name) ? ' me' : ''}` }, `@${hit[2].slice(0, name.length)}`));
+        parts.push(h('span', { class: `mention${mine.has(name) ? ' mention-me' : ''}` }, `@${hit[2].slice(0, name.length)}`));
         last = at + 1 + name.length;
       }
       if (!parts.length) continue;

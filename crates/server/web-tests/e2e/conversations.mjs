@@ -154,6 +154,8 @@ async function threads(ctx) {
   await summary.locator('.unread-dot').waitFor({ timeout: T });
   assert.equal(await summary.locator('.faces .avatar').count(), 1, "the replier's avatar");
   assert.equal(await bubble(alice, 'Pizza place').count(), 0, 'a thread reply is not in the timeline');
+  await alice.page.mouse.move(5, 790);
+  await summary.scrollIntoViewIfNeeded();
   await shot(alice, 'thread-root');
   await summary.click();
   const alicePanel = alice.page.locator('#panel[data-kind="thread"]');
@@ -217,7 +219,7 @@ async function mentions(ctx) {
   assert.match(await trip.getAttribute('aria-label'), /you were mentioned/);
   await shot(alice, 'mention-marker');
   await trip.click();
-  const mention = msg(alice, 'bring the tickets').locator('.mention.me');
+  const mention = msg(alice, 'bring the tickets').locator('.mention.mention-me');
   await mention.waitFor({ timeout: T });
   assert.equal(await mention.textContent(), '@alice');
   await alice.page.locator('#msg-list .msg.mentioned', { hasText: 'bring the tickets' }).waitFor({ timeout: T });

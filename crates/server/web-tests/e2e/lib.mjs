@@ -33,7 +33,8 @@ export async function newUser(name, viewport = { width: 1200, height: 800 }) {
   page.on('websocket', (ws) => {
     urls.push(ws.url());
     ws.on('framesent', (f) => { try { sentFrames.get(name).push(JSON.parse(f.payload)); } catch { /* not JSON */ } });
-    ws.on('framereceived', (f) => { try { const x = JSON.parse(f.payload); if (process.env.E2E_DEBUG && name === 'alice' && x.type !== 'pong') console.log('RECV', name, JSON.stringify(x).slice(0, 300)); } catch { /* not JSON */ } });
+    // E2E_FRAMES=alice prints what alice's socket receives (pongs left out).
+    if (process.env.E2E_FRAMES === name) ws.on('framereceived', (f) => { if (!f.payload.includes('"pong"')) console.log(`${name} <-`, String(f.payload).slice(0, 300)); });
   });
   page.on('pageerror', (e) => failures.push(`${name}: page error: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) failures.push(`${name}: console: ${m.text()}`); });
