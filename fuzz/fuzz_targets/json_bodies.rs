@@ -1,7 +1,8 @@
 //! REST request bodies, read as the handlers get them (`axum::Json::from_bytes`, which
 //! `extract::Json` wraps), then checked by the service's validators that need no database.
 //!
-//! The first byte picks the body type, the rest is the body. Checks: no panic; an
+//! The first byte picks the body type (or a text the service parses: a reaction's emoji,
+//! the mentions of a message), the rest is the body. Checks: no panic; an
 //! accepted body reads back the same after encoding; whatever a validator accepts obeys
 //! the rule it documents; a push endpoint that passes the outbound guard is https and not
 //! an internal address.
@@ -11,7 +12,8 @@ use axum::Json;
 use libfuzzer_sys::fuzz_target;
 use palaver_proto::*;
 use palaver_server::domain::{
-    Password, Username, client_msg_id, display_name, message_content, room_name,
+    Password, Username, client_msg_id, display_name, mentioned_names, message_content,
+    reaction_emoji, room_name,
 };
 use palaver_server::push::guard::{Guard, is_internal};
 use serde::Serialize;
@@ -117,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 15 {
+    match which % 19 {
         0 => {
             if let Some(req) = read::<RegisterRequest>(body) {
                 check_username(&req.username);
@@ -190,8 +192,37 @@ fuzz_target!(|data: &[u8]| {
                 check_endpoint(&req.endpoint);
             }
         }
-        _ => {
+        14 => {
             read::<UpdatePushSettingsRequest>(body);
+        }
+        15 => {
+            if let Some(req) = read::<ForwardRequest>(body) {
+                check_send(&req.client_msg_id, "");
+            }
+        }
+        16 => {
+            read::<NotificationLevelRequest>(body);
+        }
+        // A reaction's emoji, as the path segment gives it.
+        17 => {
+            if let (Ok(raw), Some(emoji)) = (
+                std::str::from_utf8(body),
+                std::str::from_utf8(body).ok().and_then(reaction_emoji),
+            ) {
+                assert!(raw.len() <= 64);
+                assert_eq!(reaction_emoji(emoji), Some(emoji), "{raw:?} → {emoji:?}");
+            }
+        }
+        // The names a message text mentions.
+        _ => {
+            if let Ok(text) = std::str::from_utf8(body) {
+                let names = mentioned_names(text, 50);
+                assert!(names.len() <= 50);
+                for name in &names {
+                    assert!(Username::parse(name).is_ok(), "{name:?} from {text:?}");
+                    assert!(!name.ends_with(['.', '-']));
+                }
+            }
         }
     }
 });

@@ -230,7 +230,9 @@ pub fn mentioned_names(text: &str, max: usize) -> Vec<String> {
         let len = rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
             .unwrap_or(rest.len());
-        let name = rest[..len].trim_end_matches(['.', '-']).to_ascii_lowercase();
+        let name = rest[..len]
+            .trim_end_matches(['.', '-'])
+            .to_ascii_lowercase();
         if (3..=32).contains(&name.len()) && !names.contains(&name) {
             names.push(name);
             if names.len() >= max {
@@ -358,7 +360,16 @@ mod tests {
         assert_eq!(reaction_emoji("👨‍👩‍👧"), Some("👨‍👩‍👧"));
         assert_eq!(reaction_emoji(":thumbsup:"), Some("👍"));
         assert_eq!(reaction_emoji("❤"), Some("❤️"));
-        for refused in ["", "a", "👍👍", "ok", ":nope:", "👍 ", "<b>", &"👍".repeat(20)] {
+        for refused in [
+            "",
+            "a",
+            "👍👍",
+            "ok",
+            ":nope:",
+            "👍 ",
+            "<b>",
+            &"👍".repeat(20),
+        ] {
             assert_eq!(reaction_emoji(refused), None, "{refused:?}");
         }
     }
@@ -373,7 +384,10 @@ mod tests {
     #[test]
     fn mentions_are_names_after_an_at() {
         assert_eq!(
-            mentioned_names("hi @Bob and @carol.x, see @bob. mail bob@example.com @al", 10),
+            mentioned_names(
+                "hi @Bob and @carol.x, see @bob. mail bob@example.com @al",
+                10
+            ),
             vec!["bob", "carol.x"]
         );
         assert_eq!(mentioned_names("@room @ann @ben", 2), vec!["room", "ann"]);

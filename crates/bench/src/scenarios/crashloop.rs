@@ -145,7 +145,12 @@ async fn resume(user: &BenchUser, room: Uuid, log: &mut ClientLog) -> Result<Soc
         other => return Err(BenchError::Setup(format!("expected hello, got {other:?}"))),
     }
     let cursors: Cursors = BTreeMap::from([(room, log.cursor())]);
-    let id = socket.send_frame(ClientFrame::Sync { cursors, changes: Default::default() }).await?;
+    let id = socket
+        .send_frame(ClientFrame::Sync {
+            cursors,
+            changes: Default::default(),
+        })
+        .await?;
     let deadline = tokio::time::Instant::now() + ACK_TIMEOUT * 2;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -63,7 +63,10 @@ async fn resume(
     let cursors = BTreeMap::from([(room, cursor)]);
     let frame = ClientEnvelope {
         id: Some("s".into()),
-        frame: ClientFrame::Sync { cursors, changes: Default::default() },
+        frame: ClientFrame::Sync {
+            cursors,
+            changes: Default::default(),
+        },
     };
     let Ok(text) = serde_json::to_string(&frame) else {
         return Outcome {

@@ -6,9 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use palaver_proto::{
-    NotificationLevel,
-    ErrorBody, PushSettings, PushSubscription, PushSubscriptionList, PushSubscriptionRequest,
-    UpdatePushSettingsRequest, VapidPublicKey,
+    ErrorBody, NotificationLevel, PushSettings, PushSubscription, PushSubscriptionList,
+    PushSubscriptionRequest, UpdatePushSettingsRequest, VapidPublicKey,
 };
 use uuid::Uuid;
 

@@ -121,15 +121,8 @@ impl Core {
             return Ok((Vec::new(), false));
         }
         let members = self.store.members(room).await?;
-        let sender_role = members
-            .iter()
-            .find(|m| m.user_id == sender)
-            .map(|m| m.role);
-        let is_group = self
-            .store
-            .room(room)
-            .await?
-            .is_some_and(|r| r.is_group);
+        let sender_role = members.iter().find(|m| m.user_id == sender).map(|m| m.role);
+        let is_group = self.store.room(room).await?.is_some_and(|r| r.is_group);
         let mentions_room = names.iter().any(|n| n == ROOM_MENTION)
             && is_group
             && matches!(sender_role, Some(Role::Owner | Role::Admin));
@@ -291,8 +284,13 @@ impl Core {
                 now_ms(),
             )
             .await?;
-        self.toggled(target.room_id, message, toggled, "a message carries at most 20 different reactions")
-            .await
+        self.toggled(
+            target.room_id,
+            message,
+            toggled,
+            "a message carries at most 20 different reactions",
+        )
+        .await
     }
 
     /// Pins or unpins a message: a group's owners and admins may, and both people of a
@@ -418,6 +416,27 @@ impl Core {
     }
 }
 
+/// What a room event records: its kind, whom it names, and the group's new name or the
+/// new role where that is what changed.
+pub(super) struct GroupChange<'a> {
+    pub kind: RoomEventKind,
+    pub users: &'a [Uuid],
+    pub name: Option<String>,
+    pub role: Option<Role>,
+}
+
+impl GroupChange<'_> {
+    /// A change naming nobody.
+    pub fn of(kind: RoomEventKind) -> GroupChange<'static> {
+        GroupChange {
+            kind,
+            users: &[],
+            name: None,
+            role: None,
+        }
+    }
+}
+
 impl Core {
     /// Puts a room event in a group's timeline, in `actor`'s name, naming `users` as
     /// they are called now. A 1:1 room has none. The change it records is made already,
@@ -427,14 +446,17 @@ impl Core {
         room: Uuid,
         is_group: bool,
         actor: Uuid,
-        kind: RoomEventKind,
-        users: &[Uuid],
-        name: Option<String>,
-        role: Option<Role>,
+        change: GroupChange<'_>,
     ) {
         if !is_group {
             return;
         }
+        let GroupChange {
+            kind,
+            users,
+            name,
+            role,
+        } = change;
         let outcome = async {
             let mut ids = users.to_vec();
             ids.push(actor);

@@ -437,7 +437,11 @@ impl Core {
     pub async fn finish_send(&self, mut sent: Sent) -> ServiceResult<Sent> {
         if sent.duplicate {
             let room = sent.message.room_id;
-            if let Some(message) = self.with_status(room, vec![sent.message.clone()]).await?.pop() {
+            if let Some(message) = self
+                .with_status(room, vec![sent.message.clone()])
+                .await?
+                .pop()
+            {
                 sent.message = message;
             }
         }

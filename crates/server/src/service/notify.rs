@@ -21,9 +21,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use palaver_proto::{
-    Message, MessageType, NotificationLevel, NotificationPreview, PresenceStatus, PushNotification, PushSettings, PushSubscription,
-    PushSubscriptionList, PushSubscriptionRequest, UpdatePushSettingsRequest, VapidPublicKey,
-    WebhookEvent,
+    Message, MessageType, NotificationLevel, NotificationPreview, PresenceStatus, PushNotification,
+    PushSettings, PushSubscription, PushSubscriptionList, PushSubscriptionRequest,
+    UpdatePushSettingsRequest, VapidPublicKey, WebhookEvent,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use palaver_client::{Client, Socket};
 use palaver_proto::{
-    AuthResponse, ClientFrame, Cursors, MemberState, Message, ReceiptKind, Room, ServerFrame,
+    AuthResponse, ClientFrame, Cursors, MemberState, Message, MessageType, ReceiptKind, Room,
+    ServerFrame,
 };
 use palaver_server::config::{RateBucket, RateLimit, RateLimits};
 use palaver_server::{Application, Config};
@@ -447,7 +448,10 @@ impl TestUser {
     pub async fn resume(&self, cursors: Cursors) -> (Socket, Vec<Message>) {
         let mut socket = self.connect().await;
         let id = socket
-            .send_frame(ClientFrame::Sync { cursors, changes: Default::default() })
+            .send_frame(ClientFrame::Sync {
+                cursors,
+                changes: Default::default(),
+            })
             .await
             .expect("sync");
         let mut replayed = Vec::new();
@@ -524,11 +528,31 @@ impl TestUser {
 }
 
 /// Waits for the next new message on a socket, skipping other frames.
+/// Room events (a group's created, joined, added…, which are messages of type `event`)
+/// are skipped: `next_event` waits for those.
 pub async fn next_message(socket: &mut Socket) -> Message {
     match socket
-        .wait_for(WAIT, |f| matches!(f, ServerFrame::Message { .. }))
+        .wait_for(
+            WAIT,
+            |f| matches!(f, ServerFrame::Message { message } if message.kind != MessageType::Event),
+        )
         .await
         .expect("message frame")
+    {
+        ServerFrame::Message { message } => message,
+        _ => unreachable!(),
+    }
+}
+
+/// Waits for the next room event (a message of type `event`) on a socket.
+pub async fn next_event(socket: &mut Socket) -> Message {
+    match socket
+        .wait_for(
+            WAIT,
+            |f| matches!(f, ServerFrame::Message { message } if message.kind == MessageType::Event),
+        )
+        .await
+        .expect("room event")
     {
         ServerFrame::Message { message } => message,
         _ => unreachable!(),

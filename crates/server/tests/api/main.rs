@@ -13,6 +13,7 @@ mod configuration;
 mod connections;
 mod consent;
 mod contract;
+mod conversations;
 mod durability;
 mod errors;
 mod media;

@@ -98,11 +98,7 @@ pub(super) async fn edit_and_delete(fx: &mut Fixture) {
     assert_eq!(edited.seq, m.seq);
     assert_eq!(edited.kind, MessageType::Image);
 
-    let deleted = s
-        .delete_message(m.id, 6_000)
-        .await
-        .expect("delete")
-        .message;
+    let deleted = s.delete_message(m.id, 6_000).await.expect("delete").message;
     assert!(deleted.deleted);
     assert_eq!(deleted.content, "");
     assert_eq!(deleted.media_id, None);

@@ -217,8 +217,16 @@ pub(super) async fn push_settings_and_subscriptions(fx: &mut Fixture) {
         s.push_settings(a.id).await.expect("settings"),
         (NotificationPreview::Sender, vec![])
     );
-    assert!(s.set_notification_level(room, a.id, NotificationLevel::Nothing).await.expect("mute"));
-    assert!(s.set_notification_level(other, a.id, NotificationLevel::Nothing).await.expect("mute"));
+    assert!(
+        s.set_notification_level(room, a.id, NotificationLevel::Nothing)
+            .await
+            .expect("mute")
+    );
+    assert!(
+        s.set_notification_level(other, a.id, NotificationLevel::Nothing)
+            .await
+            .expect("mute")
+    );
     assert!(
         !s.set_notification_level(Uuid::now_v7(), a.id, NotificationLevel::Nothing)
             .await
@@ -232,7 +240,11 @@ pub(super) async fn push_settings_and_subscriptions(fx: &mut Fixture) {
     let mut expected = vec![room, other];
     expected.sort();
     assert_eq!((preview, muted), (NotificationPreview::None, expected));
-    assert!(s.set_notification_level(other, a.id, NotificationLevel::All).await.expect("unmute"));
+    assert!(
+        s.set_notification_level(other, a.id, NotificationLevel::All)
+            .await
+            .expect("unmute")
+    );
     assert_eq!(s.push_settings(a.id).await.expect("settings").1, vec![room]);
     assert!(matches!(
         s.push_settings(Uuid::now_v7()).await,

@@ -138,9 +138,9 @@ impl Writer {
 
     /// Replays what a reconnecting client missed (docs/PROTOCOL.md, "Resume"): per room
     /// of `cursors`, the newer messages in order, then, if `changes` names the room, every
-    /// other change since (service/sync.rs); `room.left` for a room the user is no longer
-    /// in; `room.updated` for each room of the user the cursors do not name. Answers the
-    /// last seq and the change number to resume from, per room.
+    /// other change since (service/sync.rs); `room.updated` for each room of the user the
+    /// cursors do not name. Answers the last seq and the change number to resume from,
+    /// per room the user is in.
     async fn sync(
         &mut self,
         cursors: &Cursors,
@@ -152,15 +152,9 @@ impl Writer {
         for (&room, &after) in cursors {
             let point = match self.core.sync_point(self.user, room).await {
                 Ok(Some(point)) => point,
-                Ok(None) => {
-                    let frame = ServerFrame::RoomLeft {
-                        room_id: room,
-                        reason: None,
-                        by: None,
-                    };
-                    send_frame(sink, &frame).await?;
-                    continue;
-                }
+                // Not a member: `synced` leaves the room out, which tells the client it
+                // is gone (a frame naming it would tell a stranger the id is a room).
+                Ok(None) => continue,
                 Err(err) => return Ok(Err(err)),
             };
             // A cursor past the end is clamped, so nothing new is skipped.

@@ -9,6 +9,7 @@ use super::{NOT_ACCEPTED, own_row};
 use crate::bus::Audience;
 use crate::cache::RateBucket;
 use crate::clock::now_ms;
+use crate::service::conversation::GroupChange;
 use crate::service::{Core, Identity, ServiceError, ServiceResult};
 use crate::store::{MemberRow, NewMember, RoomRow};
 
@@ -74,10 +75,13 @@ impl Core {
             )
             .await;
             self.members_added(room, false, &new, &added).await?;
+            let change = GroupChange {
+                kind: RoomEventKind::MembersAdded,
+                users: &added,
+                ..GroupChange::of(RoomEventKind::MembersAdded)
+            };
+            self.group_event(room, true, who.user_id, change).await;
             self.announce_room(room).await?;
-            let kind = RoomEventKind::MembersAdded;
-            self.group_event(room, true, who.user_id, kind, &added, None, None)
-                .await;
         }
         self.room(who, room).await
     }
@@ -183,6 +187,19 @@ impl Core {
             "room.leave" => LeftReason::Left,
             _ => LeftReason::Removed,
         };
+        // A declined invitation was never a membership the room saw.
+        let event = match reason {
+            LeftReason::Left => Some((RoomEventKind::MemberLeft, Vec::new())),
+            LeftReason::Removed => Some((RoomEventKind::MemberRemoved, vec![target])),
+            LeftReason::Declined => None,
+        };
+        if let Some((kind, users)) = event {
+            let change = GroupChange {
+                users: &users,
+                ..GroupChange::of(kind)
+            };
+            self.group_event(room, row.is_group, actor, change).await;
+        }
         let frame = ServerFrame::RoomLeft {
             room_id: room,
             reason: Some(reason),
@@ -191,16 +208,6 @@ impl Core {
         self.deliver(Audience::Users(vec![target]), &frame, None)
             .await?;
         self.announce_room(room).await?;
-        // A declined invitation was never a membership the room saw.
-        let event = match reason {
-            LeftReason::Left => Some((RoomEventKind::MemberLeft, Vec::new())),
-            LeftReason::Removed => Some((RoomEventKind::MemberRemoved, vec![target])),
-            LeftReason::Declined => None,
-        };
-        if let Some((kind, users)) = event {
-            self.group_event(room, row.is_group, actor, kind, &users, None, None)
-                .await;
-        }
         Ok(())
     }
 
@@ -242,10 +249,14 @@ impl Core {
             Some(format!("{target} {}", new_role.as_str())),
         )
         .await;
+        let change = GroupChange {
+            kind: RoomEventKind::RoleChanged,
+            users: &[target],
+            role: Some(new_role),
+            ..GroupChange::of(RoomEventKind::RoleChanged)
+        };
+        self.group_event(room, true, who.user_id, change).await;
         self.announce_room(room).await?;
-        let kind = RoomEventKind::RoleChanged;
-        self.group_event(room, true, who.user_id, kind, &[target], None, Some(new_role))
-            .await;
         self.room(who, room).await
     }
 
@@ -285,10 +296,10 @@ impl Core {
                 if after != before {
                     self.announce_summary(room, after).await?;
                 }
-                self.announce_room(room).await?;
-                let kind = RoomEventKind::Joined;
-                self.group_event(room, row.is_group, who.user_id, kind, &[], None, None)
+                let change = GroupChange::of(RoomEventKind::Joined);
+                self.group_event(room, row.is_group, who.user_id, change)
                     .await;
+                self.announce_room(room).await?;
             }
         }
         self.room(who, room).await

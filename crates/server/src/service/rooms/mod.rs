@@ -14,6 +14,7 @@ pub(super) mod view;
 use palaver_proto::{CreateRoomRequest, MemberState, Role, Room, RoomEventKind, ServerFrame};
 use uuid::Uuid;
 
+use super::conversation::GroupChange;
 use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::bus::{Audience, Event};
 use crate::cache::RateBucket;
@@ -245,11 +246,15 @@ impl Core {
                 Some(format!("{} members", new.members.len())),
             )
             .await;
-            self.announce_room(room_id).await?;
-            let kind = RoomEventKind::Created;
-            let name = Some(new.name.clone());
-            self.group_event(room_id, new.is_group, who.user_id, kind, &others, name, None)
+            let change = GroupChange {
+                kind: RoomEventKind::Created,
+                users: &others,
+                name: Some(new.name.clone()),
+                ..GroupChange::of(RoomEventKind::Created)
+            };
+            self.group_event(room_id, new.is_group, who.user_id, change)
                 .await;
+            self.announce_room(room_id).await?;
         } else {
             // The pair's room already exists, perhaps created a moment ago by a request on
             // another node whose membership event has not reached this one yet: the store
@@ -312,10 +317,13 @@ impl Core {
             Some(name.clone()),
         )
         .await;
+        let change = GroupChange {
+            kind: RoomEventKind::Renamed,
+            name: Some(name),
+            ..GroupChange::of(RoomEventKind::Renamed)
+        };
+        self.group_event(room, true, who.user_id, change).await;
         self.announce_room(room).await?;
-        let kind = RoomEventKind::Renamed;
-        self.group_event(room, true, who.user_id, kind, &[], Some(name), None)
-            .await;
         self.room(who, room).await
     }
 
@@ -356,10 +364,9 @@ impl Core {
                 Some(media.map_or_else(|| "removed".into(), |id| format!("media {id}"))),
             )
             .await;
+            let change = GroupChange::of(RoomEventKind::PictureChanged);
+            self.group_event(room, true, who.user_id, change).await;
             self.announce_room(room).await?;
-            let kind = RoomEventKind::PictureChanged;
-            self.group_event(room, true, who.user_id, kind, &[], None, None)
-                .await;
         }
         self.room(who, room).await
     }

@@ -50,7 +50,12 @@ impl Core {
     /// Whether `viewer` (in `viewer_state`) is shown `member`'s receipt markers as 0:
     /// receipts flow only between joined members, and not between two people one of
     /// whom blocked the other.
-    pub(in crate::service) fn markers_hidden(&self, viewer: Uuid, viewer_state: MemberState, member: Uuid) -> bool {
+    pub(in crate::service) fn markers_hidden(
+        &self,
+        viewer: Uuid,
+        viewer_state: MemberState,
+        member: Uuid,
+    ) -> bool {
         member != viewer
             && (viewer_state == MemberState::Invited
                 || self.membership.blocked_either(viewer, member))
@@ -58,7 +63,12 @@ impl Core {
 
     /// The room as `viewer` sees it: a 1:1 room is named and pictured after the other
     /// person; an invited viewer sees their state, who invited them, and no one's receipts.
-    pub(in crate::service) fn room_view(&self, row: &RoomRow, members: &[MemberRow], viewer: Uuid) -> Room {
+    pub(in crate::service) fn room_view(
+        &self,
+        row: &RoomRow,
+        members: &[MemberRow],
+        viewer: Uuid,
+    ) -> Room {
         let me = own_row(members, viewer);
         let state = me.map_or(MemberState::Joined, |m| m.state);
         let invited_by = me

@@ -14,9 +14,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::store::sql::map::{self, MESSAGE_COLUMNS};
-use crate::store::sql::messages::{
-    Stored, assign_seqs, event_json, mentions_json, new_messages,
-};
+use crate::store::sql::messages::{Stored, assign_seqs, event_json, mentions_json, new_messages};
 use crate::store::sql::ms_of;
 use crate::store::sql::search::SearchIndex;
 use crate::store::{Appended, Constraint, NewMessage, StoreError, StoreResult};

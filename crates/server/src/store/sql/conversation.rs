@@ -33,7 +33,8 @@ impl<P: Engine> ConversationStore for SqlStore<P> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let select = "SELECT message_id, emoji, user_id, created_at FROM reactions WHERE message_id";
+        let select =
+            "SELECT message_id, emoji, user_id, created_at FROM reactions WHERE message_id";
         let rows = self.read.rows_with_ids(select, messages).await?;
         let mut out = rows
             .iter()

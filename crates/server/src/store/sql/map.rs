@@ -2,8 +2,7 @@
 
 use palaver_proto::{
     MemberState, Message, MessageStatus, MessageType, NotificationLevel, NotificationPreview,
-    ReplyTo, Role,
-    ThreadSummary, User,
+    ReplyTo, Role, ThreadSummary, User,
 };
 
 use super::Columns;

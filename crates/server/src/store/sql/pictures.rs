@@ -44,7 +44,16 @@ async fn swap<P: Engine>(
 #[async_trait]
 impl<P: Engine> PictureStore for SqlStore<P> {
     async fn set_avatar(&self, user: Uuid, media: Option<Uuid>) -> StoreResult<Option<Uuid>> {
-        swap(self, "users", "avatar_media_id", user, media, Entity::User, "").await
+        swap(
+            self,
+            "users",
+            "avatar_media_id",
+            user,
+            media,
+            Entity::User,
+            "",
+        )
+        .await
     }
 
     async fn avatars(&self, users: &[Uuid]) -> StoreResult<HashMap<Uuid, Picture>> {
@@ -66,6 +75,15 @@ impl<P: Engine> PictureStore for SqlStore<P> {
     async fn set_room_picture(&self, room: Uuid, media: Option<Uuid>) -> StoreResult<Option<Uuid>> {
         // A room's picture is part of its state: it takes the room's next change number.
         let bump = ", version = version + 1, state_version = version + 1";
-        swap(self, "rooms", "picture_media_id", room, media, Entity::Room, bump).await
+        swap(
+            self,
+            "rooms",
+            "picture_media_id",
+            room,
+            media,
+            Entity::Room,
+            bump,
+        )
+        .await
     }
 }

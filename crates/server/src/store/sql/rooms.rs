@@ -263,10 +263,10 @@ impl<P: Engine> RoomStore for SqlStore<P> {
                 "UPDATE rooms SET name = $1, version = version + 1, state_version = version + 1 \
                  WHERE id = $2",
             )
-                .bind(name)
-                .bind(room)
-                .execute(db)
-                .await?;
+            .bind(name)
+            .bind(room)
+            .execute(db)
+            .await?;
         });
         Ok(())
     }

@@ -141,7 +141,9 @@ pub(super) async fn rest_cell(
             payload = Payload::Json(json!({"role": "admin"}));
         }
         "POST /api/v1/rooms/{roomId}/receipts" => {
-            payload = Payload::Json(json!({"seq": 1, "status": "read"}));
+            // Past the end, so it moves the marker to the room's last seq, wherever the
+            // room's events left it.
+            payload = Payload::Json(json!({"seq": 1_000_000, "status": "read"}));
         }
         "POST /api/v1/messages/send" => {
             payload = Payload::Json(json!({"roomId": fx.room,
@@ -158,6 +160,14 @@ pub(super) async fn rest_cell(
             payload = Payload::Json(
                 json!({"clientMsgId": Uuid::now_v7().to_string(), "content": "over the alias"}),
             );
+        }
+        "POST /api/v1/messages/{messageId}/forward" => {
+            payload = Payload::Json(
+                json!({"roomId": fx.room, "clientMsgId": Uuid::now_v7().to_string()}),
+            );
+        }
+        "PUT /api/v1/rooms/{roomId}/notifications" => {
+            payload = Payload::Json(json!({"level": "mentions"}));
         }
         "POST /api/v1/media/upload" => payload = Payload::Picture,
         "PUT /api/v1/users/me/avatar" | "PUT /api/v1/rooms/{roomId}/picture" => {
@@ -191,6 +201,7 @@ pub(super) async fn rest_cell(
         .replace("{roomId}", &fx.room.to_string())
         .replace("{conversationId}", &fx.room.to_string())
         .replace("{messageId}", &message.to_string())
+        .replace("{emoji}", "%F0%9F%91%8D")
         .replace("{mediaId}", &fx.picture.id.to_string())
         .replace("{userId}", &target.to_string())
         .replace("{subscriptionId}", &subscription_id.to_string())

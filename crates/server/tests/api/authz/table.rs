@@ -252,6 +252,12 @@ pub(super) const REST: &[Row] = &[
     fresh("POST /api/v1/rooms/{roomId}/decline", Target::Owner,                  [CONFLICT,CONFLICT,CONFLICT,NO_ROOM,  NO_ROOM,  DONE,    CONFLICT,ANON, EXPIRED, ANON]),
     row("GET /api/v1/rooms/{roomId}/receipts",                                   [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  FORBID,  OK,      ANON, EXPIRED, ANON]),
     row("POST /api/v1/rooms/{roomId}/receipts",                                  [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  FORBID,  OK,      ANON, EXPIRED, ANON]),
+    // What notifies a member is theirs to set, invited or not.
+    row("PUT /api/v1/rooms/{roomId}/notifications",                              [DONE,    DONE,    DONE,    NO_ROOM,  NO_ROOM,  DONE,    DONE,    ANON, EXPIRED, ANON]),
+    // Pins: members read them; a group's owners and admins pin.
+    row("GET /api/v1/rooms/{roomId}/pins",                                       [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
+    row("PUT /api/v1/rooms/{roomId}/pins/{messageId}",                           [OK,      OK,      FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("DELETE /api/v1/rooms/{roomId}/pins/{messageId}",                        [OK,      OK,      FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     row("PUT /api/v1/rooms/{roomId}/mute",                                       [DONE,    DONE,    DONE,    NO_ROOM,  NO_ROOM,  DONE,    DONE,    ANON, EXPIRED, ANON]),
     row("DELETE /api/v1/rooms/{roomId}/mute",                                    [DONE,    DONE,    DONE,    NO_ROOM,  NO_ROOM,  DONE,    DONE,    ANON, EXPIRED, ANON]),
     // Messages: members read and write; only the sender changes a message.
@@ -260,6 +266,12 @@ pub(super) const REST: &[Row] = &[
     row("GET /api/v1/messages/{messageId}",                                      [OK,      OK,      OK,      NO_MSG,   NO_MSG,   OK,      OK,      ANON, EXPIRED, ANON]),
     row("PATCH /api/v1/messages/{messageId}",                                    [OK,      FORBID,  FORBID,  NO_MSG,   NO_MSG,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     row("DELETE /api/v1/messages/{messageId}",                                   [OK,      FORBID,  FORBID,  NO_MSG,   NO_MSG,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    // Reactions, threads and forwards: joined members react and forward (the owner's
+    // message, here into the same room); anyone who reads the room reads its threads.
+    row("PUT /api/v1/messages/{messageId}/reactions/{emoji}",                    [OK,      OK,      OK,      NO_MSG,   NO_MSG,   FORBID,  OK,      ANON, EXPIRED, ANON]),
+    row("DELETE /api/v1/messages/{messageId}/reactions/{emoji}",                 [OK,      OK,      OK,      NO_MSG,   NO_MSG,   FORBID,  OK,      ANON, EXPIRED, ANON]),
+    row("GET /api/v1/messages/{messageId}/thread",                               [OK,      OK,      OK,      NO_MSG,   NO_MSG,   OK,      OK,      ANON, EXPIRED, ANON]),
+    row("POST /api/v1/messages/{messageId}/forward",                             [NEW,     NEW,     NEW,     NO_MSG,   NO_MSG,   FORBID,  NEW,     ANON, EXPIRED, ANON]),
     row("POST /api/v1/chat/{conversationId}",                                    [NEW,     NEW,     NEW,     NO_ROOM,  NO_ROOM,  FORBID,  NEW,     ANON, EXPIRED, ANON]),
     row("GET /api/v1/chat/{conversationId}",                                     [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
     // Search (a word the owner just said in the room): members in any state find it; a
@@ -353,7 +365,7 @@ pub(super) fn frame_for(kind: &str, room: Uuid, message: Uuid) -> ClientFrame {
         },
         "receipt" => ClientFrame::Receipt {
             room_id: room,
-            seq: 1,
+            seq: 1_000_000,
             status: ReceiptKind::Delivered,
         },
         "typing" => ClientFrame::Typing {

@@ -42,13 +42,16 @@ async fn call(user: &TestUser, method: Method, path: &str, body: Option<Value>) 
         .expect("request")
 }
 
+/// How many messages the room holds, its events (created, joined, removed…) aside.
 async fn history_len(user: &TestUser, room: Uuid) -> usize {
     user.api
         .history(room, None, None, Some(200))
         .await
         .expect("history")
         .messages
-        .len()
+        .iter()
+        .filter(|m| m.kind != palaver_proto::MessageType::Event)
+        .count()
 }
 
 /// Waits for the socket's `error` frame answering frame `id`.

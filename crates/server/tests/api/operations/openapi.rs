@@ -51,6 +51,18 @@ const REST_PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/openapi.json", &["get"]),
     ("/healthz", &["get"]),
     ("/readyz", &["get"]),
+    (
+        "/api/v1/messages/{messageId}/reactions/{emoji}",
+        &["put", "delete"],
+    ),
+    ("/api/v1/messages/{messageId}/thread", &["get"]),
+    ("/api/v1/messages/{messageId}/forward", &["post"]),
+    ("/api/v1/rooms/{roomId}/pins", &["get"]),
+    (
+        "/api/v1/rooms/{roomId}/pins/{messageId}",
+        &["put", "delete"],
+    ),
+    ("/api/v1/rooms/{roomId}/notifications", &["put"]),
 ];
 
 #[tokio::test]

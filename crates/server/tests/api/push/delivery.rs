@@ -154,6 +154,30 @@ async fn a_muted_room_sends_no_push_until_unmuted() {
 }
 
 #[tokio::test]
+async fn a_room_set_to_mentions_pushes_only_what_mentions_the_member() {
+    let mut fake = FakePush::start().await;
+    let app = spawn_app_with(push_config).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let room = alice.dm(&bob).await;
+    let browser = Browser::new(fake.url("bob"));
+    subscribe(&bob, &browser).await;
+    let path = format!("/api/v1/rooms/{}/notifications", room.id);
+    let (status, _) = call(&bob, Method::PUT, &path, Some(&json!({"level": "mentions"}))).await;
+    assert_eq!(status, 204);
+
+    alice.send(room.id, "nothing for bob").await;
+    fake.assert_silent(Duration::from_millis(600)).await;
+    let sent = alice.send(room.id, "@bob are you coming?").await;
+    let n = browser.decrypt(&fake.next().await.body);
+    assert_eq!(n.last_seq, sent.seq);
+
+    let (status, _) = call(&bob, Method::PUT, &path, Some(&json!({"level": "nothing"}))).await;
+    assert_eq!(status, 204);
+    alice.send(room.id, "@bob still?").await;
+    fake.assert_silent(Duration::from_millis(600)).await;
+}
+
+#[tokio::test]
 async fn a_burst_collapses_into_one_notification_with_a_count() {
     let mut fake = FakePush::start().await;
     // A window far longer than three sends take, so they fall into one.

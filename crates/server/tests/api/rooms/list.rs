@@ -24,11 +24,14 @@ async fn the_room_list_is_most_recent_first_with_last_message_and_unread_count()
     let rooms = alice.api.rooms().await.expect("rooms");
     let order: Vec<Uuid> = rooms.iter().map(|r| r.id).collect();
     assert_eq!(order, vec![group.id, dm.id]);
-    assert!(
-        rooms
-            .iter()
-            .all(|r| r.unread_count == 0 && r.last_message.is_none())
+    assert!(rooms.iter().all(|r| r.unread_count == 0));
+    // A group's timeline starts with its events (created, joined); a 1:1 room's is empty.
+    let last_kind = |r: &palaver_proto::Room| r.last_message.as_ref().map(|m| m.kind);
+    assert_eq!(
+        last_kind(&rooms[0]),
+        Some(palaver_proto::MessageType::Event)
     );
+    assert_eq!(last_kind(&rooms[1]), None);
 
     // Bob writes three messages in the older room: it moves to the top.
     tick().await;
@@ -47,7 +50,10 @@ async fn the_room_list_is_most_recent_first_with_last_message_and_unread_count()
     assert_eq!(last.sender_id, bob.id);
     assert_eq!(last.room_id, dm.id);
     assert_eq!(rooms[1].unread_count, 0);
-    assert!(rooms[1].last_message.is_none());
+    assert_eq!(
+        last_kind(&rooms[1]),
+        Some(palaver_proto::MessageType::Event)
+    );
 
     // The same in the raw JSON, with camelCase names.
     let (status, raw) = request(&alice, Method::GET, "/api/v1/rooms", None).await;
