@@ -224,6 +224,34 @@ async function mentions(ctx) {
   assert.equal(await mention.textContent(), '@alice');
   await alice.page.locator('#msg-list .msg.mentioned', { hasText: 'bring the tickets' }).waitFor({ timeout: T });
   await trip.locator('.mention-badge').waitFor({ state: 'detached', timeout: T });
+
+  log('notification level: only mentions, from the room details');
+  await alice.page.getByRole('button', { name: 'Chat details' }).click();
+  await alice.page.locator('#notification-level').selectOption('mentions');
+  await alice.page.locator('#dialog .error', { hasText: 'Saved.' }).waitFor({ timeout: T });
+  await alice.page.keyboard.press('Escape');
+  const level = (await rest(alice, 'GET', '/rooms')).rooms.find((r) => r.id === ctx.trip.id).notificationLevel;
+  assert.equal(level, 'mentions');
+}
+
+async function linkPreviews(ctx) {
+  const { alice } = ctx;
+  // The server attaches previews later (by message.updated); the card is checked on the
+  // message shapes it will send.
+  log('link preview cards: text as text, http(s) links only, no opener or referrer');
+  const cards = await alice.page.evaluate(async () => {
+    const { linkPreviewCard } = await import('/linkpreview.js');
+    const card = linkPreviewCard({ linkPreview: { url: 'https://example.com/a?b=1', title: '<b>Title</b>', description: 'About <i>it</i>', siteName: 'Example' } });
+    const bad = linkPreviewCard({ linkPreview: { url: 'javascript:alert(1)', title: 'x' } });
+    const noImage = linkPreviewCard({ linkPreview: { url: 'http://example.org/', title: 't', imageUrl: 'javascript:alert(2)' } });
+    return {
+      href: card.href, rel: card.rel, target: card.target, title: card.querySelector('.link-title').textContent,
+      site: card.querySelector('.link-site').textContent, markup: card.querySelectorAll('b, i').length, bad, img: noImage.querySelectorAll('img').length,
+    };
+  });
+  assert.deepEqual(cards, {
+    href: 'https://example.com/a?b=1', rel: 'noopener noreferrer', target: '_blank', title: '<b>Title</b>', site: 'Example', markup: 0, bad: null, img: 0,
+  });
 }
 
 async function pins(ctx) {
@@ -327,6 +355,7 @@ export async function conversations({ alice, bob, carol }) {
   await threads(ctx);
   await reactions(ctx);
   await mentions(ctx);
+  await linkPreviews(ctx);
   await pins(ctx);
   await search(ctx);
   await forwarding(ctx);
