@@ -95,7 +95,7 @@ pub(super) async fn search_index_follows_appends_edits_and_deletions(fx: &mut Fi
     );
 
     // An edit re-indexes: the old words are gone, the new ones found.
-    s.edit_message(stored[0].id, "Dinner at eight?", 1)
+    s.edit_message(stored[0].id, "Dinner at eight?", &[], false, 1)
         .await
         .expect("edit");
     assert_eq!(
@@ -107,7 +107,7 @@ pub(super) async fn search_index_follows_appends_edits_and_deletions(fx: &mut Fi
         ["Dinner at eight?"]
     );
     // Editing a message that had nothing indexed (a caption added) indexes it.
-    s.edit_message(stored[4].id, "a caption at last", 2)
+    s.edit_message(stored[4].id, "a caption at last", &[], false, 2)
         .await
         .expect("caption");
     assert_eq!(
