@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use palaver_bench::fleet::{ClusterOptions, Fleet, FleetOptions};
 use palaver_bench::scenarios::{
-    bombs, connections, crashloop, fanout, flood, history, ingest, logins, reconnect, soak,
+    bombs, connections, crashloop, fanout, flood, history, ingest, logins, reconnect, search, soak,
 };
 use palaver_bench::{Report, Target, loopback_sources};
 
@@ -128,6 +128,35 @@ enum Scenario {
         page: u32,
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
+    },
+    /// Message search over a large store: fills it (mostly English, some Chinese, Japanese
+    /// and Korean), then times queries and reads the index's size from the database.
+    Search {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 200)]
+        rooms: usize,
+        #[arg(long, default_value_t = 4)]
+        senders: usize,
+        /// Sends in flight per socket while filling.
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+        /// Timed searches per query.
+        #[arg(long, default_value_t = 200)]
+        searches: usize,
+        /// The queries (comma-separated); default: an English word, two English words,
+        /// CJK runs of three, two and one characters.
+        #[arg(long, value_delimiter = ',')]
+        queries: Option<Vec<String>>,
+        /// The server's SQLite file, to measure the index (`<data_dir>/palaver.db`).
+        #[arg(long)]
+        sqlite_db: Option<PathBuf>,
+        /// The server's PostgreSQL, to measure the index; with `--postgres-schema` for a
+        /// server with a `namespace`.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        #[arg(long)]
+        postgres_schema: Option<String>,
     },
     /// N clients drop at once and resume; checks nothing is missing or duplicated.
     Reconnect {
@@ -342,6 +371,42 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await?
+        }
+        Scenario::Search {
+            messages,
+            rooms,
+            senders,
+            window,
+            searches,
+            queries,
+            sqlite_db,
+            postgres_url,
+            postgres_schema,
+        } => {
+            let database = match (sqlite_db, postgres_url) {
+                (Some(path), _) => Some(search::size::Database::Sqlite(path)),
+                (None, Some(url)) => Some(search::size::Database::Postgres {
+                    url,
+                    schema: postgres_schema,
+                }),
+                (None, None) => None,
+            };
+            let queries = queries.unwrap_or_else(|| {
+                search::DEFAULT_QUERIES
+                    .iter()
+                    .map(|q| q.to_string())
+                    .collect()
+            });
+            let opts = search::SearchOptions {
+                messages,
+                rooms,
+                senders,
+                window,
+                searches,
+                queries,
+                database,
+            };
+            search::run(&target, &opts).await?
         }
         Scenario::Reconnect {
             clients,

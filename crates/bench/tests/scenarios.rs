@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use palaver_bench::Target;
 use palaver_bench::scenarios::{
-    bombs, connections, fanout, flood, history, ingest, logins, reconnect, soak,
+    bombs, connections, fanout, flood, history, ingest, logins, reconnect, search, soak,
 };
 use palaver_server::config::{RateBucket, RateLimit, RateLimits};
 use palaver_server::{Application, Config};
@@ -262,4 +262,35 @@ async fn logins_scenario() {
         report.table()
     );
     assert!(col("RSS peak MiB")[1] > 0.0);
+}
+
+#[tokio::test]
+async fn search_scenario() {
+    let (target, dir, _stop) = server().await;
+    let opts = search::SearchOptions {
+        messages: 400,
+        rooms: 4,
+        senders: 2,
+        window: 32,
+        searches: 3,
+        queries: search::DEFAULT_QUERIES
+            .iter()
+            .map(|q| q.to_string())
+            .collect(),
+        database: Some(search::size::Database::Sqlite(
+            dir.path().join("palaver.db"),
+        )),
+    };
+    let report = search::run(&target, &opts).await.expect("run");
+    clean(&report);
+    assert_eq!(report.rows.len(), search::DEFAULT_QUERIES.len() + 1);
+    assert!(
+        report.last("index B/msg").unwrap_or(0.0) > 0.0,
+        "{}",
+        report.table()
+    );
+    // Each query answered what the store holds, up to a page.
+    for row in &report.rows {
+        assert_eq!(row[4], row[3].min(20.0), "{}", report.table());
+    }
 }

@@ -332,6 +332,14 @@ impl Client {
         Ok(self.call::<(), _>(Method::GET, &path, None).await?.1)
     }
 
+    /// `GET /api/v1/search`: messages matching `query.q`, newest first.
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchResponse> {
+        Ok(self
+            .call::<(), _>(Method::GET, &search_path(query), None)
+            .await?
+            .1)
+    }
+
     /// Opens the real-time socket with this client's token.
     pub async fn connect(&self) -> Result<Socket> {
         self.connect_with_origin(None).await
@@ -626,4 +634,20 @@ impl Socket {
             .await
             .map_err(|e| ClientError::Ws(Box::new(e)))
     }
+}
+
+/// The path and query of `GET /api/v1/search` for `query`, encoded.
+pub fn search_path(query: &SearchQuery) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("q", &query.q);
+    if let Some(room) = query.room_id {
+        form.append_pair("roomId", &room.to_string());
+    }
+    if let Some(limit) = query.limit {
+        form.append_pair("limit", &limit.to_string());
+    }
+    if let Some(before) = query.before {
+        form.append_pair("before", &before.to_string());
+    }
+    format!("/api/v1/search?{}", form.finish())
 }

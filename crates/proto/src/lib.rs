@@ -15,12 +15,14 @@ pub mod model;
 pub mod push;
 #[cfg(feature = "openapi")]
 pub mod schema;
+pub mod search;
 
 pub use conversation::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientEnvelope, ClientFrame, LeftReason, ServerFrame, client_type, server_type};
 pub use model::*;
 pub use push::*;
+pub use search::{SearchQuery, SearchResponse};
 
 /// Path prefix of the REST API and the WebSocket endpoint.
 pub const API_PREFIX: &str = "/api/v1";

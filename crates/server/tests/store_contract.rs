@@ -17,7 +17,7 @@
 //!
 //! This file holds the fixtures, the two macros that make each case a test per engine, the
 //! list of cases and the helpers they share; the cases live in `store_contract/` by area:
-//! `accounts`, `rooms`, `messages`, `media`, `pictures`, `push` and `nodes` (several nodes, PostgreSQL
+//! `accounts`, `rooms`, `messages`, `media`, `pictures`, `push`, `search` and `nodes` (several nodes, PostgreSQL
 //! only). A test keeps its name: `users_and_search::sqlite`, `users_and_search::postgres`.
 
 use std::sync::Arc;
@@ -47,6 +47,7 @@ use rooms::{
     direct_rooms_are_unique_per_pair, groups_members_and_roles, invitations_and_blocks,
     room_list_order_and_unread,
 };
+use search::{search_index_follows_appends_edits_and_deletions, search_pages_in_windows};
 
 #[path = "store_contract/accounts.rs"]
 mod accounts;
@@ -62,6 +63,8 @@ mod pictures;
 mod push;
 #[path = "store_contract/rooms.rs"]
 mod rooms;
+#[path = "store_contract/search.rs"]
+mod search;
 
 mod support;
 
@@ -250,6 +253,8 @@ contract!(
     push_settings_and_subscriptions,
     a_session_that_ends_takes_its_push_subscriptions,
     audit_log,
+    search_index_follows_appends_edits_and_deletions,
+    search_pages_in_windows,
 );
 
 postgres_only!(

@@ -4,7 +4,8 @@ import * as API from './api.js';
 import { api, me } from './api.js';
 import { Live } from './socket.js';
 import {
-  state, on, emit, putRoom, putMessage, cursors, peer, outbox, enqueue, dequeue, markFailed, displayName, isInvited,
+  state, on, emit, putRoom, putMessage, cursors, changes, peer, outbox, enqueue, dequeue, markFailed, displayName, isInvited,
+  inTimeline, mentionsMe,
 } from './store.js';
 import { renderRooms } from './rooms.js';
 import * as chat from './chat.js';
@@ -12,6 +13,17 @@ import * as dialogs from './dialogs.js';
 import * as notify from './notify.js';
 import { $, newClientMsgId } from './util.js';
 import { fillAvatar } from './avatar.js';
+import { actions } from './message.js';
+import { initUsers } from './users.js';
+import { initPanel, closePanel } from './panel.js';
+import { initThreads, openThread } from './thread.js';
+import { openPicker, onReacted } from './reactions.js';
+import { attachMentions } from './mentions.js';
+import { initPins, showPins, togglePin } from './pins.js';
+import { forwardDialog } from './forward.js';
+import { initSearch, openSearch } from './search.js';
+import { resetThreadsSeen } from './threadseen.js';
+import { toast } from './toast.js';
 
 let live = null;
 
@@ -38,7 +50,10 @@ function showAuth() {
   live?.stop();
   live = null;
   state.rooms.clear();
+  state.changes.clear();
   state.openRoomId = null;
+  closePanel();
+  resetThreadsSeen();
   $('#main').hidden = true;
   $('#auth').hidden = false;
   $('#username').focus();
@@ -81,7 +96,7 @@ async function showMain() {
   emit('rooms');
   for (const r of state.rooms.values()) fetchPresence(r);
   notify.syncMuted();
-  live = new Live(cursors);
+  live = new Live(cursors, changes);
   live.addEventListener('state', onState);
   live.addEventListener('frame', (e) => onFrame(e.detail));
   live.start();
@@ -120,31 +135,16 @@ function onState(e) {
   banner.dataset.state = s;
   document.body.dataset.connection = s;
   if (s === 'live') {
-    // After a gap, receipts and edits were not replayed: refetch what the lists show.
-    if (synced) refreshAfterResume();
+    if (synced) {
+      // The change numbers to resume from: the next `sync` replays what changes after them.
+      for (const [id, n] of Object.entries(synced.changes || {})) state.changes.set(id, n);
+      // Messages and changes were replayed; presence is not.
+      for (const r of state.rooms.values()) fetchPresence(r);
+    }
     flushOutbox();
     for (const room of state.rooms.values()) sendDelivered(room);
     markRead();
   }
-}
-
-async function refreshAfterResume() {
-  try {
-    const { rooms } = await api('GET', '/rooms');
-    for (const r of rooms) putRoom(r);
-    for (const r of state.rooms.values()) fetchPresence(r);
-    emit('rooms');
-    const open = state.rooms.get(state.openRoomId);
-    if (open) {
-      // Edits and deletions made while we were away are not replayed by sync: reload the
-      // newest page of the open room, which is what the user is looking at.
-      const { messages } = await api('GET', `/messages/history?roomId=${open.id}&limit=50`);
-      for (const m of messages) onMessage(m, false);
-      chat.refreshTicks(open);
-      chat.renderHead();
-      chat.refreshAvatars();
-    }
-  } catch { /* next resume tries again */ }
 }
 
 // ---- frames
@@ -163,7 +163,9 @@ function onFrame(f) {
     }
     case 'receipt': {
       // One member's marker moved: groups show who has read what.
-      const member = state.rooms.get(f.roomId)?.members?.find((x) => x.userId === f.userId);
+      const room = state.rooms.get(f.roomId);
+      if (f.userId === me().id && room) ownReceipt(room, f);
+      const member = room?.members?.find((x) => x.userId === f.userId);
       if (!member) return;
       const key = f.status === 'read' ? 'readSeq' : 'deliveredSeq';
       member[key] = Math.max(member[key] || 0, f.seq);
@@ -181,7 +183,7 @@ function onFrame(f) {
       const wasInvited = isInvited(before);
       const peerWasInvited = peer(before)?.state === 'invited';
       const room = putRoom(f.room, { keepActivity: !isNew });
-      if (isNew) { fetchPresence(room); live.post({ type: 'sync', cursors: { [room.id]: 0 } }); }
+      if (isNew) { fetchPresence(room); syncNewRoom(room.id); }
       // A request answered (by us, on another device, or by the other person): their
       // presence is visible now.
       if ((wasInvited && !isInvited(room)) || (peerWasInvited && peer(room)?.state === 'joined')) fetchPresence(room);
@@ -189,12 +191,53 @@ function onFrame(f) {
       if (room.id === state.openRoomId) { chat.renderRequest(); chat.renderHead(); chat.refreshAvatars(); }
       return;
     }
-    case 'room.left':
-      state.rooms.delete(f.roomId);
-      if (state.openRoomId === f.roomId) chat.closeRoom();
-      return emit('rooms');
+    case 'room.left': return onLeft(f);
     default:
   }
+}
+
+/** A room new to us (created, or we were added): its messages, and its change number. */
+function syncNewRoom(roomId) {
+  live.request({ type: 'sync', cursors: { [roomId]: 0 } }).then((synced) => {
+    // Only this room's number: the answer's others describe rooms not in this `sync`.
+    const n = synced.changes?.[roomId];
+    if (n !== undefined && state.rooms.has(roomId)) state.changes.set(roomId, n);
+  }).catch(() => { /* the next connection's sync covers it */ });
+}
+
+/** My marker moved (on another device, or replayed): what it covers is read here too. */
+function ownReceipt(room, f) {
+  const key = f.status === 'read' ? 'sentRead' : 'sentDelivered';
+  room[key] = Math.max(room[key] || 0, f.seq);
+  if (f.status === 'read' && f.seq >= (room.lastSeq || 0) && (room.unreadCount || room.mentionCount)) {
+    room.unreadCount = 0;
+    room.mentionCount = 0;
+    emit('rooms');
+  }
+}
+
+/** Why a room went away: removed by someone, left (on another device), declined. */
+function onLeft(f) {
+  const room = state.rooms.get(f.roomId);
+  state.rooms.delete(f.roomId);
+  state.changes.delete(f.roomId);
+  if (state.openRoomId === f.roomId) closeRoom();
+  emit('rooms');
+  if (!room) return;
+  const name = room.isGroup ? room.name : `the chat with ${room.name}`;
+  if (f.reason === 'removed') toast(`${f.by ? displayName(f.by) : 'An admin'} removed you from ${name}.`, 0);
+  else if (f.reason === 'left') toast(`You left ${name}.`);
+  else if (!f.reason) toast(`You are no longer in ${name}.`, 0);
+}
+
+/** Sending a message (a room event too) moves the sender's markers past it, with no
+ * `receipt` frame: their ticks follow from the message. */
+function senderHasRead(room, m) {
+  const sender = room.members?.find((x) => x.userId === m.senderId);
+  if (!sender || sender.readSeq >= m.seq) return;
+  sender.readSeq = m.seq;
+  sender.deliveredSeq = Math.max(sender.deliveredSeq || 0, m.seq);
+  if (room.id === state.openRoomId) chat.refreshTicks(room);
 }
 
 function onMessage(m, isNew) {
@@ -202,14 +245,20 @@ function onMessage(m, isNew) {
   if (!room) return;
   const known = m.seq <= (room.lastSeq || 0);
   const how = putMessage(m);
+  if (how === null) return; // an older copy than the one held
   const fromOther = m.senderId !== me().id;
+  if (isNew) senderHasRead(room, m);
   if (isNew && fromOther && !known && how !== 'update') {
-    if (room.id !== state.openRoomId || document.hidden) room.unreadCount = (room.unreadCount || 0) + 1;
-    notify.notifyMessage(room, m);
+    const away = room.id !== state.openRoomId || document.hidden;
+    // A thread reply counts in its thread (an unread dot on its root), not the room.
+    if (away && inTimeline(m)) room.unreadCount = (room.unreadCount || 0) + 1;
+    if (away && mentionsMe(m)) room.mentionCount = (room.mentionCount || 0) + 1;
+    if (m.type !== 'event') notify.notifyMessage(room, m);
     room.typing.delete(m.senderId);
   }
-  if (room.id === state.openRoomId && how && how !== 'unloaded') chat.showMessage(room, m, how);
+  if (room.id === state.openRoomId && how !== 'unloaded') chat.showMessage(room, m, how);
   if (room.id === state.openRoomId) chat.renderHead();
+  emit('message', m);
   if (isNew) { sendDelivered(room); markRead(); }
   emit('rooms');
 }
@@ -243,6 +292,7 @@ function markRead() {
   const room = state.rooms.get(state.openRoomId);
   if (!room || document.hidden || !room.loaded) return;
   room.unreadCount = 0;
+  room.mentionCount = 0;
   emit('rooms');
   if (isInvited(room)) return; // no receipts before accepting
   if (state.connection !== 'live' || !room.lastSeq || room.lastSeq <= (room.sentRead || 0)) return;
@@ -263,8 +313,10 @@ function flushOutbox() {
   for (const item of outbox()) {
     if (inFlight.has(item.clientMsgId) || item.error) continue;
     inFlight.add(item.clientMsgId);
-    const { clientMsgId, roomId, content, type, mediaId } = item;
-    live.request({ type: 'send', message: { roomId, clientMsgId, content, type, mediaId } })
+    const {
+      clientMsgId, roomId, content, type, mediaId, replyToId, threadRootId, alsoInRoom,
+    } = item;
+    live.request({ type: 'send', message: { roomId, clientMsgId, content, type, mediaId, replyToId, threadRootId, alsoInRoom } })
       .then((ack) => {
         dequeue(clientMsgId);
         onMessage(ack.message, false);
@@ -299,7 +351,9 @@ async function submitComposer(e) {
   if (!content.trim()) return;
   t.value = '';
   autoGrow();
-  queueSend(roomId, { content });
+  const replyToId = state.replyTo?.roomId === roomId ? state.replyTo.id : undefined;
+  chat.cancelReply();
+  queueSend(roomId, { content, replyToId });
 }
 
 function sendFiles(files) {
@@ -355,7 +409,19 @@ function openRoom(id) {
   history.replaceState(null, '', `#room=${id}`);
 }
 
+/** Shows a message in its conversation (from a quote, a pin or a search result). */
+async function jumpTo(roomId, id) {
+  if (state.openRoomId !== roomId) {
+    stopTyping();
+    history.replaceState(null, '', `#room=${roomId}`);
+  }
+  const found = await chat.jumpTo(roomId, id);
+  if (!found) toast('That message is no longer there.');
+}
+
 function closeRoom() {
+  closePanel('thread');
+  closePanel('pins');
   chat.closeRoom();
   history.replaceState(null, '', location.pathname);
 }
@@ -411,11 +477,18 @@ function wire() {
   $('#request-decline').addEventListener('click', declineRequest);
   $('#request-block').addEventListener('click', blockInviter);
   $('#cancel-edit').addEventListener('click', chat.cancelEdit);
+  $('#cancel-reply').addEventListener('click', chat.cancelReply);
+  $('#search-open').addEventListener('click', () => openSearch(null));
+  $('#room-search').addEventListener('click', () => openSearch(state.openRoomId));
+  $('#pins-open').addEventListener('click', () => showPins(state.openRoomId));
   const text = $('#text');
+  // First: while its list is open, the mention autocomplete takes Enter and the arrows.
+  attachMentions(text, () => state.rooms.get(state.openRoomId));
   text.addEventListener('input', onInput);
   text.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitComposer(); }
     if (e.key === 'Escape' && state.editing) chat.cancelEdit();
+    if (e.key === 'Escape' && state.replyTo) chat.cancelReply();
   });
   text.addEventListener('paste', (e) => {
     const files = [...(e.clipboardData?.files || [])];
@@ -448,8 +521,35 @@ function wire() {
   on('seen', markRead);
   on('me', renderMe);
   on('avatars', () => { chat.renderHead(); chat.refreshAvatars(); });
+  on('users', () => { renderRooms(openRoom); chat.redrawAll(); });
+  on('thread-seen', ({ roomId, rootId }) => {
+    const room = state.rooms.get(roomId);
+    if (room && roomId === state.openRoomId) chat.redraw(room, rootId);
+  });
   API.onSessionEnd(showAuth);
   chat.initChat();
+  wireConversations();
+}
+
+/** What a message's actions do (message.js draws them). */
+function wireConversations() {
+  Object.assign(actions, {
+    reply: chat.startReply,
+    // From an action button the second argument is the button; from a jump, a reply's id.
+    thread: (m, flash) => openThread(m, typeof flash === 'string' ? flash : undefined),
+    react: openPicker,
+    forward: forwardDialog,
+    pin: togglePin,
+    edit: chat.startEdit,
+    remove: chat.removeMessage,
+    jump: jumpTo,
+  });
+  onReacted(chat.applyAnswer);
+  initUsers();
+  initPanel();
+  initThreads(queueSend);
+  initPins(chat.applyAnswer, jumpTo);
+  initSearch(jumpTo);
 }
 
 wire();

@@ -1,21 +1,25 @@
-// The open conversation: header, messages (day separators, infinite scroll back without a
-// jump), receipts ticks, pending sends, the composer, edit and delete.
+// The open conversation: header, timeline (day separators, infinite scroll back without
+// a jump, thread replies left to their thread), jumping to a message, receipts ticks,
+// pending sends, and the composer's reply and edit states.
 
-import { api, me, linkExpired } from './api.js';
-import { state, emit, peer, displayName, outbox, putMessage, isInvited } from './store.js';
-import { h, $, time, dayLabel, lastSeenText, humanSize } from './util.js';
-import { avatar, fillAvatar } from './avatar.js';
-import { renderText } from './format.js';
+import { api, me } from './api.js';
+import { state, emit, peer, displayName, outbox, putMessage, isInvited, inTimeline } from './store.js';
+import { h, $, dayLabel, lastSeenText } from './util.js';
+import { fillAvatar } from './avatar.js';
+import { plainText } from './format.js';
+import { messageNode, statusOf, ticks, receiptDetail, actions } from './message.js';
 
 const PAGE = 50;
 const list = () => $('#msg-list');
 const scroller = () => $('#messages');
-const nodes = new WeakMap(); // message object → its element (objects are replaced on change)
-let loadingOlder = false;
+let nodes = new WeakMap(); // message object → its element (objects are replaced on change)
+let loadingOlder = null;
 
-export function openRoom(id) {
+/** Opens a room; resolves once its newest messages are shown. */
+export async function openRoom(id) {
   const room = state.rooms.get(id);
   if (!room) return;
+  if (state.openRoomId !== id) cancelReply();
   state.openRoomId = id;
   state.editing = null;
   document.body.classList.add('room-open');
@@ -27,16 +31,19 @@ export function openRoom(id) {
   list().replaceChildren();
   $('#history-status').textContent = '';
   renderPending();
+  emit('rooms');
+  emit('room-opened', id);
+  if (matchMedia('(min-width: 721px)').matches) $('#text').focus();
   if (room.loaded) {
     renderAll(room, 'bottom');
   } else {
-    loadNewest(room).then(() => state.openRoomId === id && renderAll(room, 'bottom'));
+    await loadNewest(room);
+    if (state.openRoomId === id) renderAll(room, 'bottom');
   }
-  emit('rooms');
-  if (matchMedia('(min-width: 721px)').matches) $('#text').focus();
 }
 
 export function closeRoom() {
+  cancelReply();
   state.openRoomId = null;
   document.body.classList.remove('room-open');
   $('#empty').hidden = false;
@@ -70,19 +77,58 @@ async function loadNewest(room) {
   emit('seen', room.id);
 }
 
-async function loadOlder(room) {
-  if (loadingOlder || !room.hasMore || !room.msgs.length) return;
-  loadingOlder = true;
+/** Loads the page before the oldest message held (one load at a time; a second call
+ * waits for the first). `render` false leaves the drawing to the caller. */
+function loadOlder(room, { limit = PAGE, render = true } = {}) {
+  if (loadingOlder) return loadingOlder;
+  if (!room.hasMore || !room.msgs.length) return Promise.resolve();
   $('#history-status').textContent = 'Loading earlier messages…';
-  try {
-    const page = await api('GET', `/messages/history?roomId=${room.id}&before=${room.msgs[0].seq}&limit=${PAGE}`);
-    for (const m of page.messages) putMessage(m);
-    room.hasMore = page.hasMore;
-    if (state.openRoomId === room.id) renderAll(room, 'keep');
-  } finally {
-    loadingOlder = false;
-    $('#history-status').textContent = room.hasMore ? '' : 'This is the beginning of the conversation.';
+  loadingOlder = (async () => {
+    try {
+      const page = await api('GET', `/messages/history?roomId=${room.id}&before=${room.msgs[0].seq}&limit=${limit}`);
+      for (const m of page.messages) putMessage(m);
+      room.hasMore = page.hasMore;
+      if (render && state.openRoomId === room.id) renderAll(room, 'keep');
+    } finally {
+      loadingOlder = null;
+      $('#history-status').textContent = room.hasMore ? '' : 'This is the beginning of the conversation.';
+    }
+  })();
+  return loadingOlder;
+}
+
+/**
+ * Shows a message in its room's timeline, highlighted: opens the room, loads older
+ * history until the message is held, and scrolls to it. A thread reply not in the
+ * timeline opens its thread instead (actions.thread).
+ */
+export async function jumpTo(roomId, id) {
+  const room = state.rooms.get(roomId);
+  if (!room) return false;
+  if (state.openRoomId !== roomId || !room.loaded) await openRoom(roomId);
+  let m = room.byId.get(id);
+  if (!m) {
+    let target;
+    try { target = await api('GET', `/messages/${id}`); } catch { return false; }
+    if (!inTimeline(target)) { actions.thread?.({ id: target.threadRootId, roomId }, id); return true; }
+    $('#history-status').textContent = 'Loading earlier messages…';
+    while (!room.byId.has(id) && room.hasMore && room.msgs.length && room.msgs[0].seq > target.seq) {
+      await loadOlder(room, { limit: 200, render: false });
+    }
+    m = room.byId.get(id);
+    if (state.openRoomId !== roomId) return false;
+    renderAll(room, 'keep');
+    if (!m) return false;
   }
+  if (!inTimeline(m)) { actions.thread?.({ id: m.threadRootId, roomId }, id); return true; }
+  const el = list().querySelector(`[data-id="${CSS.escape(id)}"]`);
+  if (!el) return false;
+  el.scrollIntoView({ block: 'center' });
+  el.classList.remove('flash');
+  void el.offsetWidth; // restart the animation on a second jump
+  el.classList.add('flash');
+  setTimeout(() => el.classList.remove('flash'), 2600);
+  return true;
 }
 
 export function initChat() {
@@ -127,134 +173,6 @@ export function renderHead() {
   av.dataset.presence = p?.status || '';
 }
 
-// ---- messages
-
-function statusOf(room, m) {
-  if (m.seq <= room.summary.readSeq) return 'read';
-  if (m.seq <= room.summary.deliveredSeq) return 'delivered';
-  return 'sent';
-}
-
-const TICKS = { pending: '◷', sent: '✓', delivered: '✓✓', read: '✓✓' };
-const TICK_LABEL = { pending: 'Waiting to send', sent: 'Sent', delivered: 'Delivered', read: 'Read' };
-
-function ticks(status, detail) {
-  const label = detail ? `${TICK_LABEL[status]}. ${detail}` : TICK_LABEL[status];
-  return h('span', { class: `ticks ${status}`, role: 'img', 'aria-label': label, title: label, 'data-detail': detail || '' }, TICKS[status]);
-}
-
-/** In a group, who has read and who has received one of my messages (hover, or click). */
-function receiptDetail(room, m) {
-  if (!room.isGroup) return '';
-  const others = (room.members || []).filter((x) => x.userId !== me().id);
-  const read = others.filter((x) => (x.readSeq || 0) >= m.seq).map((x) => x.displayName);
-  const got = others.filter((x) => (x.readSeq || 0) < m.seq && (x.deliveredSeq || 0) >= m.seq).map((x) => x.displayName);
-  const parts = [];
-  if (read.length) parts.push(`Read by ${read.join(', ')}`);
-  if (got.length) parts.push(`Delivered to ${got.join(', ')}`);
-  return parts.join(' · ') || 'Not delivered yet';
-}
-
-// Media URLs are signed links that expire (the server's media.link_ttl_secs), never a
-// token: an element whose link failed, or a download whose link is stale, gets the
-// message again for fresh links.
-
-/** The message's media with working links, fetched again when stale (or `force`). */
-async function freshMedia(msg, force = false) {
-  if (!force && msg.media && !linkExpired(msg.media.url)) return msg.media;
-  const fresh = await api('GET', `/messages/${msg.id}`);
-  if (fresh.media) msg.media = fresh.media;
-  return fresh.media;
-}
-
-/** Reloads an <img>/<video>/<audio> once from fresh links when its link fails. */
-function relinked(el, msg, pick) {
-  el.addEventListener('error', async () => {
-    if (el.dataset.relinked) return;
-    el.dataset.relinked = '1';
-    try {
-      const m = await freshMedia(msg, true);
-      if (m) el.src = pick(m);
-    } catch { /* gone, or no longer visible */ }
-  });
-  return el;
-}
-
-/** A download link that swaps a stale signed URL for a fresh one before following it. */
-function downloadLink(msg, attrs, ...children) {
-  const a = h('a', { ...attrs, href: msg.media.url }, ...children);
-  a.addEventListener('click', async (e) => {
-    if (!linkExpired(a.href)) return;
-    e.preventDefault();
-    try {
-      const m = await freshMedia(msg);
-      if (m) { a.href = m.url; a.click(); }
-    } catch { /* gone, or no longer visible */ }
-  });
-  return a;
-}
-
-function mediaNode(msg) {
-  const m = msg.media;
-  if (!m) return null;
-  if (m.type === 'image') {
-    const img = relinked(h('img', {
-      src: m.thumbnailUrl || m.url, alt: m.filename || 'Picture', loading: 'lazy', decoding: 'async', class: 'thumb',
-    }), msg, (fresh) => fresh.thumbnailUrl || fresh.url);
-    // Known dimensions reserve the space, so pictures loading never move the list.
-    if (m.width && m.height) {
-      const w = Math.min(280, m.width);
-      img.width = w;
-      img.height = Math.round((w * m.height) / m.width);
-    }
-    return h('button', { type: 'button', class: 'media-open', 'aria-label': `Open picture ${m.filename || ''}`, onclick: () => openViewer(msg) }, img);
-  }
-  const url = (fresh) => fresh.url;
-  if (m.type === 'video') return relinked(h('video', { src: m.url, controls: true, preload: 'metadata', class: 'video' }), msg, url);
-  if (m.type === 'audio') return relinked(h('audio', { src: m.url, controls: true, preload: 'metadata' }), msg, url);
-  return downloadLink(msg, { class: 'file-card', download: m.filename || 'file', rel: 'noopener' },
-    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '⤓'),
-    h('span', { class: 'file-name' }, m.filename || 'File'),
-    h('span', { class: 'file-size' }, humanSize(m.size || 0)));
-}
-
-function messageNode(room, m) {
-  const mine = m.senderId === me().id;
-  const bubble = h('div', { class: 'bubble' });
-  if (room.isGroup && !mine) bubble.append(h('div', { class: 'sender' }, displayName(m.senderId)));
-  if (m.deleted) {
-    bubble.append(h('div', { class: 'text deleted' }, 'This message was deleted'));
-  } else {
-    const media = mediaNode(m);
-    if (media) bubble.append(media);
-    // Formatted for reading; the raw text is what is stored and edited.
-    if (m.content) bubble.append(h('div', { class: 'text' }, ...renderText(m.content)));
-  }
-  const meta = h('div', { class: 'meta' },
-    m.editedAt && !m.deleted ? h('span', { class: 'edited' }, 'edited') : null,
-    h('time', { datetime: m.timestamp }, time(m.timestamp)),
-    mine && !m.deleted ? ticks(statusOf(room, m), receiptDetail(room, m)) : null);
-  bubble.append(meta);
-  const el = h('div', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { id: m.id, seq: m.seq } }, bubble);
-  if (!mine) el.prepend(senderAvatar(m.senderId));
-  if (mine && !m.deleted) {
-    el.append(h('div', { class: 'msg-actions' },
-      m.type === 'text' ? h('button', { type: 'button', class: 'link', onclick: () => startEdit(m), 'aria-label': 'Edit message' }, 'Edit') : null,
-      h('button', { type: 'button', class: 'link danger', onclick: () => removeMessage(m), 'aria-label': 'Delete message' }, 'Delete')));
-  }
-  nodes.set(m, el);
-  return el;
-}
-
-/** The sender's avatar beside their message, kept current by `refreshAvatars`. */
-function senderAvatar(userId) {
-  const u = state.users.get(userId);
-  const el = avatar({ name: u?.displayName || '?', url: u?.avatarUrl, id: userId, size: 'small' });
-  el.classList.add('msg-avatar');
-  el.dataset.userId = userId;
-  return el;
-}
-
 /** Redraws the avatars beside the open room's messages from what is known of each sender
  * now (a room.updated brings members' current pictures). */
 export function refreshAvatars() {
@@ -264,7 +182,30 @@ export function refreshAvatars() {
   }
 }
 
-const nodeFor = (room, m) => nodes.get(m) || messageNode(room, m);
+function nodeFor(room, m) {
+  let el = nodes.get(m);
+  if (!el) { el = messageNode(room, m); nodes.set(m, el); }
+  return el;
+}
+
+/** Drops every drawn node (names or thread states changed) and draws the room again. */
+export function redrawAll() {
+  nodes = new WeakMap();
+  const room = state.rooms.get(state.openRoomId);
+  if (room?.loaded) renderAll(room);
+}
+
+/** Draws one held message again (its thread's replies changed, say). */
+export function redraw(room, id) {
+  const m = room.byId.get(id);
+  const old = m && list().querySelector(`[data-id="${CSS.escape(id)}"]`);
+  if (!old) return;
+  const wasBottom = atBottom();
+  nodes.delete(m);
+  old.replaceWith(nodeFor(room, m));
+  if (wasBottom) scroller().scrollTop = scroller().scrollHeight;
+  markRuns();
+}
 const dayOf = (m) => new Date(m.timestamp).toDateString();
 const separator = (m) => h('div', { class: 'day', role: 'separator' }, h('span', {}, dayLabel(m.timestamp)));
 
@@ -275,7 +216,7 @@ export function renderAll(room, anchor = 'keep') {
   const before = s.scrollHeight - s.scrollTop;
   const out = [];
   let day = null;
-  for (const m of room.msgs) {
+  for (const m of room.msgs.filter(inTimeline)) {
     if (dayOf(m) !== day) { day = dayOf(m); out.push(separator(m)); }
     out.push(nodeFor(room, m));
   }
@@ -291,16 +232,25 @@ export function renderAll(room, anchor = 'keep') {
 
 /** A change to one message of the open room: appended, inserted or replaced. */
 export function showMessage(room, m, how) {
+  if (!inTimeline(m)) {
+    // A thread reply: its root shows the count and the unread dot.
+    if (m.threadRootId) redraw(room, m.threadRootId);
+    return;
+  }
   if (how === 'append') {
     const wasBottom = atBottom();
-    const prev = room.msgs[room.msgs.length - 2];
+    const shown = room.msgs.filter(inTimeline);
+    const prev = shown[shown.length - 2];
     if (!prev || dayOf(prev) !== dayOf(m)) list().append(separator(m));
     if (!room.hasMore) $('#history-status').textContent = 'This is the beginning of the conversation.';
     list().append(nodeFor(room, m));
     if (wasBottom || m.senderId === me().id) scroller().scrollTop = scroller().scrollHeight;
   } else if (how === 'update') {
     const old = list().querySelector(`[data-id="${CSS.escape(m.id)}"]`);
+    const wasBottom = atBottom();
     if (old) old.replaceWith(nodeFor(room, m));
+    // A reaction or a thread summary makes it taller: the newest stays in view.
+    if (wasBottom) scroller().scrollTop = scroller().scrollHeight;
   } else if (how === 'insert') {
     renderAll(room);
   }
@@ -342,7 +292,7 @@ export function setUpload(id, info) {
 
 export function renderPending() {
   const room = state.openRoomId;
-  const items = outbox().filter((i) => i.roomId === room).map((i) => h('div', { class: 'msg mine pending', dataset: { clientMsgId: i.clientMsgId } },
+  const items = outbox().filter((i) => i.roomId === room && (!i.threadRootId || i.alsoInRoom)).map((i) => h('div', { class: 'msg mine pending', dataset: { clientMsgId: i.clientMsgId } },
     h('div', { class: 'bubble' },
       i.media ? h('div', { class: 'text' }, i.media.filename || 'file') : null,
       i.content ? h('div', { class: 'text' }, i.content) : null,
@@ -360,9 +310,26 @@ export function renderPending() {
   if (wasBottom || items.length || ups.length) scroller().scrollTop = scroller().scrollHeight;
 }
 
-// ---- edit and delete
+// ---- reply, edit and delete
 
-function startEdit(m) {
+/** Quotes a message in the composer: the next message sent replies to it. */
+export function startReply(m) {
+  cancelEdit();
+  state.replyTo = m;
+  const text = m.deleted ? 'This message was deleted' : plainText(m.content) || m.media?.filename || 'Attachment';
+  $('#reply-who').textContent = m.senderId === me().id ? 'yourself' : displayName(m.senderId);
+  $('#reply-text').textContent = text;
+  $('#reply-banner').hidden = false;
+  $('#text').focus();
+}
+
+export function cancelReply() {
+  state.replyTo = null;
+  $('#reply-banner').hidden = true;
+}
+
+export function startEdit(m) {
+  cancelReply();
   state.editing = m;
   $('#edit-banner').hidden = false;
   const t = $('#text');
@@ -371,19 +338,25 @@ function startEdit(m) {
 }
 
 export function cancelEdit() {
+  if (!state.editing) return;
   state.editing = null;
   $('#edit-banner').hidden = true;
   $('#text').value = '';
 }
 
-async function removeMessage(m) {
+/** Shows a message the server answered with (an edit, delete, reaction or pin). */
+export function applyAnswer(updated) {
+  const how = putMessage(updated);
+  const room = state.rooms.get(updated.roomId);
+  if (room && how && state.openRoomId === room.id) showMessage(room, updated, how);
+  emit('message', updated);
+  emit('rooms');
+}
+
+export async function removeMessage(m) {
   if (!confirm('Delete this message for everyone?')) return;
   try {
-    const updated = await api('DELETE', `/messages/${m.id}`);
-    const how = putMessage(updated);
-    const room = state.rooms.get(updated.roomId);
-    if (room && state.openRoomId === room.id) showMessage(room, updated, how);
-    emit('rooms');
+    applyAnswer(await api('DELETE', `/messages/${m.id}`));
   } catch (e) {
     alert(`Could not delete: ${e.message}`);
   }
@@ -393,21 +366,5 @@ export async function saveEdit(content) {
   const m = state.editing;
   cancelEdit();
   if (!m || content === m.content) return;
-  const updated = await api('PATCH', `/messages/${m.id}`, { content });
-  const how = putMessage(updated);
-  const room = state.rooms.get(updated.roomId);
-  if (room && state.openRoomId === room.id) showMessage(room, updated, how);
-}
-
-// ---- picture viewer
-
-function openViewer(msg) {
-  const m = msg.media;
-  const v = $('#viewer');
-  v.replaceChildren(
-    h('button', { type: 'button', class: 'icon-btn close', 'aria-label': 'Close', onclick: () => v.close() }, '✕'),
-    relinked(h('img', { src: m.url, alt: m.filename || 'Picture' }), msg, (fresh) => fresh.url),
-    downloadLink(msg, { download: m.filename || 'picture', class: 'link' }, 'Download'));
-  v.onclick = (e) => { if (e.target === v) v.close(); };
-  v.showModal();
+  applyAnswer(await api('PATCH', `/messages/${m.id}`, { content }));
 }

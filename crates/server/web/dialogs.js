@@ -1,5 +1,5 @@
 // Dialogs: start a chat, create a group, a room's details (members, rename, picture,
-// leave, mute, block), and settings (picture, name, notifications, blocked people, log out).
+// leave, notification level, block), and settings (picture, name, notifications, blocked people, log out).
 
 import { api, me, logout, updateUser, upload } from './api.js';
 import { state, putRoom, peer, emit } from './store.js';
@@ -9,7 +9,8 @@ import * as notify from './notify.js';
 
 const dlg = () => $('#dialog');
 
-function show(title, ...body) {
+/** Opens the shared dialog with a title and body. */
+export function show(title, ...body) {
   const d = dlg();
   d.replaceChildren(
     h('header', { class: 'dialog-head' },
@@ -20,6 +21,9 @@ function show(title, ...body) {
   if (!d.open) d.showModal();
   d.querySelector('input, button:not([aria-label="Close"])')?.focus();
 }
+
+/** Closes the shared dialog. */
+export const close = () => dlg().close();
 
 /** A search box over users; calls pick(user) for a chosen one. */
 function userPicker(pick, exclude = () => false, label = 'Search people by name') {
@@ -174,8 +178,17 @@ export async function roomInfo(roomId, closeRoom) {
       }), (u) => room.members.some((m) => m.userId === u.id), 'Add people'));
     }
   }
-  const mute = h('input', { type: 'checkbox', checked: notify.muted().has(room.id), onchange: act(() => notify.setMuted(room.id, mute.checked)) });
-  parts.push(h('label', { class: 'check' }, mute, 'Mute notifications from this chat'));
+  // What notifies me of this room, here and by push: everything, mentions, or nothing.
+  const level = h('select', {
+    id: 'notification-level',
+    onchange: act(async () => {
+      await api('PUT', `/rooms/${room.id}/notifications`, { level: level.value });
+      room.notificationLevel = level.value;
+      error.textContent = 'Saved.';
+    }),
+  },
+  ...[['all', 'All messages'], ['mentions', 'Only mentions of me'], ['nothing', 'Nothing']].map(([v, label]) => h('option', { value: v, selected: (room.notificationLevel || 'all') === v }, label)));
+  parts.push(h('label', { class: 'stack-label' }, 'Notify me of', level));
   const leave = async () => {
     await api('POST', `/rooms/${room.id}/leave`);
     state.rooms.delete(room.id);

@@ -2,7 +2,7 @@
 // service worker once the server offers it (feature-detected: hidden when it answers 404).
 
 import { api, ApiError } from './api.js';
-import { displayName } from './store.js';
+import { displayName, mentionsMe } from './store.js';
 
 const MUTED = 'palaver.muted';
 let pushKey = null; // the server's VAPID public key, once known to exist
@@ -39,6 +39,9 @@ export async function registerWorker() {
 
 export async function notifyMessage(room, m) {
   if (!document.hidden || !canNotify() || Notification.permission !== 'granted' || muted().has(room.id)) return;
+  // The room's level (details dialog): everything, mentions of me only, or nothing.
+  const level = room.notificationLevel || 'all';
+  if (m.type === 'event' || level === 'nothing' || (level === 'mentions' && !mentionsMe(m))) return;
   const title = room.isGroup ? `${displayName(m.senderId)} in ${room.name}` : room.name;
   const body = m.content || `Sent a ${m.type}`;
   const reg = await navigator.serviceWorker?.getRegistration?.();

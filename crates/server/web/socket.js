@@ -4,10 +4,14 @@
 import { freshToken, refresh } from './api.js';
 
 export class Live extends EventTarget {
-  /** @param {() => Record<string, number>} cursors highest seq held per room */
-  constructor(cursors) {
+  /**
+   * @param {() => Record<string, number>} cursors highest seq held per room
+   * @param {() => Record<string, number>} changes change number per room, from `synced`
+   */
+  constructor(cursors, changes = () => ({})) {
     super();
     this.cursors = cursors;
+    this.changes = changes;
     this.ws = null;
     this.state = 'offline';
     this.attempt = 0;
@@ -100,7 +104,9 @@ export class Live extends EventTarget {
       this.request({ type: 'ping' }).catch(() => {});
     }, interval);
     try {
-      const synced = await this.request({ type: 'sync', cursors: this.cursors() });
+      // Replays the messages after each cursor and every other change after each change
+      // number: edits, deletions, reactions, pins, receipts, room changes.
+      const synced = await this.request({ type: 'sync', cursors: this.cursors(), changes: this.changes() });
       this.setState('live', { synced });
     } catch {
       this.setState('live', {});

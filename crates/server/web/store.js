@@ -7,6 +7,7 @@ export const state = {
   rooms: new Map(), // id → room (+ msgs, byId, hasMore, summary, typing)
   presence: new Map(), // userId → {status, lastSeen}
   users: new Map(), // userId → {displayName, username, avatarUrl}
+  changes: new Map(), // roomId → the change number of the last `synced` (sent with `sync`)
   openRoomId: null,
   connection: 'offline',
 };
@@ -24,10 +25,23 @@ export function emit(topic, detail) {
 export function putRoom(r, { keepActivity = false } = {}) {
   const old = state.rooms.get(r.id);
   const room = old || { msgs: [], byId: new Map(), hasMore: true, loaded: false, typing: new Map(), unreadCount: 0, lastMessage: null, summary: { deliveredSeq: 0, readSeq: 0 } };
-  const { lastMessage, unreadCount, lastSeq, ...rest } = r;
+  const { lastMessage, unreadCount, mentionCount, lastSeq, ...rest } = r;
+  // Markers only move forward: a room.updated read before a `receipt` frame that arrived
+  // first must not take a member's marker back.
+  const before = new Map((old?.members || []).map((m) => [m.userId, m]));
+  for (const m of rest.members || []) {
+    const was = before.get(m.userId);
+    if (!was) continue;
+    m.deliveredSeq = Math.max(m.deliveredSeq || 0, was.deliveredSeq || 0);
+    m.readSeq = Math.max(m.readSeq || 0, was.readSeq || 0);
+  }
   Object.assign(room, rest);
-  // room.updated carries lastMessage null and unreadCount 0: keep what we know.
-  if (!keepActivity) { room.lastMessage = lastMessage ?? room.lastMessage; room.unreadCount = unreadCount ?? 0; }
+  // room.updated carries lastMessage null and the counts 0: keep what we know.
+  if (!keepActivity) {
+    room.lastMessage = lastMessage ?? room.lastMessage;
+    room.unreadCount = unreadCount ?? 0;
+    room.mentionCount = mentionCount ?? 0;
+  }
   room.lastSeq = Math.max(room.lastSeq || 0, lastSeq || 0);
   for (const m of r.members || []) state.users.set(m.userId, { displayName: m.displayName, username: m.username, avatarUrl: m.avatarUrl });
   // Absent means none: a removed picture must not linger from an older copy.
@@ -73,31 +87,49 @@ export function peer(room) {
   return room.members?.find((m) => m.userId !== me()?.id) || null;
 }
 
+/** A user's display name ('You' for oneself). An id no room lists (someone who left) is
+ * looked up once (users.js answers 'user-unknown'); until then it reads 'Someone'. */
 export function displayName(userId) {
   if (userId === me()?.id) return 'You';
-  return state.users.get(userId)?.displayName || 'Someone';
+  const known = state.users.get(userId);
+  if (!known && userId) emit('user-unknown', userId);
+  return known?.displayName || 'Someone';
 }
 
+/** Whether a message shows in its room's timeline: thread replies live in their thread,
+ * unless also sent to the room. */
+export const inTimeline = (m) => !m.threadRootId || !!m.alsoInRoom;
+
+/** Whether a message mentions the user (by name, or @room). */
+export const mentionsMe = (m) => !!m && m.senderId !== me()?.id && (m.mentionsRoom || (m.mentions || []).includes(me()?.id));
+
+/** Of two copies of a message, whether `m` is older than `held` (its change number,
+ * `version`, is smaller): a late frame must not undo a newer change. */
+export const isStale = (m, held) => !!held && (m.version || 0) < (held.version || 0);
+
 /**
- * Stores a message in its room. Returns 'append', 'insert', 'update' or null (already
- * held, unchanged) so the view knows how much to redraw.
+ * Stores a message in its room. Returns 'append', 'insert', 'update', 'unloaded' (the
+ * room's messages are not loaded) or null (an older copy than the one held: ignored) so
+ * the view knows how much to redraw.
  */
 export function putMessage(m) {
   const room = state.rooms.get(m.roomId);
   if (!room) return null;
-  if (!room.lastMessage || m.seq >= room.lastMessage.seq) room.lastMessage = m;
+  const last = room.lastMessage;
+  if (last?.id === m.id ? !isStale(m, last) : inTimeline(m) && (!last || m.seq >= last.seq)) room.lastMessage = m;
   room.lastSeq = Math.max(room.lastSeq || 0, m.seq);
   if (!room.loaded) return 'unloaded';
   const old = room.byId.get(m.id);
   if (old) {
+    if (isStale(m, old)) return null;
     const i = room.msgs.indexOf(old);
     room.msgs[i] = m;
     room.byId.set(m.id, m);
     return 'update';
   }
   room.byId.set(m.id, m);
-  const last = room.msgs[room.msgs.length - 1];
-  if (!last || m.seq > last.seq) { room.msgs.push(m); return 'append'; }
+  const newest = room.msgs[room.msgs.length - 1];
+  if (!newest || m.seq > newest.seq) { room.msgs.push(m); return 'append'; }
   let i = room.msgs.findIndex((x) => x.seq > m.seq);
   room.msgs.splice(i < 0 ? room.msgs.length : i, 0, m);
   return 'insert';
@@ -107,6 +139,14 @@ export function putMessage(m) {
 export function cursors() {
   const out = {};
   for (const [id, r] of state.rooms) out[id] = r.lastSeq || 0;
+  return out;
+}
+
+/** The change number per room from the last `synced`: `sync` replays every change after
+ * it (edits, deletions, reactions, pins, receipts, room changes). */
+export function changes() {
+  const out = {};
+  for (const [id, n] of state.changes) if (state.rooms.has(id)) out[id] = n;
   return out;
 }
 

@@ -10,6 +10,7 @@ pub mod history;
 pub mod ingest;
 pub mod logins;
 pub mod reconnect;
+pub mod search;
 pub mod soak;
 
 /// The number after `key` in a frame's text, e.g. `"content":"t=` → 123.

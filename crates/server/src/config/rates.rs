@@ -30,6 +30,9 @@ pub enum RateBucket {
     Actions,
     /// Media uploads, per user.
     Upload,
+    /// Message searches, per user: each reads the search index, so they have a bucket of
+    /// their own.
+    Search,
 }
 
 /// The span a bucket's rate is counted over.
@@ -58,7 +61,7 @@ impl Period {
 
 impl RateBucket {
     /// Every bucket, in the order of the configuration file.
-    pub const ALL: [RateBucket; 7] = [
+    pub const ALL: [RateBucket; 8] = [
         RateBucket::Login,
         RateBucket::LoginFailure,
         RateBucket::Register,
@@ -66,6 +69,7 @@ impl RateBucket {
         RateBucket::Ephemeral,
         RateBucket::Actions,
         RateBucket::Upload,
+        RateBucket::Search,
     ];
 
     /// The bucket's name in its `[rate_limits]` keys.
@@ -78,6 +82,7 @@ impl RateBucket {
             RateBucket::Ephemeral => "ephemeral",
             RateBucket::Actions => "actions",
             RateBucket::Upload => "upload",
+            RateBucket::Search => "search",
         }
     }
 
@@ -157,6 +162,7 @@ impl Default for RateLimits {
                 RateBucket::Ephemeral => RateLimit::new(120, 20),
                 RateBucket::Actions => RateLimit::new(300, 60),
                 RateBucket::Upload => RateLimit::new(60, 20),
+                RateBucket::Search => RateLimit::new(60, 20),
             }),
             max_keys: DEFAULT_MAX_KEYS,
         }
@@ -263,6 +269,7 @@ mod tests {
              ephemeral_per_minute = 120\nephemeral_burst = 20\n\
              actions_per_minute = 300\nactions_burst = 60\n\
              upload_per_minute = 60\nupload_burst = 20\n\
+             search_per_minute = 60\nsearch_burst = 20\n\
              max_keys = 100000\n"
         );
         let read: RateLimits = toml::from_str(&text).expect("read back");

@@ -12,6 +12,7 @@ pub mod messages;
 pub mod presence;
 pub mod push;
 pub mod rooms;
+pub mod search;
 pub mod timeout;
 pub mod web;
 pub mod ws;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(presence::router())
         .merge(media::router())
         .merge(push::router())
+        .merge(search::router())
         .route("/ws", get(ws::upgrade))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
@@ -360,6 +362,7 @@ const LINKS: &[LinkSpec] = &[
     link("create", CREATED, "Mute", "mute", ROOM),
     link("create", CREATED, "Unmute", "unmute", ROOM),
     link("create", CREATED, "History", "history", ROOM),
+    link("create", CREATED, "Search", "search_messages", ROOM),
     link(
         "create",
         CREATED,
@@ -380,6 +383,13 @@ const LINKS: &[LinkSpec] = &[
     link("send", CREATED, "EditMessage", "edit", MESSAGE),
     link("send", CREATED, "DeleteMessage", "delete", MESSAGE),
     link("send", CREATED, "History", "history", MESSAGE_ROOM),
+    link(
+        "send",
+        CREATED,
+        "SearchBefore",
+        "search_messages",
+        &[("before", "$response.body#/id")],
+    ),
     link("chat_send", CREATED, "GetMessage", "message", MESSAGE),
     link("chat_send", CREATED, "EditMessage", "edit", MESSAGE),
     link("chat_send", CREATED, "DeleteMessage", "delete", MESSAGE),
@@ -477,6 +487,7 @@ pub fn document() -> &'static serde_json::Value {
         messages::send, messages::history, messages::message, messages::edit, messages::delete, messages::chat_send, messages::chat_history,
         conversation::react, conversation::unreact, conversation::thread, conversation::forward, conversation::pins, conversation::pin, conversation::unpin,
         conversation::notifications,
+        search::search_messages,
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::usage, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,

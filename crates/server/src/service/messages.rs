@@ -449,7 +449,7 @@ impl Core {
     }
 
     /// Sets the status of messages of one room from its receipt summary, and completes
-    /// them (`complete`).
+    /// them (`complete`): how every read path (history, replay, search) fills messages.
     pub(super) async fn with_status(
         &self,
         room: Uuid,

@@ -14,6 +14,7 @@ mod notify;
 mod pictures;
 mod presence;
 mod rooms;
+mod search;
 mod sync;
 
 use std::sync::Arc;

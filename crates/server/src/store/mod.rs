@@ -1,7 +1,7 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
 //! The interface is one trait per area (accounts, rooms, messages, conversations,
-//! receipts, media records, pictures, push, audit), each in its own module with its types, gathered under `Store`,
+//! receipts, media records, pictures, push, audit, search), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -22,8 +22,10 @@ pub mod postgres;
 mod push;
 mod receipts;
 mod rooms;
+mod search;
 mod sql;
 pub mod sqlite;
+pub mod tokens;
 
 use async_trait::async_trait;
 
@@ -37,6 +39,7 @@ pub use pictures::{Picture, PictureStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
+pub use search::{IndexQuery, SearchBatch, SearchStore};
 pub use sql::SqlStore;
 
 /// What can go wrong in a store.
@@ -138,6 +141,7 @@ pub trait Store:
     + BlockStore
     + ConversationStore
     + PictureStore
+    + SearchStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

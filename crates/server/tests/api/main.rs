@@ -23,6 +23,7 @@ mod pictures;
 mod push;
 mod realtime;
 mod rooms;
+mod search;
 
 /// Whether every test's server runs on the cluster engines: no here, on the embedded
 /// defaults; tests/api_cluster.rs sets its own to run this suite on PostgreSQL + NATS +

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::store::sql::map::{self, MESSAGE_COLUMNS};
 use crate::store::sql::messages::{Stored, assign_seqs, event_json, mentions_json, new_messages};
 use crate::store::sql::ms_of;
+use crate::store::sql::search::SearchIndex;
 use crate::store::{Appended, Constraint, NewMessage, StoreError, StoreResult};
 
 pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
@@ -233,6 +234,7 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
     .bind(&stamps)
     .execute(&mut *tx)
     .await?;
+    SearchIndex::index(&mut *tx, &new).await?;
     tx.commit().await?;
     Ok(out)
 }

@@ -18,6 +18,7 @@
 //! Instants are BIGINT milliseconds, as on SQLite, so `clock.rs` serves both engines.
 
 mod append;
+mod search;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,7 +31,7 @@ use uuid::Uuid;
 
 use super::sql::map::{self, USER_COLUMNS};
 use super::sql::{Columns, Db, Decodes, Engine, SqlStore, is_unique_violation, like_prefix};
-use super::{Appended, NewMessage, StoreError, StoreResult};
+use super::{Appended, IndexQuery, NewMessage, SearchBatch, StoreError, StoreResult};
 
 /// The PostgreSQL engine.
 pub type PostgresStore = SqlStore<PgPool>;
@@ -182,5 +183,9 @@ impl Engine for PgPool {
 
     async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
         append::append(self, batch).await
+    }
+
+    async fn search_messages(&self, query: &IndexQuery<'_>) -> StoreResult<SearchBatch> {
+        search::search(self, query).await
     }
 }

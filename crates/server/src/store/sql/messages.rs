@@ -1,5 +1,6 @@
 //! Messages, for both engines; and what both engines' batch appends share: deciding each
-//! message of a batch from what is stored.
+//! message of a batch from what is stored. Edits and deletions keep the search index in
+//! step in their own transaction.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,6 +10,7 @@ use uuid::Uuid;
 
 use super::conversation::NEXT_VERSION;
 use super::map::{self, MESSAGE_COLUMNS};
+use super::search::{self, SearchIndex};
 use super::{Columns, Engine, SqlStore};
 use crate::clock::to_time;
 use crate::store::{
@@ -119,6 +121,7 @@ impl<P: Engine> MessageStore for SqlStore<P> {
                 .iter()
                 .map(|row| row.col("id"))
                 .collect::<StoreResult<Vec<Uuid>>>()?;
+            search::reindex(&mut *tx, &message).await?;
             tx.commit().await?;
             Ok(Changed { message, replies })
         })
@@ -173,6 +176,7 @@ impl<P: Engine> MessageStore for SqlStore<P> {
                 .iter()
                 .map(|row| row.col("id"))
                 .collect::<StoreResult<Vec<Uuid>>>()?;
+            SearchIndex::unindex(&mut *tx, &message).await?;
             tx.commit().await?;
             Ok(Changed { message, replies })
         })

@@ -21,15 +21,15 @@
 //! What differs between the engines is theirs, behind [`Engine`], in their folders
 //! (`sqlite/`, `postgres/`): opening the pools, the batch append (SQLite: one writer, a
 //! multi-row INSERT and a trigger; PostgreSQL: room locks and arrays), the
-//! case-insensitive user search, how a list of ids is passed, row locks and byte-wise
-//! ordering of text.
+//! case-insensitive user search, how a list of ids is passed, row locks, byte-wise
+//! ordering of text, and the search index (`search.rs`).
 
 use async_trait::async_trait;
 use palaver_proto::User;
 use sqlx::{Decode, Postgres, Sqlite, Type};
 use uuid::Uuid;
 
-use super::{Appended, NewMessage, Store, StoreResult};
+use super::{Appended, IndexQuery, NewMessage, SearchBatch, Store, StoreResult};
 
 /// Runs `$body` with `$db` bound to the pool `$pool` holds, whichever engine it is.
 ///
@@ -57,6 +57,7 @@ mod pictures;
 mod push;
 mod receipts;
 mod rooms;
+pub(super) mod search;
 
 /// The store on one engine: `SqlStore<SqlitePool>` is `SqliteStore`, `SqlStore<PgPool>`
 /// is `PostgresStore`. Constructed by the engine's module.
@@ -101,6 +102,9 @@ pub trait Engine: Send + Sync + 'static {
     /// `MessageStore::append_messages`, on the write pool: how a batch is made safe
     /// against other writers, and how it is inserted, is the engine's.
     async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>>;
+
+    /// `SearchStore::search_messages`, on the read pool: each engine reads its own index.
+    async fn search_messages(&self, query: &IndexQuery<'_>) -> StoreResult<SearchBatch>;
 }
 
 /// A value both engines decode.

@@ -25,6 +25,7 @@ use crate::store::sql::messages::{
     new_messages,
 };
 use crate::store::sql::ms_of;
+use crate::store::sql::search::SearchIndex;
 use crate::store::{Appended, NewMessage, StoreResult};
 
 /// `(?, ?), (?, ?), …`: `rows` groups of `width` placeholders.
@@ -130,6 +131,7 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
             q.execute(&mut *tx).await?;
         }
     }
+    SearchIndex::index(&mut *tx, &new_messages(&out)).await?;
     tx.commit().await?;
     Ok(out)
 }

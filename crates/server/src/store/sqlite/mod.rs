@@ -10,6 +10,7 @@
 //! module opens the pools and says what SQLite says differently.
 
 mod append;
+mod search;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -26,7 +27,7 @@ use uuid::Uuid;
 
 use super::sql::map::{self, USER_COLUMNS};
 use super::sql::{Columns, Db, Decodes, Engine, SqlStore, like_prefix};
-use super::{Appended, NewMessage, StoreResult};
+use super::{Appended, IndexQuery, NewMessage, SearchBatch, StoreResult};
 
 /// The SQLite engine.
 pub type SqliteStore = SqlStore<SqlitePool>;
@@ -109,6 +110,10 @@ impl Engine for SqlitePool {
 
     async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
         append::append(self, batch).await
+    }
+
+    async fn search_messages(&self, query: &IndexQuery<'_>) -> StoreResult<SearchBatch> {
+        search::search(self, query).await
     }
 }
 

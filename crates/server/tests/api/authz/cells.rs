@@ -179,6 +179,16 @@ pub(super) async fn rest_cell(
                 .expect("upload");
             payload = Payload::Json(json!({ "mediaId": upload.id }));
         }
+        "GET /api/v1/search" => {
+            // A word only this cell's message holds, said in the room just now.
+            let word = w.unique("needle").replace('-', "x");
+            w.owner.send(fx.room, &format!("the owner's {word}")).await;
+            query = match row.owners {
+                true => format!("?q={word}&roomId={}", fx.room),
+                false => format!("?q={word}"),
+            };
+            probe = Some(fx.room.to_string());
+        }
         _ => {}
     }
     let target = match row.target {

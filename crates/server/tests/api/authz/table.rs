@@ -129,7 +129,9 @@ pub(super) struct Row {
     pub(super) fresh: bool,
     pub(super) via: Via,
     /// The request names the owner's object where it would otherwise be the caller's own
-    /// new one: `POST /push/subscriptions` with the owner's registered endpoint.
+    /// new one: `POST /push/subscriptions` with the owner's registered endpoint; or the
+    /// owner's room where it would otherwise be all of the caller's: `GET /search` with
+    /// `roomId`.
     pub(super) owners: bool,
     pub(super) expect: [Cell; 10],
 }
@@ -272,6 +274,11 @@ pub(super) const REST: &[Row] = &[
     row("POST /api/v1/messages/{messageId}/forward",                             [NEW,     NEW,     NEW,     NO_MSG,   NO_MSG,   FORBID,  NEW,     ANON, EXPIRED, ANON]),
     row("POST /api/v1/chat/{conversationId}",                                    [NEW,     NEW,     NEW,     NO_ROOM,  NO_ROOM,  FORBID,  NEW,     ANON, EXPIRED, ANON]),
     row("GET /api/v1/chat/{conversationId}",                                     [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
+    // Search (a word the owner just said in the room): members in any state find it; a
+    // stranger and a removed member find nothing of the room, and naming it (`roomId`, the
+    // owner's row) is answered as history answers it.
+    row("GET /api/v1/search",                                                    [OK,      OK,      OK,      HIDDEN,   HIDDEN,   OK,      OK,      ANON, EXPIRED, ANON]),
+    owners("GET /api/v1/search",                                                 [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
     // Presence (the owner's): only for oneself and people who share a room.
     row("GET /api/v1/presence/{userId}",                                         [OK,      OK,      OK,      NO_USER,  NO_USER,  NO_USER, NO_USER, ANON, EXPIRED, ANON]),
     row("GET /api/v1/chat/status/{userId}",                                      [OK,      OK,      OK,      NO_USER,  NO_USER,  NO_USER, NO_USER, ANON, EXPIRED, ANON]),

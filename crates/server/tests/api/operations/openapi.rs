@@ -35,6 +35,7 @@ const REST_PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/messages/history", &["get"]),
     ("/api/v1/messages/{messageId}", &["get", "patch", "delete"]),
     ("/api/v1/chat/{conversationId}", &["get", "post"]),
+    ("/api/v1/search", &["get"]),
     ("/api/v1/chat/status/{userId}", &["get"]),
     ("/api/v1/lastseen/{userId}", &["get"]),
     ("/api/v1/presence/{userId}", &["get"]),
