@@ -240,6 +240,7 @@ fn bucket_name(bucket: RateBucket) -> &'static str {
         RateBucket::Ephemeral => "ephemeral",
         RateBucket::Actions => "actions",
         RateBucket::Upload => "upload",
+        RateBucket::Previews => "previews",
     }
 }
 

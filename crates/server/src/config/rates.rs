@@ -30,6 +30,8 @@ pub enum RateBucket {
     Actions,
     /// Media uploads, per user.
     Upload,
+    /// Pages read for link previews (not those found in the cache), per user.
+    Previews,
 }
 
 /// The span a bucket's rate is counted over.
@@ -58,7 +60,7 @@ impl Period {
 
 impl RateBucket {
     /// Every bucket, in the order of the configuration file.
-    pub const ALL: [RateBucket; 7] = [
+    pub const ALL: [RateBucket; 8] = [
         RateBucket::Login,
         RateBucket::LoginFailure,
         RateBucket::Register,
@@ -66,6 +68,7 @@ impl RateBucket {
         RateBucket::Ephemeral,
         RateBucket::Actions,
         RateBucket::Upload,
+        RateBucket::Previews,
     ];
 
     /// The bucket's name in its `[rate_limits]` keys.
@@ -78,6 +81,7 @@ impl RateBucket {
             RateBucket::Ephemeral => "ephemeral",
             RateBucket::Actions => "actions",
             RateBucket::Upload => "upload",
+            RateBucket::Previews => "previews",
         }
     }
 
@@ -157,6 +161,7 @@ impl Default for RateLimits {
                 RateBucket::Ephemeral => RateLimit::new(120, 20),
                 RateBucket::Actions => RateLimit::new(300, 60),
                 RateBucket::Upload => RateLimit::new(60, 20),
+                RateBucket::Previews => RateLimit::new(30, 10),
             }),
             max_keys: DEFAULT_MAX_KEYS,
         }
@@ -263,6 +268,7 @@ mod tests {
              ephemeral_per_minute = 120\nephemeral_burst = 20\n\
              actions_per_minute = 300\nactions_burst = 60\n\
              upload_per_minute = 60\nupload_burst = 20\n\
+             previews_per_minute = 30\npreviews_burst = 10\n\
              max_keys = 100000\n"
         );
         let read: RateLimits = toml::from_str(&text).expect("read back");
