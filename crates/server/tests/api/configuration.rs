@@ -227,14 +227,29 @@ fn link_preview_options_come_from_the_environment_and_are_checked() {
         ],
     );
     assert!(ok, "{err}");
-    assert!(out.contains("[link_previews]") && out.contains("enabled = false"), "{out}");
-    assert!(out.contains("timeout_ms = 1500") && out.contains("\"10.0.0.0/8\""), "{out}");
+    assert!(
+        out.contains("[link_previews]") && out.contains("enabled = false"),
+        "{out}"
+    );
+    assert!(
+        out.contains("timeout_ms = 1500") && out.contains("\"10.0.0.0/8\""),
+        "{out}"
+    );
     assert!(out.contains("previews_burst = 3"), "{out}");
     for (env, why) in [
         (("PALAVER_LINK_PREVIEWS__TIMEOUT_MS", "0"), "timeout_ms"),
-        (("PALAVER_LINK_PREVIEWS__MAX_REDIRECTS", "50"), "max_redirects"),
-        (("PALAVER_LINK_PREVIEWS__OUTBOUND_ALLOW", "[\"not a host!\"]"), "link_previews"),
-        (("PALAVER_LINK_PREVIEWS__FETCH_EVERYTHING", "true"), "FETCH_EVERYTHING"),
+        (
+            ("PALAVER_LINK_PREVIEWS__MAX_REDIRECTS", "50"),
+            "max_redirects",
+        ),
+        (
+            ("PALAVER_LINK_PREVIEWS__OUTBOUND_ALLOW", "[\"not a host!\"]"),
+            "link_previews",
+        ),
+        (
+            ("PALAVER_LINK_PREVIEWS__FETCH_EVERYTHING", "true"),
+            "FETCH_EVERYTHING",
+        ),
     ] {
         let (ok, _, err) = palaver_config(&[], &[env]);
         assert!(!ok, "{env:?} accepted");
