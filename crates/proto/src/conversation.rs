@@ -1,5 +1,5 @@
 //! What a conversation adds to a message: replies, threads, reactions, mentions, pins,
-//! forwards and room events; and the bodies of their endpoints.
+//! forwards, link previews and room events; and the bodies of their endpoints.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +25,29 @@ pub struct ReplyTo {
     /// True once the quoted message was deleted.
     #[serde(default)]
     pub deleted: bool,
+}
+
+/// A card for the first link of a text message, read by the server from the page
+/// (`og:` tags, else `<title>` and the meta description). It arrives after the message,
+/// as `message.updated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LinkPreview {
+    /// The link as it appears in the message (normalised: scheme and host lowercase).
+    pub url: String,
+    /// At most 300 characters.
+    pub title: String,
+    /// At most 1000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The page's picture, fetched and cleaned by the server and served from it: a signed
+    /// link like `Media.thumbnailUrl` (relative to the server), never the third party's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    /// The site's name (`og:site_name`), at most 100 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
 }
 
 /// On a thread's root: its replies at a glance.

@@ -34,8 +34,14 @@ pub enum ClientFrame {
     Auth { token: String },
     /// Send a message (the body of `POST /api/v1/messages/send`); answered by `ack`.
     Send { message: SendMessageRequest },
-    /// Replace the text of one's own message; answered by `ack`.
-    Edit { message_id: Uuid, content: String },
+    /// Replace the text of one's own message; answered by `ack`. `noPreview` as in
+    /// `EditMessageRequest`.
+    Edit {
+        message_id: Uuid,
+        content: String,
+        #[serde(default)]
+        no_preview: bool,
+    },
     /// Delete one's own message; answered by `ack`.
     Delete { message_id: Uuid },
     /// Everything in the room up to `seq` has reached this device (`delivered`) or been
@@ -372,6 +378,7 @@ mod tests {
             ClientFrame::Edit {
                 message_id: room,
                 content: "x".into(),
+                no_preview: false,
             },
             ClientFrame::Delete { message_id: room },
             ClientFrame::Receipt {

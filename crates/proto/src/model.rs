@@ -424,6 +424,9 @@ pub struct Message {
     /// copies of a message, the one with the larger number is the newer.
     #[serde(default)]
     pub version: i64,
+    /// A card for the message's first link, once the server has read the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_preview: Option<crate::LinkPreview>,
 }
 
 /// An uploaded file: `POST /api/v1/media/upload` answers with one, and messages of type
@@ -512,6 +515,9 @@ pub struct SendMessageRequest {
     /// With `threadRootId`: show the reply in the room's timeline too.
     #[serde(default)]
     pub also_in_room: bool,
+    /// No link preview for this message.
+    #[serde(default)]
+    pub no_preview: bool,
 }
 
 /// `POST /api/v1/chat/{conversationId}`: a send whose room is in the path.
@@ -536,6 +542,10 @@ pub struct EditMessageRequest {
     /// The new text: no NUL; not blank for a text message.
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::edit_content))]
     pub content: String,
+    /// No link preview: the message loses the one it has. Otherwise a preview follows
+    /// the first link, as on a send.
+    #[serde(default)]
+    pub no_preview: bool,
 }
 
 /// Query of `GET /api/v1/messages/history`.

@@ -164,7 +164,15 @@ fn send_variants(room_in_body: bool) -> RefOr<Schema> {
             .property("clientMsgId", client_msg_id())
             .required("clientMsgId");
         if room_in_body {
-            b.property("roomId", uuid("The room.")).required("roomId")
+            b.property("roomId", uuid("The room."))
+                .required("roomId")
+                .property(
+                    "noPreview",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .default(Some(false.into()))
+                        .description(Some("No link preview for this message.")),
+                )
         } else {
             b
         }

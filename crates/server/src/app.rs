@@ -55,6 +55,8 @@ pub enum StartError {
     Engine(String),
     #[error("push: {0}")]
     Push(#[from] crate::push::PushError),
+    #[error("link_previews: {0}")]
+    Previews(#[from] crate::outbound::OutboundError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -408,7 +410,14 @@ impl Application {
             )?),
             false => None,
         };
-        let core = Core::start(config, node_id, store, bus, cache, media, &secret, push).await?;
+        let previews = match config.link_previews.enabled {
+            true => Some(crate::link_preview::Fetcher::new(&config.link_previews)?),
+            false => None,
+        };
+        let core = Core::start(
+            config, node_id, store, bus, cache, media, &secret, push, previews,
+        )
+        .await?;
         let hub = Hub::new(core.clone());
         background.until_stopped(hub.clone().run(core.consume(events)));
         // A few times per TTL, so a dead node's users go offline soon after it expires.

@@ -6,9 +6,11 @@
 //! them all; `palaver config` prints the effective configuration as TOML.
 
 mod engines;
+mod previews;
 mod rates;
 
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
+pub use previews::LinkPreviewConfig;
 pub use rates::{Period, RateBucket, RateLimit, RateLimits};
 
 use std::net::SocketAddr;
@@ -133,6 +135,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Push notifications (Web Push and webhooks) to members who are not connected.
     pub push: PushConfig,
+    /// `[link_previews]`: cards for the links in messages, read by the server.
+    pub link_previews: LinkPreviewConfig,
     /// `[passwords]`: how strong a new password must be, and how many are hashed at once.
     pub passwords: PasswordConfig,
 }
@@ -439,6 +443,7 @@ impl Default for Config {
             insecure_fast_password_hashing: false,
             media: MediaConfig::default(),
             push: PushConfig::default(),
+            link_previews: LinkPreviewConfig::default(),
             metrics_listen: None,
             metrics_on_main_listener: false,
             max_connections: None,
@@ -649,6 +654,7 @@ impl Config {
                 "rate_limits.max_keys must be positive".into(),
             ));
         }
+        self.link_previews.check()?;
         self.push.check()
     }
 }

@@ -50,10 +50,13 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Config(flags) => {
             let config = Config::load(cli.config.as_deref(), flags)?;
-            // The configuration knows no engine; the outbound allow-list is the push guard's
-            // to read, here as at start-up, so `palaver config` refuses what `serve` would.
-            palaver_server::push::guard::AllowList::parse(&config.push.outbound_allow)
+            // The configuration knows no engine; the outbound allow-lists are the SSRF
+            // guard's to read, here as at start-up, so `palaver config` refuses what
+            // `serve` would.
+            palaver_server::outbound::AllowList::parse(&config.push.outbound_allow)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: push: {e}"))?;
+            palaver_server::outbound::AllowList::parse(&config.link_previews.outbound_allow)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: link_previews: {e}"))?;
             print!("{}", toml_string(&config.redacted())?);
             Ok(())
         }

@@ -10,7 +10,18 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("edges", &["app", "http", "gateway"]),
     ("rules", &["service", "domain"]),
-    ("engines", &["store", "bus", "cache", "media", "push"]),
+    (
+        "engines",
+        &[
+            "store",
+            "bus",
+            "cache",
+            "media",
+            "push",
+            "outbound",
+            "link_preview",
+        ],
+    ),
     (
         "bottom",
         &["config", "clock", "files", "transport", "telemetry"],

@@ -60,6 +60,11 @@ async fn spawn_server(dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) 
         data_dir: dir.to_path_buf(),
         insecure_fast_password_hashing: true,
         rate_limits: RateLimits::all(many),
+        // Fuzzed text may hold links: no test reads pages off this machine.
+        link_previews: palaver_server::config::LinkPreviewConfig {
+            enabled: false,
+            ..Default::default()
+        },
         ..Config::default()
     };
     let app = Application::build(config).await.expect("build app");

@@ -17,7 +17,7 @@
 //!
 //! This file holds the fixtures, the two macros that make each case a test per engine, the
 //! list of cases and the helpers they share; the cases live in `store_contract/` by area:
-//! `accounts`, `rooms`, `messages`, `media`, `pictures`, `push`, `search` and `nodes` (several nodes, PostgreSQL
+//! `accounts`, `rooms`, `messages`, `media`, `pictures`, `previews`, `push`, `search` and `nodes` (several nodes, PostgreSQL
 //! only). A test keeps its name: `users_and_search::sqlite`, `users_and_search::postgres`.
 
 use std::sync::Arc;
@@ -42,6 +42,7 @@ use nodes::{
     same_key_on_two_nodes_is_one_message, schemas_are_isolated_and_migrations_rerun,
 };
 use pictures::pictures_keep_their_media;
+use previews::link_previews_cache_and_messages;
 use push::{a_session_that_ends_takes_its_push_subscriptions, push_settings_and_subscriptions};
 use rooms::{
     direct_rooms_are_unique_per_pair, groups_members_and_roles, invitations_and_blocks,
@@ -59,6 +60,8 @@ mod messages;
 mod nodes;
 #[path = "store_contract/pictures.rs"]
 mod pictures;
+#[path = "store_contract/previews.rs"]
+mod previews;
 #[path = "store_contract/push.rs"]
 mod push;
 #[path = "store_contract/rooms.rs"]
@@ -250,6 +253,7 @@ contract!(
     media_rows_and_orphans,
     media_usage_and_quota,
     pictures_keep_their_media,
+    link_previews_cache_and_messages,
     push_settings_and_subscriptions,
     a_session_that_ends_takes_its_push_subscriptions,
     audit_log,

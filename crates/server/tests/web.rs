@@ -49,6 +49,12 @@ async fn web_client_end_to_end() {
         data_dir: data.path().to_path_buf(),
         insecure_fast_password_hashing: true,
         rate_limits: RateLimits::all(lots),
+        // The script's messages link to example.com: no test reads pages off this machine
+        // (tests/api/previews/ serves its own on loopback).
+        link_previews: palaver_server::config::LinkPreviewConfig {
+            enabled: false,
+            ..Default::default()
+        },
         ..Config::default()
     };
     let app = Application::build(config).await.expect("build app");

@@ -241,6 +241,7 @@ fn bucket_name(bucket: RateBucket) -> &'static str {
         RateBucket::Actions => "actions",
         RateBucket::Upload => "upload",
         RateBucket::Search => "search",
+        RateBucket::Previews => "previews",
     }
 }
 

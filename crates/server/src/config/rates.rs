@@ -33,6 +33,8 @@ pub enum RateBucket {
     /// Message searches, per user: each reads the search index, so they have a bucket of
     /// their own.
     Search,
+    /// Pages read for link previews (not those found in the cache), per user.
+    Previews,
 }
 
 /// The span a bucket's rate is counted over.
@@ -61,7 +63,7 @@ impl Period {
 
 impl RateBucket {
     /// Every bucket, in the order of the configuration file.
-    pub const ALL: [RateBucket; 8] = [
+    pub const ALL: [RateBucket; 9] = [
         RateBucket::Login,
         RateBucket::LoginFailure,
         RateBucket::Register,
@@ -70,6 +72,7 @@ impl RateBucket {
         RateBucket::Actions,
         RateBucket::Upload,
         RateBucket::Search,
+        RateBucket::Previews,
     ];
 
     /// The bucket's name in its `[rate_limits]` keys.
@@ -83,6 +86,7 @@ impl RateBucket {
             RateBucket::Actions => "actions",
             RateBucket::Upload => "upload",
             RateBucket::Search => "search",
+            RateBucket::Previews => "previews",
         }
     }
 
@@ -163,6 +167,7 @@ impl Default for RateLimits {
                 RateBucket::Actions => RateLimit::new(300, 60),
                 RateBucket::Upload => RateLimit::new(60, 20),
                 RateBucket::Search => RateLimit::new(60, 20),
+                RateBucket::Previews => RateLimit::new(30, 10),
             }),
             max_keys: DEFAULT_MAX_KEYS,
         }
@@ -270,6 +275,7 @@ mod tests {
              actions_per_minute = 300\nactions_burst = 60\n\
              upload_per_minute = 60\nupload_burst = 20\n\
              search_per_minute = 60\nsearch_burst = 20\n\
+             previews_per_minute = 30\npreviews_burst = 10\n\
              max_keys = 100000\n"
         );
         let read: RateLimits = toml::from_str(&text).expect("read back");

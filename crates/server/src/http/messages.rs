@@ -92,7 +92,9 @@ pub async fn edit(
     Json(req): Json<EditMessageRequest>,
 ) -> ApiResult<Json<Message>> {
     Ok(Json(
-        app.core.edit_message(who, id, &req.content, None).await?,
+        app.core
+            .edit_message(who, id, &req.content, req.no_preview, None)
+            .await?,
     ))
 }
 

@@ -1,13 +1,12 @@
 //! Push notifications out of the server: Web Push (RFC 8030) with VAPID (RFC 8292) and
 //! aes128gcm payload encryption (RFC 8291), and signed webhooks, both through the SSRF
-//! guard (`guard`).
+//! guard (`crate::outbound`).
 //!
 //! The service layer (`service/notify.rs`) decides who is notified of what and hands
 //! each notification here as `Notice`s, one per subscription and one for the webhook.
 //! The `Dispatcher` sends them with retries: a bounded number may be in flight or waiting
 //! for a retry at once (`push.queue_size`); past that, new ones are dropped and counted.
 
-pub mod guard;
 pub mod vapid;
 pub mod webhook;
 
@@ -27,8 +26,8 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::config::PushConfig;
+use crate::outbound::{AllowList, GuardError, Outbound, OutboundError};
 use crate::store::{PushSubscriptionRow, Store};
-use guard::{AllowList, GuardError, Outbound, OutboundError};
 use vapid::Vapid;
 
 /// Requests to push services and the webhook in flight at once.

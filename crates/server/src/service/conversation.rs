@@ -136,13 +136,14 @@ impl Core {
         Ok((ids, mentions_room))
     }
 
-    /// Fills in what the store keeps apart from a message: its media, the quote of the
-    /// message it replies to, its reactions and its thread's participants.
+    /// Fills in what the store keeps apart from a message: its media, link preview, the
+    /// quote of the message it replies to, its reactions and its thread's participants.
     pub(crate) async fn complete(&self, messages: &mut [Message]) -> ServiceResult<()> {
         if messages.is_empty() {
             return Ok(());
         }
         self.attach_media(messages).await?;
+        self.attach_previews(messages).await?;
         let quoted: Vec<Uuid> = messages
             .iter()
             .filter_map(|m| m.reply_to.as_ref().map(|r| r.id))

@@ -78,7 +78,7 @@ pub fn clean_filename(name: Option<&str>) -> String {
 }
 
 /// Deletes a temporary file when dropped, whatever path the upload took.
-struct TempFile(PathBuf);
+pub(super) struct TempFile(pub(super) PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -104,7 +104,7 @@ impl Core {
     }
 
     /// The user's quota, if the server sets one.
-    fn user_quota(&self) -> Option<u64> {
+    pub(super) fn user_quota(&self) -> Option<u64> {
         Some(self.config.media.user_quota_bytes).filter(|q| *q > 0)
     }
 
@@ -132,7 +132,7 @@ impl Core {
 
     /// Refuses an upload of `needed` more bytes while the data directory's file system is
     /// (or would then be) below `media.min_free_disk_bytes`.
-    async fn check_free_disk(&self, needed: u64) -> ServiceResult<()> {
+    pub(super) async fn check_free_disk(&self, needed: u64) -> ServiceResult<()> {
         let floor = self.config.media.min_free_disk_bytes;
         if floor == 0 {
             return Ok(());
@@ -313,7 +313,7 @@ impl Core {
     /// An uploaded image without its metadata, with its thumbnail. The headers are read
     /// first (a bomb is refused there, having cost nothing); then the decode waits for
     /// its share of the node's decode memory and runs off the async workers.
-    async fn clean_image(
+    pub(super) async fn clean_image(
         &self,
         path: &std::path::Path,
         mime: &'static str,
@@ -454,7 +454,7 @@ impl Core {
         Ok(rows.len())
     }
 
-    async fn remove_unused_blobs(&self, row: &MediaRow) {
+    pub(super) async fn remove_unused_blobs(&self, row: &MediaRow) {
         for key in std::iter::once(&row.sha256).chain(row.thumb_sha256.as_ref()) {
             match self.store.blob_in_use(key).await {
                 Ok(false) => {

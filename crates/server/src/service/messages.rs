@@ -1,4 +1,4 @@
-//! Sending, editing, deleting and reading messages, and receipts and typing.
+//! Sending, editing, deleting and reading messages, and receipts (typing is presence.rs').
 //!
 //! Every send goes through one writer task that commits in groups: it takes whatever is
 //! queued (up to `group_commit_max`), stores it in one transaction (one fsync), then
@@ -35,6 +35,8 @@ struct Job {
     origin_conn: Option<Uuid>,
     queued: Instant,
     reply: oneshot::Sender<ServiceResult<Sent>>,
+    /// The link to preview once the message is stored.
+    preview: Option<url::Url>,
 }
 
 /// A send that has been accepted and queued; await it for the outcome.
@@ -63,13 +65,14 @@ const COMMIT_ATTEMPTS: u32 = 3;
 
 impl MessageWriter {
     /// Starts the writer task; with `notify`, every batch of newly stored messages is
-    /// handed on for push notifications.
+    /// handed on for push notifications, and with `previews` each link to preview.
     pub(super) fn start(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         max_batch: usize,
         notify: Option<mpsc::Sender<Vec<Message>>>,
         threads: mpsc::Sender<Vec<(Uuid, Uuid)>>,
+        previews: Option<mpsc::Sender<super::previews::Job>>,
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<(NewMessage, Job)>(max_batch * 4);
         let task = tokio::spawn(async move {
@@ -90,6 +93,7 @@ impl MessageWriter {
                 let after = AfterCommit {
                     notify: notify.as_ref(),
                     threads: &threads,
+                    previews: previews.as_ref(),
                 };
                 commit(&*store, &*bus, &messages, jobs.drain(..), after).await;
                 messages.clear();
@@ -120,6 +124,8 @@ struct AfterCommit<'a> {
     notify: Option<&'a mpsc::Sender<Vec<Message>>>,
     /// The thread roots whose counts moved, as (room, root), to be announced.
     threads: &'a mpsc::Sender<Vec<(Uuid, Uuid)>>,
+    /// The link preview queue, when previews are on.
+    previews: Option<&'a mpsc::Sender<super::previews::Job>>,
 }
 
 async fn commit(
@@ -171,6 +177,9 @@ async fn commit(
                         }
                         if let Some(root) = message.thread_root_id {
                             roots.push((message.room_id, root));
+                        }
+                        if let (Some(queue), Some(url)) = (after.previews, job.preview) {
+                            super::previews::hand_off(queue, &message, url);
                         }
                         Ok(Sent {
                             message,
@@ -349,7 +358,8 @@ impl Core {
             system: false,
             now_ms: now_ms(),
         };
-        let rx = self.queue(message, origin_conn).await?;
+        let preview = super::previews::link_of(req.kind, &message.content, req.no_preview);
+        let rx = self.queue(message, origin_conn, preview).await?;
         Ok(PendingSend { rx, _sweep: sweep })
     }
 
@@ -358,12 +368,14 @@ impl Core {
         &self,
         message: NewMessage,
         origin_conn: Option<Uuid>,
+        preview: Option<url::Url>,
     ) -> ServiceResult<oneshot::Receiver<ServiceResult<Sent>>> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             origin_conn,
             queued: Instant::now(),
             reply,
+            preview,
         };
         let sender = self.writer.sender().ok_or(ServiceError::Unavailable)?;
         sender
@@ -401,7 +413,7 @@ impl Core {
             system: true,
             now_ms: now_ms(),
         };
-        let rx = self.queue(message, None).await?;
+        let rx = self.queue(message, None, None).await?;
         rx.await.unwrap_or(Err(ServiceError::Unavailable))?;
         Ok(())
     }
@@ -569,12 +581,14 @@ impl Core {
         Ok(message)
     }
 
-    /// Replaces the text of one's own message; members see `message.updated`.
+    /// Replaces the text of one's own message; members see `message.updated`. Its link
+    /// preview follows the new text (`no_preview`: none).
     pub async fn edit_message(
         &self,
         who: Identity,
         id: Uuid,
         content: &str,
+        no_preview: bool,
         origin_conn: Option<Uuid>,
     ) -> ServiceResult<Message> {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
@@ -591,6 +605,7 @@ impl Core {
             .store
             .edit_message(id, &content, &mentions, mentions_room, now_ms())
             .await?;
+        let changed = self.repreview(&old, changed, no_preview).await?;
         self.changed(changed, origin_conn).await
     }
 
@@ -656,29 +671,6 @@ impl Core {
             self.announce_summary(room, moved.summary_after).await?;
         }
         Ok(seq)
-    }
-
-    /// Relays a typing indicator to the room's joined members (not stored).
-    pub async fn typing(
-        &self,
-        who: Identity,
-        room: Uuid,
-        active: bool,
-        origin_conn: Option<Uuid>,
-    ) -> ServiceResult<()> {
-        self.require_joined(room, who.user_id)?;
-        self.limit(RateBucket::Ephemeral, &who.user_id.to_string())
-            .await?;
-        let frame = ServerFrame::Typing {
-            room_id: room,
-            user_id: who.user_id,
-            active,
-        };
-        let audience = Audience::Joined {
-            room,
-            from: Some(who.user_id),
-        };
-        self.deliver(audience, &frame, origin_conn).await
     }
 }
 

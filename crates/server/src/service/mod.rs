@@ -13,6 +13,7 @@ mod messages;
 mod notify;
 mod pictures;
 mod presence;
+mod previews;
 mod rooms;
 mod search;
 mod sync;
@@ -231,8 +232,10 @@ pub struct Core {
     pub push: Option<Arc<crate::push::Dispatcher>>,
     /// The memory image decodes may take at once (`media.decode_memory_bytes`).
     decode_budget: media::DecodeBudget,
-    /// The service's own tasks (the notification collector and what it starts), waited
-    /// for by `drain`.
+    /// Link previews; `None` when `link_previews.enabled` is false.
+    previews: Option<previews::Previews>,
+    /// The service's own tasks (the notification collector, the preview task and what
+    /// they start), waited for by `drain`.
     tasks: tokio_util::task::TaskTracker,
 }
 
@@ -248,6 +251,7 @@ impl Core {
         media: Arc<dyn MediaStore>,
         secret: &[u8],
         push: Option<Arc<crate::push::Dispatcher>>,
+        previews: Option<crate::link_preview::Fetcher>,
     ) -> ServiceResult<Arc<Core>> {
         let config_media = config.media.clone();
         let media_tmp = config.data_dir.join("media").join("tmp");
@@ -281,12 +285,17 @@ impl Core {
         };
         // Thread roots whose counts the writer moved, announced by a task of ours.
         let (threads_tx, threads_rx) = tokio::sync::mpsc::channel(THREAD_BATCHES);
+        let previews = previews.map(|fetcher| {
+            let c = &config.link_previews;
+            previews::Previews::new(fetcher, c.queue_size, c.max_concurrent_fetches)
+        });
         let writer = MessageWriter::start(
             store.clone(),
             bus.clone(),
             config.group_commit_max,
             notify_tx,
             threads_tx,
+            previews.as_ref().and_then(previews::Previews::sender),
         );
         let core = Arc::new(Core {
             config,
@@ -307,8 +316,11 @@ impl Core {
                 config_media.decode_memory_bytes,
                 Duration::from_millis(config_media.decode_wait_ms),
             ),
+            previews,
             tasks: tokio_util::task::TaskTracker::new(),
         });
+        // It ends when `drain` stops previews.
+        core.tasks.spawn(previews::run(core.clone()));
         // It ends when the writer, the only sender, is drained.
         core.tasks
             .spawn(conversation::announce_threads(core.clone(), threads_rx));
@@ -359,9 +371,13 @@ impl Core {
     }
 
     /// Stops taking messages and waits until every accepted one is stored and announced;
-    /// then until the service's own tasks have ended, and push sends have stopped.
+    /// then until the service's own tasks have ended (previews in progress are dropped),
+    /// and push sends have stopped.
     pub async fn drain(&self) {
         self.writer.drain().await;
+        if let Some(previews) = &self.previews {
+            previews.stop();
+        }
         self.tasks.close();
         self.tasks.wait().await;
         if let Some(push) = &self.push {

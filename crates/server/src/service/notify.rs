@@ -32,7 +32,7 @@ use uuid::Uuid;
 use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
-use crate::push::guard::GuardError;
+use crate::outbound::GuardError;
 use crate::push::{Channel, Dispatcher, Notice};
 use crate::store::{PushSubscriptionRow, PushTarget, Subscribed};
 

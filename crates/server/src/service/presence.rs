@@ -1,7 +1,8 @@
 //! Presence and last seen: online while any connection is open (away when the client
 //! says so), offline with a last-seen time when the last one closes. Only the user's
 //! peers may see it: people joined with them in a room, neither blocking the other
-//! (`Membership::peers_of` and `can_see`, the one place that rule lives).
+//! (`Membership::peers_of` and `can_see`, the one place that rule lives). And typing,
+//! the other signal that is relayed and never stored.
 
 use palaver_proto::{LastSeen, Presence, PresenceStatus, ServerFrame};
 use uuid::Uuid;
@@ -119,5 +120,28 @@ impl Core {
             user_id: p.user_id,
             last_seen: p.last_seen,
         })
+    }
+
+    /// Relays a typing indicator to the room's joined members (not stored).
+    pub async fn typing(
+        &self,
+        who: Identity,
+        room: Uuid,
+        active: bool,
+        origin_conn: Option<Uuid>,
+    ) -> ServiceResult<()> {
+        self.require_joined(room, who.user_id)?;
+        self.limit(RateBucket::Ephemeral, &who.user_id.to_string())
+            .await?;
+        let frame = ServerFrame::Typing {
+            room_id: room,
+            user_id: who.user_id,
+            active,
+        };
+        let audience = Audience::Joined {
+            room,
+            from: Some(who.user_id),
+        };
+        self.deliver(audience, &frame, origin_conn).await
     }
 }

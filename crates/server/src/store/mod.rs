@@ -1,7 +1,7 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
 //! The interface is one trait per area (accounts, rooms, messages, conversations,
-//! receipts, media records, pictures, push, audit, search), each in its own module with its types, gathered under `Store`,
+//! receipts, media records, pictures, link previews, push, audit, search), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -19,6 +19,7 @@ mod media;
 mod messages;
 mod pictures;
 pub mod postgres;
+mod previews;
 mod push;
 mod receipts;
 mod rooms;
@@ -36,6 +37,7 @@ pub use conversation::{Changed, ConversationStore, Reacting, ReactionRow, Toggle
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
 pub use pictures::{Picture, PictureStore};
+pub use previews::{CacheEntry, MessagePreview, PreviewRow, PreviewStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
@@ -142,6 +144,7 @@ pub trait Store:
     + ConversationStore
     + PictureStore
     + SearchStore
+    + PreviewStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

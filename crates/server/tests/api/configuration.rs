@@ -214,3 +214,45 @@ fn engines_are_chosen_by_url_and_passwords_are_not_printed() {
         assert!(err.contains(needle), "{env}: {err}");
     }
 }
+
+#[test]
+fn link_preview_options_come_from_the_environment_and_are_checked() {
+    let (ok, out, err) = palaver_config(
+        &[],
+        &[
+            ("PALAVER_LINK_PREVIEWS__ENABLED", "false"),
+            ("PALAVER_LINK_PREVIEWS__TIMEOUT_MS", "1500"),
+            ("PALAVER_LINK_PREVIEWS__OUTBOUND_ALLOW", "[\"10.0.0.0/8\"]"),
+            ("PALAVER_RATE_LIMITS__PREVIEWS_BURST", "3"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("[link_previews]") && out.contains("enabled = false"),
+        "{out}"
+    );
+    assert!(
+        out.contains("timeout_ms = 1500") && out.contains("\"10.0.0.0/8\""),
+        "{out}"
+    );
+    assert!(out.contains("previews_burst = 3"), "{out}");
+    for (env, why) in [
+        (("PALAVER_LINK_PREVIEWS__TIMEOUT_MS", "0"), "timeout_ms"),
+        (
+            ("PALAVER_LINK_PREVIEWS__MAX_REDIRECTS", "50"),
+            "max_redirects",
+        ),
+        (
+            ("PALAVER_LINK_PREVIEWS__OUTBOUND_ALLOW", "[\"not a host!\"]"),
+            "link_previews",
+        ),
+        (
+            ("PALAVER_LINK_PREVIEWS__FETCH_EVERYTHING", "true"),
+            "FETCH_EVERYTHING",
+        ),
+    ] {
+        let (ok, _, err) = palaver_config(&[], &[env]);
+        assert!(!ok, "{env:?} accepted");
+        assert!(err.contains(why), "{env:?}: {err}");
+    }
+}

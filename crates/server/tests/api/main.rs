@@ -20,6 +20,7 @@ mod media;
 mod messaging;
 mod operations;
 mod pictures;
+mod previews;
 mod push;
 mod realtime;
 mod rooms;

@@ -121,8 +121,9 @@ impl Reader {
             ClientFrame::Edit {
                 message_id,
                 content,
+                no_preview,
             } => core
-                .edit_message(who, message_id, &content, Some(self.conn_id))
+                .edit_message(who, message_id, &content, no_preview, Some(self.conn_id))
                 .await
                 .map(|m| {
                     Some(ServerFrame::Ack {

@@ -89,6 +89,8 @@ pub(in crate::store) fn message(row: &impl Columns) -> StoreResult<Message> {
             None => None,
         },
         version: row.col("version")?,
+        // Kept apart (`message_previews`): the service's to fill in.
+        link_preview: None,
     })
 }
 

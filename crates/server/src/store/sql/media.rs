@@ -118,13 +118,16 @@ impl<P: Engine> MediaRecordStore for SqlStore<P> {
 
     async fn delete_orphan_media(&self, before_ms: i64) -> StoreResult<Vec<MediaRow>> {
         // A deleted message gives up its media (media_id is cleared), so "no message
-        // carries it" is simply: no row points at it. An avatar or a group picture keeps
-        // its record the same way; a replaced one is collected like any unsent upload.
+        // carries it" is simply: no row points at it. An avatar, a group picture or a
+        // link preview's picture keeps its record the same way; a replaced one (or one
+        // whose cache entry and messages are gone) is collected like any unsent upload.
         let sql = format!(
             "DELETE FROM media WHERE created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.media_id = media.id) \
              AND NOT EXISTS (SELECT 1 FROM users WHERE users.avatar_media_id = media.id) \
              AND NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.picture_media_id = media.id) \
+             AND NOT EXISTS (SELECT 1 FROM link_previews l WHERE l.image_media_id = media.id) \
+             AND NOT EXISTS (SELECT 1 FROM message_previews p WHERE p.image_media_id = media.id) \
              RETURNING {MEDIA_COLUMNS}"
         );
         with_db!(&self.write, |db| {

@@ -129,7 +129,7 @@ impl<P: Engine> MessageStore for SqlStore<P> {
 
     async fn delete_message(&self, id: Uuid, now_ms: i64) -> StoreResult<Changed> {
         // The media goes with the content: a deleted message no longer keeps it alive.
-        // So do its reactions, pin and mentions.
+        // So do its reactions, pin, mentions and link preview.
         let update = format!(
             "UPDATE messages SET content = '', media_id = NULL, deleted_at = $1, pinned_at = NULL, \
                pinned_by = NULL, mentions = NULL, mentions_room = $2, version = $3 \
@@ -159,6 +159,10 @@ impl<P: Engine> MessageStore for SqlStore<P> {
                 .await?;
             let message = map::message(&row.ok_or(StoreError::NotFound(Entity::Message))?)?;
             sqlx::query("DELETE FROM reactions WHERE message_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM message_previews WHERE message_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -284,6 +288,7 @@ pub(in crate::store) fn assign_seqs(batch: &[NewMessage], mut stored: Stored) ->
                 forwarded: m.forwarded,
                 event: m.event.clone(),
                 version: 0,
+                link_preview: None,
             }));
         } else {
             out.push(Appended::NotMember);

@@ -54,6 +54,7 @@ pub(super) mod map;
 mod media;
 pub(super) mod messages;
 mod pictures;
+mod previews;
 mod push;
 mod receipts;
 mod rooms;

@@ -138,6 +138,7 @@ async fn removal_is_immediate_on_an_open_socket() {
     let edit = ClientFrame::Edit {
         message_id: own.id,
         content: "rewritten".into(),
+        no_preview: false,
     };
     let delete = ClientFrame::Delete { message_id: own.id };
     let mark_read = ClientFrame::Receipt {

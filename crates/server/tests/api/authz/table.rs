@@ -359,6 +359,7 @@ pub(super) fn frame_for(kind: &str, room: Uuid, message: Uuid) -> ClientFrame {
         "edit" => ClientFrame::Edit {
             message_id: message,
             content: "edited over the socket".into(),
+            no_preview: false,
         },
         "delete" => ClientFrame::Delete {
             message_id: message,

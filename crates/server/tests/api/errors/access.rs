@@ -171,6 +171,7 @@ async fn a_non_member_is_denied_everything_about_a_room() {
         .send_frame(ClientFrame::Edit {
             message_id: msg,
             content: "defaced".into(),
+            no_preview: false,
         })
         .await
         .expect("send");

@@ -29,7 +29,7 @@ mod storage;
 mod uploads;
 
 /// A PNG of `w`×`h` pixels.
-fn png(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn png(w: u32, h: u32) -> Vec<u8> {
     let picture = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 99]));
     let mut out = Cursor::new(Vec::new());
     picture
@@ -38,11 +38,11 @@ fn png(w: u32, h: u32) -> Vec<u8> {
     out.into_inner()
 }
 
-const SECRET: &str = "GPS 52.5163N 13.3777E";
+pub(crate) const SECRET: &str = "GPS 52.5163N 13.3777E";
 
 /// A JPEG of `w`×`h` pixels carrying location in EXIF, XMP and a comment, and the EXIF
 /// orientation `orientation` (6: rotate 90° clockwise to display).
-fn jpeg_with_metadata(w: u32, h: u32, orientation: u16) -> Vec<u8> {
+pub(crate) fn jpeg_with_metadata(w: u32, h: u32, orientation: u16) -> Vec<u8> {
     let picture = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([x as u8, 10, 200]));
     let mut out = Cursor::new(Vec::new());
     picture

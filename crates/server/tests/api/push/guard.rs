@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use palaver_proto::ErrorCode;
-use palaver_server::push::guard::{AllowList, Outbound, OutboundError};
+use palaver_server::outbound::{AllowList, Outbound, OutboundError};
 use reqwest::Method;
 use serde_json::json;
 

@@ -1,18 +1,22 @@
-//! The SSRF guard: every outbound request (push services, webhooks) goes through a
-//! client that refuses internal destinations.
+//! The SSRF guard's rules: which destinations an outbound request may reach.
 //!
-//! Push endpoints come from users and webhook URLs from operators, so without a guard a
-//! user could make the server POST to `http://169.254.169.254/` or to a service on its
-//! loopback (Synapse's CVE-2021-21392). The check happens where the address is known:
+//! Push endpoints and link-preview URLs come from users and webhook URLs from operators,
+//! so without a guard a user could make the server fetch `http://169.254.169.254/` or a
+//! service on its loopback (Synapse's CVE-2021-21392). The check happens where the
+//! address is known:
 //! - IP-literal URLs (which never reach a resolver) are checked before the request and
 //!   on every redirect hop, by the redirect policy;
 //! - host names are checked after DNS resolution, by the client's resolver, so a name
 //!   that resolves (or re-resolves, DNS rebinding) to an internal address is refused at
 //!   connection time, including names reached through a redirect;
-//! - proxies from the environment are ignored, since a proxy would resolve names itself.
+//! - proxies from the environment are ignored, since a proxy would resolve names itself
+//!   (`Outbound`, in `mod.rs`).
 //!
-//! `push.outbound_allow` exempts CIDRs, addresses or host names (tests, private
-//! deployments); plain `http` is accepted only for destinations on that list.
+//! An allow-list (`push.outbound_allow`, `link_previews.outbound_allow`) exempts CIDRs,
+//! addresses or host names (tests, private deployments). Each caller also says what else
+//! its destinations must be (`Rules`): push and webhooks accept plain `http` only for
+//! destinations on their list; link previews accept `http` anywhere but only the default
+//! ports, so the server cannot be used to knock on arbitrary ports of public hosts.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,8 +28,6 @@ use url::{Host, Url};
 
 /// How long a look-up made only to vet a destination may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
-/// Most redirects followed for one request.
-const MAX_REDIRECTS: usize = 5;
 
 /// Why a destination is not acceptable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -146,15 +148,42 @@ fn v6_internal(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xff00) == 0xff00 // multicast
 }
 
+/// What a caller's destinations must be, besides not internal. Destinations on the
+/// allow-list are exempt from both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// Plain `http` is refused.
+    pub https_only: bool,
+    /// Only a scheme's default port (80, 443) may be named.
+    pub default_ports_only: bool,
+    /// Most redirects followed for one request, each checked again.
+    pub max_redirects: usize,
+}
+
+impl Rules {
+    /// Push services and webhooks: HTTPS to any port; five redirects.
+    pub const NOTIFICATIONS: Rules = Rules {
+        https_only: true,
+        default_ports_only: false,
+        max_redirects: 5,
+    };
+}
+
 /// The rules, shared by the resolver, the redirect policy and the callers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Guard {
     allow: AllowList,
+    rules: Rules,
 }
 
 impl Guard {
-    pub fn new(allow: AllowList) -> Self {
-        Self { allow }
+    pub fn new(allow: AllowList, rules: Rules) -> Self {
+        Self { allow, rules }
+    }
+
+    /// What the destinations must be.
+    pub fn rules(&self) -> Rules {
+        self.rules
     }
 
     /// Whether the client may connect to `ip` for `host` (the name it was resolved from).
@@ -164,8 +193,8 @@ impl Guard {
             || !is_internal(ip)
     }
 
-    /// Checks what can be checked without DNS: scheme, an IP-literal host, and plain
-    /// http only towards allowed destinations.
+    /// Checks what can be checked without DNS: scheme, an IP-literal host, and (for a
+    /// destination not on the allow-list) the caller's `Rules`.
     pub fn check_url(&self, url: &Url) -> Result<(), GuardError> {
         let allowed = match url.host() {
             Some(Host::Ipv4(ip)) => {
@@ -186,13 +215,26 @@ impl Guard {
             None => return Err(GuardError::BadUrl(url.to_string())),
         };
         match url.scheme() {
-            "https" => Ok(()),
-            "http" if allowed => Ok(()),
-            "http" => Err(GuardError::Refused(
-                "plain http is accepted only for destinations in push.outbound_allow".into(),
-            )),
-            _ => Err(GuardError::BadUrl(url.to_string())),
+            "https" => {}
+            "http" if allowed || !self.rules.https_only => {}
+            "http" => {
+                return Err(GuardError::Refused(
+                    "plain http is accepted only for destinations on the outbound allow-list"
+                        .into(),
+                ));
+            }
+            _ => return Err(GuardError::BadUrl(url.to_string())),
         }
+        // `port()` is `None` for the scheme's default port, however it was written.
+        if let Some(port) = url.port()
+            && self.rules.default_ports_only
+            && !allowed
+        {
+            return Err(GuardError::Refused(format!(
+                "port {port}: only the default ports are accepted"
+            )));
+        }
+        Ok(())
     }
 
     /// `check_url`, then for a host name its addresses now: refused when every one of
@@ -218,7 +260,7 @@ impl Guard {
 
 /// The resolver of the guarded client: resolves with the system resolver and keeps only
 /// the addresses the guard permits.
-struct GuardedResolver(Arc<Guard>);
+pub(super) struct GuardedResolver(pub(super) Arc<Guard>);
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
@@ -236,91 +278,6 @@ impl Resolve for GuardedResolver {
             }
             Ok(Box::new(permitted.into_iter()) as Addrs)
         })
-    }
-}
-
-/// What went wrong with one outbound request.
-#[derive(Debug, thiserror::Error)]
-pub enum OutboundError {
-    /// The guard refused the destination (or a redirect's).
-    #[error(transparent)]
-    Refused(#[from] GuardError),
-    #[error("timed out")]
-    Timeout,
-    #[error("network error: {0}")]
-    Network(String),
-}
-
-/// An HTTP client that only reaches destinations the guard permits.
-#[derive(Clone)]
-pub struct Outbound {
-    guard: Arc<Guard>,
-    client: reqwest::Client,
-}
-
-impl Outbound {
-    /// A client with the allow-list and a time limit per request (connection included).
-    pub fn new(allow: AllowList, timeout: Duration) -> Result<Self, OutboundError> {
-        let guard = Arc::new(Guard::new(allow));
-        let policy_guard = guard.clone();
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(GuardError::Refused("too many redirects".into()));
-            }
-            match policy_guard.check_url(attempt.url()) {
-                Ok(()) => attempt.follow(),
-                Err(e) => attempt.error(e),
-            }
-        });
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
-            .redirect(policy)
-            // A proxy resolves names itself, out of the resolver's sight.
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("palaver/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| OutboundError::Network(e.to_string()))?;
-        Ok(Self { guard, client })
-    }
-
-    /// The guard's rules, to check a destination before storing it.
-    pub fn guard(&self) -> &Guard {
-        &self.guard
-    }
-
-    /// POSTs `body` with `headers` to `url`, through the guard.
-    pub async fn post(
-        &self,
-        url: &Url,
-        headers: reqwest::header::HeaderMap,
-        body: Vec<u8>,
-    ) -> Result<reqwest::Response, OutboundError> {
-        self.guard.check_url(url)?;
-        self.client
-            .post(url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(classify)
-    }
-}
-
-/// Finds the guard's refusal in a reqwest error's chain, if it is one.
-fn classify(err: reqwest::Error) -> OutboundError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    while let Some(e) = source {
-        if let Some(g) = e.downcast_ref::<GuardError>() {
-            return OutboundError::Refused(g.clone());
-        }
-        source = e.source();
-    }
-    if err.is_timeout() {
-        OutboundError::Timeout
-    } else {
-        OutboundError::Network(err.to_string())
     }
 }
 
@@ -428,7 +385,10 @@ mod tests {
 
     #[test]
     fn urls_are_checked_before_dns() {
-        let guard = Guard::new(AllowList::parse(&["127.0.0.1".into()]).expect("parse"));
+        let guard = Guard::new(
+            AllowList::parse(&["127.0.0.1".into()]).expect("parse"),
+            Rules::NOTIFICATIONS,
+        );
         let check = |u: &str| guard.check_url(&Url::parse(u).expect("url"));
         assert!(check("http://127.0.0.1:9000/x").is_ok());
         assert!(check("https://push.example.com/x").is_ok());
@@ -461,6 +421,41 @@ mod tests {
         assert!(matches!(
             check("ftp://push.example.com/"),
             Err(GuardError::BadUrl(_))
+        ));
+    }
+
+    #[test]
+    fn rules_say_what_else_a_destination_must_be() {
+        let pages = Rules {
+            https_only: false,
+            default_ports_only: true,
+            max_redirects: 3,
+        };
+        let guard = Guard::new(
+            AllowList::parse(&["127.0.0.1".into()]).expect("parse"),
+            pages,
+        );
+        let check = |u: &str| guard.check_url(&Url::parse(u).expect("url"));
+        // Plain http anywhere public, on the default ports only (however spelt).
+        assert!(check("http://example.com/a").is_ok());
+        assert!(check("http://example.com:80/a").is_ok());
+        assert!(check("https://example.com:443/a").is_ok());
+        for url in [
+            "http://example.com:8080/",
+            "https://example.com:25/",
+            "http://8.8.8.8:6379/",
+        ] {
+            assert!(matches!(check(url), Err(GuardError::Refused(_))), "{url}");
+        }
+        // The allow-list exempts from the rules, never from the address check.
+        assert!(check("http://127.0.0.1:9000/").is_ok());
+        assert!(matches!(
+            check("http://127.0.0.2/"),
+            Err(GuardError::Refused(_))
+        ));
+        assert!(matches!(
+            check("http://[::1]/"),
+            Err(GuardError::Refused(_))
         ));
     }
 }
