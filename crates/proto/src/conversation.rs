@@ -10,7 +10,7 @@ use uuid::Uuid;
 #[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 
-use crate::model::{Message, Role};
+use crate::role::Role;
 
 /// The message a reply quotes, as it is now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,13 +174,6 @@ pub struct ForwardRequest {
     /// The idempotency key of the new message, as in a send.
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[\x21-\x7e]{1,64}$"))]
     pub client_msg_id: String,
-}
-
-/// `GET /api/v1/messages/{messageId}/thread` and `GET /api/v1/rooms/{roomId}/pins`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-pub struct MessageList {
-    pub messages: Vec<Message>,
 }
 
 /// Query of `GET /api/v1/messages/{messageId}/thread`.

@@ -13,6 +13,7 @@ pub mod frames;
 mod integral;
 pub mod model;
 pub mod push;
+pub mod role;
 #[cfg(feature = "openapi")]
 pub mod schema;
 pub mod search;
@@ -22,6 +23,7 @@ pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientEnvelope, ClientFrame, LeftReason, ServerFrame, client_type, server_type};
 pub use model::*;
 pub use push::*;
+pub use role::Role;
 pub use search::{SearchQuery, SearchResponse};
 
 /// Path prefix of the REST API and the WebSocket endpoint.

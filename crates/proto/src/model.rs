@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::conversation::{NotificationLevel, Reaction, ReplyTo, RoomEvent, ThreadSummary};
+use crate::role::Role;
 
 #[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
@@ -123,37 +124,6 @@ pub struct UserSearchQuery {
     /// At most 50; default 20.
     #[serde(default)]
     pub limit: Option<u32>,
-}
-
-/// A member's role in a group. In a 1:1 room both people are `member`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Owner,
-    Admin,
-    Member,
-}
-
-impl Role {
-    /// The name stored and sent.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-
-    /// Parses the stored name.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            _ => None,
-        }
-    }
 }
 
 /// Where a member stands: in the room, or asked to join and not yet answering.
@@ -593,6 +563,13 @@ pub struct HistoryResponse {
     pub messages: Vec<Message>,
     /// True when more messages lie beyond this page in the direction asked.
     pub has_more: bool,
+}
+
+/// `GET /api/v1/messages/{messageId}/thread` and `GET /api/v1/rooms/{roomId}/pins`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MessageList {
+    pub messages: Vec<Message>,
 }
 
 /// Whether someone is around.

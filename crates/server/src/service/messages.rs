@@ -261,7 +261,7 @@ impl Core {
     pub(super) fn require_joined(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
         match self.membership.state(room, user) {
             Some(MemberState::Joined) => Ok(()),
-            Some(MemberState::Invited) => Err(ServiceError::Forbidden(super::rooms::NOT_ACCEPTED)),
+            Some(MemberState::Invited) => Err(ServiceError::Forbidden(super::NOT_ACCEPTED)),
             None => Err(ServiceError::RoomNotFound),
         }
     }

@@ -35,6 +35,9 @@ use crate::config::Config;
 use crate::media::MediaStore;
 use crate::store::{AuditEntry, Constraint, Entity, Markers, Store, StoreError};
 
+/// What an invited member is told when they try what only joined members may do.
+pub(crate) const NOT_ACCEPTED: &str = "accept the invitation first";
+
 /// Batches of thread roots waiting to be announced, at most; past it a batch's new counts
 /// reach clients only at their next sync or fetch.
 const THREAD_BATCHES: usize = 1024;

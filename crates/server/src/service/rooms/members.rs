@@ -4,13 +4,13 @@
 use palaver_proto::{LeftReason, MemberState, Role, Room, RoomEventKind, ServerFrame};
 use uuid::Uuid;
 
+use super::own_row;
 use super::view::summary_of;
-use super::{NOT_ACCEPTED, own_row};
 use crate::bus::Audience;
 use crate::cache::RateBucket;
 use crate::clock::now_ms;
 use crate::service::conversation::GroupChange;
-use crate::service::{Core, Identity, ServiceError, ServiceResult};
+use crate::service::{Core, Identity, NOT_ACCEPTED, ServiceError, ServiceResult};
 use crate::store::{MemberRow, NewMember, RoomRow};
 
 /// Whether `actor` may manage members of a group, and change the given member.

@@ -15,7 +15,7 @@ use palaver_proto::{CreateRoomRequest, MemberState, Role, Room, RoomEventKind, S
 use uuid::Uuid;
 
 use super::conversation::GroupChange;
-use super::{Core, Identity, ServiceError, ServiceResult};
+use super::{Core, Identity, NOT_ACCEPTED, ServiceError, ServiceResult};
 use crate::bus::{Audience, Event};
 use crate::cache::RateBucket;
 use crate::clock::now_ms;
@@ -26,9 +26,6 @@ use crate::store::{MemberRow, NewMember, NewRoom, RoomRow};
 fn own_row(members: &[MemberRow], user: Uuid) -> Option<&MemberRow> {
     members.iter().find(|m| m.user_id == user)
 }
-
-/// What an invited member is told when they try what only joined members may do.
-pub(super) const NOT_ACCEPTED: &str = "accept the invitation first";
 
 impl Core {
     /// The room and the caller's role, if the caller is a member (joined or invited).
