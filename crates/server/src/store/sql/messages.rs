@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use palaver_proto::{Message, MessageStatus};
 use uuid::Uuid;
 
-use super::conversation::NEXT_VERSION;
 use super::map::{self, MESSAGE_COLUMNS};
 use super::search::{self, SearchIndex};
 use super::{Columns, Engine, SqlStore};
@@ -44,8 +43,12 @@ pub(in crate::store) fn event_json(event: Option<&palaver_proto::RoomEvent>) -> 
     event.and_then(|e| serde_json::to_string(e).ok())
 }
 
-/// The room of a message that is not deleted: `$1` the message.
-const ROOM_OF_LIVE: &str = "SELECT room_id FROM messages WHERE id = $1 AND deleted_at IS NULL";
+/// Takes the next change number of the room of a message that is not deleted, in one
+/// statement (the room's row lock, as `NEXT_VERSION`): `$1` the message; answers the room
+/// (`id`) and the number, or no row.
+const NEXT_VERSION_OF_LIVE: &str = "UPDATE rooms SET version = version + 1 \
+     WHERE id = (SELECT room_id FROM messages WHERE id = $1 AND deleted_at IS NULL) \
+     RETURNING id, version";
 
 #[async_trait]
 impl<P: Engine> MessageStore for SqlStore<P> {
@@ -76,19 +79,14 @@ impl<P: Engine> MessageStore for SqlStore<P> {
         let mentions_json = mentions_json(mentions);
         with_db!(&self.write, |db| {
             let mut tx = db.begin().await?;
-            let room: Uuid = match sqlx::query(ROOM_OF_LIVE)
+            let Some(row) = sqlx::query(NEXT_VERSION_OF_LIVE)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
-            {
-                Some(row) => row.col("room_id")?,
-                None => return Err(StoreError::NotFound(Entity::Message)),
+            else {
+                return Err(StoreError::NotFound(Entity::Message));
             };
-            let version: i64 = sqlx::query(NEXT_VERSION)
-                .bind(room)
-                .fetch_one(&mut *tx)
-                .await?
-                .col("version")?;
+            let (room, version): (Uuid, i64) = (row.col("id")?, row.col("version")?);
             let row = sqlx::query(&update)
                 .bind(content)
                 .bind(now_ms)
@@ -137,19 +135,14 @@ impl<P: Engine> MessageStore for SqlStore<P> {
         );
         with_db!(&self.write, |db| {
             let mut tx = db.begin().await?;
-            let room: Uuid = match sqlx::query(ROOM_OF_LIVE)
+            let Some(row) = sqlx::query(NEXT_VERSION_OF_LIVE)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
-            {
-                Some(row) => row.col("room_id")?,
-                None => return Err(StoreError::NotFound(Entity::Message)),
+            else {
+                return Err(StoreError::NotFound(Entity::Message));
             };
-            let version: i64 = sqlx::query(NEXT_VERSION)
-                .bind(room)
-                .fetch_one(&mut *tx)
-                .await?
-                .col("version")?;
+            let (room, version): (Uuid, i64) = (row.col("id")?, row.col("version")?);
             let row = sqlx::query(&update)
                 .bind(now_ms)
                 .bind(false)
