@@ -124,13 +124,17 @@ pub async fn run(target: &Target, opts: &ReconnectOptions) -> Result<Report> {
         .collect();
     let rooms = setup::create_rooms(target, &users, &layout, true).await?;
 
-    // Everyone online, one message each room, then everyone drops at once.
+    // Everyone online, one message each room, then everyone drops at once. Each
+    // room's cursor is that message's seq: the room's own events (created, members
+    // added) come before it.
     let sockets = setup::open_all(target, &users, 256).await?;
+    let mut cursors = Vec::with_capacity(rooms.len());
     for (g, room) in rooms.iter().enumerate() {
-        users[layout[g][0]]
+        let (_, before) = users[layout[g][0]]
             .api
             .send(room.id, "before", "before")
             .await?;
+        cursors.push(before.seq);
     }
     drop(sockets);
 
@@ -160,7 +164,7 @@ pub async fn run(target: &Target, opts: &ReconnectOptions) -> Result<Report> {
     if let Some(Err(e)) = sends.into_iter().find(|s| s.is_err()) {
         return Err(BenchError::Client(e));
     }
-    let last = 1 + opts.missed as i64;
+    let missed = opts.missed as i64;
 
     let target = Arc::new(target.clone());
     let bar = setup::bar(&target, users.len() as u64, "resumed");
@@ -168,9 +172,9 @@ pub async fn run(target: &Target, opts: &ReconnectOptions) -> Result<Report> {
     let outcomes: Vec<Outcome> = futures::stream::iter(users.iter().enumerate())
         .map(|(i, user)| {
             let (target, bar) = (target.clone(), bar.clone());
-            let room = rooms[i / size].id;
+            let (room, cursor) = (rooms[i / size].id, cursors[i / size]);
             async move {
-                let o = resume(&target, user, i, room, 1, last).await;
+                let o = resume(&target, user, i, room, cursor, cursor + missed).await;
                 bar.inc(1);
                 o
             }
