@@ -108,7 +108,11 @@ pub fn register() {
         Unit::Seconds,
         "From a send's arrival to its ack (stored)"
     );
-    describe_histogram!(COMMIT_SECONDS, Unit::Seconds, "One group commit of messages");
+    describe_histogram!(
+        COMMIT_SECONDS,
+        Unit::Seconds,
+        "One group commit of messages"
+    );
     describe_counter!(MESSAGES, "Messages stored");
     describe_counter!(
         MESSAGE_DELIVERY_FAILED,
@@ -119,14 +123,26 @@ pub fn register() {
     describe_counter!(WS_FRAME_ERRORS, "Error frames sent, by code");
     describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by bucket");
     describe_counter!(LOGIN_FAILURES, "Logins with a wrong username or password");
-    describe_counter!(CONNECTIONS_REFUSED, "Connections refused past max_connections");
-    describe_counter!(SLOW_CONSUMERS, "Sockets closed because their outbound queue was full");
-    describe_counter!(BUS_LAGGED, "Events dropped for a lagging in-process subscriber");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused past max_connections"
+    );
+    describe_counter!(
+        SLOW_CONSUMERS,
+        "Sockets closed because their outbound queue was full"
+    );
+    describe_counter!(
+        BUS_LAGGED,
+        "Events dropped for a lagging in-process subscriber"
+    );
     describe_counter!(BUS_PUBLISH_FAILURES, "Events NATS did not take");
     describe_counter!(CACHE_ERRORS, "Redis commands that failed");
     describe_counter!(PUSH_SENT, "Push notifications delivered, by channel");
     describe_counter!(PUSH_FAILED, "Push notifications given up on, by reason");
-    describe_counter!(PUSH_DROPPED, "Push notifications dropped on a full queue, by stage");
+    describe_counter!(
+        PUSH_DROPPED,
+        "Push notifications dropped on a full queue, by stage"
+    );
     describe_counter!(MEDIA_REFUSED, "Uploads refused, by reason (quota, disk)");
     describe_gauge!(
         ENGINE_UP,
@@ -137,13 +153,20 @@ pub fn register() {
         Unit::Bytes,
         "Bytes free for the server on the directory's file system"
     );
-    describe_gauge!(DISK_SIZE, Unit::Bytes, "Size of the directory's file system");
+    describe_gauge!(
+        DISK_SIZE,
+        Unit::Bytes,
+        "Size of the directory's file system"
+    );
     describe_gauge!(
         DISK_FLOOR,
         Unit::Bytes,
         "media.min_free_disk_bytes: uploads are refused below it (0: no floor)"
     );
-    describe_gauge!(BUILD_INFO, "Always 1; the version label says what the node runs");
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label says what the node runs"
+    );
 
     for name in [
         MESSAGES,

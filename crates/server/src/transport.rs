@@ -370,7 +370,8 @@ where
                 Err(_) => match guard.refusals.clone().try_acquire_owned() {
                     Ok(slot) => (slot, false),
                     Err(_) => {
-                        metrics::counter!(crate::telemetry::metric::CONNECTIONS_REFUSED).increment(1);
+                        metrics::counter!(crate::telemetry::metric::CONNECTIONS_REFUSED)
+                            .increment(1);
                         return Err(io::Error::other("connection limit reached"));
                     }
                 },

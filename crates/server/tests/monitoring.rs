@@ -83,7 +83,11 @@ fn promtool(promtool: &Path, args: &[&str]) {
 
 #[test]
 fn the_rules_pass_promtool_and_their_unit_tests() {
-    let Some(bin) = tool("PROMTOOL_BIN", "promtool", "the alert rules' promtool checks") else {
+    let Some(bin) = tool(
+        "PROMTOOL_BIN",
+        "promtool",
+        "the alert rules' promtool checks",
+    ) else {
         return;
     };
     promtool(&bin, &["check", "rules", "palaver.rules.yml"]);
@@ -100,7 +104,9 @@ fn every_alert_has_a_unit_test_and_a_runbook_entry() {
     let runbook = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/OPERATIONS.md"));
     for name in &names {
         assert!(
-            tests.contains(&format!("alertname: {name}\n        exp_alerts:\n          - ")),
+            tests.contains(&format!(
+                "alertname: {name}\n        exp_alerts:\n          - "
+            )),
             "{name} has no unit test in deploy/prometheus/tests.yml that expects it to fire"
         );
         assert!(
@@ -123,7 +129,11 @@ fn dashboard_exprs() -> Vec<String> {
     let dashboard: Value =
         serde_json::from_str(&read(&deploy().join("grafana/palaver.json"))).expect("JSON");
     let mut exprs = Vec::new();
-    let mut panels: Vec<&Value> = dashboard["panels"].as_array().expect("panels").iter().collect();
+    let mut panels: Vec<&Value> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .collect();
     while let Some(panel) = panels.pop() {
         if let Some(inner) = panel["panels"].as_array() {
             panels.extend(inner);
@@ -209,7 +219,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdin(Stdio::null())
@@ -320,10 +333,7 @@ async fn prometheus_scrapes_a_node_loads_the_rules_and_sees_it_go_down() {
         .await
         .expect("register");
     let api = client.with_token(&alice.access_token);
-    let (_, room) = api
-        .create_room(Some("ops"), true, &[])
-        .await
-        .expect("room");
+    let (_, room) = api.create_room(Some("ops"), true, &[]).await.expect("room");
     let mut socket = api.connect().await.expect("socket");
     socket
         .send_message(room.id, "m1", "hello over the socket")
@@ -362,19 +372,26 @@ async fn prometheus_scrapes_a_node_loads_the_rules_and_sees_it_go_down() {
         })
         .await;
     prometheus
-        .until("palaver_messages_total counts the messages", 30, async |p| {
-            let data = p
-                .api("query", &[("query", "palaver_messages_total{job=\"palaver\"}")])
-                .await
-                .ok_or("no answer")?;
-            let value = data["result"][0]["value"][1]
-                .as_str()
-                .and_then(|v| v.parse::<f64>().ok());
-            // The two sent, and the room's own timeline events.
-            (value >= Some(2.0))
-                .then_some(())
-                .ok_or_else(|| format!("{data}"))
-        })
+        .until(
+            "palaver_messages_total counts the messages",
+            30,
+            async |p| {
+                let data = p
+                    .api(
+                        "query",
+                        &[("query", "palaver_messages_total{job=\"palaver\"}")],
+                    )
+                    .await
+                    .ok_or("no answer")?;
+                let value = data["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok());
+                // The two sent, and the room's own timeline events.
+                (value >= Some(2.0))
+                    .then_some(())
+                    .ok_or_else(|| format!("{data}"))
+            },
+        )
         .await;
 
     // Every rule of the file is loaded and has evaluated without an error.
@@ -390,10 +407,17 @@ async fn prometheus_scrapes_a_node_loads_the_rules_and_sees_it_go_down() {
                 .collect();
             let pending = rules
                 .iter()
-                .filter(|r| r["lastEvaluation"].as_str().is_none_or(|t| t.starts_with("0001")))
+                .filter(|r| {
+                    r["lastEvaluation"]
+                        .as_str()
+                        .is_none_or(|t| t.starts_with("0001"))
+                })
                 .count();
             if rules.is_empty() || pending > 0 {
-                return Err(format!("{} rules, {pending} not yet evaluated", rules.len()));
+                return Err(format!(
+                    "{} rules, {pending} not yet evaluated",
+                    rules.len()
+                ));
             }
             Ok(rules)
         })

@@ -171,9 +171,13 @@ mod tests {
             Ok(CacheEngine::Redis(u)) if u.as_str() == "rediss://cache:6380"
         ));
         // What metrics name them by (`palaver_engine_up{engine}`).
-        let kinds = ["sqlite", "postgresql://db/chat"].map(|s| s.parse::<StoreEngine>().map(|e| e.kind()).ok());
+        let kinds = ["sqlite", "postgresql://db/chat"]
+            .map(|s| s.parse::<StoreEngine>().map(|e| e.kind()).ok());
         assert_eq!(kinds, [Some("sqlite"), Some("postgres")]);
-        assert_eq!("rediss://c".parse::<CacheEngine>().map(|e| e.kind()).ok(), Some("redis"));
+        assert_eq!(
+            "rediss://c".parse::<CacheEngine>().map(|e| e.kind()).ok(),
+            Some("redis")
+        );
         for (bad, kind) in [
             ("mysql://db/chat", "store"),
             ("postgres", "store"),

@@ -183,7 +183,10 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
     // The bus and the cache are checked too (for their gauges), but only the database
     // decides: without NATS or Redis a node still stores and answers, degraded.
     if app.core.check_engines().await.store.is_err() {
-        return Err(ApiError::new(ErrorCode::Unavailable, "database unavailable"));
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "database unavailable",
+        ));
     }
     Ok(Json(HealthResponse {
         status: "ready".into(),

@@ -208,8 +208,7 @@ impl Dispatcher {
                 Outcome::Gone => {
                     if let Channel::WebPush(sub) = &notice.channel {
                         tracing::info!(subscription = %sub.id, user = %notice.user, "push subscription expired; removed");
-                        metrics::counter!(metric::PUSH_FAILED, "reason" => "gone")
-                            .increment(1);
+                        metrics::counter!(metric::PUSH_FAILED, "reason" => "gone").increment(1);
                         if let Err(err) = self.store.delete_push_subscription(sub.id, None).await {
                             tracing::error!(%err, "could not remove an expired push subscription");
                         }

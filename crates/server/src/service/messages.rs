@@ -212,8 +212,7 @@ async fn commit(
         }
         Err(err) => {
             tracing::error!(%err, batch = messages.len(), "message commit failed; senders told to retry");
-            metrics::counter!(metric::MESSAGE_DELIVERY_FAILED)
-                .increment(messages.len() as u64);
+            metrics::counter!(metric::MESSAGE_DELIVERY_FAILED).increment(messages.len() as u64);
             for job in jobs {
                 let _ = job.reply.send(Err(ServiceError::DeliveryFailed));
             }

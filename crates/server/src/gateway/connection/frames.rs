@@ -51,8 +51,7 @@ impl BadFrame {
     }
 
     pub(super) fn into_frame(self) -> ServerFrame {
-        metrics::counter!(metric::WS_FRAME_ERRORS, "code" => self.code.as_str())
-            .increment(1);
+        metrics::counter!(metric::WS_FRAME_ERRORS, "code" => self.code.as_str()).increment(1);
         ServerFrame::Error {
             id: self.id,
             client_msg_id: self.client_msg_id,
