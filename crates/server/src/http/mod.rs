@@ -181,7 +181,8 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
         return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
     }
     // The bus and the cache are checked too (for their gauges), but only the database
-    // decides: without NATS or Redis a node still stores and answers, degraded.
+    // decides, as before: NATS and Redis are shared, so when one is down it is down for
+    // every node, and taking them all out of rotation would help no one.
     if app.core.check_engines().await.store.is_err() {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
