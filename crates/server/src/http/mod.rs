@@ -180,9 +180,9 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
     if !app.ready.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
     }
-    // The bus and the cache are checked too (for their gauges), but only the database
-    // decides, as before: NATS and Redis are shared, so when one is down it is down for
-    // every node, and taking them all out of rotation would help no one.
+    // The bus and the cache are checked too, for their gauges (the alerts), but only
+    // the database decides readiness, as before: without NATS a node still stores and
+    // answers its own users.
     if app.core.check_engines().await.store.is_err() {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
