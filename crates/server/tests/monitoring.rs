@@ -147,14 +147,28 @@ fn dashboard_exprs() -> Vec<String> {
 }
 
 #[test]
-fn the_dashboard_is_grafana_json_with_a_query_in_every_panel() {
+fn the_dashboard_is_grafana_json_with_a_query_in_every_panel_and_no_overlap() {
     let dashboard: Value =
         serde_json::from_str(&read(&deploy().join("grafana/palaver.json"))).expect("JSON");
     assert_eq!(dashboard["uid"], "palaver");
     let panels = dashboard["panels"].as_array().expect("panels");
     let mut ids = BTreeSet::new();
+    // Where each panel sits: x, y, width, height on Grafana's 24-column grid.
+    let mut placed: Vec<(&str, [u64; 4])> = Vec::new();
     for panel in panels {
         assert!(ids.insert(panel["id"].as_u64().expect("id")), "ids repeat");
+        let title = panel["title"].as_str().expect("title");
+        let g = &panel["gridPos"];
+        let rect = ["x", "y", "w", "h"].map(|k| g[k].as_u64().expect("gridPos"));
+        assert!(rect[0] + rect[2] <= 24, "{title} is wider than the grid");
+        for (other, o) in &placed {
+            let apart = rect[0] + rect[2] <= o[0]
+                || o[0] + o[2] <= rect[0]
+                || rect[1] + rect[3] <= o[1]
+                || o[1] + o[3] <= rect[1];
+            assert!(apart, "{title} overlaps {other}");
+        }
+        placed.push((title, rect));
         if panel["type"] == "row" {
             continue;
         }
