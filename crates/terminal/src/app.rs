@@ -1073,13 +1073,14 @@ impl App {
             .and_then(|c| seqs.iter().position(|s| *s >= c))
             .unwrap_or(seqs.len() - 1);
         let to = at.saturating_add_signed(by).min(seqs.len() - 1);
+        let (room, first) = (state.room.id, seqs[0]);
+        let fetch = to < 5 && state.has_more && !state.loading && first > 1;
         self.cursor = if to == seqs.len() - 1 && self.focus != Focus::Timeline {
             None
         } else {
             Some(seqs[to])
         };
-        let (room, first) = (state.room.id, seqs[0]);
-        if to < 5 && state.has_more && !state.loading && first > 1 {
+        if fetch {
             if let Some(state) = self.room_mut(room) {
                 state.loading = true;
             }

@@ -68,7 +68,7 @@ pub async fn login(
 }
 
 /// Prints what `login` stored.
-pub fn print_login(session: &Session, out: &mut Output) -> Result<()> {
+pub fn print_login(session: &Session, out: &mut Output<'_>) -> Result<()> {
     if out.json {
         out.value(&json!({
             "server": session.server,
@@ -85,7 +85,7 @@ pub fn print_login(session: &Session, out: &mut Output) -> Result<()> {
 
 /// Ends the stored session on the server and forgets it. A session the server already
 /// ended is forgotten all the same.
-pub async fn logout(file: &SessionFile, out: &mut Output) -> Result<()> {
+pub async fn logout(file: &SessionFile, out: &mut Output<'_>) -> Result<()> {
     let Some(session) = file.load()? else {
         return Err(TerminalError::NotLoggedIn(String::new()));
     };
@@ -110,7 +110,7 @@ pub async fn logout(file: &SessionFile, out: &mut Output) -> Result<()> {
 }
 
 /// Lists the caller's rooms.
-pub async fn rooms(auth: &Auth, out: &mut Output) -> Result<()> {
+pub async fn rooms(auth: &Auth, out: &mut Output<'_>) -> Result<()> {
     let rooms = auth.client().await?.rooms().await?;
     if out.json {
         return out.value(&json!({ "rooms": rooms }));
@@ -183,7 +183,7 @@ pub async fn send(
     room: &str,
     text: &str,
     client_msg_id: &str,
-    out: &mut Output,
+    out: &mut Output<'_>,
 ) -> Result<Message> {
     let (client, room) = resolve(auth, room).await?;
     let (status, message) = client.send(room.id, client_msg_id, text).await?;
@@ -203,7 +203,7 @@ pub async fn upload(
     path: &Path,
     room: Option<&str>,
     caption: &str,
-    out: &mut Output,
+    out: &mut Output<'_>,
 ) -> Result<(Media, Option<Message>)> {
     let (media, message) = upload_and_send(auth, path, room, caption).await?;
     if out.json {
