@@ -400,7 +400,12 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
+        // The server is gone already when the chat quit (its only session ended).
+        let _ = self
+            .cmd()
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
