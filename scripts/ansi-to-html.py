@@ -91,7 +91,7 @@ def convert(text, title):
 <style>
 body {{ margin: 0; background: {BG}; }}
 pre {{ margin: 0; padding: 12px 14px; color: {FG}; background: {BG};
-  font: 15px/1.25 "DejaVu Sans Mono", "Noto Sans Mono", monospace; }}
+  font: 15px/1.15 "DejaVu Sans Mono", "Noto Sans Mono", monospace; }}
 </style>
 <pre>{body}</pre>
 """

@@ -12,5 +12,5 @@ TUI_CAPTURE="$work/screen.ans" cargo test -p palaver-server --test terminal -- -
   chat_session_in_a_pseudo_terminal
 python3 scripts/ansi-to-html.py "$work/screen.ans" > "$work/screen.html"
 chromium --headless --no-sandbox --hide-scrollbars --force-device-scale-factor=1 \
-  --window-size="${SIZE:-752,500}" --screenshot="$PWD/$out" "file://$work/screen.html"
+  --window-size="${SIZE:-752,440}" --screenshot="$PWD/$out" "file://$work/screen.html"
 echo "wrote $out"

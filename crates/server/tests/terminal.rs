@@ -425,6 +425,15 @@ async fn chat_session_in_a_pseudo_terminal() {
     let server = server().await;
     let (alice, alice_auth) = register(&server, "alice", "Alice").await;
     let (bob, bob_auth) = register(&server, "bob", "Bob").await;
+    // A group with news Alice has not read yet, so the room list has counts to show.
+    let (carol, carol_auth) = register(&server, "carol", "Carol").await;
+    let members = [bob_auth.user.id, carol_auth.user.id];
+    let (_, team) = alice.create_room(Some("Team"), true, &members).await.expect("team");
+    bob.accept(team.id).await.expect("bob joins");
+    carol.accept(team.id).await.expect("carol joins");
+    for (i, text) in ["Standup moved to 10:15", "Release notes are in the doc"].iter().enumerate() {
+        carol.send(team.id, &format!("c-{i}"), text).await.expect("send");
+    }
     let (_, dm) = alice
         .create_room(None, false, &[bob_auth.user.id])
         .await
@@ -466,7 +475,9 @@ async fn chat_session_in_a_pseudo_terminal() {
         "the session is kept"
     );
 
-    // Open the 1:1 room (the only one, so it is chosen): its history shows.
+    let screen = tmux.wait_for("Team").await;
+    assert!(screen.contains("# Team"), "{screen}");
+    // Open the 1:1 room (the most recent, so it is chosen): its history shows.
     tmux.keys(&["Enter"]);
     tmux.wait_for("in meetings until 11.").await;
 
