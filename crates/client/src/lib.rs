@@ -229,7 +229,11 @@ impl Client {
     pub async fn login_second_factor(&self, challenge: &str, code: &str) -> Result<AuthResponse> {
         let body = serde_json::json!({ "challenge": challenge, "code": code });
         Ok(self
-            .call(Method::POST, "/api/v1/auth/login/second-factor", Some(&body))
+            .call(
+                Method::POST,
+                "/api/v1/auth/login/second-factor",
+                Some(&body),
+            )
             .await?
             .1)
     }
@@ -834,7 +838,10 @@ mod tests {
             LoginOutcome::SecondFactor { second_factor } => {
                 assert_eq!(second_factor.challenge, "opaque");
                 assert_eq!(second_factor.methods, ["totp", "recovery"]);
-                assert_eq!(second_factor.expires_at.as_deref(), Some("2025-11-23T17:35:01Z"));
+                assert_eq!(
+                    second_factor.expires_at.as_deref(),
+                    Some("2025-11-23T17:35:01Z")
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -103,7 +103,10 @@ async fn try_run(config_home: &Path, args: &[&str], stdin: &str) -> (bool, Strin
         .spawn()
         .expect("spawn palaver");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).await.expect("write stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
     drop(input);
     let out = tokio::time::timeout(WAIT, child.wait_with_output())
         .await
@@ -210,12 +213,22 @@ async fn script_commands() {
     let session = home.join("palaver").join("session.json");
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&session).expect("session").permissions().mode();
+        let mode = std::fs::metadata(&session)
+            .expect("session")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let (ok, _, err) = try_run(
         home,
-        &["login", "--server", &server.base, "--username", "alice", "--password-stdin"],
+        &[
+            "login",
+            "--server",
+            &server.base,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
         "wrong password\n",
     )
     .await;
@@ -229,16 +242,52 @@ async fn script_commands() {
         .iter()
         .map(|r| r["name"].as_str().expect("name"))
         .collect();
-    assert!(names.contains(&"Team") && names.contains(&"Bob"), "{names:?}");
+    assert!(
+        names.contains(&"Team") && names.contains(&"Bob"),
+        "{names:?}"
+    );
     let text = run(home, &["rooms"], "").await;
-    assert!(text.contains("Team") && text.contains(&dm.id.to_string()), "{text}");
+    assert!(
+        text.contains("Team") && text.contains(&dm.id.to_string()),
+        "{text}"
+    );
 
     // send: by name, by username, by id; the idempotency key stores it once.
-    let first = json(&run(home, &["send", "--room", "team", "--id", "k-1", "--json", "hello team"], "").await);
+    let first = json(
+        &run(
+            home,
+            &[
+                "send",
+                "--room",
+                "team",
+                "--id",
+                "k-1",
+                "--json",
+                "hello team",
+            ],
+            "",
+        )
+        .await,
+    );
     assert_eq!(first["duplicate"], false);
     assert_eq!(first["message"]["content"], "hello team");
     assert_eq!(first["message"]["clientMsgId"], "k-1");
-    let again = json(&run(home, &["send", "--room", "Team", "--id", "k-1", "--json", "hello team"], "").await);
+    let again = json(
+        &run(
+            home,
+            &[
+                "send",
+                "--room",
+                "Team",
+                "--id",
+                "k-1",
+                "--json",
+                "hello team",
+            ],
+            "",
+        )
+        .await,
+    );
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["message"]["id"], first["message"]["id"]);
     let piped = json(&run(home, &["send", "--room", "@bob", "--json"], "from a pipe\n").await);
@@ -246,19 +295,50 @@ async fn script_commands() {
     assert_eq!(piped["message"]["roomId"], dm.id.to_string());
     let by_id = run(home, &["send", "--room", &dm.id.to_string(), "plain"], "").await;
     assert!(by_id.starts_with("sent #"), "{by_id}");
-    let history = bob.history(team.id, None, None, None).await.expect("history");
-    let texts: Vec<&str> = history.messages.iter().map(|m| m.content.as_str()).collect();
-    assert_eq!(texts.iter().filter(|t| **t == "hello team").count(), 1, "{texts:?}");
+    let history = bob
+        .history(team.id, None, None, None)
+        .await
+        .expect("history");
+    let texts: Vec<&str> = history
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(
+        texts.iter().filter(|t| **t == "hello team").count(),
+        1,
+        "{texts:?}"
+    );
     let (ok, _, err) = try_run(home, &["send", "--room", "nowhere", "x"], "").await;
     assert!(!ok && err.contains("no room named"), "{err}");
 
     // upload, and send it to a room.
     let file = home.join("notes.txt");
     std::fs::write(&file, "some notes\n").expect("write");
-    let up = json(&run(home, &["upload", file.to_str().expect("path"), "--room", "Team", "--json"], "").await);
+    let up = json(
+        &run(
+            home,
+            &[
+                "upload",
+                file.to_str().expect("path"),
+                "--room",
+                "Team",
+                "--json",
+            ],
+            "",
+        )
+        .await,
+    );
     assert_eq!(up["media"]["filename"], "notes.txt");
     assert_eq!(up["message"]["mediaId"], up["media"]["id"]);
-    let only = json(&run(home, &["upload", file.to_str().expect("path"), "--json"], "").await);
+    let only = json(
+        &run(
+            home,
+            &["upload", file.to_str().expect("path"), "--json"],
+            "",
+        )
+        .await,
+    );
     assert!(only["message"].is_null());
 
     // tail through a relay that drops the connection: every message once, in order.
@@ -268,15 +348,27 @@ async fn script_commands() {
     let via = format!("http://{}", relay.addr);
     run(
         relayed,
-        &["login", "--server", &via, "--username", "alice", "--password-stdin"],
+        &[
+            "login",
+            "--server",
+            &via,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
         &format!("{PASSWORD}\n"),
     )
     .await;
     // From the room's newest message on, whenever tail gets connected.
-    let newest = bob.history(team.id, None, None, Some(1)).await.expect("history");
+    let newest = bob
+        .history(team.id, None, None, Some(1))
+        .await
+        .expect("history");
     let after = newest.messages.last().map_or(0, |m| m.seq).to_string();
     let mut tail = palaver(relayed)
-        .args(["tail", "--room", "Team", "--json", "--count", "4", "--after", &after])
+        .args([
+            "tail", "--room", "Team", "--json", "--count", "4", "--after", &after,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -329,12 +421,17 @@ async fn script_commands() {
     assert!(err.contains("reconnecting"), "the drop was noticed: {err}");
 
     // logout ends the session on the server too.
-    let stored: Value = serde_json::from_slice(&std::fs::read(&session).expect("read")).expect("json");
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(&session).expect("read")).expect("json");
     let token = stored["accessToken"].as_str().expect("token").to_owned();
     let out = json(&run(home, &["logout", "--json"], "").await);
     assert_eq!(out["loggedOut"], true);
     assert!(!session.exists());
-    let ended = alice.with_token(token).me().await.expect_err("session ended");
+    let ended = alice
+        .with_token(token)
+        .me()
+        .await
+        .expect_err("session ended");
     assert_eq!(ended.code(), Some(palaver_proto::ErrorCode::Unauthorized));
     let (ok, _, err) = try_run(home, &["logout"], "").await;
     assert!(!ok && err.contains("not logged in"), "{err}");
@@ -401,11 +498,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         // The server is gone already when the chat quit (its only session ended).
-        let _ = self
-            .cmd()
-            .arg("kill-server")
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.cmd().arg("kill-server").stderr(Stdio::null()).status();
     }
 }
 
@@ -428,19 +521,33 @@ async fn chat_session_in_a_pseudo_terminal() {
     // A group with news Alice has not read yet, so the room list has counts to show.
     let (carol, carol_auth) = register(&server, "carol", "Carol").await;
     let members = [bob_auth.user.id, carol_auth.user.id];
-    let (_, team) = alice.create_room(Some("Team"), true, &members).await.expect("team");
+    let (_, team) = alice
+        .create_room(Some("Team"), true, &members)
+        .await
+        .expect("team");
     bob.accept(team.id).await.expect("bob joins");
     carol.accept(team.id).await.expect("carol joins");
-    for (i, text) in ["Standup moved to 10:15", "Release notes are in the doc"].iter().enumerate() {
-        carol.send(team.id, &format!("c-{i}"), text).await.expect("send");
+    for (i, text) in ["Standup moved to 10:15", "Release notes are in the doc"]
+        .iter()
+        .enumerate()
+    {
+        carol
+            .send(team.id, &format!("c-{i}"), text)
+            .await
+            .expect("send");
     }
     let (_, dm) = alice
         .create_room(None, false, &[bob_auth.user.id])
         .await
         .expect("dm");
     bob.accept(dm.id).await.expect("bob accepts");
-    alice.send(dm.id, "a-1", "Hi Bob! Are you around today?").await.expect("send");
-    bob.send(dm.id, "b-1", "Morning! Yes, in meetings until 11.").await.expect("send");
+    alice
+        .send(dm.id, "a-1", "Hi Bob! Are you around today?")
+        .await
+        .expect("send");
+    bob.send(dm.id, "b-1", "Morning! Yes, in meetings until 11.")
+        .await
+        .expect("send");
     // Bob stays online, on a socket.
     let mut bob_socket = bob.connect().await.expect("bob's socket");
 
@@ -456,7 +563,17 @@ async fn chat_session_in_a_pseudo_terminal() {
     );
     let status = tmux
         .cmd()
-        .args(["new-session", "-d", "-s", "chat", "-x", "80", "-y", "24", &command])
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "chat",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            &command,
+        ])
         .status()
         .expect("tmux new-session");
     assert!(status.success());
@@ -498,7 +615,10 @@ async fn chat_session_in_a_pseudo_terminal() {
         if let Some(m) = history.messages.iter().find(|m| m.content == reply) {
             break m.clone();
         }
-        assert!(tokio::time::Instant::now() < deadline, "the reply never arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reply never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(found.sender_id, alice_auth.user.id);

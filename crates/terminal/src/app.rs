@@ -27,6 +27,8 @@ pub const PAGE: u32 = 50;
 const MAX_INPUT: usize = 16 * 1024;
 
 /// Something that happened.
+// A few events a second pass through a channel: boxing the frame saves nothing worth it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A key was pressed.
@@ -569,7 +571,7 @@ impl App {
     }
 
     fn sort_rooms(&mut self) {
-        self.rooms.sort_by(|a, b| b.activity.cmp(&a.activity));
+        self.rooms.sort_by_key(|r| std::cmp::Reverse(r.activity));
     }
 
     fn history(
@@ -652,8 +654,7 @@ impl App {
                 seq,
             } => {
                 if let Some(state) = self.room_mut(room_id) {
-                    if let Some(m) = state.room.members.iter_mut().find(|m| m.user_id == user_id)
-                    {
+                    if let Some(m) = state.room.members.iter_mut().find(|m| m.user_id == user_id) {
                         match status {
                             ReceiptKind::Delivered => m.delivered_seq = m.delivered_seq.max(seq),
                             ReceiptKind::Read => {
@@ -686,7 +687,8 @@ impl App {
                 active,
             } => {
                 if active {
-                    self.typing.insert((room_id, user_id), self.now + TYPING_TTL);
+                    self.typing
+                        .insert((room_id, user_id), self.now + TYPING_TTL);
                 } else {
                     self.typing.remove(&(room_id, user_id));
                 }
@@ -698,7 +700,8 @@ impl App {
             }
             ServerFrame::RoomUpdated { room } => {
                 if let Some(state) = self.room_mut(room.id) {
-                    let (unread, last_message) = (state.room.unread_count, state.room.last_message.take());
+                    let (unread, last_message) =
+                        (state.room.unread_count, state.room.last_message.take());
                     state.room = Room {
                         unread_count: unread,
                         last_message,
@@ -735,7 +738,9 @@ impl App {
                 let gone: Vec<Uuid> = self
                     .rooms
                     .iter()
-                    .filter(|r| !rooms.contains_key(&r.room.id) && r.room.state == MemberState::Joined)
+                    .filter(|r| {
+                        !rooms.contains_key(&r.room.id) && r.room.state == MemberState::Joined
+                    })
                     .map(|r| r.room.id)
                     .collect();
                 for id in gone {
@@ -758,7 +763,10 @@ impl App {
                 ..
             } => {
                 if let Some(id) = client_msg_id
-                    && let Some(p) = self.pending.iter_mut().find(|p| p.request.client_msg_id == id)
+                    && let Some(p) = self
+                        .pending
+                        .iter_mut()
+                        .find(|p| p.request.client_msg_id == id)
                 {
                     p.failed = Some(message.clone());
                 }
@@ -783,7 +791,12 @@ impl App {
             state.activity = state.activity.max(message.timestamp.unix_timestamp());
         }
         state.room.last_seq = state.room.last_seq.max(seq);
-        if state.room.last_message.as_ref().is_none_or(|m| m.seq <= seq) {
+        if state
+            .room
+            .last_message
+            .as_ref()
+            .is_none_or(|m| m.seq <= seq)
+        {
             state.room.last_message = Some(message.clone());
         }
         // The sender has read everything up to their own message.
@@ -1181,7 +1194,10 @@ impl App {
                         let (room, seq) = (hit.room_id, hit.seq);
                         self.prompt = None;
                         self.open_room_id(room, out);
-                        if self.room(room).is_some_and(|r| r.messages.contains_key(&seq)) {
+                        if self
+                            .room(room)
+                            .is_some_and(|r| r.messages.contains_key(&seq))
+                        {
                             self.cursor = Some(seq);
                             self.focus = Focus::Timeline;
                         }

@@ -286,7 +286,9 @@ fn typing_is_sent_now_and_then_and_shown_until_it_lapses() {
         active: true,
     }));
     assert_eq!(w.app.typing_in(dm), vec!["Bob".to_owned()]);
-    w.send(Event::Tick(w.now + TYPING_TTL + std::time::Duration::from_secs(1)));
+    w.send(Event::Tick(
+        w.now + TYPING_TTL + std::time::Duration::from_secs(1),
+    ));
     assert!(w.app.typing_in(dm).is_empty());
 }
 
@@ -327,14 +329,18 @@ fn edit_and_delete_only_ones_own() {
     let out = w.send(key(KeyCode::Char('y')));
     assert_eq!(
         out,
-        vec![Command::Socket(ClientFrame::Delete { message_id: mine_id })]
+        vec![Command::Socket(ClientFrame::Delete {
+            message_id: mine_id
+        })]
     );
     // The server's answer replaces the held copy, unless the held one is newer.
     let mut deleted = message(dm, me, 1, "");
     deleted.id = mine_id;
     deleted.deleted = true;
     deleted.version = 5;
-    w.send(Event::Frame(ServerFrame::MessageDeleted { message: deleted }));
+    w.send(Event::Frame(ServerFrame::MessageDeleted {
+        message: deleted,
+    }));
     let mut stale = message(dm, me, 1, "hello");
     stale.id = mine_id;
     stale.version = 4;
@@ -414,7 +420,9 @@ fn search_then_open_the_hit() {
             query: "standup".into()
         }]
     );
-    w.send(Event::SearchResults(vec![message(team, carol, 1, "standup?")]));
+    w.send(Event::SearchResults(vec![message(
+        team, carol, 1, "standup?",
+    )]));
     let out = w.send(key(KeyCode::Enter));
     assert_eq!(
         out,

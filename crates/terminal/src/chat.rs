@@ -12,7 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream};
+use crossterm::event::{
+    DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream,
+};
 use futures::StreamExt;
 use palaver_client::{Client, ClientError, LoginOutcome};
 use palaver_proto::{ClientFrame, ErrorCode, SearchQuery, ServerFrame};
@@ -147,7 +149,8 @@ impl Chat {
                 let event = match client.login_second_factor(&challenge, &code).await {
                     Ok(auth) => {
                         let session = Session::from_auth(&self.server, &auth);
-                        self.logged_in(session).unwrap_or_else(|e| Event::LoginFailed(e.to_string()))
+                        self.logged_in(session)
+                            .unwrap_or_else(|e| Event::LoginFailed(e.to_string()))
                     }
                     Err(e) => Event::LoginFailed(login_error(&e)),
                 };
@@ -177,7 +180,8 @@ impl Chat {
                     }
                     .await;
                     if let Err(e) = result {
-                        tx.send(Event::Failed(format!("could not list rooms: {e}"))).ok();
+                        tx.send(Event::Failed(format!("could not list rooms: {e}")))
+                            .ok();
                     }
                 }))
             }
@@ -192,7 +196,9 @@ impl Chat {
                 Some(tokio::spawn(async move {
                     let result = async {
                         let client = auth.client().await?;
-                        Ok::<_, TerminalError>(client.history(room, before, None, Some(PAGE)).await?)
+                        Ok::<_, TerminalError>(
+                            client.history(room, before, None, Some(PAGE)).await?,
+                        )
                     }
                     .await;
                     let event = match result {
@@ -311,7 +317,11 @@ async fn tick(tx: UnboundedSender<Event>) {
 
 /// Keeps the socket open: connects, hands frames both ways, and after a drop waits
 /// (backing off) and connects again, until the chat ends or the session does.
-async fn network(auth: Arc<Auth>, tx: UnboundedSender<Event>, mut out: UnboundedReceiver<ClientFrame>) {
+async fn network(
+    auth: Arc<Auth>,
+    tx: UnboundedSender<Event>,
+    mut out: UnboundedReceiver<ClientFrame>,
+) {
     let mut backoff = Backoff::default();
     loop {
         let why = match connect(&auth).await {
@@ -370,8 +380,10 @@ async fn network(auth: Arc<Auth>, tx: UnboundedSender<Event>, mut out: Unbounded
                 }
             }
             Err(TerminalError::NotLoggedIn(why)) => {
-                tx.send(Event::Failed(format!("not logged in{why}: quit and log in again")))
-                    .ok();
+                tx.send(Event::Failed(format!(
+                    "not logged in{why}: quit and log in again"
+                )))
+                .ok();
                 return;
             }
             Err(e) => e.to_string(),
@@ -379,7 +391,7 @@ async fn network(auth: Arc<Auth>, tx: UnboundedSender<Event>, mut out: Unbounded
         if tx.send(Event::Disconnected(why)).is_err() {
             return;
         }
-        tokio::time::sleep(backoff.next()).await;
+        tokio::time::sleep(backoff.wait()).await;
     }
 }
 

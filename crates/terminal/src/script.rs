@@ -377,7 +377,11 @@ pub async fn tail(
                 Ok(count.is_some_and(|c| printed >= c))
             }
             Followed::Room(r) => {
-                names.extend(r.members.iter().map(|m| (m.user_id, m.display_name.clone())));
+                names.extend(
+                    r.members
+                        .iter()
+                        .map(|m| (m.user_id, m.display_name.clone())),
+                );
                 Ok(false)
             }
         })
@@ -389,7 +393,7 @@ pub async fn tail(
                 if synced {
                     backoff = Backoff::default();
                 }
-                let wait = backoff.next();
+                let wait = backoff.wait();
                 eprintln!("palaver tail: connection lost ({why}); reconnecting in {wait:?}");
                 tokio::time::sleep(wait).await;
             }
@@ -449,7 +453,9 @@ async fn follow(
     loop {
         let frame = match rx.next().await {
             Ok(f) => f,
-            Err(ClientError::Closed(Some((code, _)))) if code == palaver_proto::close::SESSION_ENDED => {
+            Err(ClientError::Closed(Some((code, _))))
+                if code == palaver_proto::close::SESSION_ENDED =>
+            {
                 return Err(Dropped::Fatal(TerminalError::NotLoggedIn(
                     " (the session has ended)".into(),
                 )));
@@ -500,7 +506,7 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The wait before the next attempt.
-    pub fn next(&mut self) -> Duration {
+    pub fn wait(&mut self) -> Duration {
         let wait = self.next;
         self.next = (self.next * 2).min(Duration::from_secs(15));
         wait
@@ -557,7 +563,10 @@ mod tests {
         assert_eq!(find_room(&rooms, me, &id).expect("id").name, "Team");
         assert_eq!(find_room(&rooms, me, "team").expect("name").name, "Team");
         assert_eq!(find_room(&rooms, me, "@bob").expect("user").name, "Bob B");
-        assert_eq!(find_room(&rooms, me, "bob b").expect("dm name").name, "Bob B");
+        assert_eq!(
+            find_room(&rooms, me, "bob b").expect("dm name").name,
+            "Bob B"
+        );
         assert!(matches!(
             find_room(&rooms, me, "alice"),
             Err(TerminalError::RoomNotFound(_))
@@ -581,7 +590,7 @@ mod tests {
     #[test]
     fn backoff_doubles_to_a_ceiling() {
         let mut b = Backoff::default();
-        let waits: Vec<_> = (0..8).map(|_| b.next().as_millis()).collect();
+        let waits: Vec<_> = (0..8).map(|_| b.wait().as_millis()).collect();
         assert_eq!(waits, [250, 500, 1000, 2000, 4000, 8000, 15000, 15000]);
     }
 }

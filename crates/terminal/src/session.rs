@@ -187,7 +187,7 @@ impl Auth {
         {
             return Err(TerminalError::NotLoggedIn(format!(" to {server}")));
         }
-        Ok(Auth::new(file, session)?)
+        Auth::new(file, session)
     }
 
     /// Access with a session just made (by a login).
@@ -241,7 +241,11 @@ impl Auth {
             Err(ClientError::Api {
                 code: ErrorCode::Unauthorized,
                 ..
-            }) => return Err(TerminalError::NotLoggedIn(" (the session has ended)".into())),
+            }) => {
+                return Err(TerminalError::NotLoggedIn(
+                    " (the session has ended)".into(),
+                ));
+            }
             Err(e) => return Err(e.into()),
         };
         *session = Session::from_auth(&session.server, &auth);

@@ -73,9 +73,7 @@ impl Theme {
 /// The keys of the current mode, for the bottom line.
 pub fn keys(app: &App) -> &'static str {
     match (&app.screen, &app.prompt, app.focus) {
-        (Screen::Login(f), _, _) if f.challenge.is_some() => {
-            "Enter log in  Esc back  Ctrl-C quit"
-        }
+        (Screen::Login(f), _, _) if f.challenge.is_some() => "Enter log in  Esc back  Ctrl-C quit",
         (Screen::Login(_), _, _) => "Tab next field  Enter log in  Ctrl-C quit",
         (_, Some(Prompt::ConfirmDelete(_)), _) => "y delete  n keep",
         (_, Some(Prompt::Upload(_)), _) => "Enter send file  Esc cancel",
@@ -196,7 +194,12 @@ fn draw_login(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             "  second factor ({})",
             challenge.methods.join(" or ")
         )));
-        lines.push(field("code", &form.code, false, form.field == LoginField::Code));
+        lines.push(field(
+            "code",
+            &form.code,
+            false,
+            form.field == LoginField::Code,
+        ));
     }
     if form.busy {
         lines.push(Line::raw(""));
@@ -378,12 +381,18 @@ fn draw_room(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let me = app.me.as_ref().map_or(Uuid::nil(), |(id, _)| *id);
 
     // Header: the room, and the other person's presence or the member count.
-    let mut spans = vec![Span::styled(format!(" {} ", state.room.name), theme.accent())];
+    let mut spans = vec![Span::styled(
+        format!(" {} ", state.room.name),
+        theme.accent(),
+    )];
     match state.peer(me) {
         Some(peer) => {
             let status = app.presence.get(&peer).copied();
             spans.push(presence_mark(status, theme));
-            spans.push(Span::styled(format!(" {}", presence_word(status)), theme.dim()));
+            spans.push(Span::styled(
+                format!(" {}", presence_word(status)),
+                theme.dim(),
+            ));
         }
         None => spans.push(Span::styled(
             format!("{} members", state.room.members.len()),
@@ -391,7 +400,8 @@ fn draw_room(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         )),
     }
     frame.render_widget(
-        Paragraph::new(Line::from(spans)).style(Style::default().add_modifier(Modifier::UNDERLINED)),
+        Paragraph::new(Line::from(spans))
+            .style(Style::default().add_modifier(Modifier::UNDERLINED)),
         header,
     );
 
@@ -409,7 +419,8 @@ fn draw_room(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         );
     }
 
-    let [rule, line] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(input);
+    let [rule, line] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(input);
     let label = if app.editing.is_some() { "edit" } else { "" };
     frame.render_widget(
         Block::default()
@@ -449,7 +460,14 @@ fn draw_room(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     }
 }
 
-fn draw_messages(frame: &mut Frame, area: Rect, app: &App, state: &RoomState, me: Uuid, theme: Theme) {
+fn draw_messages(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    state: &RoomState,
+    me: Uuid,
+    theme: Theme,
+) {
     let width = usize::from(area.width);
     let height = usize::from(area.height);
     let names: HashMap<Uuid, &str> = state
@@ -465,7 +483,9 @@ fn draw_messages(frame: &mut Frame, area: Rect, app: &App, state: &RoomState, me
             break;
         }
         let chosen = choosing && app.cursor == Some(message.seq);
-        blocks.push(message_lines(message, &names, state, me, width, chosen, theme));
+        blocks.push(message_lines(
+            message, &names, state, me, width, chosen, theme,
+        ));
     }
     // What is being sent shows below, greyed, until the server has it.
     if app.cursor.is_none() {
@@ -569,11 +589,13 @@ fn message_lines<'a>(
         spans.push(Span::styled(part, text_style));
         lines.push(Line::from(spans));
     }
-    if own && message.kind != MessageType::Event && !message.deleted {
-        if let Some(last) = lines.last_mut() {
-            last.spans.push(Span::raw(" "));
-            last.spans.push(tick(state.status(message), theme));
-        }
+    if own
+        && message.kind != MessageType::Event
+        && !message.deleted
+        && let Some(last) = lines.last_mut()
+    {
+        last.spans.push(Span::raw(" "));
+        last.spans.push(tick(state.status(message), theme));
     }
     if chosen {
         lines = lines
@@ -592,7 +614,7 @@ fn draw_prompt(frame: &mut Frame, area: Rect, app: &App, prompt: &Prompt, theme:
             let rect = Rect::new(x, area.y + area.height / 3, width, 3).intersection(area);
             frame.render_widget(Clear, rect);
             let (title, body) = match prompt {
-                Prompt::Upload(input) => (" Send a file: path ", format!("{}", input.text)),
+                Prompt::Upload(input) => (" Send a file: path ", input.text.clone()),
                 _ => (" Delete this message? ", "y: delete   n: keep".to_owned()),
             };
             let block = Block::default()
@@ -639,7 +661,12 @@ fn draw_prompt(frame: &mut Frame, area: Rect, app: &App, prompt: &Prompt, theme:
                 lines.push(Line::styled(text, style));
             }
             frame.render_widget(Paragraph::new(lines), inner);
-            let before: String = search.query.text.chars().take(search.query.cursor).collect();
+            let before: String = search
+                .query
+                .text
+                .chars()
+                .take(search.query.cursor)
+                .collect();
             let col = (2 + before.width() as u16).min(inner.width.saturating_sub(1));
             frame.set_cursor_position((inner.x + col, inner.y));
         }

@@ -83,7 +83,10 @@ fn chat_at_80_by_24() {
     assert!(contains(&lines, "Bob is typing…"), "{screen}");
     // The input and the keys.
     assert!(lines[21].contains("> "), "{screen}");
-    assert!(lines[22].contains("alice") && lines[22].contains("online"), "{screen}");
+    assert!(
+        lines[22].contains("alice") && lines[22].contains("online"),
+        "{screen}"
+    );
     assert!(lines[23].starts_with("Enter send"), "{screen}");
     assert!(lines.iter().all(|l| l.chars().count() == 80));
 }
@@ -98,9 +101,19 @@ fn unread_counts_in_the_room_list() {
     let lines = text(&render(&w.app, 80, 24, COLOR));
     let screen = lines.join("\n");
     // Team has one new message and went to the top; Bob's room still has its two.
-    assert!(lines[1].starts_with("# Team") && lines[1].chars().take(24).collect::<String>().contains(" 1"), "{screen}");
-    assert!(lines[2].contains("Bob") && lines[2].contains(" 2"), "{screen}");
-    assert!(contains(&lines, "Choose a room and press Enter."), "{screen}");
+    assert!(
+        lines[1].starts_with("# Team")
+            && lines[1].chars().take(24).collect::<String>().contains(" 1"),
+        "{screen}"
+    );
+    assert!(
+        lines[2].contains("Bob") && lines[2].contains(" 2"),
+        "{screen}"
+    );
+    assert!(
+        contains(&lines, "Choose a room and press Enter."),
+        "{screen}"
+    );
     assert!(lines[23].starts_with("↑↓ choose"), "{screen}");
 }
 
@@ -109,14 +122,20 @@ fn narrow_terminal_shows_one_pane_at_a_time() {
     let mut w = conversation();
     let lines = text(&render(&w.app, 40, 16, COLOR));
     let screen = lines.join("\n");
-    assert!(!contains(&lines, "Rooms"), "no room list beside the room:\n{screen}");
+    assert!(
+        !contains(&lines, "Rooms"),
+        "no room list beside the room:\n{screen}"
+    );
     assert!(contains(&lines, "what's up?"), "{screen}");
     // Long lines wrap instead of running off.
     assert!(lines.iter().all(|l| l.chars().count() == 40));
     w.send(key(KeyCode::Tab));
     let lines = text(&render(&w.app, 40, 16, COLOR));
     let screen = lines.join("\n");
-    assert!(contains(&lines, "Rooms") && contains(&lines, "# Team"), "{screen}");
+    assert!(
+        contains(&lines, "Rooms") && contains(&lines, "# Team"),
+        "{screen}"
+    );
     assert!(!contains(&lines, "what's up?"), "{screen}");
 }
 
@@ -168,7 +187,11 @@ fn prompts_draw_over_the_room() {
     w.send(key(KeyCode::Esc));
     w.send(key(KeyCode::Char('d')));
     let lines = text(&render(&w.app, 80, 24, COLOR));
-    assert!(contains(&lines, "Delete this message?"), "{}", lines.join("\n"));
+    assert!(
+        contains(&lines, "Delete this message?"),
+        "{}",
+        lines.join("\n")
+    );
 }
 
 #[test]

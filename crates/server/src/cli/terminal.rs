@@ -130,9 +130,18 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let session = script::login(&file, &server, &username, &password, ask).await?;
             script::print_login(&session, &mut Output { out: stdout, json })?;
         }
-        Command::Logout { json } => script::logout(&file, &mut Output { out: stdout, json }).await?,
+        Command::Logout { json } => {
+            script::logout(&file, &mut Output { out: stdout, json }).await?
+        }
         Command::Rooms { common } => {
-            script::rooms(&auth(&common)?, &mut Output { out: stdout, json: common.json }).await?
+            script::rooms(
+                &auth(&common)?,
+                &mut Output {
+                    out: stdout,
+                    json: common.json,
+                },
+            )
+            .await?
         }
         Command::Send {
             room,
@@ -145,7 +154,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 None => script::read_text(std::io::stdin().lock())?,
             };
             let id = id.unwrap_or_else(script::new_client_msg_id);
-            let out = &mut Output { out: stdout, json: common.json };
+            let out = &mut Output {
+                out: stdout,
+                json: common.json,
+            };
             script::send(&auth(&common)?, &room, &text, &id, out).await?;
         }
         Command::Tail {
@@ -154,7 +166,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             count,
             common,
         } => {
-            let out = &mut Output { out: stdout, json: common.json };
+            let out = &mut Output {
+                out: stdout,
+                json: common.json,
+            };
             script::tail(&auth(&common)?, &room, after, count, out).await?
         }
         Command::Upload {
@@ -163,7 +178,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             caption,
             common,
         } => {
-            let out = &mut Output { out: stdout, json: common.json };
+            let out = &mut Output {
+                out: stdout,
+                json: common.json,
+            };
             script::upload(&auth(&common)?, &path, room.as_deref(), &caption, out).await?;
         }
     }
