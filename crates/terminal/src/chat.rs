@@ -95,21 +95,26 @@ impl Chat {
             }
         }
 
+        terminal.draw(|f| ui::draw(f, &app, theme))?;
         'outer: loop {
-            terminal.draw(|f| ui::draw(f, &app, theme))?;
             let Some(first) = rx.recv().await else { break };
             let mut batch = vec![first];
             while let Ok(more) = rx.try_recv() {
                 batch.push(more);
             }
+            let mut commands = Vec::new();
             for event in batch {
-                for command in app.update(event) {
-                    if command == Command::Quit {
-                        break 'outer;
-                    }
-                    if let Some(task) = self.exec(command, &tx, &mut app).await {
-                        tasks.push(task);
-                    }
+                commands.extend(app.update(event));
+            }
+            // Drawn before the commands run, so "logging in…" shows while it happens
+            // (what the commands change shows with the events they send back).
+            terminal.draw(|f| ui::draw(f, &app, theme))?;
+            for command in commands {
+                if command == Command::Quit {
+                    break 'outer;
+                }
+                if let Some(task) = self.exec(command, &tx, &mut app).await {
+                    tasks.push(task);
                 }
             }
             tasks.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
@@ -160,10 +165,25 @@ impl Chat {
             Command::LoadRooms => {
                 let auth = self.auth.clone()?;
                 Some(tokio::spawn(async move {
+                    // Until the server answers: the chat may start while it is away.
+                    let mut backoff = Backoff::default();
+                    let rooms = loop {
+                        match auth.client().await {
+                            Ok(client) => match client.rooms().await {
+                                Ok(rooms) => break rooms,
+                                Err(e) => tx.send(Event::Disconnected(e.to_string())).ok(),
+                            },
+                            Err(e @ TerminalError::NotLoggedIn(_)) => {
+                                tx.send(Event::Failed(e.to_string())).ok();
+                                return;
+                            }
+                            Err(e) => tx.send(Event::Disconnected(e.to_string())).ok(),
+                        };
+                        tokio::time::sleep(backoff.wait()).await;
+                    };
                     let result = async {
                         let client = auth.client().await?;
                         let me = auth.session().await.user_id;
-                        let rooms = client.rooms().await?;
                         let peers: Vec<_> = rooms
                             .iter()
                             .filter(|r| !r.is_group)
@@ -171,6 +191,7 @@ impl Chat {
                             .filter(|u| *u != me)
                             .collect();
                         tx.send(Event::Rooms(rooms)).ok();
+                        // Later changes come as `presence` frames; this is the start.
                         for peer in peers {
                             if let Ok(p) = client.presence(peer).await {
                                 tx.send(Event::Presence(p.user_id, p.status)).ok();
@@ -180,7 +201,7 @@ impl Chat {
                     }
                     .await;
                     if let Err(e) = result {
-                        tx.send(Event::Failed(format!("could not list rooms: {e}")))
+                        tx.send(Event::Failed(format!("could not read presence: {e}")))
                             .ok();
                     }
                 }))

@@ -587,6 +587,107 @@ mod tests {
         assert_eq!(read_text(&big[..]).expect("read").len() as u64, MAX_STDIN);
     }
 
+    /// A stand-in server for the second-factor contract (the real one is built
+    /// elsewhere): login answers a challenge, and the challenge with code 123456 the
+    /// tokens. Answers each request on its own connection; hands back what it was asked.
+    async fn second_factor_server() -> (
+        String,
+        tokio::task::JoinHandle<Vec<(String, serde_json::Value)>>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while seen.len() < 3 {
+                let (mut conn, _) = listener.accept().await.expect("accept");
+                let mut buf = Vec::new();
+                let body = loop {
+                    let mut chunk = [0u8; 4096];
+                    let n = conn.read(&mut chunk).await.expect("read");
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|v| v.trim().parse::<usize>().expect("length"))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break (head.to_owned(), body.to_owned());
+                        }
+                    }
+                };
+                let path = body.0.split_whitespace().nth(1).expect("path").to_owned();
+                let json: serde_json::Value = serde_json::from_str(&body.1).expect("json body");
+                let (status, answer) = match (path.as_str(), json["code"].as_str()) {
+                    ("/api/v1/auth/login", _) => (
+                        "200 OK",
+                        serde_json::json!({"secondFactor": {
+                        "challenge": "ch-1", "methods": ["totp", "recovery"],
+                        "expiresAt": "2030-01-01T00:00:00Z"}}),
+                    ),
+                    ("/api/v1/auth/login/second-factor", Some("123456")) => (
+                        "200 OK",
+                        serde_json::json!({
+                        "accessToken": "a", "refreshToken": "r", "expiresIn": 900,
+                        "user": {"id": "0199f3a0-5b1e-7c42-8d1a-2f6e9b0c4a71", "username": "alice",
+                                 "displayName": "Alice", "createdAt": "2025-11-23T17:30:01.512Z"}}),
+                    ),
+                    _ => (
+                        "401 Unauthorized",
+                        serde_json::json!({"error": {
+                        "code": "invalid_second_factor", "message": "wrong code"}}),
+                    ),
+                };
+                let answer = answer.to_string();
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                conn.write_all(reply.as_bytes()).await.expect("write");
+                seen.push((path, json));
+            }
+            seen
+        });
+        (base, task)
+    }
+
+    #[tokio::test]
+    async fn login_answers_the_second_factor_challenge() {
+        let (base, server) = second_factor_server().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = SessionFile::at(dir.path().join("session.json"));
+        // No code to give: the login fails and stores nothing.
+        let refused = login(&file, &base, "alice", "pw", || {
+            Err(TerminalError::SecondFactorNeeded)
+        })
+        .await;
+        assert!(matches!(refused, Err(TerminalError::SecondFactorNeeded)));
+        assert_eq!(file.load().expect("load"), None);
+        let session = login(&file, &base, "alice", "pw", || Ok(" 123456\n".into()))
+            .await
+            .expect("login with the code");
+        assert_eq!(session.username, "alice");
+        assert_eq!(file.load().expect("load"), Some(session));
+        let seen = server.await.expect("server");
+        assert_eq!(seen[0].0, "/api/v1/auth/login");
+        assert_eq!(
+            seen[0].1,
+            serde_json::json!({"username": "alice", "password": "pw"})
+        );
+        assert_eq!(seen[2].0, "/api/v1/auth/login/second-factor");
+        assert_eq!(
+            seen[2].1,
+            serde_json::json!({"challenge": "ch-1", "code": "123456"})
+        );
+    }
+
     #[test]
     fn backoff_doubles_to_a_ceiling() {
         let mut b = Backoff::default();
