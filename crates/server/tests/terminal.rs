@@ -551,6 +551,9 @@ async fn chat_session_in_a_pseudo_terminal() {
     // Bob stays online, on a socket.
     let mut bob_socket = bob.connect().await.expect("bob's socket");
 
+    // The chat reaches the server through a relay, to drop its connection later.
+    let relay = Relay::start(server.addr).await;
+    let via = format!("http://{}", relay.addr);
     let home = tempfile::tempdir().expect("tempdir");
     let tmux = Tmux {
         socket: format!("palaver-test-{}", std::process::id()),
@@ -559,7 +562,7 @@ async fn chat_session_in_a_pseudo_terminal() {
         "env XDG_CONFIG_HOME={} LANG=C.UTF-8 TERM=xterm-256color {} chat --server {}",
         home.path().display(),
         env!("CARGO_BIN_EXE_palaver"),
-        server.base
+        via
     );
     let status = tmux
         .cmd()
@@ -604,6 +607,18 @@ async fn chat_session_in_a_pseudo_terminal() {
         .await
         .expect("bob sends");
     tmux.wait_for("Lunch at 12:30?").await;
+
+    // The network drops; Bob writes meanwhile; the chat reconnects and resumes.
+    relay.cut();
+    tmux.wait_for("○ offline").await;
+    bob_socket
+        .send_message(dm.id, "b-3", "I'll book a table for two.")
+        .await
+        .expect("bob sends");
+    relay.reopen();
+    tmux.wait_for("book a table for two.").await;
+    let screen = tmux.wait_for("● online").await;
+    assert_eq!(screen.matches("book a table").count(), 1, "once:\n{screen}");
 
     // Reply.
     let reply = "Sounds good, see you there!";
