@@ -502,6 +502,25 @@ impl Drop for Tmux {
     }
 }
 
+/// Waits until the room's history (newest page) has a message that `pred` accepts.
+async fn until(client: &Client, room: uuid::Uuid, pred: impl Fn(&Message) -> bool) -> Message {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let history = client
+            .history(room, None, None, None)
+            .await
+            .expect("history");
+        if let Some(m) = history.messages.iter().find(|m| pred(m)) {
+            return m.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never seen in the room's history"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn tmux_missing() -> Option<String> {
     match std::process::Command::new("tmux").arg("-V").output() {
         Ok(out) if out.status.success() => None,
@@ -624,18 +643,7 @@ async fn chat_session_in_a_pseudo_terminal() {
     let reply = "Sounds good, see you there!";
     tmux.text(reply);
     tmux.keys(&["Enter"]);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let found = loop {
-        let history = bob.history(dm.id, None, None, None).await.expect("history");
-        if let Some(m) = history.messages.iter().find(|m| m.content == reply) {
-            break m.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the reply never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let found = until(&bob, dm.id, |m| m.content == reply).await;
     assert_eq!(found.sender_id, alice_auth.user.id);
     // Bob's socket hears it live too, and reads it: the tick turns to read.
     bob_socket
@@ -666,5 +674,47 @@ async fn chat_session_in_a_pseudo_terminal() {
     if let Ok(path) = std::env::var("TUI_CAPTURE") {
         std::fs::write(PathBuf::from(path), tmux.screen(true)).expect("write capture");
     }
+
+    // Edit the reply: Esc picks the newest message (the reply), e edits it.
+    let edited = format!("{reply} At 12:30.");
+    tmux.keys(&["Escape"]);
+    // A key right after Esc would read as Alt+key: wait for the mode to change.
+    tmux.wait_for("↑↓ pick").await;
+    tmux.keys(&["e"]);
+    tmux.text(" At 12:30.");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("(edited)").await;
+    let stored = until(&bob, dm.id, |m| m.id == found.id && m.content == edited).await;
+    assert!(stored.edited_at.is_some());
+
+    // Delete it, after saying yes.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("↑↓ pick").await;
+    tmux.keys(&["d"]);
+    tmux.wait_for("Delete this message?").await;
+    tmux.keys(&["y"]);
+    tmux.wait_for("Alice: (deleted)").await;
+    until(&bob, dm.id, |m| m.id == found.id && m.deleted).await;
+
+    // Send a file from a path.
+    let file = home.path().join("agenda.txt");
+    std::fs::write(&file, "1. lunch\n2. slides\n").expect("write");
+    tmux.keys(&["C-o"]);
+    tmux.wait_for("Send a file").await;
+    tmux.text(file.to_str().expect("path"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("[file: agenda.txt").await;
+    let sent = until(&bob, dm.id, |m| {
+        m.media.as_ref().is_some_and(|f| f.filename == "agenda.txt")
+    })
+    .await;
+    assert_eq!(sent.sender_id, alice_auth.user.id);
+
+    // Search every room.
+    tmux.keys(&["C-f"]);
+    tmux.text("table");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Bob · Bob: I'll book a table for two.").await;
+    tmux.keys(&["Escape"]);
     tmux.keys(&["C-c"]);
 }

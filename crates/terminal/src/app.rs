@@ -1157,6 +1157,9 @@ impl App {
             Prompt::ConfirmDelete(id) => {
                 if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
                     out.push(Command::Socket(ClientFrame::Delete { message_id: *id }));
+                    // Done with that message: back to the newest, and to writing.
+                    self.cursor = None;
+                    self.focus = Focus::Compose;
                 }
                 self.prompt = None;
             }

@@ -333,6 +333,7 @@ fn edit_and_delete_only_ones_own() {
             message_id: mine_id
         })]
     );
+    assert_eq!((w.app.focus, w.app.cursor), (Focus::Compose, None));
     // The server's answer replaces the held copy, unless the held one is newer.
     let mut deleted = message(dm, me, 1, "");
     deleted.id = mine_id;
