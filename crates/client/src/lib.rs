@@ -201,15 +201,16 @@ impl Client {
             .1)
     }
 
+    /// Logs in to an account without a second factor (one with a second factor is an
+    /// error here: use [`Client::login_start`]).
     pub async fn login(&self, username: &str, password: &str) -> Result<AuthResponse> {
-        let body = LoginRequest {
-            username: username.into(),
-            password: password.into(),
-        };
-        Ok(self
-            .call(Method::POST, "/api/v1/auth/login", Some(&body))
-            .await?
-            .1)
+        match self.login_start(username, password).await? {
+            LoginOutcome::Tokens(auth) => Ok(auth),
+            LoginOutcome::SecondFactor { .. } => Err(ClientError::Unexpected {
+                status: 200,
+                body: "the account needs a second factor".into(),
+            }),
+        }
     }
 
     /// Logs in, answering either the tokens or, for an account with a second factor, the
@@ -243,18 +244,9 @@ impl Client {
         let body = LogoutRequest {
             refresh_token: refresh_token.map(Into::into),
         };
-        let (status, value) = self
-            .raw(
-                Method::POST,
-                "/api/v1/auth/logout",
-                Some(&serde_json::to_value(&body)?),
-            )
-            .await?;
-        if status == 204 {
-            Ok(())
-        } else {
-            typed::<serde_json::Value>(status, value).map(|_| ())
-        }
+        let body = serde_json::to_value(&body)?;
+        self.no_content_with(Method::POST, "/api/v1/auth/logout", Some(&body))
+            .await
     }
 
     /// One user's presence.
@@ -328,7 +320,17 @@ impl Client {
 
     /// A request answered with 204 and no body; anything else is an error.
     async fn no_content(&self, method: Method, path: &str) -> Result<()> {
-        let (status, value) = self.raw(method, path, None).await?;
+        self.no_content_with(method, path, None).await
+    }
+
+    /// `no_content` with a JSON body.
+    async fn no_content_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let (status, value) = self.raw(method, path, body).await?;
         if status == 204 {
             Ok(())
         } else {

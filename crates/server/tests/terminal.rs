@@ -119,6 +119,19 @@ async fn try_run(config_home: &Path, args: &[&str], stdin: &str) -> (bool, Strin
     )
 }
 
+/// `palaver login` as Alice, the password on stdin.
+async fn log_in(
+    config_home: &Path,
+    server: &str,
+    password: &str,
+    more: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec!["login", "--server", server, "--username", "alice"];
+    args.push("--password-stdin");
+    args.extend_from_slice(more);
+    try_run(config_home, &args, &format!("{password}\n")).await
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -193,20 +206,8 @@ async fn script_commands() {
     assert!(!ok && err.contains("not logged in"), "{err}");
 
     // login: the password from stdin; the session stored for the user only.
-    let out = run(
-        home,
-        &[
-            "login",
-            "--server",
-            &server.base,
-            "--username",
-            "alice",
-            "--password-stdin",
-            "--json",
-        ],
-        &format!("{PASSWORD}\n"),
-    )
-    .await;
+    let (ok, out, err) = log_in(home, &server.base, PASSWORD, &["--json"]).await;
+    assert!(ok, "{err}");
     let login = json(&out);
     assert_eq!(login["username"], "alice");
     assert_eq!(login["userId"], alice_auth.user.id.to_string());
@@ -219,19 +220,7 @@ async fn script_commands() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let (ok, _, err) = try_run(
-        home,
-        &[
-            "login",
-            "--server",
-            &server.base,
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        "wrong password\n",
-    )
-    .await;
+    let (ok, _, err) = log_in(home, &server.base, "wrong password", &[]).await;
     assert!(!ok && err.contains("invalid_credentials"), "{err}");
 
     // rooms
@@ -346,19 +335,8 @@ async fn script_commands() {
     let relayed = relayed.path();
     let relay = Relay::start(server.addr).await;
     let via = format!("http://{}", relay.addr);
-    run(
-        relayed,
-        &[
-            "login",
-            "--server",
-            &via,
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    )
-    .await;
+    let (ok, _, err) = log_in(relayed, &via, PASSWORD, &[]).await;
+    assert!(ok, "{err}");
     // From the room's newest message on, whenever tail gets connected.
     let newest = bob
         .history(team.id, None, None, Some(1))
