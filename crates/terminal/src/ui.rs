@@ -91,6 +91,18 @@ pub fn keys(app: &App) -> &'static str {
     }
 }
 
+/// The keys that matter most, for a narrow terminal (switching panes comes first).
+pub fn narrow_keys(app: &App) -> &'static str {
+    match (&app.screen, &app.prompt, app.focus) {
+        (Screen::Chat, None, Focus::Rooms) => "Enter open Tab room / find q quit",
+        (Screen::Chat, None, Focus::Compose) if app.editing.is_none() => {
+            "Enter send Tab rooms ↑ pick ^O file ^C quit"
+        }
+        (Screen::Chat, None, Focus::Timeline) => "e edit d delete Esc write Tab rooms",
+        _ => keys(app),
+    }
+}
+
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
     let area = frame.area();
@@ -123,8 +135,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
         }
     }
     draw_status(frame, status, app, theme);
+    let keys = if area.width < NARROW {
+        narrow_keys(app)
+    } else {
+        keys(app)
+    };
     frame.render_widget(
-        Paragraph::new(Line::from(Span::styled(keys(app), theme.selected()))),
+        Paragraph::new(Line::from(Span::styled(keys, theme.selected()))),
         keys_line,
     );
 }

@@ -127,6 +127,7 @@ fn narrow_terminal_shows_one_pane_at_a_time() {
         "no room list beside the room:\n{screen}"
     );
     assert!(contains(&lines, "what's up?"), "{screen}");
+    assert!(lines[15].starts_with("Enter send Tab rooms"), "{screen}");
     // Long lines wrap instead of running off.
     assert!(lines.iter().all(|l| l.chars().count() == 40));
     w.send(key(KeyCode::Tab));
