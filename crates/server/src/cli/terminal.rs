@@ -52,6 +52,7 @@ pub enum Command {
         /// stored once. Generated when not given.
         #[arg(long)]
         id: Option<String>,
+        /// The text (read from standard input when not given).
         text: Option<String>,
         #[command(flatten)]
         common: Common,
@@ -71,6 +72,7 @@ pub enum Command {
     },
     /// Upload a file (and with --room, send it there).
     Upload {
+        /// The file to upload.
         path: PathBuf,
         #[arg(long)]
         room: Option<String>,
