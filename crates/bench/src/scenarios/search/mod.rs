@@ -219,8 +219,16 @@ async fn fill(
         let reader = tokio::spawn(async move {
             let mut answered = 0;
             while answered < count {
-                let Some(Ok(WsMessage::Text(t))) = stream.next().await else {
-                    return Err(BenchError::Setup("socket closed while filling".into()));
+                let t = match stream.next().await {
+                    Some(Ok(WsMessage::Text(t))) => t,
+                    // The server's heartbeat pings (every 20 s by default) are answered by
+                    // the socket itself; a long fill sees several.
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                    _ => {
+                        // Wake the writer, which would otherwise wait for a permit forever.
+                        reader_window.close();
+                        return Err(BenchError::Setup("socket closed while filling".into()));
+                    }
                 };
                 let t = t.as_str();
                 if t.starts_with(r#"{"type":"ack""#) {
