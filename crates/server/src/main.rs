@@ -1,5 +1,7 @@
 //! `palaver`: the chat server binary.
 
+mod cli;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -23,6 +25,8 @@ enum Command {
     Serve(Flags),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config(Flags),
+    /// Administer the server: accounts, rooms, the audit log (docs/OPERATIONS.md).
+    Admin(cli::admin::AdminArgs),
 }
 
 async fn shutdown_signal() {
@@ -48,6 +52,7 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin(args) => cli::admin::run(cli.config.as_deref(), args).await,
         Command::Config(flags) => {
             let config = Config::load(cli.config.as_deref(), flags)?;
             // The configuration knows no engine; the outbound allow-lists are the SSRF

@@ -2,6 +2,7 @@
 //! metrics and the OpenAPI document. Handlers only translate; the rules live in
 //! `service`.
 
+pub mod admin;
 pub mod auth;
 pub mod blocks;
 pub mod conversation;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     let metrics_here = config.metrics_on_main_listener;
     let api = Router::new()
         .merge(auth::router())
+        .merge(admin::router())
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
@@ -491,6 +493,8 @@ pub fn document() -> &'static serde_json::Value {
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::usage, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
+        admin::users, admin::create_user, admin::user, admin::disable, admin::enable, admin::set_password, admin::revoke_sessions,
+        admin::promote, admin::demote, admin::rooms, admin::delete_room, admin::audit,
         healthz, readyz, openapi,
     ),
     modifiers(&BearerAuth, &CommonResponses)

@@ -2,6 +2,7 @@
 //! are stored and announced. HTTP handlers and the WebSocket gateway both call in here,
 //! so the REST and socket paths share one implementation.
 
+mod admin;
 mod auth;
 mod blocks;
 mod conversation;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use palaver_proto::{ErrorCode, ServerFrame};
 use uuid::Uuid;
 
+pub use admin::Admin;
 pub use auth::{Identity, Passwords, Tokens};
 pub use media::clean_filename;
 pub use membership::Membership;
@@ -122,6 +124,9 @@ pub enum ServiceError {
     /// A bound on what a message or room holds is reached.
     #[error("{0}")]
     LimitReached(&'static str),
+    /// An administrator disabled the account.
+    #[error("this account is disabled")]
+    AccountDisabled,
 }
 
 impl ServiceError {
@@ -157,6 +162,7 @@ impl ServiceError {
             InvalidEmoji(_) => ErrorCode::InvalidEmoji,
             LimitReached(_) => ErrorCode::LimitReached,
             NotAGroup(_) => ErrorCode::NotAGroup,
+            AccountDisabled => ErrorCode::AccountDisabled,
         }
     }
 
@@ -258,8 +264,6 @@ impl Core {
     ) -> ServiceResult<Arc<Core>> {
         let config_media = config.media.clone();
         let media_tmp = config.data_dir.join("media").join("tmp");
-        // Anything here is an upload that was cut off by a restart.
-        let _ = std::fs::remove_dir_all(&media_tmp);
         crate::files::private_dir(&media_tmp)
             .map_err(|e| ServiceError::Internal(format!("cannot create {media_tmp:?}: {e}")))?;
         let links = links::LinkSigner::new(secret, config.media.link_ttl_secs);
@@ -322,6 +326,7 @@ impl Core {
             previews,
             tasks: tokio_util::task::TaskTracker::new(),
         });
+        core.promote_configured_admins().await?;
         // It ends when `drain` stops previews.
         core.tasks.spawn(previews::run(core.clone()));
         // It ends when the writer, the only sender, is drained.

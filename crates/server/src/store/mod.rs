@@ -12,6 +12,7 @@
 //! opens its pools and holds only what its dialect or driver does differently.
 
 mod accounts;
+mod admin;
 mod audit;
 mod blocks;
 mod conversation;
@@ -31,7 +32,8 @@ pub mod tokens;
 use async_trait::async_trait;
 
 pub use accounts::{AccountStore, Credentials, RefreshOutcome};
-pub use audit::{AuditEntry, AuditRecord, AuditStore};
+pub use admin::{Account, AccountFilter, AdminRoomRow, AdminStore};
+pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
 pub use blocks::{Block, BlockRow, BlockStore};
 pub use conversation::{Changed, ConversationStore, Reacting, ReactionRow, Toggled};
 pub use media::{MediaRecordStore, MediaRow};
@@ -113,6 +115,8 @@ pub enum Constraint {
     /// One message per (room, sender, clientMsgId). Only a batch append that raced past
     /// its room lock meets it; the batch is retried and answered from the stored row.
     MessageIdempotencyKey,
+    /// At least one enabled administrator remains.
+    LastAdmin,
 }
 
 impl std::fmt::Display for Constraint {
@@ -120,6 +124,7 @@ impl std::fmt::Display for Constraint {
         f.write_str(match self {
             Constraint::Username => "username",
             Constraint::MessageIdempotencyKey => "message idempotency key",
+            Constraint::LastAdmin => "last administrator",
         })
     }
 }
@@ -134,6 +139,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait Store:
     AccountStore
+    + AdminStore
     + RoomStore
     + MessageStore
     + ReceiptStore

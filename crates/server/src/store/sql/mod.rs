@@ -47,6 +47,7 @@ macro_rules! with_db {
 }
 
 mod accounts;
+mod admin;
 mod audit;
 mod blocks;
 pub(super) mod conversation;

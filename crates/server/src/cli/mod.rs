@@ -1,0 +1,3 @@
+//! Binary-only subcommands of `palaver`, one module each (anyhow allowed here).
+
+pub mod admin;
