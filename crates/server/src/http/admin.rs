@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use palaver_proto::{
     AdminCreateUserRequest, AdminPasswordRequest, AdminRoomList, AdminRoomQuery, AdminUser,
     AdminUserList, AdminUserQuery, AuditLog, AuditQuery, ErrorBody, SessionsEnded,
@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{userId}/sessions/revoke", post(revoke_sessions))
         .route("/admin/users/{userId}/admin", put(promote).delete(demote))
         .route("/admin/rooms", get(rooms))
-        .route("/admin/rooms/{roomId}", axum::routing::delete(delete_room))
+        .route("/admin/rooms/{roomId}", delete(delete_room))
         .route("/admin/audit", get(audit))
 }
 
@@ -101,11 +101,13 @@ pub async fn enable(
     Ok(Json(app.core.admin_set_disabled(admin, id, false).await?))
 }
 
-/// Set an account's password (it must meet the strength rule); all its sessions end.
+/// Set another account's password (it must meet the strength rule); all its sessions end.
 #[utoipa::path(put, path = "/api/v1/admin/users/{userId}/password", tag = "admin", params(("userId" = Uuid, Path)),
     request_body = AdminPasswordRequest,
     responses((status = 204), (status = 403, description = "forbidden: not an administrator", body = ErrorBody),
-        (status = 404, description = "user_not_found", body = ErrorBody), (status = 422, body = ErrorBody)),
+        (status = 404, description = "user_not_found", body = ErrorBody),
+        (status = 409, description = "conflict: the caller's own account", body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "unavailable: too many password checks at once; see Retry-After", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set_password(
     State(app): State<AppState>,

@@ -332,14 +332,21 @@ impl Core {
         self.admin_view(id).await
     }
 
-    /// Sets an account's password (it must meet the strength rule) and ends all its
-    /// sessions.
+    /// Sets another account's password (it must meet the strength rule) and ends all
+    /// its sessions.
     pub async fn admin_set_password(
         &self,
         admin: Admin,
         id: Uuid,
         password: &str,
     ) -> ServiceResult<()> {
+        // One's own password is changed knowing the current one, not by decree: an
+        // administrator's stolen token cannot lock the administrator out.
+        if admin.actor == Some(id) {
+            return Err(ServiceError::Conflict(
+                "an administrator cannot reset their own password here",
+            ));
+        }
         let account = self.account_or_404(id).await?;
         let password = Password::parse(password)?;
         let slot = self.passwords.slot().await?;

@@ -101,6 +101,13 @@ pub(super) async fn rest_cell(
                 token = Some(session.access_token);
             }
         }
+        "POST /api/v1/admin/users" => {
+            payload = Payload::Json(json!({"username": w.unique("made"), "password": PASSWORD}));
+        }
+        // The same password: `nobody` keeps it.
+        "PUT /api/v1/admin/users/{userId}/password" => {
+            payload = Payload::Json(json!({ "password": PASSWORD }));
+        }
         "GET /api/v1/users" => query = "?q=o".into(),
         "PATCH /api/v1/users/me" => {
             let same = identity.auth.user.display_name.clone();

@@ -221,6 +221,21 @@ pub(super) const REST: &[Row] = &[
     aimed("PUT /api/v1/users/me/blocks/{userId}", Target::Nobody,                [DONE,    DONE,    DONE,    DONE,     DONE,     DONE,    DONE,    ANON, EXPIRED, ANON]),
     aimed("DELETE /api/v1/users/me/blocks/{userId}", Target::Nobody,             [DONE,    DONE,    DONE,    DONE,     DONE,     DONE,    DONE,    ANON, EXPIRED, ANON]),
     row("GET /api/v1/users/{userId}",                                            [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    // Server administration: the owner registered first, so administers the server;
+    // nobody else does, whatever their role in the room. Accounts aimed at `nobody`
+    // (disabled, then enabled again); a deleted room is a fixture of its own.
+    row("GET /api/v1/admin/users",                                               [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("POST /api/v1/admin/users",                                              [NEW,     FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("GET /api/v1/admin/users/{userId}", Target::Nobody,                    [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("POST /api/v1/admin/users/{userId}/disable", Target::Nobody,           [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("POST /api/v1/admin/users/{userId}/enable", Target::Nobody,            [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("PUT /api/v1/admin/users/{userId}/password", Target::Nobody,           [DONE,    FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("POST /api/v1/admin/users/{userId}/sessions/revoke", Target::Nobody,   [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("PUT /api/v1/admin/users/{userId}/admin", Target::Nobody,              [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("DELETE /api/v1/admin/users/{userId}/admin", Target::Nobody,           [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("GET /api/v1/admin/rooms",                                               [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    fresh("DELETE /api/v1/admin/rooms/{roomId}", Target::Owner,                  [DONE,    FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("GET /api/v1/admin/audit",                                               [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     // Push: one's own subscriptions and settings; another's subscription is not there.
     row("GET /api/v1/push/vapid-public-key",                                     [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     row("GET /api/v1/push/subscriptions",                                        [OK,      HIDDEN,  HIDDEN,  HIDDEN,   HIDDEN,   HIDDEN,  HIDDEN,  ANON, EXPIRED, ANON]),
