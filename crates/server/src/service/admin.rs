@@ -182,17 +182,6 @@ impl Core {
         Ok(u32::try_from(ended.len()).unwrap_or(u32::MAX))
     }
 
-    /// Tells every node that these (already revoked) sessions ended: their access tokens
-    /// are refused until they expire, and their sockets close.
-    pub(in crate::service) async fn close_sessions(&self, sessions: &[Uuid]) -> ServiceResult<()> {
-        let until = now_ms() + (self.tokens.access_ttl as i64 + 60) * 1000;
-        for &session_id in sessions {
-            self.cache.revoke_session(session_id, until).await;
-            self.bus.publish(Event::EndSession { session_id }).await?;
-        }
-        Ok(())
-    }
-
     async fn account_or_404(&self, id: Uuid) -> ServiceResult<Account> {
         self.store
             .account(id)

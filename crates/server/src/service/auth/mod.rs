@@ -259,6 +259,17 @@ impl Core {
         Ok(())
     }
 
+    /// Tells every node that these (already revoked) sessions ended: their access tokens
+    /// are refused until they expire, and their sockets close.
+    pub(in crate::service) async fn close_sessions(&self, sessions: &[Uuid]) -> ServiceResult<()> {
+        let until = now_ms() + (self.tokens.access_ttl as i64 + 60) * 1000;
+        for &session_id in sessions {
+            self.cache.revoke_session(session_id, until).await;
+            self.bus.publish(crate::bus::Event::EndSession { session_id }).await?;
+        }
+        Ok(())
+    }
+
     /// The caller's own profile.
     pub async fn me(&self, who: Identity) -> ServiceResult<User> {
         let user = self
