@@ -37,7 +37,7 @@ CREATE TABLE room_bans (
 -- and message; resolving or dismissing closes it.
 CREATE TABLE reports (
     id          uuid PRIMARY KEY,
-    message_id  uuid NOT NULL REFERENCES messages (id),
+    message_id  uuid NOT NULL,                     -- no foreign key: messages are keyed by room (0001)
     room_id     uuid NOT NULL REFERENCES rooms (id),
     reporter_id uuid NOT NULL REFERENCES users (id),
     reason      text NOT NULL,

@@ -37,7 +37,7 @@ CREATE TABLE room_bans (
 -- and message; resolving or dismissing closes it.
 CREATE TABLE reports (
     id          BLOB PRIMARY KEY,
-    message_id  BLOB NOT NULL REFERENCES messages (id),
+    message_id  BLOB NOT NULL,                     -- as on PostgreSQL, where messages are keyed by room
     room_id     BLOB NOT NULL REFERENCES rooms (id),
     reporter_id BLOB NOT NULL REFERENCES users (id),
     reason      TEXT NOT NULL,
