@@ -3,7 +3,8 @@
 
 use palaver_proto::{
     AdminCreateUserRequest, AdminPasswordRequest, AdminRoomList, AdminRoomQuery, AdminUser,
-    AdminUserList, AdminUserQuery, AuditLog, AuditQuery, Me, SessionsEnded,
+    AdminUserList, AdminUserQuery, AuditLog, AuditQuery, Me, Report, ReportList, ReportQuery,
+    ReportRequest, SessionsEnded,
 };
 use reqwest::Method;
 use serde::Serialize;
@@ -120,5 +121,27 @@ impl Client {
     pub async fn admin_audit(&self, query: &AuditQuery) -> Result<AuditLog> {
         let path = with_query("/api/v1/admin/audit", query)?;
         Ok(self.call::<(), _>(Method::GET, &path, None).await?.1)
+    }
+
+    /// Reports a message to the server's administrators.
+    pub async fn report_message(&self, message: Uuid, reason: &str) -> Result<Report> {
+        let path = format!("/api/v1/messages/{message}/report");
+        let body = ReportRequest {
+            reason: reason.into(),
+        };
+        Ok(self.call(Method::POST, &path, Some(&body)).await?.1)
+    }
+
+    /// Reports, newest first, one page.
+    pub async fn admin_reports(&self, query: &ReportQuery) -> Result<ReportList> {
+        let path = with_query("/api/v1/admin/reports", query)?;
+        Ok(self.call::<(), _>(Method::GET, &path, None).await?.1)
+    }
+
+    /// Resolves (`true`) or dismisses an open report.
+    pub async fn admin_close_report(&self, id: Uuid, resolved: bool) -> Result<Report> {
+        let verb = if resolved { "resolve" } else { "dismiss" };
+        let path = format!("/api/v1/admin/reports/{id}/{verb}");
+        Ok(self.call::<(), _>(Method::POST, &path, None).await?.1)
     }
 }

@@ -71,9 +71,15 @@ pub struct AdminUserQuery {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AdminCreateUserRequest {
+    /// As at registration: 3–32 characters, letters, digits, `_`, `.`, `-`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{3,32}$"))]
     pub username: String,
+    /// 8–256 characters, hard enough to guess.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub password: String,
+    /// 1–64 visible characters; defaults to the username.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::display_name))]
     pub display_name: Option<String>,
     /// Make the new account an administrator too.
     #[serde(default)]
@@ -86,6 +92,8 @@ pub struct AdminCreateUserRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AdminPasswordRequest {
+    /// 8–256 characters, hard enough to guess.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub password: String,
 }
 
@@ -207,5 +215,96 @@ pub struct AuditQuery {
     /// At most 500; default 100.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
+    pub limit: Option<u32>,
+}
+
+/// `POST /api/v1/messages/{messageId}/report`: why a message should be looked at by the
+/// server's administrators.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRequest {
+    /// 1 to 500 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+    pub reason: String,
+}
+
+/// Where a report stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    /// Waiting for an administrator.
+    Open,
+    /// An administrator acted on it.
+    Resolved,
+    /// An administrator found nothing to do.
+    Dismissed,
+}
+
+impl ReportStatus {
+    /// The wire (and stored) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Open => "open",
+            ReportStatus::Resolved => "resolved",
+            ReportStatus::Dismissed => "dismissed",
+        }
+    }
+}
+
+/// A user's report of a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub id: Uuid,
+    pub message_id: Uuid,
+    pub room_id: Uuid,
+    pub reporter_id: Uuid,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub status: ReportStatus,
+    /// The administrator who resolved or dismissed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<Uuid>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub closed_at: Option<OffsetDateTime>,
+    /// The message as it is now (blank if deleted), for administrators; absent in the
+    /// reporter's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<crate::model::Message>,
+}
+
+/// `GET /api/v1/admin/reports`: newest first, a page at a time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ReportList {
+    pub reports: Vec<Report>,
+    /// Pass as `before` for the next (older) page; absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Uuid>,
+}
+
+/// Query of `GET /api/v1/admin/reports`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[serde(rename_all = "camelCase")]
+pub struct ReportQuery {
+    /// Only reports in this state; default all.
+    #[serde(default)]
+    pub status: Option<ReportStatus>,
+    /// The `next` of the previous page: reports older than this one.
+    #[serde(default)]
+    pub before: Option<Uuid>,
+    /// At most 200; default 50.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }

@@ -83,6 +83,8 @@ pub enum ErrorCode {
     Muted,
     /// The user is banned from the room: nobody can add them back until unbanned (403).
     Banned,
+    /// The report does not exist.
+    ReportNotFound,
 }
 
 impl ErrorCode {
@@ -96,7 +98,7 @@ impl ErrorCode {
             Unauthorized | TokenExpired | InvalidCredentials => 401,
             Forbidden | OriginForbidden | Blocked | NotAGroup | AccountDisabled | Muted | Banned => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
-            | SubscriptionNotFound => 404,
+            | SubscriptionNotFound | ReportNotFound => 404,
             UsernameTaken | Conflict | DirectClosed | LimitReached => 409,
             CrossRoom | NestedThread | InvalidEmoji => 422,
             QuotaExceeded => 413,
@@ -147,6 +149,7 @@ impl ErrorCode {
             AccountDisabled => "account_disabled",
             Muted => "muted",
             Banned => "banned",
+            ReportNotFound => "report_not_found",
         }
     }
 }

@@ -20,7 +20,8 @@ use clap::{Args, Subcommand};
 use palaver_client::Client;
 use palaver_proto::{
     AdminCreateUserRequest, AdminRoomList, AdminRoomQuery, AdminUser, AdminUserList,
-    AdminUserQuery, AuditLog, AuditQuery, SessionsEnded,
+    AdminUserQuery, AuditLog, AuditQuery, Report, ReportList, ReportQuery, ReportStatus,
+    SessionsEnded,
 };
 use palaver_server::config::Flags;
 use palaver_server::service::{Admin, Core};
@@ -107,6 +108,21 @@ enum AdminCommand {
     },
     /// Delete a room: every member is removed.
     DeleteRoom { room: Uuid },
+    /// Reports of messages, newest first (open ones by default).
+    Reports {
+        /// open, resolved, dismissed or all.
+        #[arg(long, default_value = "open")]
+        status: String,
+        /// The next page: reports older than this one.
+        #[arg(long)]
+        before: Option<Uuid>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Close an open report as resolved.
+    Resolve { report: Uuid },
+    /// Close an open report as dismissed.
+    Dismiss { report: Uuid },
     /// Read the audit log, newest first.
     Audit {
         /// Entries by this user (username or id).
@@ -241,6 +257,31 @@ pub async fn run(config_file: Option<&Path>, args: AdminArgs) -> anyhow::Result<
             }
             out.done(&format!("room {room} deleted"))
         }
+        AdminCommand::Reports {
+            status,
+            before,
+            limit,
+        } => {
+            let status = match status.as_str() {
+                "open" => Some(ReportStatus::Open),
+                "resolved" => Some(ReportStatus::Resolved),
+                "dismissed" => Some(ReportStatus::Dismissed),
+                "all" => None,
+                other => bail!("--status {other:?}: open, resolved, dismissed or all"),
+            };
+            let q = ReportQuery {
+                status,
+                before,
+                limit,
+            };
+            let list = match &target {
+                Target::Remote(c) => c.admin_reports(&q).await?,
+                Target::Local(core) => core.admin_reports(Admin::local(), q).await?,
+            };
+            out.reports(&list)
+        }
+        AdminCommand::Resolve { report } => close_report(&target, &out, report, true).await,
+        AdminCommand::Dismiss { report } => close_report(&target, &out, report, false).await,
         AdminCommand::Audit {
             actor,
             action,
@@ -284,6 +325,19 @@ async fn set_disabled(
         Target::Local(core) => core.admin_set_disabled(Admin::local(), id, disabled).await?,
     };
     out.user(&user)
+}
+
+async fn close_report(
+    target: &Target,
+    out: &Output,
+    report: Uuid,
+    resolved: bool,
+) -> anyhow::Result<()> {
+    let report = match target {
+        Target::Remote(c) => c.admin_close_report(report, resolved).await?,
+        Target::Local(core) => core.admin_close_report(Admin::local(), report, resolved).await?,
+    };
+    out.report(&report)
 }
 
 async fn set_admin(target: &Target, out: &Output, user: &str, admin: bool) -> anyhow::Result<()> {
@@ -418,6 +472,27 @@ impl Output {
         Ok(())
     }
 
+    fn report(&self, r: &Report) -> anyhow::Result<()> {
+        if self.json {
+            return self.print_json(r);
+        }
+        println!("{}", report_line(r));
+        Ok(())
+    }
+
+    fn reports(&self, list: &ReportList) -> anyhow::Result<()> {
+        if self.json {
+            return self.print_json(list);
+        }
+        for r in &list.reports {
+            println!("{}", report_line(r));
+        }
+        if let Some(next) = list.next {
+            println!("(more: --before {next})");
+        }
+        Ok(())
+    }
+
     fn done(&self, text: &str) -> anyhow::Result<()> {
         if self.json {
             return self.print_json(&serde_json::json!({ "ok": true }));
@@ -441,5 +516,20 @@ fn user_line(u: &AdminUser) -> String {
         u.user.username,
         u.user.display_name,
         flags.join(",")
+    )
+}
+
+fn report_line(r: &Report) -> String {
+    let at = r.created_at.format(&Rfc3339).unwrap_or_default();
+    let content = r.message.as_ref().map_or("", |m| m.content.as_str());
+    format!(
+        "{}  {at}  {}  by {}  in room {}  {:?}  message {}: {:?}",
+        r.id,
+        r.status.as_str(),
+        r.reporter_id,
+        r.room_id,
+        r.reason,
+        r.message_id,
+        content
     )
 }

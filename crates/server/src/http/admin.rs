@@ -1,5 +1,7 @@
 //! `/api/v1/admin/*`: server administration, for enabled administrators only (403
-//! `forbidden` to anyone else). The rules and the audit are `service::admin`'s.
+//! `forbidden` to anyone else), and `POST /api/v1/messages/{messageId}/report`, how any
+//! member puts a message before them. The rules and the audit are the service's
+//! (`service::admin`, `service::moderation`).
 
 use axum::Router;
 use axum::extract::State;
@@ -7,7 +9,8 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use palaver_proto::{
     AdminCreateUserRequest, AdminPasswordRequest, AdminRoomList, AdminRoomQuery, AdminUser,
-    AdminUserList, AdminUserQuery, AuditLog, AuditQuery, ErrorBody, SessionsEnded,
+    AdminUserList, AdminUserQuery, AuditLog, AuditQuery, ErrorBody, Report, ReportList,
+    ReportQuery, ReportRequest, SessionsEnded,
 };
 use uuid::Uuid;
 
@@ -27,6 +30,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/rooms", get(rooms))
         .route("/admin/rooms/{roomId}", delete(delete_room))
         .route("/admin/audit", get(audit))
+        .route("/admin/reports", get(reports))
+        .route("/admin/reports/{reportId}/resolve", post(resolve_report))
+        .route("/admin/reports/{reportId}/dismiss", post(dismiss_report))
+        .route("/messages/{messageId}/report", post(report_message))
 }
 
 /// Accounts in username order, a page at a time; filter by username prefix or disabled.
@@ -200,4 +207,63 @@ pub async fn audit(
 ) -> ApiResult<Json<AuditLog>> {
     let admin = app.core.require_admin(who).await?;
     Ok(Json(app.core.admin_audit_log(admin, q).await?))
+}
+
+/// Report a message one can read to the server's administrators, with a reason.
+#[utoipa::path(post, path = "/api/v1/messages/{messageId}/report", tag = "messages", params(("messageId" = Uuid, Path)),
+    request_body = ReportRequest,
+    responses((status = 201, body = Report), (status = 404, description = "message_not_found", body = ErrorBody),
+        (status = 409, description = "conflict: the caller's report of this message is still open", body = ErrorBody),
+        (status = 413, description = "payload_too_large: a reason over 500 characters", body = ErrorBody),
+        (status = 422, description = "validation_failed: a blank reason", body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn report_message(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<Uuid>,
+    Json(req): Json<ReportRequest>,
+) -> ApiResult<(StatusCode, Json<Report>)> {
+    let report = app.core.report_message(who, id, &req.reason).await?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+/// Reports of messages, newest first, with each message as it is now.
+#[utoipa::path(get, path = "/api/v1/admin/reports", tag = "admin", params(ReportQuery),
+    responses((status = 200, body = ReportList), (status = 403, description = "forbidden: not an administrator", body = ErrorBody),
+        (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn reports(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult<Json<ReportList>> {
+    let admin = app.core.require_admin(who).await?;
+    Ok(Json(app.core.admin_reports(admin, q).await?))
+}
+
+/// Close an open report as resolved: something was done about it.
+#[utoipa::path(post, path = "/api/v1/admin/reports/{reportId}/resolve", tag = "admin", params(("reportId" = Uuid, Path)),
+    responses((status = 200, body = Report), (status = 403, description = "forbidden: not an administrator", body = ErrorBody),
+        (status = 404, description = "report_not_found", body = ErrorBody),
+        (status = 409, description = "conflict: the report is already closed", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn resolve_report(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Report>> {
+    let admin = app.core.require_admin(who).await?;
+    Ok(Json(app.core.admin_close_report(admin, id, true).await?))
+}
+
+/// Close an open report as dismissed: nothing to do.
+#[utoipa::path(post, path = "/api/v1/admin/reports/{reportId}/dismiss", tag = "admin", params(("reportId" = Uuid, Path)),
+    responses((status = 200, body = Report), (status = 403, description = "forbidden: not an administrator", body = ErrorBody),
+        (status = 404, description = "report_not_found", body = ErrorBody),
+        (status = 409, description = "conflict: the report is already closed", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn dismiss_report(
+    State(app): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Report>> {
+    let admin = app.core.require_admin(who).await?;
+    Ok(Json(app.core.admin_close_report(admin, id, false).await?))
 }

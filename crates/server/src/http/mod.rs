@@ -495,6 +495,7 @@ pub fn document() -> &'static serde_json::Value {
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
         admin::users, admin::create_user, admin::user, admin::disable, admin::enable, admin::set_password, admin::revoke_sessions,
         admin::promote, admin::demote, admin::rooms, admin::delete_room, admin::audit,
+        admin::reports, admin::resolve_report, admin::dismiss_report, admin::report_message,
         healthz, readyz, openapi,
     ),
     modifiers(&BearerAuth, &CommonResponses)

@@ -451,6 +451,9 @@ impl Core {
     /// The audit log, newest first, filtered.
     pub async fn admin_audit_log(&self, _admin: Admin, q: AuditQuery) -> ServiceResult<AuditLog> {
         let limit = page(q.limit, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
+        if q.before.is_some_and(|b| b < 1) {
+            return Err(ServiceError::Validation("before must be at least 1".into()));
+        }
         if q.action.as_deref().is_some_and(|a| a.chars().count() > MAX_ACTION_CHARS)
             || q.target.as_deref().is_some_and(|t| t.chars().count() > MAX_TARGET_CHARS)
         {

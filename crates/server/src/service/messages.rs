@@ -609,8 +609,8 @@ impl Core {
         self.changed(changed, origin_conn).await
     }
 
-    /// Deletes one's own message (its seq stays, its content goes); members see
-    /// `message.deleted`.
+    /// Deletes one's own message, or as an owner or admin of a group anyone's there (its
+    /// seq stays, its content goes); members see `message.deleted`.
     pub async fn delete_message(
         &self,
         who: Identity,
@@ -619,16 +619,18 @@ impl Core {
     ) -> ServiceResult<Message> {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
-        self.own_message(who, id).await?;
+        let moderation = self.may_delete(who, id).await?;
         let changed = self.store.delete_message(id, now_ms()).await?;
         let room = changed.message.room_id;
-        self.audit(
-            Some(who.user_id),
-            "message.delete",
-            Some(id.to_string()),
-            Some(format!("room {room}")),
-        )
-        .await;
+        let (action, detail) = match moderation {
+            false => ("message.delete", format!("room {room}")),
+            true => (
+                "room.message_delete",
+                format!("room {room}, sent by {}", changed.message.sender_id),
+            ),
+        };
+        self.audit(Some(who.user_id), action, Some(id.to_string()), Some(detail))
+            .await;
         self.changed(changed, origin_conn).await
     }
 

@@ -11,6 +11,7 @@ pub mod links;
 mod media;
 mod membership;
 mod messages;
+mod moderation;
 mod notify;
 mod pictures;
 mod presence;
@@ -127,6 +128,8 @@ pub enum ServiceError {
     /// An administrator disabled the account.
     #[error("this account is disabled")]
     AccountDisabled,
+    #[error("report not found")]
+    ReportNotFound,
 }
 
 impl ServiceError {
@@ -163,6 +166,7 @@ impl ServiceError {
             LimitReached(_) => ErrorCode::LimitReached,
             NotAGroup(_) => ErrorCode::NotAGroup,
             AccountDisabled => ErrorCode::AccountDisabled,
+            ReportNotFound => ErrorCode::ReportNotFound,
         }
     }
 
@@ -195,6 +199,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound(Entity::User) => ServiceError::UserNotFound,
             StoreError::NotFound(Entity::Room) => ServiceError::RoomNotFound,
             StoreError::NotFound(Entity::Message) => ServiceError::MessageNotFound,
+            StoreError::NotFound(Entity::Report) => ServiceError::ReportNotFound,
             StoreError::Conflict(Constraint::Username) => ServiceError::UsernameTaken,
             err => ServiceError::Store(err),
         }

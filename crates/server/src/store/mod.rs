@@ -23,6 +23,7 @@ pub mod postgres;
 mod previews;
 mod push;
 mod receipts;
+mod reports;
 mod rooms;
 mod search;
 mod sql;
@@ -42,6 +43,7 @@ pub use pictures::{Picture, PictureStore};
 pub use previews::{CacheEntry, MessagePreview, PreviewRow, PreviewStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
+pub use reports::{ReportRow, ReportStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
 pub use search::{IndexQuery, SearchBatch, SearchStore};
 pub use sql::SqlStore;
@@ -95,6 +97,7 @@ pub enum Entity {
     User,
     Room,
     Message,
+    Report,
 }
 
 impl std::fmt::Display for Entity {
@@ -103,6 +106,7 @@ impl std::fmt::Display for Entity {
             Entity::User => "user",
             Entity::Room => "room",
             Entity::Message => "message",
+            Entity::Report => "report",
         })
     }
 }
@@ -117,6 +121,8 @@ pub enum Constraint {
     MessageIdempotencyKey,
     /// At least one enabled administrator remains.
     LastAdmin,
+    /// One open report per reporter and message.
+    OpenReport,
 }
 
 impl std::fmt::Display for Constraint {
@@ -125,6 +131,7 @@ impl std::fmt::Display for Constraint {
             Constraint::Username => "username",
             Constraint::MessageIdempotencyKey => "message idempotency key",
             Constraint::LastAdmin => "last administrator",
+            Constraint::OpenReport => "open report",
         })
     }
 }
@@ -140,6 +147,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store:
     AccountStore
     + AdminStore
+    + ReportStore
     + RoomStore
     + MessageStore
     + ReceiptStore

@@ -58,6 +58,7 @@ mod pictures;
 mod previews;
 mod push;
 mod receipts;
+mod reports;
 mod rooms;
 pub(super) mod search;
 

@@ -231,3 +231,36 @@ async fn against_the_cluster_engines_it_ends_sessions_on_running_nodes() {
         assert_error(&got, 401, "unauthorized");
     }
 }
+
+#[tokio::test]
+async fn reports_are_read_and_closed_from_the_command_line() {
+    let (app, admin, bob) = with_admin().await;
+    let carol = app.user("carol").await;
+    let room = bob.dm(&carol).await;
+    let sent = bob.send(room.id, "buy my stuff").await;
+    let report = carol.api.report_message(sent.id, "spam").await.expect("report");
+    let server = app.base.clone();
+    let token = admin.auth.access_token.clone();
+    let remote = ["--server", server.as_str(), "--token", token.as_str()];
+
+    let text = palaver_admin(&[&remote[..], &["reports"]].concat(), &[], "").await;
+    assert!(text.contains(&report.id.to_string()) && text.contains("buy my stuff"), "{text}");
+    let closed: palaver_proto::Report = serde_json::from_str(
+        &palaver_admin(&[&remote[..], &["--json", "dismiss", &report.id.to_string()]].concat(), &[], "").await,
+    )
+    .expect("report json");
+    assert_eq!(closed.status, palaver_proto::ReportStatus::Dismissed);
+    let open: palaver_proto::ReportList =
+        serde_json::from_str(&palaver_admin(&[&remote[..], &["--json", "reports"]].concat(), &[], "").await)
+            .expect("list json");
+    assert!(open.reports.is_empty());
+    if !crate::CLUSTER_ENGINES {
+        let dir = app.data_dir().display().to_string();
+        let all: palaver_proto::ReportList = serde_json::from_str(
+            &palaver_admin(&["--data-dir", &dir, "--json", "reports", "--status", "all"], &[], "").await,
+        )
+        .expect("list json");
+        assert_eq!(all.reports.len(), 1);
+        assert_eq!(all.reports[0].closed_by, Some(admin.id));
+    }
+}

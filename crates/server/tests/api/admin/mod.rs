@@ -11,6 +11,7 @@ mod accounts;
 mod cli;
 mod cluster;
 mod input;
+mod moderation;
 mod role;
 mod rooms_audit;
 

@@ -236,6 +236,9 @@ pub(super) const REST: &[Row] = &[
     row("GET /api/v1/admin/rooms",                                               [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("DELETE /api/v1/admin/rooms/{roomId}", Target::Owner,                  [DONE,    FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     row("GET /api/v1/admin/audit",                                               [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("GET /api/v1/admin/reports",                                             [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("POST /api/v1/admin/reports/{reportId}/resolve",                         [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("POST /api/v1/admin/reports/{reportId}/dismiss",                         [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     // Push: one's own subscriptions and settings; another's subscription is not there.
     row("GET /api/v1/push/vapid-public-key",                                     [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     row("GET /api/v1/push/subscriptions",                                        [OK,      HIDDEN,  HIDDEN,  HIDDEN,   HIDDEN,   HIDDEN,  HIDDEN,  ANON, EXPIRED, ANON]),
@@ -280,7 +283,10 @@ pub(super) const REST: &[Row] = &[
     row("GET /api/v1/messages/history",                                          [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
     row("GET /api/v1/messages/{messageId}",                                      [OK,      OK,      OK,      NO_MSG,   NO_MSG,   OK,      OK,      ANON, EXPIRED, ANON]),
     row("PATCH /api/v1/messages/{messageId}",                                    [OK,      FORBID,  FORBID,  NO_MSG,   NO_MSG,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
-    row("DELETE /api/v1/messages/{messageId}",                                   [OK,      FORBID,  FORBID,  NO_MSG,   NO_MSG,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    // Moderation: a group's owner and admins delete anyone's message there.
+    row("DELETE /api/v1/messages/{messageId}",                                   [OK,      OK,      FORBID,  NO_MSG,   NO_MSG,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    // Anyone who reads a message reports it, once while the report is open.
+    row("POST /api/v1/messages/{messageId}/report",                              [NEW,     NEW,     NEW,     NO_MSG,   NO_MSG,   NEW,     NEW,     ANON, EXPIRED, ANON]),
     // Reactions, threads and forwards: joined members react and forward (the owner's
     // message, here into the same room); anyone who reads the room reads its threads.
     row("PUT /api/v1/messages/{messageId}/reactions/{emoji}",                    [OK,      OK,      OK,      NO_MSG,   NO_MSG,   FORBID,  OK,      ANON, EXPIRED, ANON]),
