@@ -356,7 +356,7 @@ pub(super) const FRAMES: &[FrameRow] = &[
     frame(client_type::AUTH,     [ACK,  ACK,    ACK,    ACK,      ACK,      ACK,    ACK,    ANON, EXPIRED, ANON]),
     frame(client_type::SEND,     [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  FORBID, ACK,    ANON, EXPIRED, ANON]),
     frame(client_type::EDIT,     [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   FORBID, FORBID, ANON, EXPIRED, ANON]),
-    frame(client_type::DELETE,   [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   FORBID, FORBID, ANON, EXPIRED, ANON]),
+    frame(client_type::DELETE,   [ACK,  ACK,    FORBID, NO_MSG,   NO_MSG,   FORBID, FORBID, ANON, EXPIRED, ANON]),
     frame(client_type::RECEIPT,  [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  FORBID, ACK,    ANON, EXPIRED, ANON]),
     frame(client_type::TYPING,   [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  FORBID, ACK,    ANON, EXPIRED, ANON]),
     frame(client_type::PRESENCE, [ACK,  ACK,    ACK,    ACK,      ACK,      ACK,    ACK,    ANON, EXPIRED, ANON]),
