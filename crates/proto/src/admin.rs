@@ -308,3 +308,32 @@ pub struct ReportQuery {
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }
+
+/// `PUT /api/v1/rooms/{roomId}/members/{userId}/mute`: how long the member may not send.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MuteRequest {
+    /// 1 second to 30 days.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2592000))]
+    pub duration_secs: u64,
+}
+
+/// Someone banned from a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Ban {
+    pub user_id: Uuid,
+    pub banned_by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `GET /api/v1/rooms/{roomId}/bans`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BanList {
+    pub bans: Vec<Ban>,
+}

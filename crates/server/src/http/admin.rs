@@ -214,8 +214,7 @@ pub async fn audit(
     request_body = ReportRequest,
     responses((status = 201, body = Report), (status = 404, description = "message_not_found", body = ErrorBody),
         (status = 409, description = "conflict: the caller's report of this message is still open", body = ErrorBody),
-        (status = 413, description = "payload_too_large: a reason over 500 characters", body = ErrorBody),
-        (status = 422, description = "validation_failed: a blank reason", body = ErrorBody), (status = 429, body = ErrorBody)),
+        (status = 422, description = "validation_failed: a blank reason, or one over 500 characters", body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn report_message(
     State(app): State<AppState>,

@@ -270,6 +270,7 @@ impl Core {
     /// person still in it and neither of the two blocking the other.
     fn may_send(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
         self.require_joined(room, user)?;
+        self.mutes.check(room, user)?;
         match self.membership.direct(room, user) {
             Direct::Group => Ok(()),
             Direct::Alone => Err(ServiceError::DirectClosed),

@@ -125,6 +125,12 @@ pub enum ServiceError {
     /// A bound on what a message or room holds is reached.
     #[error("{0}")]
     LimitReached(&'static str),
+    /// A group's owner or admin muted the caller there; sending may work after the wait.
+    #[error("you are muted in this room; retry in {} s", .0.as_secs().max(1))]
+    Muted(Duration),
+    /// The user is banned from the room.
+    #[error("banned from this room")]
+    Banned,
     /// An administrator disabled the account.
     #[error("this account is disabled")]
     AccountDisabled,
@@ -167,6 +173,8 @@ impl ServiceError {
             NotAGroup(_) => ErrorCode::NotAGroup,
             AccountDisabled => ErrorCode::AccountDisabled,
             ReportNotFound => ErrorCode::ReportNotFound,
+            Muted(_) => ErrorCode::Muted,
+            Banned => ErrorCode::Banned,
         }
     }
 
@@ -177,7 +185,8 @@ impl ServiceError {
         match self {
             ServiceError::RateLimited(wait)
             | ServiceError::Busy { retry: wait, .. }
-            | ServiceError::InsufficientStorage { retry: wait } => {
+            | ServiceError::InsufficientStorage { retry: wait }
+            | ServiceError::Muted(wait) => {
                 let ms = wait.as_micros().div_ceil(1000);
                 Some(u64::try_from(ms).unwrap_or(u64::MAX).max(1))
             }
@@ -229,6 +238,8 @@ pub struct Core {
     pub cache: Arc<dyn Cache>,
     pub media: Arc<dyn MediaStore>,
     pub membership: Membership,
+    /// Who may not send where until when (`moderation`), beside the routing table.
+    pub(crate) mutes: moderation::Mutes,
     pub tokens: Tokens,
     /// Signs and checks the media links in `Media.url` and `thumbnailUrl`.
     pub links: links::LinkSigner,
@@ -274,6 +285,8 @@ impl Core {
         let links = links::LinkSigner::new(secret, config.media.link_ttl_secs);
         let membership = Membership::default();
         membership.load(store.all_memberships().await?, store.all_blocks().await?);
+        let mutes = moderation::Mutes::default();
+        mutes.load(store.mutes_in_force(crate::clock::now_ms()).await?);
         let tokens = Tokens::new(
             secret,
             config.access_token_ttl_secs,
@@ -316,6 +329,7 @@ impl Core {
             cache,
             media,
             membership,
+            mutes,
             tokens,
             links,
             passwords,
@@ -375,6 +389,14 @@ impl Core {
                             blocked: *blocked,
                         };
                         core.membership.set_block(block, *active);
+                    }
+                    Event::Mute {
+                        origin,
+                        room_id,
+                        user_id,
+                        until_ms,
+                    } if *origin != core.node_id => {
+                        core.mutes.set(*room_id, *user_id, *until_ms);
                     }
                     _ => {}
                 }

@@ -43,7 +43,7 @@ pub use pictures::{Picture, PictureStore};
 pub use previews::{CacheEntry, MessagePreview, PreviewRow, PreviewStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
-pub use reports::{ReportRow, ReportStore};
+pub use reports::{BanRow, MuteRow, ReportRow, ReportStore, SanctionStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
 pub use search::{IndexQuery, SearchBatch, SearchStore};
 pub use sql::SqlStore;
@@ -148,6 +148,7 @@ pub trait Store:
     AccountStore
     + AdminStore
     + ReportStore
+    + SanctionStore
     + RoomStore
     + MessageStore
     + ReceiptStore

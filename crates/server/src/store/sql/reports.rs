@@ -1,10 +1,13 @@
-//! Reports of messages, for both engines.
+//! Reports of messages, and mutes and bans in rooms, for both engines.
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{Columns, Engine, SqlStore, is_unique_violation};
-use crate::store::{Constraint, Entity, ReportRow, ReportStore, StoreError, StoreResult};
+use crate::store::{
+    BanRow, Constraint, Entity, MuteRow, ReportRow, ReportStore, SanctionStore, StoreError,
+    StoreResult,
+};
 
 const COLUMNS: &str = "id, message_id, room_id, reporter_id, reason, created_at, status, closed_by, closed_at";
 
@@ -110,5 +113,102 @@ impl<P: Engine> ReportStore for SqlStore<P> {
             return Err(StoreError::NotFound(Entity::Report));
         }
         Ok(changed > 0)
+    }
+}
+
+#[async_trait]
+impl<P: Engine> SanctionStore for SqlStore<P> {
+    async fn set_mute(&self, room: Uuid, user: Uuid, until_ms: Option<i64>) -> StoreResult<bool> {
+        let changed = with_db!(&self.write, |db| {
+            sqlx::query("UPDATE members SET muted_until = $1 WHERE room_id = $2 AND user_id = $3")
+                .bind(until_ms)
+                .bind(room)
+                .bind(user)
+                .execute(db)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
+    async fn mutes_in_force(&self, now_ms: i64) -> StoreResult<Vec<MuteRow>> {
+        with_db!(&self.read, |db| {
+            let rows = sqlx::query(
+                "SELECT room_id, user_id, muted_until FROM members WHERE muted_until > $1",
+            )
+            .bind(now_ms)
+            .fetch_all(db)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(MuteRow {
+                        room_id: row.col("room_id")?,
+                        user_id: row.col("user_id")?,
+                        until_ms: row.col("muted_until")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn ban(&self, room: Uuid, user: Uuid, by: Uuid, at_ms: i64) -> StoreResult<()> {
+        with_db!(&self.write, |db| {
+            sqlx::query(
+                "INSERT INTO room_bans (room_id, user_id, banned_by, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, user_id) DO NOTHING",
+            )
+            .bind(room)
+            .bind(user)
+            .bind(by)
+            .bind(at_ms)
+            .execute(db)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn unban(&self, room: Uuid, user: Uuid) -> StoreResult<bool> {
+        let changed = with_db!(&self.write, |db| {
+            sqlx::query("DELETE FROM room_bans WHERE room_id = $1 AND user_id = $2")
+                .bind(room)
+                .bind(user)
+                .execute(db)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
+    async fn bans(&self, room: Uuid) -> StoreResult<Vec<BanRow>> {
+        with_db!(&self.read, |db| {
+            let rows = sqlx::query(
+                "SELECT user_id, banned_by, created_at FROM room_bans WHERE room_id = $1 \
+                 ORDER BY created_at, user_id",
+            )
+            .bind(room)
+            .fetch_all(db)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(BanRow {
+                        user_id: row.col("user_id")?,
+                        banned_by: row.col("banned_by")?,
+                        created_at_ms: row.col("created_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn banned_among(&self, room: Uuid, users: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bans = self.bans(room).await?;
+        Ok(bans
+            .into_iter()
+            .map(|b| b.user_id)
+            .filter(|u| users.contains(u))
+            .collect())
     }
 }

@@ -102,6 +102,9 @@ pub(super) async fn rest_cell(
                 token = Some(session.access_token);
             }
         }
+        "PUT /api/v1/rooms/{roomId}/members/{userId}/mute" => {
+            payload = Payload::Json(json!({"durationSecs": 60}));
+        }
         "POST /api/v1/messages/{messageId}/report" => {
             payload = Payload::Json(json!({"reason": format!("reported by {actor:?}")}));
         }

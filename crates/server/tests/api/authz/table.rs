@@ -264,6 +264,12 @@ pub(super) const REST: &[Row] = &[
     fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}", Target::Member,      [DONE,    DONE,    DONE,    NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}", Target::Admin,       [DONE,    DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}", Target::Owner,       [DONE,    FORBID,  FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    // Moderation: a group's owner and admins mute and ban those they outrank.
+    fresh("PUT /api/v1/rooms/{roomId}/members/{userId}/mute", Target::Member,  [DONE,    DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}/mute", Target::Member,[DONE,   DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("GET /api/v1/rooms/{roomId}/bans",                                       [OK,      OK,      FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    fresh("PUT /api/v1/rooms/{roomId}/bans/{userId}", Target::Member,            [DONE,    DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    fresh("DELETE /api/v1/rooms/{roomId}/bans/{userId}", Target::Member,         [DONE,    DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("POST /api/v1/rooms/{roomId}/leave", Target::Owner,                    [DONE,    DONE,    DONE,    NO_ROOM,  NO_ROOM,  DONE,    DONE,    ANON, EXPIRED, ANON]),
     // Accepting is for the invited (joined members get the room as it is); declining too.
     fresh("POST /api/v1/rooms/{roomId}/accept", Target::Owner,                   [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
