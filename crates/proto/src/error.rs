@@ -96,7 +96,8 @@ impl ErrorCode {
             ValidationFailed => 422,
             PayloadTooLarge => 413,
             Unauthorized | TokenExpired | InvalidCredentials => 401,
-            Forbidden | OriginForbidden | Blocked | NotAGroup | AccountDisabled | Muted | Banned => 403,
+            Forbidden | OriginForbidden | Blocked | NotAGroup | AccountDisabled | Muted
+            | Banned => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound | ReportNotFound => 404,
             UsernameTaken | Conflict | DirectClosed | LimitReached => 409,

@@ -388,7 +388,10 @@ pub async fn open_core(config: Config) -> Result<Arc<Core>, StartError> {
     let node_id = uuid::Uuid::now_v7();
     let (store, bus, cache) = open_engines(&config, node_id, &Background::default()).await?;
     let media = open_media(&config)?;
-    Ok(Core::start(config, node_id, store, bus, cache, media, &secret, None, None).await?)
+    Ok(Core::start(
+        config, node_id, store, bus, cache, media, &secret, None, None,
+    )
+    .await?)
 }
 
 impl Application {

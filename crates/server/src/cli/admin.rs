@@ -322,7 +322,10 @@ async fn set_disabled(
     let id = resolve(target, user).await?;
     let user = match target {
         Target::Remote(c) => c.admin_set_disabled(id, disabled).await?,
-        Target::Local(core) => core.admin_set_disabled(Admin::local(), id, disabled).await?,
+        Target::Local(core) => {
+            core.admin_set_disabled(Admin::local(), id, disabled)
+                .await?
+        }
     };
     out.user(&user)
 }
@@ -335,7 +338,10 @@ async fn close_report(
 ) -> anyhow::Result<()> {
     let report = match target {
         Target::Remote(c) => c.admin_close_report(report, resolved).await?,
-        Target::Local(core) => core.admin_close_report(Admin::local(), report, resolved).await?,
+        Target::Local(core) => {
+            core.admin_close_report(Admin::local(), report, resolved)
+                .await?
+        }
     };
     out.report(&report)
 }

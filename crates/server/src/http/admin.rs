@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{userId}/disable", post(disable))
         .route("/admin/users/{userId}/enable", post(enable))
         .route("/admin/users/{userId}/password", put(set_password))
-        .route("/admin/users/{userId}/sessions/revoke", post(revoke_sessions))
+        .route(
+            "/admin/users/{userId}/sessions/revoke",
+            post(revoke_sessions),
+        )
         .route("/admin/users/{userId}/admin", put(promote).delete(demote))
         .route("/admin/rooms", get(rooms))
         .route("/admin/rooms/{roomId}", delete(delete_room))
@@ -123,7 +126,9 @@ pub async fn set_password(
     Json(req): Json<AdminPasswordRequest>,
 ) -> ApiResult<StatusCode> {
     let admin = app.core.require_admin(who).await?;
-    app.core.admin_set_password(admin, id, &req.password).await?;
+    app.core
+        .admin_set_password(admin, id, &req.password)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use palaver_proto::{
-    AuthResponse, ErrorBody, LoginRequest, Me, LogoutRequest, RefreshRequest, RegisterRequest,
+    AuthResponse, ErrorBody, LoginRequest, LogoutRequest, Me, RefreshRequest, RegisterRequest,
     SetPictureRequest, UpdateProfileRequest, User, UserList, UserSearchQuery,
 };
 use uuid::Uuid;

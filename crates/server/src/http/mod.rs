@@ -388,8 +388,20 @@ const LINKS: &[LinkSpec] = &[
     link("send", CREATED, "EditMessage", "edit", MESSAGE),
     link("send", CREATED, "DeleteMessage", "delete", MESSAGE),
     link("send", CREATED, "Report", "report_message", MESSAGE),
-    link("report_message", &["201"], "ResolveReport", "resolve_report", REPORT),
-    link("report_message", &["201"], "DismissReport", "dismiss_report", REPORT),
+    link(
+        "report_message",
+        &["201"],
+        "ResolveReport",
+        "resolve_report",
+        REPORT,
+    ),
+    link(
+        "report_message",
+        &["201"],
+        "DismissReport",
+        "dismiss_report",
+        REPORT,
+    ),
     link("send", CREATED, "History", "history", MESSAGE_ROOM),
     link(
         "send",

@@ -22,9 +22,7 @@ use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::bus::{Audience, Event};
 use crate::clock::{now_ms, to_time};
 use crate::domain::{Password, Username, display_name};
-use crate::store::{
-    Account, AccountFilter, AdminRoomRow, AuditFilter, Constraint, StoreError,
-};
+use crate::store::{Account, AccountFilter, AdminRoomRow, AuditFilter, Constraint, StoreError};
 
 /// Pages of accounts and rooms hold at most this many; default [`DEFAULT_PAGE`].
 const MAX_PAGE: u32 = 200;
@@ -197,7 +195,13 @@ impl Core {
     }
 
     /// Who did it, for the audit log's detail.
-    async fn audit_admin(&self, admin: Admin, action: &'static str, target: String, detail: Option<String>) {
+    async fn audit_admin(
+        &self,
+        admin: Admin,
+        action: &'static str,
+        target: String,
+        detail: Option<String>,
+    ) {
         let detail = match (admin.actor, detail) {
             (Some(_), detail) => detail,
             (None, Some(d)) => Some(format!("command line; {d}")),
@@ -284,8 +288,13 @@ impl Core {
                 StoreError::Conflict(_) => ServiceError::UsernameTaken,
                 other => other.into(),
             })?;
-        self.audit_admin(admin, "admin.user_create", user.id.to_string(), Some(user.username.clone()))
-            .await;
+        self.audit_admin(
+            admin,
+            "admin.user_create",
+            user.id.to_string(),
+            Some(user.username.clone()),
+        )
+        .await;
         if req.is_admin {
             self.store.set_admin(user.id, true).await?;
             self.audit_admin(admin, "admin.promote", user.id.to_string(), None)
@@ -314,10 +323,14 @@ impl Core {
         let ended = self.store.set_disabled(id, at).await.map_err(guarded)?;
         self.close_sessions(&ended).await?;
         let (action, detail) = match disabled {
-            true => ("admin.user_disable", Some(format!("{} sessions ended", ended.len()))),
+            true => (
+                "admin.user_disable",
+                Some(format!("{} sessions ended", ended.len())),
+            ),
             false => ("admin.user_enable", None),
         };
-        self.audit_admin(admin, action, id.to_string(), detail).await;
+        self.audit_admin(admin, action, id.to_string(), detail)
+            .await;
         self.admin_view(id).await
     }
 
@@ -344,7 +357,10 @@ impl Core {
             .hash_new(
                 slot,
                 password,
-                [account.user.username.clone(), account.user.display_name.clone()],
+                [
+                    account.user.username.clone(),
+                    account.user.display_name.clone(),
+                ],
             )
             .await?;
         self.store.set_password_hash(id, &hash).await?;
@@ -382,7 +398,11 @@ impl Core {
         is_admin: bool,
     ) -> ServiceResult<AdminUser> {
         self.store.set_admin(id, is_admin).await.map_err(guarded)?;
-        let action = if is_admin { "admin.promote" } else { "admin.demote" };
+        let action = if is_admin {
+            "admin.promote"
+        } else {
+            "admin.demote"
+        };
         self.audit_admin(admin, action, id.to_string(), None).await;
         self.admin_view(id).await
     }
@@ -419,8 +439,7 @@ impl Core {
             self.store.remove_member(id, *user, None).await?;
         }
         self.store.close_room(id, now_ms()).await?;
-        self.membership
-            .apply(id, !row.is_group, &[], &[], &removed);
+        self.membership.apply(id, !row.is_group, &[], &[], &removed);
         self.bus
             .publish(Event::Membership {
                 origin: self.node_id,
@@ -454,8 +473,12 @@ impl Core {
         if q.before.is_some_and(|b| b < 1) {
             return Err(ServiceError::Validation("before must be at least 1".into()));
         }
-        if q.action.as_deref().is_some_and(|a| a.chars().count() > MAX_ACTION_CHARS)
-            || q.target.as_deref().is_some_and(|t| t.chars().count() > MAX_TARGET_CHARS)
+        if q.action
+            .as_deref()
+            .is_some_and(|a| a.chars().count() > MAX_ACTION_CHARS)
+            || q.target
+                .as_deref()
+                .is_some_and(|t| t.chars().count() > MAX_TARGET_CHARS)
         {
             return Err(ServiceError::Validation(format!(
                 "action is at most {MAX_ACTION_CHARS} characters, target {MAX_TARGET_CHARS}"

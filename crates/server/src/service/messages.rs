@@ -630,8 +630,13 @@ impl Core {
                 format!("room {room}, sent by {}", changed.message.sender_id),
             ),
         };
-        self.audit(Some(who.user_id), action, Some(id.to_string()), Some(detail))
-            .await;
+        self.audit(
+            Some(who.user_id),
+            action,
+            Some(id.to_string()),
+            Some(detail),
+        )
+        .await;
         self.changed(changed, origin_conn).await
     }
 

@@ -7,16 +7,20 @@ use palaver_proto::{Ban, BanList, Report, ReportList, ReportQuery, ReportStatus,
 use uuid::Uuid;
 
 use super::{Admin, Core, Identity, ServiceError, ServiceResult};
+use crate::bus::Event;
 use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
-use crate::bus::Event;
 use crate::store::{Constraint, MuteRow, ReportRow, StoreError};
 
 impl Core {
     /// Whether `who` may delete message `id`: its sender, or an owner or admin of the group
     /// it is in. Answers whether it is moderation (someone else's message). A message the
     /// caller may not delete is refused before whether it is already deleted is said.
-    pub(in crate::service) async fn may_delete(&self, who: Identity, id: Uuid) -> ServiceResult<bool> {
+    pub(in crate::service) async fn may_delete(
+        &self,
+        who: Identity,
+        id: Uuid,
+    ) -> ServiceResult<bool> {
         let message = self.message(who, id).await?;
         let moderation = message.sender_id != who.user_id;
         if moderation {
@@ -224,7 +228,11 @@ impl Core {
         who: Identity,
         room: Uuid,
         target: Uuid,
-    ) -> ServiceResult<(crate::store::RoomRow, Vec<crate::store::MemberRow>, Option<Role>)> {
+    ) -> ServiceResult<(
+        crate::store::RoomRow,
+        Vec<crate::store::MemberRow>,
+        Option<Role>,
+    )> {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
         let (row, members, role) = self.member_room(who, room).await?;
@@ -278,7 +286,12 @@ impl Core {
     }
 
     /// Lifts a member's mute (lifting none is fine).
-    pub async fn unmute_member(&self, who: Identity, room: Uuid, target: Uuid) -> ServiceResult<()> {
+    pub async fn unmute_member(
+        &self,
+        who: Identity,
+        room: Uuid,
+        target: Uuid,
+    ) -> ServiceResult<()> {
         let (_, _, target_role) = self.sanction_target(who, room, target).await?;
         if target_role.is_none() {
             return Err(ServiceError::UserNotFound);
@@ -320,8 +333,15 @@ impl Core {
         }
         self.store.ban(room, target, who.user_id, now_ms()).await?;
         if target_role.is_some() {
-            self.drop_member(who.user_id, &row, &members, target, None, "room.member_remove")
-                .await?;
+            self.drop_member(
+                who.user_id,
+                &row,
+                &members,
+                target,
+                None,
+                "room.member_remove",
+            )
+            .await?;
         }
         self.audit(
             Some(who.user_id),

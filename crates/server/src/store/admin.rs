@@ -58,8 +58,7 @@ pub trait AdminStore: Send + Sync + 'static {
     /// `NotFound` if there is no such user.
     async fn set_password_hash(&self, id: Uuid, hash: &str) -> StoreResult<()>;
     /// Every room, oldest first, after `after`.
-    async fn admin_rooms(&self, after: Option<Uuid>, limit: u32)
-    -> StoreResult<Vec<AdminRoomRow>>;
+    async fn admin_rooms(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<AdminRoomRow>>;
     async fn admin_room(&self, id: Uuid) -> StoreResult<Option<AdminRoomRow>>;
     /// Marks a room deleted (its members are removed by the caller first) and frees its
     /// 1:1 pair for a new room. `NotFound` if there is no such room.

@@ -210,12 +210,54 @@ pub(super) async fn audit_log(fx: &mut Fixture) {
             .collect::<Vec<_>>()
     };
     let f = || all(10);
-    assert_eq!(got(AuditFilter { actor: Some(actor), ..f() }).await, vec![300, 100]);
-    assert_eq!(got(AuditFilter { action: Some("login".into()), ..f() }).await, vec![100]);
-    assert_eq!(got(AuditFilter { target: Some("bob".into()), ..f() }).await, vec![300]);
-    assert_eq!(got(AuditFilter { since_ms: Some(200), ..f() }).await, vec![300, 200]);
-    assert_eq!(got(AuditFilter { until_ms: Some(200), ..f() }).await, vec![100]);
-    assert_eq!(got(AuditFilter { before_id: Some(ids[0]), ..f() }).await, vec![200, 100]);
+    assert_eq!(
+        got(AuditFilter {
+            actor: Some(actor),
+            ..f()
+        })
+        .await,
+        vec![300, 100]
+    );
+    assert_eq!(
+        got(AuditFilter {
+            action: Some("login".into()),
+            ..f()
+        })
+        .await,
+        vec![100]
+    );
+    assert_eq!(
+        got(AuditFilter {
+            target: Some("bob".into()),
+            ..f()
+        })
+        .await,
+        vec![300]
+    );
+    assert_eq!(
+        got(AuditFilter {
+            since_ms: Some(200),
+            ..f()
+        })
+        .await,
+        vec![300, 200]
+    );
+    assert_eq!(
+        got(AuditFilter {
+            until_ms: Some(200),
+            ..f()
+        })
+        .await,
+        vec![100]
+    );
+    assert_eq!(
+        got(AuditFilter {
+            before_id: Some(ids[0]),
+            ..f()
+        })
+        .await,
+        vec![200, 100]
+    );
     let both = AuditFilter {
         actor: Some(actor),
         since_ms: Some(150),
@@ -224,7 +266,14 @@ pub(super) async fn audit_log(fx: &mut Fixture) {
         ..f()
     };
     assert_eq!(got(both).await, vec![300]);
-    assert!(got(AuditFilter { actor: Some(Uuid::now_v7()), ..f() }).await.is_empty());
+    assert!(
+        got(AuditFilter {
+            actor: Some(Uuid::now_v7()),
+            ..f()
+        })
+        .await
+        .is_empty()
+    );
 }
 
 pub(super) async fn administrators_and_disabled_accounts(fx: &mut Fixture) {
@@ -237,7 +286,13 @@ pub(super) async fn administrators_and_disabled_accounts(fx: &mut Fixture) {
     assert!(account(first.id).await.is_admin);
     assert!(!account(bob.id).await.is_admin);
     assert_eq!(account(bob.id).await.user, bob);
-    assert_eq!(s.account_named("carol").await.expect("named").map(|a| a.user.id), Some(carol.id));
+    assert_eq!(
+        s.account_named("carol")
+            .await
+            .expect("named")
+            .map(|a| a.user.id),
+        Some(carol.id)
+    );
     assert!(s.account(Uuid::now_v7()).await.expect("none").is_none());
 
     // The last enabled administrator is neither demoted nor disabled.
@@ -250,7 +305,9 @@ pub(super) async fn administrators_and_disabled_accounts(fx: &mut Fixture) {
         Err(StoreError::Conflict(Constraint::LastAdmin))
     ));
     s.set_admin(bob.id, true).await.expect("promote");
-    s.set_admin(first.id, false).await.expect("demote, bob remains");
+    s.set_admin(first.id, false)
+        .await
+        .expect("demote, bob remains");
     assert!(matches!(
         s.set_admin(Uuid::now_v7(), true).await,
         Err(StoreError::NotFound(Entity::User))
@@ -260,26 +317,58 @@ pub(super) async fn administrators_and_disabled_accounts(fx: &mut Fixture) {
     let now = now_ms();
     for (i, token) in [b"carol-1".as_slice(), b"carol-2"].iter().enumerate() {
         let id = Uuid::now_v7();
-        assert!(s.create_session(id, carol.id, token, now + 60_000, now).await.expect("session"), "{i}");
+        assert!(
+            s.create_session(id, carol.id, token, now + 60_000, now)
+                .await
+                .expect("session"),
+            "{i}"
+        );
     }
     let ended = s.set_disabled(carol.id, Some(now)).await.expect("disable");
     assert_eq!(ended.len(), 2);
-    assert!(!s.create_session(Uuid::now_v7(), carol.id, b"carol-3", now + 60_000, now).await.expect("refused"));
+    assert!(
+        !s.create_session(Uuid::now_v7(), carol.id, b"carol-3", now + 60_000, now)
+            .await
+            .expect("refused")
+    );
     assert!(matches!(
-        s.rotate_refresh(b"carol-1", b"carol-4", now + 60_000, now).await.expect("rotate"),
+        s.rotate_refresh(b"carol-1", b"carol-4", now + 60_000, now)
+            .await
+            .expect("rotate"),
         RefreshOutcome::Invalid
     ));
     assert_eq!(account(carol.id).await.disabled_at_ms, Some(now));
     // Disabling again keeps the first instant and ends nothing more.
-    assert!(s.set_disabled(carol.id, Some(now + 5)).await.expect("again").is_empty());
+    assert!(
+        s.set_disabled(carol.id, Some(now + 5))
+            .await
+            .expect("again")
+            .is_empty()
+    );
     assert_eq!(account(carol.id).await.disabled_at_ms, Some(now));
     let disabled = s
-        .accounts(&AccountFilter { disabled: Some(true), limit: 10, ..Default::default() })
+        .accounts(&AccountFilter {
+            disabled: Some(true),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .expect("disabled");
-    assert_eq!(disabled.iter().map(|a| a.user.id).collect::<Vec<_>>(), vec![carol.id]);
-    assert!(s.set_disabled(carol.id, None).await.expect("enable").is_empty());
-    assert!(s.create_session(Uuid::now_v7(), carol.id, b"carol-5", now + 60_000, now).await.expect("session"));
+    assert_eq!(
+        disabled.iter().map(|a| a.user.id).collect::<Vec<_>>(),
+        vec![carol.id]
+    );
+    assert!(
+        s.set_disabled(carol.id, None)
+            .await
+            .expect("enable")
+            .is_empty()
+    );
+    assert!(
+        s.create_session(Uuid::now_v7(), carol.id, b"carol-5", now + 60_000, now)
+            .await
+            .expect("session")
+    );
     assert!(matches!(
         s.set_disabled(Uuid::now_v7(), None).await,
         Err(StoreError::NotFound(Entity::User))
@@ -288,9 +377,23 @@ pub(super) async fn administrators_and_disabled_accounts(fx: &mut Fixture) {
     // Ending every session of an account, and passwords.
     let ended = s.end_user_sessions(carol.id, now + 1).await.expect("end");
     assert_eq!(ended.len(), 1);
-    assert!(s.end_user_sessions(carol.id, now + 2).await.expect("none").is_empty());
-    s.set_password_hash(carol.id, "new-hash").await.expect("password");
-    assert_eq!(s.credentials("carol").await.expect("creds").expect("some").password_hash, "new-hash");
+    assert!(
+        s.end_user_sessions(carol.id, now + 2)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    s.set_password_hash(carol.id, "new-hash")
+        .await
+        .expect("password");
+    assert_eq!(
+        s.credentials("carol")
+            .await
+            .expect("creds")
+            .expect("some")
+            .password_hash,
+        "new-hash"
+    );
 
     // Listing: username order, prefix (wildcards are literal), pages.
     let names = |f: AccountFilter| async move {
@@ -301,19 +404,72 @@ pub(super) async fn administrators_and_disabled_accounts(fx: &mut Fixture) {
             .map(|a| a.user.username)
             .collect::<Vec<_>>()
     };
-    assert_eq!(names(AccountFilter { limit: 10, ..Default::default() }).await, ["bob", "carol", "first"]);
-    assert_eq!(names(AccountFilter { limit: 1, after: Some("bob".into()), ..Default::default() }).await, ["carol"]);
-    assert_eq!(names(AccountFilter { limit: 10, prefix: Some("c".into()), ..Default::default() }).await, ["carol"]);
-    assert!(names(AccountFilter { limit: 10, prefix: Some("%".into()), ..Default::default() }).await.is_empty());
+    assert_eq!(
+        names(AccountFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await,
+        ["bob", "carol", "first"]
+    );
+    assert_eq!(
+        names(AccountFilter {
+            limit: 1,
+            after: Some("bob".into()),
+            ..Default::default()
+        })
+        .await,
+        ["carol"]
+    );
+    assert_eq!(
+        names(AccountFilter {
+            limit: 10,
+            prefix: Some("c".into()),
+            ..Default::default()
+        })
+        .await,
+        ["carol"]
+    );
+    assert!(
+        names(AccountFilter {
+            limit: 10,
+            prefix: Some("%".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
 
     // Rooms for administrators, and closing one.
-    let room = super::group(s, &[(bob.id, palaver_proto::Role::Owner), (carol.id, palaver_proto::Role::Member)]).await;
+    let room = super::group(
+        s,
+        &[
+            (bob.id, palaver_proto::Role::Owner),
+            (carol.id, palaver_proto::Role::Member),
+        ],
+    )
+    .await;
     let rooms = s.admin_rooms(None, 10).await.expect("rooms");
     assert_eq!(rooms.len(), 1);
-    assert_eq!((rooms[0].id, rooms[0].member_count, rooms[0].deleted_at_ms), (room, 2, None));
-    assert!(s.admin_rooms(Some(room), 10).await.expect("after").is_empty());
+    assert_eq!(
+        (rooms[0].id, rooms[0].member_count, rooms[0].deleted_at_ms),
+        (room, 2, None)
+    );
+    assert!(
+        s.admin_rooms(Some(room), 10)
+            .await
+            .expect("after")
+            .is_empty()
+    );
     s.close_room(room, now).await.expect("close");
-    assert_eq!(s.admin_room(room).await.expect("room").expect("some").deleted_at_ms, Some(now));
+    assert_eq!(
+        s.admin_room(room)
+            .await
+            .expect("room")
+            .expect("some")
+            .deleted_at_ms,
+        Some(now)
+    );
     assert!(matches!(
         s.close_room(Uuid::now_v7(), now).await,
         Err(StoreError::NotFound(Entity::Room))

@@ -265,7 +265,9 @@ impl Core {
         let until = now_ms() + (self.tokens.access_ttl as i64 + 60) * 1000;
         for &session_id in sessions {
             self.cache.revoke_session(session_id, until).await;
-            self.bus.publish(crate::bus::Event::EndSession { session_id }).await?;
+            self.bus
+                .publish(crate::bus::Event::EndSession { session_id })
+                .await?;
         }
         Ok(())
     }

@@ -6,8 +6,7 @@ use uuid::Uuid;
 use super::map::{self, USER_COLUMNS};
 use super::{Columns, Engine, SqlStore, like_prefix};
 use crate::store::{
-    Account, AccountFilter, AdminRoomRow, AdminStore, Constraint, Entity, StoreError,
-    StoreResult,
+    Account, AccountFilter, AdminRoomRow, AdminStore, Constraint, Entity, StoreError, StoreResult,
 };
 
 /// What `Account` reads besides the user's columns.
@@ -55,8 +54,7 @@ impl<P: Engine> AdminStore for SqlStore<P> {
     }
 
     async fn account_named(&self, username: &str) -> StoreResult<Option<Account>> {
-        let sql =
-            format!("SELECT {USER_COLUMNS}, {ACCOUNT_EXTRA} FROM users WHERE username = $1");
+        let sql = format!("SELECT {USER_COLUMNS}, {ACCOUNT_EXTRA} FROM users WHERE username = $1");
         with_db!(&self.read, |db| {
             let row = sqlx::query(&sql).bind(username).fetch_optional(db).await?;
             row.as_ref().map(account).transpose()
@@ -198,11 +196,7 @@ impl<P: Engine> AdminStore for SqlStore<P> {
         Ok(())
     }
 
-    async fn admin_rooms(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> StoreResult<Vec<AdminRoomRow>> {
+    async fn admin_rooms(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<AdminRoomRow>> {
         let sql = format!("{ROOM_SELECT} WHERE ($1 IS NULL OR r.id > $1) ORDER BY r.id LIMIT $2");
         with_db!(&self.read, |db| {
             let rows = sqlx::query(&sql)

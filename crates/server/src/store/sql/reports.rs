@@ -9,7 +9,8 @@ use crate::store::{
     StoreResult,
 };
 
-const COLUMNS: &str = "id, message_id, room_id, reporter_id, reason, created_at, status, closed_by, closed_at";
+const COLUMNS: &str =
+    "id, message_id, room_id, reporter_id, reason, created_at, status, closed_by, closed_at";
 
 fn report(row: &impl Columns) -> StoreResult<ReportRow> {
     Ok(ReportRow {

@@ -47,7 +47,14 @@ async fn disabling_ends_every_session_at_once_and_enabling_lets_the_user_back() 
         .expect("login");
     assert_error(&got, 403, "account_disabled");
     // Disabling twice is disabling once.
-    assert!(admin.api.admin_set_disabled(bob.id, true).await.expect("again").disabled);
+    assert!(
+        admin
+            .api
+            .admin_set_disabled(bob.id, true)
+            .await
+            .expect("again")
+            .disabled
+    );
 
     let enabled = admin
         .api
@@ -55,7 +62,11 @@ async fn disabling_ends_every_session_at_once_and_enabling_lets_the_user_back() 
         .await
         .expect("enable");
     assert!(!enabled.disabled);
-    let back = app.client().login("bob", PASSWORD).await.expect("login again");
+    let back = app
+        .client()
+        .login("bob", PASSWORD)
+        .await
+        .expect("login again");
     app.client()
         .with_token(&back.access_token)
         .me()
@@ -73,7 +84,11 @@ async fn disabling_ends_every_session_at_once_and_enabling_lets_the_user_back() 
     let actions: Vec<&str> = log.entries.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["admin.user_enable", "admin.user_disable", "admin.user_disable"]
+        [
+            "admin.user_enable",
+            "admin.user_disable",
+            "admin.user_disable"
+        ]
     );
     assert!(log.entries.iter().all(|e| e.actor == Some(admin.id)));
     assert_eq!(log.entries[2].detail.as_deref(), Some("2 sessions ended"));
@@ -82,17 +97,45 @@ async fn disabling_ends_every_session_at_once_and_enabling_lets_the_user_back() 
 #[tokio::test]
 async fn an_administrator_cannot_disable_themselves_nor_the_last_administrator() {
     let (_app, admin, bob) = with_admin().await;
-    let got = call(&admin, Method::POST, &format!("/api/v1/admin/users/{}/disable", admin.id), None).await;
+    let got = call(
+        &admin,
+        Method::POST,
+        &format!("/api/v1/admin/users/{}/disable", admin.id),
+        None,
+    )
+    .await;
     assert_error(&got, 409, "conflict");
     // Bob, promoted, cannot disable the other administrator once he is the only other one
     // left... but he can while both are enabled.
-    admin.api.admin_set_admin(bob.id, true).await.expect("promote");
-    let got = call(&admin, Method::DELETE, &format!("/api/v1/admin/users/{}/admin", admin.id), None).await;
+    admin
+        .api
+        .admin_set_admin(bob.id, true)
+        .await
+        .expect("promote");
+    let got = call(
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/admin/users/{}/admin", admin.id),
+        None,
+    )
+    .await;
     assert_eq!(got.0, 200, "{}", got.1);
     // Now bob is the last enabled administrator: nobody demotes or disables him.
-    let got = call(&bob, Method::DELETE, &format!("/api/v1/admin/users/{}/admin", bob.id), None).await;
+    let got = call(
+        &bob,
+        Method::DELETE,
+        &format!("/api/v1/admin/users/{}/admin", bob.id),
+        None,
+    )
+    .await;
     assert_error(&got, 409, "conflict");
-    let got = call(&bob, Method::POST, &format!("/api/v1/admin/users/{}/disable", bob.id), None).await;
+    let got = call(
+        &bob,
+        Method::POST,
+        &format!("/api/v1/admin/users/{}/disable", bob.id),
+        None,
+    )
+    .await;
     assert_error(&got, 409, "conflict");
     let me = bob.api.me_with_role().await.expect("me");
     assert!(me.is_admin);
@@ -113,7 +156,11 @@ async fn accounts_are_listed_in_pages_and_filtered() {
             .await
             .expect("create");
     }
-    admin.api.admin_set_disabled(bob.id, true).await.expect("disable");
+    admin
+        .api
+        .admin_set_disabled(bob.id, true)
+        .await
+        .expect("disable");
 
     let mut names = Vec::new();
     let mut after = None;
@@ -221,10 +268,18 @@ async fn created_accounts_log_in_and_a_reset_password_ends_their_sessions() {
         .await
         .expect("login");
     assert_error(&got, 401, "invalid_credentials");
-    let erin = app.client().login("erin", OTHER_PASSWORD).await.expect("new password");
+    let erin = app
+        .client()
+        .login("erin", OTHER_PASSWORD)
+        .await
+        .expect("new password");
 
     // Revoking sessions ends them all and says how many.
-    let also = app.client().login("erin", OTHER_PASSWORD).await.expect("login");
+    let also = app
+        .client()
+        .login("erin", OTHER_PASSWORD)
+        .await
+        .expect("login");
     let ended = admin
         .api
         .admin_revoke_sessions(made.user.id)
@@ -232,13 +287,25 @@ async fn created_accounts_log_in_and_a_reset_password_ends_their_sessions() {
         .expect("revoke");
     assert_eq!(ended.sessions, 2);
     for token in [&erin.access_token, &also.access_token] {
-        let got = call_with(&app.client().with_token(token.as_str()), Method::GET, "/api/v1/users/me").await;
+        let got = call_with(
+            &app.client().with_token(token.as_str()),
+            Method::GET,
+            "/api/v1/users/me",
+        )
+        .await;
         assert_error(&got, 401, "unauthorized");
     }
     // Not disabled: a new login works.
-    app.client().login("erin", OTHER_PASSWORD).await.expect("login after revoke");
+    app.client()
+        .login("erin", OTHER_PASSWORD)
+        .await
+        .expect("login after revoke");
 }
 
-async fn call_with(client: &palaver_client::Client, method: Method, path: &str) -> (u16, serde_json::Value) {
+async fn call_with(
+    client: &palaver_client::Client,
+    method: Method,
+    path: &str,
+) -> (u16, serde_json::Value) {
     client.raw(method, path, None).await.expect("request")
 }

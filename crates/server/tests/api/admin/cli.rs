@@ -75,7 +75,11 @@ async fn against_the_data_directory_while_the_server_runs() {
 
     let list: AdminUserList =
         serde_json::from_str(&run(with(&["--json", "users"]), "").await).expect("users json");
-    let names: Vec<_> = list.users.iter().map(|u| u.user.username.as_str()).collect();
+    let names: Vec<_> = list
+        .users
+        .iter()
+        .map(|u| u.user.username.as_str())
+        .collect();
     assert_eq!(names, ["admin", "bob"]);
     assert!(list.users[0].is_admin);
 
@@ -90,30 +94,54 @@ async fn against_the_data_directory_while_the_server_runs() {
         .await
         .expect("login");
     assert_error(&got, 403, "account_disabled");
-    let err = app.client().refresh(&bob.auth.refresh_token).await.expect_err("refresh");
+    let err = app
+        .client()
+        .refresh(&bob.auth.refresh_token)
+        .await
+        .expect_err("refresh");
     assert_eq!(err.code(), Some(palaver_proto::ErrorCode::Unauthorized));
     run(with(&["enable", "bob"]), "").await;
-    app.client().login("bob", PASSWORD).await.expect("login again");
+    app.client()
+        .login("bob", PASSWORD)
+        .await
+        .expect("login again");
 
     // Create with a password on standard input, then promote.
     let made: AdminUser = serde_json::from_str(
-        &run(with(&["--json", "create", "dora", "--password-stdin"]), "correct horse battery\n").await,
+        &run(
+            with(&["--json", "create", "dora", "--password-stdin"]),
+            "correct horse battery\n",
+        )
+        .await,
     )
     .expect("created json");
     assert_eq!(made.user.username, "dora");
-    app.client().login("dora", PASSWORD).await.expect("dora logs in");
+    app.client()
+        .login("dora", PASSWORD)
+        .await
+        .expect("dora logs in");
     let promoted: AdminUser =
         serde_json::from_str(&run(with(&["--json", "promote", "dora"]), "").await).expect("json");
     assert!(promoted.is_admin);
 
     // What the command line did is audited with no actor, as the command line.
     let log: AuditLog = serde_json::from_str(
-        &run(with(&["--json", "audit", "--action", "admin.user_disable"]), "").await,
+        &run(
+            with(&["--json", "audit", "--action", "admin.user_disable"]),
+            "",
+        )
+        .await,
     )
     .expect("audit json");
     assert_eq!(log.entries.len(), 1);
     assert_eq!(log.entries[0].actor, None);
-    assert!(log.entries[0].detail.as_deref().unwrap_or("").starts_with("command line"));
+    assert!(
+        log.entries[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("command line")
+    );
     assert_eq!(log.entries[0].target, Some(bob.id.to_string()));
 
     // Refusals are the service's: the last administrator cannot be demoted.
@@ -141,16 +169,41 @@ async fn against_a_running_server_with_a_token() {
     )
     .expect("users json");
     assert_eq!(list.users.len(), 2);
-    let out = palaver_admin(&["--server", &server, "--token", &token, "disable", "bob"], &[], "").await;
+    let out = palaver_admin(
+        &["--server", &server, "--token", &token, "disable", "bob"],
+        &[],
+        "",
+    )
+    .await;
     assert!(out.contains("bob") && out.contains("disabled"), "{out}");
     session_ended(&mut socket).await;
     let got = call(&bob, Method::GET, "/api/v1/users/me", None).await;
     assert_error(&got, 401, "unauthorized");
-    palaver_admin(&["--server", &server, "--token", &token, "enable", &bob.id.to_string()], &[], "").await;
+    palaver_admin(
+        &[
+            "--server",
+            &server,
+            "--token",
+            &token,
+            "enable",
+            &bob.id.to_string(),
+        ],
+        &[],
+        "",
+    )
+    .await;
     let bob_again = app.client().login("bob", PASSWORD).await.expect("login");
 
     palaver_admin(
-        &["--server", &server, "--token", &token, "password", "bob", "--password-stdin"],
+        &[
+            "--server",
+            &server,
+            "--token",
+            &token,
+            "password",
+            "bob",
+            "--password-stdin",
+        ],
         &[],
         "staple orbit lantern 7 meadow\n",
     )
@@ -162,11 +215,17 @@ async fn against_a_running_server_with_a_token() {
         .await
         .expect("me");
     assert_error(&got, 401, "unauthorized");
-    app.client().login("bob", OTHER_PASSWORD).await.expect("new password");
+    app.client()
+        .login("bob", OTHER_PASSWORD)
+        .await
+        .expect("new password");
 
     let log: AuditLog = serde_json::from_str(
         &palaver_admin(
-            &["--server", &server, "--token", &token, "--json", "audit", "--actor", "admin", "--limit", "3"],
+            &[
+                "--server", &server, "--token", &token, "--json", "audit", "--actor", "admin",
+                "--limit", "3",
+            ],
             &[],
             "",
         )
@@ -176,14 +235,28 @@ async fn against_a_running_server_with_a_token() {
     let actions: Vec<_> = log.entries.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["admin.password_reset", "admin.user_enable", "admin.user_disable"],
+        [
+            "admin.password_reset",
+            "admin.user_enable",
+            "admin.user_disable"
+        ],
         "{log:?}"
     );
     assert!(log.entries.iter().all(|e| e.actor == Some(admin.id)));
 
     // Without an administrator's token: refused, as the API refuses.
-    let bob_token = app.client().login("bob", OTHER_PASSWORD).await.expect("login").access_token;
-    let (ok, _, err) = palaver_admin_status(&["--server", &server, "--token", &bob_token, "users"], &[], "").await;
+    let bob_token = app
+        .client()
+        .login("bob", OTHER_PASSWORD)
+        .await
+        .expect("login")
+        .access_token;
+    let (ok, _, err) = palaver_admin_status(
+        &["--server", &server, "--token", &bob_token, "users"],
+        &[],
+        "",
+    )
+    .await;
     assert!(!ok);
     assert!(err.contains("forbidden"), "{err}");
     let (ok, _, err) = palaver_admin_status(&["--server", &server, "users"], &[], "").await;
@@ -215,7 +288,10 @@ async fn against_the_cluster_engines_it_ends_sessions_on_running_nodes() {
     ];
     let envs = [
         ("PALAVER_NAMESPACE", ns.as_str()),
-        ("PALAVER_JWT_SECRET", "one secret for every node of this cluster, 32+ bytes"),
+        (
+            "PALAVER_JWT_SECRET",
+            "one secret for every node of this cluster, 32+ bytes",
+        ),
     ];
     palaver_admin(&args, &envs, "").await;
     // The command line is no node, yet the socket on node B closes and the token is
@@ -238,26 +314,44 @@ async fn reports_are_read_and_closed_from_the_command_line() {
     let carol = app.user("carol").await;
     let room = bob.dm(&carol).await;
     let sent = bob.send(room.id, "buy my stuff").await;
-    let report = carol.api.report_message(sent.id, "spam").await.expect("report");
+    let report = carol
+        .api
+        .report_message(sent.id, "spam")
+        .await
+        .expect("report");
     let server = app.base.clone();
     let token = admin.auth.access_token.clone();
     let remote = ["--server", server.as_str(), "--token", token.as_str()];
 
     let text = palaver_admin(&[&remote[..], &["reports"]].concat(), &[], "").await;
-    assert!(text.contains(&report.id.to_string()) && text.contains("buy my stuff"), "{text}");
+    assert!(
+        text.contains(&report.id.to_string()) && text.contains("buy my stuff"),
+        "{text}"
+    );
     let closed: palaver_proto::Report = serde_json::from_str(
-        &palaver_admin(&[&remote[..], &["--json", "dismiss", &report.id.to_string()]].concat(), &[], "").await,
+        &palaver_admin(
+            &[&remote[..], &["--json", "dismiss", &report.id.to_string()]].concat(),
+            &[],
+            "",
+        )
+        .await,
     )
     .expect("report json");
     assert_eq!(closed.status, palaver_proto::ReportStatus::Dismissed);
-    let open: palaver_proto::ReportList =
-        serde_json::from_str(&palaver_admin(&[&remote[..], &["--json", "reports"]].concat(), &[], "").await)
-            .expect("list json");
+    let open: palaver_proto::ReportList = serde_json::from_str(
+        &palaver_admin(&[&remote[..], &["--json", "reports"]].concat(), &[], "").await,
+    )
+    .expect("list json");
     assert!(open.reports.is_empty());
     if !crate::CLUSTER_ENGINES {
         let dir = app.data_dir().display().to_string();
         let all: palaver_proto::ReportList = serde_json::from_str(
-            &palaver_admin(&["--data-dir", &dir, "--json", "reports", "--status", "all"], &[], "").await,
+            &palaver_admin(
+                &["--data-dir", &dir, "--json", "reports", "--status", "all"],
+                &[],
+                "",
+            )
+            .await,
         )
         .expect("list json");
         assert_eq!(all.reports.len(), 1);

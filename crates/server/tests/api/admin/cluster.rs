@@ -48,11 +48,23 @@ async fn disabling_on_node_a_closes_the_socket_and_refuses_the_token_on_node_b()
         assert_error(&got, 403, "account_disabled");
     }
     // A socket bob tries to open on node B with the old token is refused.
-    bob.api.connect().await.map(|_| ()).expect_err("socket refused");
+    bob.api
+        .connect()
+        .await
+        .map(|_| ())
+        .expect_err("socket refused");
 
     // Enabled on node B, bob logs in on node A.
-    admin.api.admin_set_disabled(bob.id, false).await.expect("enable");
-    node_a.client().login("bob", PASSWORD).await.expect("login on node A");
+    admin
+        .api
+        .admin_set_disabled(bob.id, false)
+        .await
+        .expect("enable");
+    node_a
+        .client()
+        .login("bob", PASSWORD)
+        .await
+        .expect("login on node A");
 }
 
 #[tokio::test]
@@ -65,13 +77,25 @@ async fn a_mute_on_node_a_holds_on_node_b() {
     let room = owner.group("club", &[&member]).await;
     let room = owner.accepted(room, &[&member]).await;
     let mute = format!("/api/v1/rooms/{}/members/{}/mute", room.id, member.id);
-    let got = call(&owner, Method::PUT, &mute, Some(serde_json::json!({"durationSecs": 600}))).await;
+    let got = call(
+        &owner,
+        Method::PUT,
+        &mute,
+        Some(serde_json::json!({"durationSecs": 600})),
+    )
+    .await;
     assert_eq!(got.0, 204, "{}", got.1);
     // Node B heard of it over the bus; the member's send there is refused.
     let body = serde_json::json!({"roomId": room.id, "clientMsgId": "b1", "content": "hi", "type": "text"});
     let mut refused = None;
     for _ in 0..50 {
-        let got = call(&member, Method::POST, "/api/v1/messages/send", Some(body.clone())).await;
+        let got = call(
+            &member,
+            Method::POST,
+            "/api/v1/messages/send",
+            Some(body.clone()),
+        )
+        .await;
         if got.0 == 403 {
             refused = Some(got);
             break;

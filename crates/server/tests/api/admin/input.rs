@@ -13,11 +13,20 @@ async fn the_admin_api_refuses_bad_input_with_the_error_shape() {
     // Unknown ids.
     for (method, path) in [
         (Method::GET, format!("/api/v1/admin/users/{nobody}")),
-        (Method::POST, format!("/api/v1/admin/users/{nobody}/disable")),
+        (
+            Method::POST,
+            format!("/api/v1/admin/users/{nobody}/disable"),
+        ),
         (Method::POST, format!("/api/v1/admin/users/{nobody}/enable")),
-        (Method::POST, format!("/api/v1/admin/users/{nobody}/sessions/revoke")),
+        (
+            Method::POST,
+            format!("/api/v1/admin/users/{nobody}/sessions/revoke"),
+        ),
         (Method::PUT, format!("/api/v1/admin/users/{nobody}/admin")),
-        (Method::DELETE, format!("/api/v1/admin/users/{nobody}/admin")),
+        (
+            Method::DELETE,
+            format!("/api/v1/admin/users/{nobody}/admin"),
+        ),
     ] {
         let got = call(&admin, method, &path, None).await;
         assert_error(&got, 404, "user_not_found");
@@ -44,21 +53,63 @@ async fn the_admin_api_refuses_bad_input_with_the_error_shape() {
         .await
         .expect("post");
     assert_eq!(raw.status().as_u16(), 400);
-    let got = call(&admin, Method::POST, "/api/v1/admin/users", Some(json!({"username": "xyz"}))).await;
+    let got = call(
+        &admin,
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(json!({"username": "xyz"})),
+    )
+    .await;
     assert_error(&got, 400, "bad_request");
-    let got = call(&admin, Method::POST, "/api/v1/admin/users", Some(json!({"username": 5, "password": PASSWORD}))).await;
+    let got = call(
+        &admin,
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(json!({"username": 5, "password": PASSWORD})),
+    )
+    .await;
     assert_error(&got, 400, "bad_request");
-    let got = call(&admin, Method::POST, "/api/v1/admin/users", Some(json!({"username": "x", "password": PASSWORD}))).await;
+    let got = call(
+        &admin,
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(json!({"username": "x", "password": PASSWORD})),
+    )
+    .await;
     assert_error(&got, 422, "validation_failed");
     // Oversized values.
     let long = "a".repeat(10_000);
-    let got = call(&admin, Method::POST, "/api/v1/admin/users", Some(json!({"username": long, "password": PASSWORD}))).await;
+    let got = call(
+        &admin,
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(json!({"username": long, "password": PASSWORD})),
+    )
+    .await;
     assert!(matches!(got.0, 413 | 422), "{}", got.1);
-    let got = call(&admin, Method::GET, &format!("/api/v1/admin/users?q={}", "a".repeat(65)), None).await;
+    let got = call(
+        &admin,
+        Method::GET,
+        &format!("/api/v1/admin/users?q={}", "a".repeat(65)),
+        None,
+    )
+    .await;
     assert_error(&got, 422, "validation_failed");
-    let got = call(&admin, Method::GET, &format!("/api/v1/admin/audit?action={}", "a".repeat(65)), None).await;
+    let got = call(
+        &admin,
+        Method::GET,
+        &format!("/api/v1/admin/audit?action={}", "a".repeat(65)),
+        None,
+    )
+    .await;
     assert_error(&got, 422, "validation_failed");
-    let got = call(&admin, Method::GET, &format!("/api/v1/admin/audit?target={}", "a".repeat(129)), None).await;
+    let got = call(
+        &admin,
+        Method::GET,
+        &format!("/api/v1/admin/audit?target={}", "a".repeat(129)),
+        None,
+    )
+    .await;
     assert_error(&got, 422, "validation_failed");
     // Limits out of range, and values of the wrong kind.
     for path in [
@@ -82,6 +133,12 @@ async fn the_admin_api_refuses_bad_input_with_the_error_shape() {
     }
     // A body larger than the server takes is refused before it is read.
     let huge = "x".repeat(2 << 20);
-    let got = call(&admin, Method::POST, "/api/v1/admin/users", Some(json!({"username": "big", "password": huge}))).await;
+    let got = call(
+        &admin,
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(json!({"username": "big", "password": huge})),
+    )
+    .await;
     assert_eq!(got.0, 413, "{}", got.1);
 }

@@ -18,7 +18,13 @@ async fn the_first_account_and_configured_names_administer_the_server() {
         assert_eq!(me.is_admin, admin, "{}", user.name);
     }
     // `isAdmin` is on the caller's own profile only; a public profile has no role.
-    let (status, body) = call(&bob, Method::GET, &format!("/api/v1/users/{}", alice.id), None).await;
+    let (status, body) = call(
+        &bob,
+        Method::GET,
+        &format!("/api/v1/users/{}", alice.id),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.get("isAdmin").is_none(), "{body}");
 
@@ -41,11 +47,23 @@ async fn the_admin_api_answers_administrators_only() {
     let routes = [
         (Method::GET, "/api/v1/admin/users".to_owned()),
         (Method::GET, format!("/api/v1/admin/users/{}", admin.id)),
-        (Method::POST, format!("/api/v1/admin/users/{}/disable", admin.id)),
-        (Method::POST, format!("/api/v1/admin/users/{}/enable", admin.id)),
-        (Method::POST, format!("/api/v1/admin/users/{}/sessions/revoke", admin.id)),
+        (
+            Method::POST,
+            format!("/api/v1/admin/users/{}/disable", admin.id),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/admin/users/{}/enable", admin.id),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/admin/users/{}/sessions/revoke", admin.id),
+        ),
         (Method::PUT, format!("/api/v1/admin/users/{}/admin", bob.id)),
-        (Method::DELETE, format!("/api/v1/admin/users/{}/admin", admin.id)),
+        (
+            Method::DELETE,
+            format!("/api/v1/admin/users/{}/admin", admin.id),
+        ),
         (Method::GET, "/api/v1/admin/rooms".to_owned()),
         (Method::GET, "/api/v1/admin/audit".to_owned()),
     ];
@@ -78,9 +96,20 @@ async fn the_admin_api_answers_administrators_only() {
     }
 
     // A demoted administrator loses the API at once.
-    admin.api.admin_set_admin(bob.id, true).await.expect("promote");
-    bob.api.admin_users(&Default::default()).await.expect("bob administers");
-    admin.api.admin_set_admin(bob.id, false).await.expect("demote");
+    admin
+        .api
+        .admin_set_admin(bob.id, true)
+        .await
+        .expect("promote");
+    bob.api
+        .admin_users(&Default::default())
+        .await
+        .expect("bob administers");
+    admin
+        .api
+        .admin_set_admin(bob.id, false)
+        .await
+        .expect("demote");
     let got = call(&bob, Method::GET, "/api/v1/admin/users", None).await;
     assert_error(&got, 403, "forbidden");
 }

@@ -20,10 +20,17 @@ async fn rooms_are_listed_and_a_deleted_room_is_gone_for_its_members() {
     loop {
         let page = admin
             .api
-            .admin_rooms(&AdminRoomQuery { after, limit: Some(1) })
+            .admin_rooms(&AdminRoomQuery {
+                after,
+                limit: Some(1),
+            })
             .await
             .expect("rooms");
-        seen.extend(page.rooms.iter().map(|r| (r.id, r.member_count, r.is_group)));
+        seen.extend(
+            page.rooms
+                .iter()
+                .map(|r| (r.id, r.member_count, r.is_group)),
+        );
         match page.next {
             Some(next) => after = Some(next),
             None => break,
@@ -34,7 +41,10 @@ async fn rooms_are_listed_and_a_deleted_room_is_gone_for_its_members() {
     let mut socket = carol.connect().await;
     admin.api.admin_delete_room(group.id).await.expect("delete");
     let left = socket
-        .wait_for(WAIT, |f| matches!(f, ServerFrame::RoomLeft { room_id, .. } if *room_id == group.id))
+        .wait_for(
+            WAIT,
+            |f| matches!(f, ServerFrame::RoomLeft { room_id, .. } if *room_id == group.id),
+        )
         .await
         .expect("room.left");
     match left {
@@ -45,7 +55,13 @@ async fn rooms_are_listed_and_a_deleted_room_is_gone_for_its_members() {
         other => panic!("{other:?}"),
     }
     for member in [&bob, &carol] {
-        let got = call(member, Method::GET, &format!("/api/v1/rooms/{}", group.id), None).await;
+        let got = call(
+            member,
+            Method::GET,
+            &format!("/api/v1/rooms/{}", group.id),
+            None,
+        )
+        .await;
         assert_error(&got, 404, "room_not_found");
         let rooms = member.api.rooms().await.expect("rooms");
         assert!(rooms.iter().all(|r| r.id != group.id));
@@ -53,8 +69,16 @@ async fn rooms_are_listed_and_a_deleted_room_is_gone_for_its_members() {
     let body = serde_json::json!({"roomId": group.id, "clientMsgId": "x", "content": "still here?", "type": "text"});
     let got = call(&bob, Method::POST, "/api/v1/messages/send", Some(body)).await;
     assert_error(&got, 404, "room_not_found");
-    let page = admin.api.admin_rooms(&AdminRoomQuery::default()).await.expect("rooms");
-    let deleted = page.rooms.iter().find(|r| r.id == group.id).expect("listed");
+    let page = admin
+        .api
+        .admin_rooms(&AdminRoomQuery::default())
+        .await
+        .expect("rooms");
+    let deleted = page
+        .rooms
+        .iter()
+        .find(|r| r.id == group.id)
+        .expect("listed");
     assert!(deleted.deleted_at.is_some());
     assert_eq!(deleted.member_count, 0);
 
@@ -63,7 +87,13 @@ async fn rooms_are_listed_and_a_deleted_room_is_gone_for_its_members() {
     let again = bob.dm(&carol).await;
     assert_ne!(again.id, dm.id);
 
-    let got = call(&admin, Method::DELETE, &format!("/api/v1/admin/rooms/{}", uuid::Uuid::now_v7()), None).await;
+    let got = call(
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/admin/rooms/{}", uuid::Uuid::now_v7()),
+        None,
+    )
+    .await;
     assert_error(&got, 404, "room_not_found");
 }
 
@@ -72,9 +102,21 @@ async fn the_audit_log_is_filtered_and_paged() {
     let (app, admin, bob) = with_admin().await;
     let start = OffsetDateTime::now_utc() - time::Duration::seconds(1);
     let carol = app.user("carol").await;
-    admin.api.admin_set_disabled(bob.id, true).await.expect("disable");
-    admin.api.admin_set_disabled(carol.id, true).await.expect("disable");
-    admin.api.admin_set_disabled(carol.id, false).await.expect("enable");
+    admin
+        .api
+        .admin_set_disabled(bob.id, true)
+        .await
+        .expect("disable");
+    admin
+        .api
+        .admin_set_disabled(carol.id, true)
+        .await
+        .expect("disable");
+    admin
+        .api
+        .admin_set_disabled(carol.id, false)
+        .await
+        .expect("enable");
 
     let by_action = admin
         .api
@@ -85,7 +127,10 @@ async fn the_audit_log_is_filtered_and_paged() {
         .await
         .expect("audit");
     let targets: Vec<_> = by_action.entries.iter().map(|e| e.target.clone()).collect();
-    assert_eq!(targets, [Some(carol.id.to_string()), Some(bob.id.to_string())]);
+    assert_eq!(
+        targets,
+        [Some(carol.id.to_string()), Some(bob.id.to_string())]
+    );
 
     let by_actor = admin
         .api
@@ -99,14 +144,23 @@ async fn the_audit_log_is_filtered_and_paged() {
     let actions: Vec<_> = by_actor.entries.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["admin.user_enable", "admin.user_disable", "admin.user_disable", "user.register"],
+        [
+            "admin.user_enable",
+            "admin.user_disable",
+            "admin.user_disable",
+            "user.register"
+        ],
         "{:?}",
         by_actor.entries
     );
     assert!(by_actor.entries.iter().all(|e| e.actor == Some(admin.id)));
 
     // Paging walks every entry once, newest first.
-    let everything = admin.api.admin_audit(&AuditQuery::default()).await.expect("all");
+    let everything = admin
+        .api
+        .admin_audit(&AuditQuery::default())
+        .await
+        .expect("all");
     let mut paged = Vec::new();
     let mut before = None;
     loop {
@@ -150,5 +204,10 @@ async fn the_audit_log_is_filtered_and_paged() {
         .await
         .expect("until");
     assert!(early.entries.iter().all(|e| e.at < start));
-    assert!(early.entries.iter().all(|e| !e.action.starts_with("admin.")));
+    assert!(
+        early
+            .entries
+            .iter()
+            .all(|e| !e.action.starts_with("admin."))
+    );
 }

@@ -114,8 +114,13 @@ pub(super) async fn rest_cell(
             let sent = w.owner.send(fx.room, "to report").await.id;
             let path = format!("/api/v1/messages/{sent}/report");
             let body = json!({"reason": "for the matrix"});
-            let made = w.expect(&w.member, Method::POST, &path, Some(body), 201).await;
-            report_id = made["id"].as_str().and_then(|id| id.parse().ok()).expect("report id");
+            let made = w
+                .expect(&w.member, Method::POST, &path, Some(body), 201)
+                .await;
+            report_id = made["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("report id");
         }
         "POST /api/v1/admin/users" => {
             payload = Payload::Json(json!({"username": w.unique("made"), "password": PASSWORD}));

@@ -32,7 +32,10 @@ const REST_PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/admin/reports/{reportId}/resolve", &["post"]),
     ("/api/v1/admin/reports/{reportId}/dismiss", &["post"]),
     ("/api/v1/messages/{messageId}/report", &["post"]),
-    ("/api/v1/rooms/{roomId}/members/{userId}/mute", &["put", "delete"]),
+    (
+        "/api/v1/rooms/{roomId}/members/{userId}/mute",
+        &["put", "delete"],
+    ),
     ("/api/v1/rooms/{roomId}/bans", &["get"]),
     ("/api/v1/rooms/{roomId}/bans/{userId}", &["put", "delete"]),
     ("/api/v1/rooms", &["get"]),
