@@ -383,9 +383,8 @@ impl Core {
         id: Uuid,
     ) -> ServiceResult<SessionsEnded> {
         self.account_or_404(id).await?;
-        let detail_actor = admin.actor;
         let sessions = self
-            .end_user_sessions(id, detail_actor, "admin.sessions_revoke")
+            .end_user_sessions(id, admin.actor, "admin.sessions_revoke")
             .await?;
         Ok(SessionsEnded { sessions })
     }

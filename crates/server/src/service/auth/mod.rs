@@ -66,6 +66,13 @@ impl Core {
             .create_session(session_id, user.id, &hash, expires, now)
             .await?
         {
+            self.audit(
+                Some(user.id),
+                "auth.login_disabled",
+                Some(user.username.clone()),
+                None,
+            )
+            .await;
             return Err(ServiceError::AccountDisabled);
         }
         let access_token = self.tokens.access_token(Identity {

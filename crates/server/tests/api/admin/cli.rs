@@ -266,7 +266,7 @@ async fn against_a_running_server_with_a_token() {
 
 #[tokio::test]
 async fn against_the_cluster_engines_it_ends_sessions_on_running_nodes() {
-    let Some((engines, ns, node_a, node_b)) = crate::cluster::two_nodes().await else {
+    let Some((engines, ns, node_a, node_b)) = super::super::cluster::two_nodes().await else {
         return;
     };
     let _admin = node_a.user("admin").await;

@@ -7,7 +7,7 @@ use super::*;
 
 #[tokio::test]
 async fn disabling_on_node_a_closes_the_socket_and_refuses_the_token_on_node_b() {
-    let Some((_engines, _ns, node_a, node_b)) = crate::cluster::two_nodes().await else {
+    let Some((_engines, _ns, node_a, node_b)) = super::super::cluster::two_nodes().await else {
         return;
     };
     let admin = node_a.user("admin").await;
@@ -69,7 +69,7 @@ async fn disabling_on_node_a_closes_the_socket_and_refuses_the_token_on_node_b()
 
 #[tokio::test]
 async fn a_mute_on_node_a_holds_on_node_b() {
-    let Some((_engines, _ns, node_a, node_b)) = crate::cluster::two_nodes().await else {
+    let Some((_engines, _ns, node_a, node_b)) = super::super::cluster::two_nodes().await else {
         return;
     };
     let owner = node_a.user("owner").await;
