@@ -32,7 +32,8 @@ use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
 use accounts::{
-    administrators_and_disabled_accounts, audit_log, sessions_and_refresh, users_and_search,
+    administrators_and_disabled_accounts, audit_log, reports_mutes_and_bans, sessions_and_refresh,
+    users_and_search,
 };
 use media::{media_rows_and_orphans, media_usage_and_quota};
 use messages::{
@@ -260,6 +261,7 @@ contract!(
     a_session_that_ends_takes_its_push_subscriptions,
     audit_log,
     administrators_and_disabled_accounts,
+    reports_mutes_and_bans,
     search_index_follows_appends_edits_and_deletions,
     search_pages_in_windows,
 );

@@ -4,8 +4,8 @@
 use palaver_proto::User;
 use palaver_server::clock::now_ms;
 use palaver_server::store::{
-    AccountFilter, AuditEntry, AuditFilter, AuditRecord, Constraint, Entity, RefreshOutcome,
-    StoreError,
+    AccountFilter, AuditEntry, AuditFilter, AuditRecord, BanRow, Constraint, Entity, MuteRow,
+    RefreshOutcome, ReportRow, StoreError,
 };
 use uuid::Uuid;
 
@@ -474,4 +474,69 @@ pub(super) async fn administrators_and_disabled_accounts(fx: &mut Fixture) {
         s.close_room(Uuid::now_v7(), now).await,
         Err(StoreError::NotFound(Entity::Room))
     ));
+}
+
+pub(super) async fn reports_mutes_and_bans(fx: &mut Fixture) {
+    let s = fx.store.as_ref();
+    let (owner, bob, carol) = (user(s, "owner").await, user(s, "bob").await, user(s, "carol").await);
+    let room = super::group(
+        s,
+        &[(owner.id, palaver_proto::Role::Owner), (bob.id, palaver_proto::Role::Member)],
+    )
+    .await;
+    let message = Uuid::now_v7();
+    let report = |reporter: Uuid, at: i64| ReportRow {
+        id: Uuid::now_v7(),
+        message_id: message,
+        room_id: room,
+        reporter_id: reporter,
+        reason: "spam".into(),
+        created_at_ms: at,
+        status: "open".into(),
+        closed_by: None,
+        closed_at_ms: None,
+    };
+    let first = report(bob.id, 100);
+    s.create_report(&first).await.expect("report");
+    assert!(matches!(
+        s.create_report(&report(bob.id, 101)).await,
+        Err(StoreError::Conflict(Constraint::OpenReport))
+    ));
+    let second = report(carol.id, 102);
+    s.create_report(&second).await.expect("another reporter");
+    assert_eq!(s.report(first.id).await.expect("read"), Some(first.clone()));
+    let ids = |rows: Vec<ReportRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.reports(None, None, 10).await.expect("all")), [second.id, first.id]);
+    assert_eq!(ids(s.reports(None, Some(second.id), 10).await.expect("older")), [first.id]);
+    assert!(s.close_report(first.id, "resolved", Some(owner.id), 200).await.expect("close"));
+    assert!(!s.close_report(first.id, "dismissed", None, 300).await.expect("closed once"));
+    let closed = s.report(first.id).await.expect("read").expect("some");
+    assert_eq!((closed.status.as_str(), closed.closed_by, closed.closed_at_ms), ("resolved", Some(owner.id), Some(200)));
+    assert_eq!(ids(s.reports(Some("open"), None, 10).await.expect("open")), [second.id]);
+    assert!(matches!(
+        s.close_report(Uuid::now_v7(), "resolved", None, 1).await,
+        Err(StoreError::NotFound(Entity::Report))
+    ));
+    // Once closed, the same reporter may report again.
+    s.create_report(&report(bob.id, 400)).await.expect("again");
+
+    // Mutes: only members; in force until their instant.
+    assert!(s.set_mute(room, bob.id, Some(1_000)).await.expect("mute"));
+    assert!(!s.set_mute(room, carol.id, Some(1_000)).await.expect("not a member"));
+    let mutes = s.mutes_in_force(500).await.expect("mutes");
+    assert_eq!(mutes, [MuteRow { room_id: room, user_id: bob.id, until_ms: 1_000 }]);
+    assert!(s.mutes_in_force(1_000).await.expect("over").is_empty());
+    assert!(s.set_mute(room, bob.id, None).await.expect("unmute"));
+    assert!(s.mutes_in_force(0).await.expect("none").is_empty());
+
+    // Bans: once each, listed, found among others, lifted once.
+    s.ban(room, carol.id, owner.id, 10).await.expect("ban");
+    s.ban(room, carol.id, bob.id, 20).await.expect("ban again");
+    let bans = s.bans(room).await.expect("bans");
+    assert_eq!(bans, [BanRow { user_id: carol.id, banned_by: owner.id, created_at_ms: 10 }]);
+    assert_eq!(s.banned_among(room, &[bob.id, carol.id]).await.expect("among"), [carol.id]);
+    assert!(s.banned_among(room, &[]).await.expect("none").is_empty());
+    assert!(s.unban(room, carol.id).await.expect("unban"));
+    assert!(!s.unban(room, carol.id).await.expect("unban twice"));
+    assert!(s.bans(room).await.expect("bans").is_empty());
 }

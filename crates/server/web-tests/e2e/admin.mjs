@@ -11,10 +11,9 @@ export async function admin({ alice, bob, dave }) {
 
   log('bob reports a message; alice resolves it in the panel');
   const aliceId = (await rest(alice, 'GET', '/users/me')).id;
-  const { rooms } = await rest(bob, 'GET', '/rooms');
-  const shared = rooms.find((r) => !r.isGroup && r.members?.some((m) => m.userId === aliceId));
+  const room = await rest(bob, 'POST', '/rooms/create', { name: 'reported', isGroup: true, memberIds: [aliceId] });
   const sent = await rest(bob, 'POST', '/messages/send', {
-    roomId: shared.id, clientMsgId: `report-${Date.now()}`, content: 'a message to report', type: 'text',
+    roomId: room.id, clientMsgId: `report-${Date.now()}`, content: 'a message to report', type: 'text',
   });
   await rest(bob, 'POST', `/messages/${sent.id}/report`, { reason: 'it breaks the rules' });
   await alice.page.getByRole('button', { name: 'Administration' }).click();
