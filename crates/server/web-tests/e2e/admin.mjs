@@ -2,7 +2,9 @@
 // message; alice sees the report in the administration panel and resolves it, then
 // disables and enables dave from the users tab.
 import assert from 'node:assert/strict';
-import { T, log, rest } from './lib.mjs';
+import {
+  base, T, log, rest, token,
+} from './lib.mjs';
 
 export async function admin({ alice, bob, dave }) {
   log('only administrators see the administration button');
@@ -30,8 +32,9 @@ export async function admin({ alice, bob, dave }) {
   await alice.page.locator('#panel').getByRole('tab', { name: 'Users' }).click();
   await alice.page.getByRole('button', { name: 'Disable dave' }).click();
   await alice.page.getByRole('button', { name: 'Enable dave' }).waitFor({ timeout: T });
-  // Dave's session ended: his page is back at the login form.
-  await dave.page.locator('#auth').waitFor({ state: 'visible', timeout: T });
+  // Dave's session ended at once: his token is refused.
+  const refused = await fetch(`${base}/api/v1/users/me`, { headers: { Authorization: `Bearer ${await token(dave)}` } });
+  assert.equal(refused.status, 401);
   await alice.page.getByRole('button', { name: 'Enable dave' }).click();
   await alice.page.getByRole('button', { name: 'Disable dave' }).waitFor({ timeout: T });
   await alice.page.getByRole('button', { name: 'Close panel' }).click();
