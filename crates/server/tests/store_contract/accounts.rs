@@ -1,5 +1,6 @@
-//! Store cases about accounts: users and search, sessions and refresh-token rotation, and
-//! the audit log.
+//! Store cases about accounts: users and search, sessions and refresh-token rotation,
+//! the audit log with its filters, administrators and disabled accounts, and moderation
+//! (reports, mutes, bans).
 
 use palaver_proto::User;
 use palaver_server::clock::now_ms;
