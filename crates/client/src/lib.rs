@@ -2,6 +2,8 @@
 //! `reqwest` and the real-time socket with `tokio-tungstenite`. The CLI, the load
 //! generator and the server's integration tests all use it.
 
+mod admin;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 

@@ -77,6 +77,14 @@ pub enum ErrorCode {
     /// The request is for groups, and the room is a 1:1 room (403): a 1:1 room has no
     /// picture of its own, it shows the other person's avatar.
     NotAGroup,
+    /// The account was disabled by an administrator: no login, no session (403).
+    AccountDisabled,
+    /// A room owner or admin muted the caller in this room until `retryAfterMs` (403).
+    Muted,
+    /// The user is banned from the room: nobody can add them back until unbanned (403).
+    Banned,
+    /// The report does not exist.
+    ReportNotFound,
 }
 
 impl ErrorCode {
@@ -88,9 +96,10 @@ impl ErrorCode {
             ValidationFailed => 422,
             PayloadTooLarge => 413,
             Unauthorized | TokenExpired | InvalidCredentials => 401,
-            Forbidden | OriginForbidden | Blocked | NotAGroup => 403,
+            Forbidden | OriginForbidden | Blocked | NotAGroup | AccountDisabled | Muted
+            | Banned => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
-            | SubscriptionNotFound => 404,
+            | SubscriptionNotFound | ReportNotFound => 404,
             UsernameTaken | Conflict | DirectClosed | LimitReached => 409,
             CrossRoom | NestedThread | InvalidEmoji => 422,
             QuotaExceeded => 413,
@@ -138,6 +147,10 @@ impl ErrorCode {
             InvalidEmoji => "invalid_emoji",
             LimitReached => "limit_reached",
             NotAGroup => "not_a_group",
+            AccountDisabled => "account_disabled",
+            Muted => "muted",
+            Banned => "banned",
+            ReportNotFound => "report_not_found",
         }
     }
 }

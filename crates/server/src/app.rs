@@ -368,6 +368,33 @@ async fn open_engines(
     Ok((store, bus, cache))
 }
 
+fn open_media(config: &Config) -> Result<Arc<dyn MediaStore>, StartError> {
+    Ok(match config.media.backend {
+        MediaBackend::Local => Arc::new(LocalMediaStore::open(
+            &config.data_dir.join("media").join("objects"),
+            &config.data_dir.join("media").join("tmp"),
+        )?),
+        MediaBackend::S3 => Arc::new(S3MediaStore::open(&config.media)?),
+    })
+}
+
+/// The service over the configured engines, with no listener and no background work:
+/// what `palaver admin` uses against the data directory or the cluster's database. It
+/// reaches running nodes only through shared engines: with Redis and NATS configured,
+/// sessions it ends end on every node at once; with the embedded engines a running
+/// server learns of them at its next start (use `palaver admin --server` instead).
+pub async fn open_core(config: Config) -> Result<Arc<Core>, StartError> {
+    private_data_dir(&config.data_dir)?;
+    let secret = signing_secret(&config)?;
+    let node_id = uuid::Uuid::now_v7();
+    let (store, bus, cache) = open_engines(&config, node_id, &Background::default()).await?;
+    let media = open_media(&config)?;
+    Ok(Core::start(
+        config, node_id, store, bus, cache, media, &secret, None, None,
+    )
+    .await?)
+}
+
 impl Application {
     /// Opens the data directory and engines, starts the background tasks and binds.
     pub async fn build(config: Config) -> Result<Application, StartError> {
@@ -377,13 +404,10 @@ impl Application {
         let node_id = uuid::Uuid::now_v7();
         let background = Background::default();
         let (store, bus, cache) = open_engines(&config, node_id, &background).await?;
-        let media: Arc<dyn MediaStore> = match config.media.backend {
-            MediaBackend::Local => Arc::new(LocalMediaStore::open(
-                &config.data_dir.join("media").join("objects"),
-                &config.data_dir.join("media").join("tmp"),
-            )?),
-            MediaBackend::S3 => Arc::new(S3MediaStore::open(&config.media)?),
-        };
+        // Anything here is an upload that was cut off by a restart (only the server
+        // clears it: `open_core` runs beside a server that may be taking uploads).
+        let _ = std::fs::remove_dir_all(config.data_dir.join("media").join("tmp"));
+        let media = open_media(&config)?;
         let events = bus.subscribe();
         // One TLS implementation for the whole process (the S3 client's included), so
         // none has to guess which is meant.

@@ -139,6 +139,18 @@ pub struct Config {
     pub link_previews: LinkPreviewConfig,
     /// `[passwords]`: how strong a new password must be, and how many are hashed at once.
     pub passwords: PasswordConfig,
+    /// `[admin]`: who administers the server besides the first account.
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: server administrators (docs/OPERATIONS.md, "Administrators").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Usernames made administrators when they register and at every start-up (the
+    /// first account always is one). Removing a name demotes nobody: `palaver admin
+    /// demote` does. Default none.
+    pub usernames: Vec<String>,
 }
 
 /// `[passwords]`: the strength rule for new passwords and the node's hashing budget
@@ -454,6 +466,7 @@ impl Default for Config {
             ws_handshake_timeout_secs: 10,
             hsts_max_age_secs: 365 * 24 * 3600,
             passwords: PasswordConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }

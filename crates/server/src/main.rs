@@ -1,5 +1,7 @@
 //! `palaver`: the chat server binary.
 
+mod cli;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -28,6 +30,8 @@ enum Command {
     /// The terminal client: chat, login, logout, rooms, send, tail, upload.
     #[command(flatten)]
     Terminal(cli::terminal::Command),
+    /// Administer the server: accounts, rooms, the audit log (docs/OPERATIONS.md).
+    Admin(cli::admin::AdminArgs),
 }
 
 async fn shutdown_signal() {
@@ -54,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Terminal(command) => cli::terminal::run(command).await,
+        Command::Admin(args) => cli::admin::run(cli.config.as_deref(), args).await,
         Command::Config(flags) => {
             let config = Config::load(cli.config.as_deref(), flags)?;
             // The configuration knows no engine; the outbound allow-lists are the SSRF

@@ -31,7 +31,10 @@ use palaver_server::store::{Appended, MediaRow, NewMember, NewMessage, NewRoom, 
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use accounts::{audit_log, sessions_and_refresh, users_and_search};
+use accounts::{
+    administrators_and_disabled_accounts, audit_log, reports_mutes_and_bans, sessions_and_refresh,
+    users_and_search,
+};
 use media::{media_rows_and_orphans, media_usage_and_quota};
 use messages::{
     append_assigns_seqs_and_is_idempotent, edit_and_delete, history_pages, markers_and_summary,
@@ -257,6 +260,8 @@ contract!(
     push_settings_and_subscriptions,
     a_session_that_ends_takes_its_push_subscriptions,
     audit_log,
+    administrators_and_disabled_accounts,
+    reports_mutes_and_bans,
     search_index_follows_appends_edits_and_deletions,
     search_pages_in_windows,
 );

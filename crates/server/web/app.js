@@ -24,6 +24,7 @@ import { forwardDialog } from './forward.js';
 import { initSearch, openSearch } from './search.js';
 import { resetThreadsSeen } from './threadseen.js';
 import { toast } from './toast.js';
+import { initAdmin } from './admin.js';
 
 let live = null;
 
@@ -86,6 +87,7 @@ async function showMain() {
   $('#auth').hidden = true;
   $('#main').hidden = false;
   renderMe();
+  initAdmin();
   const { rooms } = await api('GET', '/rooms');
   for (const r of rooms) {
     const room = putRoom(r);

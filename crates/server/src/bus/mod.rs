@@ -103,6 +103,15 @@ pub enum Event {
         blocked: Uuid,
         active: bool,
     },
+    /// A group's owner or admin muted `user` in `room` until `until_ms`, or lifted the
+    /// mute (`None`): every node's service refuses or accepts their sends.
+    #[serde(rename_all = "camelCase")]
+    Mute {
+        origin: Uuid,
+        room_id: Uuid,
+        user_id: Uuid,
+        until_ms: Option<i64>,
+    },
     /// A session ended (logout, token theft): close its sockets everywhere.
     #[serde(rename_all = "camelCase")]
     EndSession {

@@ -14,6 +14,7 @@
 //! | `s.peers.<user>.evt` | durable frames for everyone who shares a room with `user` | stream |
 //! | `s.ctl.membership.<room>` | `Event::Membership` (the routing table) | stream |
 //! | `s.ctl.block.<blocker>` | `Event::Block` (who blocked whom, for the routing table) | stream |
+//! | `s.ctl.mute.<room>` | `Event::Mute` (who may not send where, until when) | stream |
 //! | `s.ctl.session.<session>` | `Event::EndSession` (close a session's sockets) | stream |
 //! | `e.room.<room>` | typing | core NATS |
 //! | `e.peers.<user>` | presence | core NATS |
@@ -311,6 +312,11 @@ impl NatsBus {
             },
             Event::Block { blocker, .. } => Route {
                 subject: format!("{root}.s.ctl.block.{blocker}"),
+                msg_id: Some(format!("u:{}", Uuid::now_v7())),
+                confirm: true,
+            },
+            Event::Mute { room_id, .. } => Route {
+                subject: format!("{root}.s.ctl.mute.{room_id}"),
                 msg_id: Some(format!("u:{}", Uuid::now_v7())),
                 confirm: true,
             },

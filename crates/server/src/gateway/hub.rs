@@ -114,7 +114,7 @@ impl Hub {
             Event::Deliver(d) => self.deliver(d),
             // The routing table and the blocks are the service's: `Core::consume` applied
             // them before the event got here.
-            Event::Membership { .. } | Event::Block { .. } => {}
+            Event::Membership { .. } | Event::Block { .. } | Event::Mute { .. } => {}
             Event::EndSession { session_id } => {
                 for list in self.conns.read().values() {
                     for c in list.iter().filter(|c| c.session_id == *session_id) {

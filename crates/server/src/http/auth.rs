@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use palaver_proto::{
-    AuthResponse, ErrorBody, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
+    AuthResponse, ErrorBody, LoginRequest, LogoutRequest, Me, RefreshRequest, RegisterRequest,
     SetPictureRequest, UpdateProfileRequest, User, UserList, UserSearchQuery,
 };
 use uuid::Uuid;
@@ -91,10 +91,10 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The caller's profile.
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", responses((status = 200, body = User), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn me(State(app): State<AppState>, Auth(who): Auth) -> ApiResult<Json<User>> {
-    Ok(Json(app.core.me(who).await?))
+/// The caller's profile, and whether they administer the server.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", responses((status = 200, body = Me), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn me(State(app): State<AppState>, Auth(who): Auth) -> ApiResult<Json<Me>> {
+    Ok(Json(app.core.me_with_role(who).await?))
 }
 
 /// Change the caller's profile.

@@ -98,7 +98,8 @@ pub async fn edit(
     ))
 }
 
-/// Delete one's own message (the seq stays, the content goes).
+/// Delete one's own message, or as an owner or admin of a group anyone's there (the seq
+/// stays, the content goes).
 #[utoipa::path(delete, path = "/api/v1/messages/{messageId}", tag = "messages", params(("messageId" = Uuid, Path)),
     responses((status = 200, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "conflict: the message is already deleted", body = ErrorBody)), security(("bearer" = [])))]

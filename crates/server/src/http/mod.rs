@@ -2,6 +2,7 @@
 //! metrics and the OpenAPI document. Handlers only translate; the rules live in
 //! `service`.
 
+pub mod admin;
 pub mod auth;
 pub mod blocks;
 pub mod conversation;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod media;
 pub mod messages;
+pub mod moderation;
 pub mod presence;
 pub mod push;
 pub mod rooms;
@@ -67,6 +69,8 @@ pub fn router(state: AppState) -> Router {
     let metrics_here = config.metrics_on_main_listener;
     let api = Router::new()
         .merge(auth::router())
+        .merge(admin::router())
+        .merge(moderation::router())
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
@@ -342,6 +346,7 @@ const OTHER_MEMBER: &[(&str, &str)] = &[
     ("userId", "$response.body#/members/1/userId"),
 ];
 const MESSAGE: &[(&str, &str)] = &[("messageId", "$response.body#/id")];
+const REPORT: &[(&str, &str)] = &[("reportId", "$response.body#/id")];
 const MESSAGE_ROOM: &[(&str, &str)] = &[("roomId", "$response.body#/roomId")];
 const MEDIA: &[(&str, &str)] = &[("mediaId", "$response.body#/id")];
 const SUBSCRIPTION: &[(&str, &str)] = &[("subscriptionId", "$response.body#/id")];
@@ -391,6 +396,21 @@ const LINKS: &[LinkSpec] = &[
     link("create", CREATED, "Notifications", "notifications", ROOM),
     link("send", CREATED, "EditMessage", "edit", MESSAGE),
     link("send", CREATED, "DeleteMessage", "delete", MESSAGE),
+    link("send", CREATED, "Report", "report_message", MESSAGE),
+    link(
+        "report_message",
+        &["201"],
+        "ResolveReport",
+        "resolve_report",
+        REPORT,
+    ),
+    link(
+        "report_message",
+        &["201"],
+        "DismissReport",
+        "dismiss_report",
+        REPORT,
+    ),
     link("send", CREATED, "History", "history", MESSAGE_ROOM),
     link(
         "send",
@@ -500,6 +520,10 @@ pub fn document() -> &'static serde_json::Value {
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::usage, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
+        admin::users, admin::create_user, admin::user, admin::disable, admin::enable, admin::set_password, admin::revoke_sessions,
+        admin::promote, admin::demote, admin::rooms, admin::delete_room, admin::audit,
+        admin::reports, admin::resolve_report, admin::dismiss_report, admin::report_message,
+        moderation::mute, moderation::unmute, moderation::bans, moderation::ban, moderation::unban,
         healthz, readyz, openapi,
     ),
     modifiers(&BearerAuth, &CommonResponses)

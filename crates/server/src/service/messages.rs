@@ -270,6 +270,7 @@ impl Core {
     /// person still in it and neither of the two blocking the other.
     fn may_send(&self, room: Uuid, user: Uuid) -> ServiceResult<()> {
         self.require_joined(room, user)?;
+        self.mutes.check(room, user)?;
         match self.membership.direct(room, user) {
             Direct::Group => Ok(()),
             Direct::Alone => Err(ServiceError::DirectClosed),
@@ -609,8 +610,8 @@ impl Core {
         self.changed(changed, origin_conn).await
     }
 
-    /// Deletes one's own message (its seq stays, its content goes); members see
-    /// `message.deleted`.
+    /// Deletes one's own message, or as an owner or admin of a group anyone's there (its
+    /// seq stays, its content goes); members see `message.deleted`.
     pub async fn delete_message(
         &self,
         who: Identity,
@@ -619,14 +620,21 @@ impl Core {
     ) -> ServiceResult<Message> {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
-        self.own_message(who, id).await?;
+        let moderation = self.may_delete(who, id).await?;
         let changed = self.store.delete_message(id, now_ms()).await?;
         let room = changed.message.room_id;
+        let (action, detail) = match moderation {
+            false => ("message.delete", format!("room {room}")),
+            true => (
+                "room.message_delete",
+                format!("room {room}, sent by {}", changed.message.sender_id),
+            ),
+        };
         self.audit(
             Some(who.user_id),
-            "message.delete",
+            action,
             Some(id.to_string()),
-            Some(format!("room {room}")),
+            Some(detail),
         )
         .await;
         self.changed(changed, origin_conn).await

@@ -2,6 +2,7 @@
 //! are stored and announced. HTTP handlers and the WebSocket gateway both call in here,
 //! so the REST and socket paths share one implementation.
 
+mod admin;
 mod auth;
 mod blocks;
 mod conversation;
@@ -11,6 +12,7 @@ pub mod links;
 mod media;
 mod membership;
 mod messages;
+mod moderation;
 mod notify;
 mod pictures;
 mod presence;
@@ -25,6 +27,7 @@ use std::time::Duration;
 use palaver_proto::{ErrorCode, ServerFrame};
 use uuid::Uuid;
 
+pub use admin::Admin;
 pub use auth::{Identity, Passwords, Tokens};
 pub use media::clean_filename;
 pub use membership::Membership;
@@ -123,6 +126,17 @@ pub enum ServiceError {
     /// A bound on what a message or room holds is reached.
     #[error("{0}")]
     LimitReached(&'static str),
+    /// A group's owner or admin muted the caller there; sending may work after the wait.
+    #[error("you are muted in this room; retry in {} s", .0.as_secs().max(1))]
+    Muted(Duration),
+    /// The user is banned from the room.
+    #[error("banned from this room")]
+    Banned,
+    /// An administrator disabled the account.
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("report not found")]
+    ReportNotFound,
 }
 
 impl ServiceError {
@@ -158,6 +172,10 @@ impl ServiceError {
             InvalidEmoji(_) => ErrorCode::InvalidEmoji,
             LimitReached(_) => ErrorCode::LimitReached,
             NotAGroup(_) => ErrorCode::NotAGroup,
+            AccountDisabled => ErrorCode::AccountDisabled,
+            ReportNotFound => ErrorCode::ReportNotFound,
+            Muted(_) => ErrorCode::Muted,
+            Banned => ErrorCode::Banned,
         }
     }
 
@@ -168,7 +186,8 @@ impl ServiceError {
         match self {
             ServiceError::RateLimited(wait)
             | ServiceError::Busy { retry: wait, .. }
-            | ServiceError::InsufficientStorage { retry: wait } => {
+            | ServiceError::InsufficientStorage { retry: wait }
+            | ServiceError::Muted(wait) => {
                 let ms = wait.as_micros().div_ceil(1000);
                 Some(u64::try_from(ms).unwrap_or(u64::MAX).max(1))
             }
@@ -190,6 +209,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound(Entity::User) => ServiceError::UserNotFound,
             StoreError::NotFound(Entity::Room) => ServiceError::RoomNotFound,
             StoreError::NotFound(Entity::Message) => ServiceError::MessageNotFound,
+            StoreError::NotFound(Entity::Report) => ServiceError::ReportNotFound,
             StoreError::Conflict(Constraint::Username) => ServiceError::UsernameTaken,
             err => ServiceError::Store(err),
         }
@@ -219,6 +239,8 @@ pub struct Core {
     pub cache: Arc<dyn Cache>,
     pub media: Arc<dyn MediaStore>,
     pub membership: Membership,
+    /// Who may not send where until when (`moderation`), beside the routing table.
+    pub(crate) mutes: moderation::Mutes,
     pub tokens: Tokens,
     /// Signs and checks the media links in `Media.url` and `thumbnailUrl`.
     pub links: links::LinkSigner,
@@ -259,13 +281,13 @@ impl Core {
     ) -> ServiceResult<Arc<Core>> {
         let config_media = config.media.clone();
         let media_tmp = config.data_dir.join("media").join("tmp");
-        // Anything here is an upload that was cut off by a restart.
-        let _ = std::fs::remove_dir_all(&media_tmp);
         crate::files::private_dir(&media_tmp)
             .map_err(|e| ServiceError::Internal(format!("cannot create {media_tmp:?}: {e}")))?;
         let links = links::LinkSigner::new(secret, config.media.link_ttl_secs);
         let membership = Membership::default();
         membership.load(store.all_memberships().await?, store.all_blocks().await?);
+        let mutes = moderation::Mutes::default();
+        mutes.load(store.mutes_in_force(crate::clock::now_ms()).await?);
         let tokens = Tokens::new(
             secret,
             config.access_token_ttl_secs,
@@ -308,6 +330,7 @@ impl Core {
             cache,
             media,
             membership,
+            mutes,
             tokens,
             links,
             passwords,
@@ -323,6 +346,7 @@ impl Core {
             previews,
             tasks: tokio_util::task::TaskTracker::new(),
         });
+        core.promote_configured_admins().await?;
         // It ends when `drain` stops previews.
         core.tasks.spawn(previews::run(core.clone()));
         // It ends when the writer, the only sender, is drained.
@@ -366,6 +390,14 @@ impl Core {
                             blocked: *blocked,
                         };
                         core.membership.set_block(block, *active);
+                    }
+                    Event::Mute {
+                        origin,
+                        room_id,
+                        user_id,
+                        until_ms,
+                    } if *origin != core.node_id => {
+                        core.mutes.set(*room_id, *user_id, *until_ms);
                     }
                     _ => {}
                 }

@@ -42,6 +42,7 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn last_seen(&self, id: Uuid) -> StoreResult<Option<i64>>;
 
     // --- sessions
+    /// Opens a session; false (and nothing stored) when the account is disabled or gone.
     async fn create_session(
         &self,
         session_id: Uuid,
@@ -49,7 +50,7 @@ pub trait AccountStore: Send + Sync + 'static {
         refresh_hash: &[u8],
         expires_ms: i64,
         now_ms: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     async fn rotate_refresh(
         &self,
         old_hash: &[u8],

@@ -12,6 +12,7 @@
 //! opens its pools and holds only what its dialect or driver does differently.
 
 mod accounts;
+mod admin;
 mod audit;
 mod blocks;
 mod conversation;
@@ -22,6 +23,7 @@ pub mod postgres;
 mod previews;
 mod push;
 mod receipts;
+mod reports;
 mod rooms;
 mod search;
 mod sql;
@@ -31,7 +33,8 @@ pub mod tokens;
 use async_trait::async_trait;
 
 pub use accounts::{AccountStore, Credentials, RefreshOutcome};
-pub use audit::{AuditEntry, AuditRecord, AuditStore};
+pub use admin::{Account, AccountFilter, AdminRoomRow, AdminStore};
+pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
 pub use blocks::{Block, BlockRow, BlockStore};
 pub use conversation::{Changed, ConversationStore, Reacting, ReactionRow, Toggled};
 pub use media::{MediaRecordStore, MediaRow};
@@ -40,6 +43,7 @@ pub use pictures::{Picture, PictureStore};
 pub use previews::{CacheEntry, MessagePreview, PreviewRow, PreviewStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
+pub use reports::{BanRow, MuteRow, ReportRow, ReportStore, SanctionStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
 pub use search::{IndexQuery, SearchBatch, SearchStore};
 pub use sql::SqlStore;
@@ -93,6 +97,7 @@ pub enum Entity {
     User,
     Room,
     Message,
+    Report,
 }
 
 impl std::fmt::Display for Entity {
@@ -101,6 +106,7 @@ impl std::fmt::Display for Entity {
             Entity::User => "user",
             Entity::Room => "room",
             Entity::Message => "message",
+            Entity::Report => "report",
         })
     }
 }
@@ -113,6 +119,10 @@ pub enum Constraint {
     /// One message per (room, sender, clientMsgId). Only a batch append that raced past
     /// its room lock meets it; the batch is retried and answered from the stored row.
     MessageIdempotencyKey,
+    /// At least one enabled administrator remains.
+    LastAdmin,
+    /// One open report per reporter and message.
+    OpenReport,
 }
 
 impl std::fmt::Display for Constraint {
@@ -120,6 +130,8 @@ impl std::fmt::Display for Constraint {
         f.write_str(match self {
             Constraint::Username => "username",
             Constraint::MessageIdempotencyKey => "message idempotency key",
+            Constraint::LastAdmin => "last administrator",
+            Constraint::OpenReport => "open report",
         })
     }
 }
@@ -134,6 +146,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait Store:
     AccountStore
+    + AdminStore
+    + ReportStore
+    + SanctionStore
     + RoomStore
     + MessageStore
     + ReceiptStore

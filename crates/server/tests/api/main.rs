@@ -7,6 +7,7 @@ pub(crate) mod helpers;
 pub(crate) mod support;
 
 mod accounts;
+mod admin;
 mod authz;
 mod cluster;
 mod configuration;

@@ -61,9 +61,20 @@ impl Core {
         let (refresh_token, hash) = Tokens::refresh_token();
         let now = now_ms();
         let expires = now + (self.tokens.refresh_ttl as i64) * 1000;
-        self.store
+        if !self
+            .store
             .create_session(session_id, user.id, &hash, expires, now)
-            .await?;
+            .await?
+        {
+            self.audit(
+                Some(user.id),
+                "auth.login_disabled",
+                Some(user.username.clone()),
+                None,
+            )
+            .await;
+            return Err(ServiceError::AccountDisabled);
+        }
         let access_token = self.tokens.access_token(Identity {
             user_id: user.id,
             session_id,
@@ -120,6 +131,7 @@ impl Core {
             None,
         )
         .await;
+        self.promote_if_configured(&user.username).await?;
         self.open_session(user).await
     }
 
@@ -248,13 +260,22 @@ impl Core {
         user_id: Uuid,
         action: &'static str,
     ) -> ServiceResult<()> {
-        let until = now_ms() + (self.tokens.access_ttl as i64 + 60) * 1000;
-        self.cache.revoke_session(session_id, until).await;
-        self.bus
-            .publish(crate::bus::Event::EndSession { session_id })
-            .await?;
+        self.close_sessions(&[session_id]).await?;
         self.audit(Some(user_id), action, Some(session_id.to_string()), None)
             .await;
+        Ok(())
+    }
+
+    /// Tells every node that these (already revoked) sessions ended: their access tokens
+    /// are refused until they expire, and their sockets close.
+    pub(in crate::service) async fn close_sessions(&self, sessions: &[Uuid]) -> ServiceResult<()> {
+        let until = now_ms() + (self.tokens.access_ttl as i64 + 60) * 1000;
+        for &session_id in sessions {
+            self.cache.revoke_session(session_id, until).await;
+            self.bus
+                .publish(crate::bus::Event::EndSession { session_id })
+                .await?;
+        }
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use crate::service::{Core, Identity, NOT_ACCEPTED, ServiceError, ServiceResult};
 use crate::store::{MemberRow, NewMember, RoomRow};
 
 /// Whether `actor` may manage members of a group, and change the given member.
-fn outranks(actor: Role, target: Role) -> bool {
+pub(in crate::service) fn outranks(actor: Role, target: Role) -> bool {
     matches!(
         (actor, target),
         (Role::Owner, Role::Admin | Role::Member) | (Role::Admin, Role::Member)
@@ -61,6 +61,9 @@ impl Core {
             )));
         }
         self.check_users_exist(&ids).await?;
+        if !self.store.banned_among(room, &ids).await?.is_empty() {
+            return Err(ServiceError::Banned);
+        }
         let new = ids
             .iter()
             .map(|id| self.consent_for(who.user_id, *id, Role::Member))

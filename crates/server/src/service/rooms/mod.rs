@@ -9,6 +9,7 @@
 //! rooms.
 
 mod members;
+pub(super) use members::outranks;
 pub(super) mod view;
 
 use palaver_proto::{CreateRoomRequest, MemberState, Role, Room, RoomEventKind, ServerFrame};
@@ -158,7 +159,7 @@ impl Core {
             .await
     }
 
-    async fn check_users_exist(&self, ids: &[Uuid]) -> ServiceResult<()> {
+    pub(in crate::service) async fn check_users_exist(&self, ids: &[Uuid]) -> ServiceResult<()> {
         let found = self.store.users(ids).await?;
         if found.len() != ids.len() {
             Err(ServiceError::UserNotFound)

@@ -21,8 +21,9 @@ impl<P: Engine> AccountStore for SqlStore<P> {
     async fn create_user(&self, user: &User, password_hash: &str) -> StoreResult<()> {
         let stored = with_db!(&self.write, |db| {
             sqlx::query(
-                "INSERT INTO users (id, username, display_name, password_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                // The first account administers the server.
+                "INSERT INTO users (id, username, display_name, password_hash, created_at, is_admin) \
+                 VALUES ($1, $2, $3, $4, $5, NOT EXISTS (SELECT 1 FROM users))",
             )
             .bind(user.id)
             .bind(&user.username)
@@ -126,9 +127,22 @@ impl<P: Engine> AccountStore for SqlStore<P> {
         refresh_hash: &[u8],
         expires_ms: i64,
         now_ms: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
+        // The account's row is locked where nodes write side by side, so a session cannot
+        // be opened while `set_disabled` ends the account's sessions and be missed by it.
+        let live = format!(
+            "SELECT id FROM users WHERE id = $1 AND disabled_at IS NULL {}",
+            P::row_lock("FOR SHARE")
+        );
         with_db!(&self.write, |db| {
             let mut tx = db.begin().await?;
+            let found = sqlx::query(&live)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Ok(false);
+            }
             sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3)")
                 .bind(session_id)
                 .bind(user_id)
@@ -143,7 +157,7 @@ impl<P: Engine> AccountStore for SqlStore<P> {
                 .await?;
             tx.commit().await?;
         });
-        Ok(())
+        Ok(true)
     }
 
     async fn rotate_refresh(

@@ -47,6 +47,7 @@ macro_rules! with_db {
 }
 
 mod accounts;
+mod admin;
 mod audit;
 mod blocks;
 pub(super) mod conversation;
@@ -57,6 +58,7 @@ mod pictures;
 mod previews;
 mod push;
 mod receipts;
+mod reports;
 mod rooms;
 pub(super) mod search;
 

@@ -31,6 +31,7 @@ pub(super) async fn rest_cell(
     let mut probe = None;
     let mut message = fx.message;
     let mut subscription_id = Uuid::nil();
+    let mut report_id = Uuid::nil();
     // A token in the URL: any token, so the anonymous caller sends one too.
     let url_token = || w.token(actor).unwrap_or_else(|| "not-a-token".into());
     match (row.op, row.via) {
@@ -100,6 +101,33 @@ pub(super) async fn rest_cell(
                     .expect("login");
                 token = Some(session.access_token);
             }
+        }
+        "PUT /api/v1/rooms/{roomId}/members/{userId}/mute" => {
+            payload = Payload::Json(json!({"durationSecs": 60}));
+        }
+        "POST /api/v1/messages/{messageId}/report" => {
+            payload = Payload::Json(json!({"reason": format!("reported by {actor:?}")}));
+        }
+        // An open report of its own: the member's, of a message the owner just sent.
+        "POST /api/v1/admin/reports/{reportId}/resolve"
+        | "POST /api/v1/admin/reports/{reportId}/dismiss" => {
+            let sent = w.owner.send(fx.room, "to report").await.id;
+            let path = format!("/api/v1/messages/{sent}/report");
+            let body = json!({"reason": "for the matrix"});
+            let made = w
+                .expect(&w.member, Method::POST, &path, Some(body), 201)
+                .await;
+            report_id = made["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("report id");
+        }
+        "POST /api/v1/admin/users" => {
+            payload = Payload::Json(json!({"username": w.unique("made"), "password": PASSWORD}));
+        }
+        // The same password: `nobody` keeps it.
+        "PUT /api/v1/admin/users/{userId}/password" => {
+            payload = Payload::Json(json!({ "password": PASSWORD }));
         }
         "GET /api/v1/users" => query = "?q=o".into(),
         "PATCH /api/v1/users/me" => {
@@ -205,6 +233,7 @@ pub(super) async fn rest_cell(
         .replace("{mediaId}", &fx.picture.id.to_string())
         .replace("{userId}", &target.to_string())
         .replace("{subscriptionId}", &subscription_id.to_string())
+        .replace("{reportId}", &report_id.to_string())
         + &query;
     let (status, body) = w
         .request(

@@ -221,6 +221,24 @@ pub(super) const REST: &[Row] = &[
     aimed("PUT /api/v1/users/me/blocks/{userId}", Target::Nobody,                [DONE,    DONE,    DONE,    DONE,     DONE,     DONE,    DONE,    ANON, EXPIRED, ANON]),
     aimed("DELETE /api/v1/users/me/blocks/{userId}", Target::Nobody,             [DONE,    DONE,    DONE,    DONE,     DONE,     DONE,    DONE,    ANON, EXPIRED, ANON]),
     row("GET /api/v1/users/{userId}",                                            [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    // Server administration: the owner registered first, so administers the server;
+    // nobody else does, whatever their role in the room. Accounts aimed at `nobody`
+    // (disabled, then enabled again); a deleted room is a fixture of its own.
+    row("GET /api/v1/admin/users",                                               [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("POST /api/v1/admin/users",                                              [NEW,     FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("GET /api/v1/admin/users/{userId}", Target::Nobody,                    [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("POST /api/v1/admin/users/{userId}/disable", Target::Nobody,           [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("POST /api/v1/admin/users/{userId}/enable", Target::Nobody,            [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("PUT /api/v1/admin/users/{userId}/password", Target::Nobody,           [DONE,    FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("POST /api/v1/admin/users/{userId}/sessions/revoke", Target::Nobody,   [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("PUT /api/v1/admin/users/{userId}/admin", Target::Nobody,              [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    aimed("DELETE /api/v1/admin/users/{userId}/admin", Target::Nobody,           [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("GET /api/v1/admin/rooms",                                               [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    fresh("DELETE /api/v1/admin/rooms/{roomId}", Target::Owner,                  [DONE,    FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("GET /api/v1/admin/audit",                                               [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("GET /api/v1/admin/reports",                                             [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("POST /api/v1/admin/reports/{reportId}/resolve",                         [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("POST /api/v1/admin/reports/{reportId}/dismiss",                         [OK,      FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     // Push: one's own subscriptions and settings; another's subscription is not there.
     row("GET /api/v1/push/vapid-public-key",                                     [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     row("GET /api/v1/push/subscriptions",                                        [OK,      HIDDEN,  HIDDEN,  HIDDEN,   HIDDEN,   HIDDEN,  HIDDEN,  ANON, EXPIRED, ANON]),
@@ -246,6 +264,12 @@ pub(super) const REST: &[Row] = &[
     fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}", Target::Member,      [DONE,    DONE,    DONE,    NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}", Target::Admin,       [DONE,    DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}", Target::Owner,       [DONE,    FORBID,  FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    // Moderation: a group's owner and admins mute and ban those they outrank.
+    fresh("PUT /api/v1/rooms/{roomId}/members/{userId}/mute", Target::Member,  [DONE,    DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    fresh("DELETE /api/v1/rooms/{roomId}/members/{userId}/mute", Target::Member,[DONE,   DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    row("GET /api/v1/rooms/{roomId}/bans",                                       [OK,      OK,      FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    fresh("PUT /api/v1/rooms/{roomId}/bans/{userId}", Target::Member,            [DONE,    DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    fresh("DELETE /api/v1/rooms/{roomId}/bans/{userId}", Target::Member,         [DONE,    DONE,    FORBID,  NO_ROOM,  NO_ROOM,  FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     fresh("POST /api/v1/rooms/{roomId}/leave", Target::Owner,                    [DONE,    DONE,    DONE,    NO_ROOM,  NO_ROOM,  DONE,    DONE,    ANON, EXPIRED, ANON]),
     // Accepting is for the invited (joined members get the room as it is); declining too.
     fresh("POST /api/v1/rooms/{roomId}/accept", Target::Owner,                   [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
@@ -265,7 +289,10 @@ pub(super) const REST: &[Row] = &[
     row("GET /api/v1/messages/history",                                          [OK,      OK,      OK,      NO_ROOM,  NO_ROOM,  OK,      OK,      ANON, EXPIRED, ANON]),
     row("GET /api/v1/messages/{messageId}",                                      [OK,      OK,      OK,      NO_MSG,   NO_MSG,   OK,      OK,      ANON, EXPIRED, ANON]),
     row("PATCH /api/v1/messages/{messageId}",                                    [OK,      FORBID,  FORBID,  NO_MSG,   NO_MSG,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
-    row("DELETE /api/v1/messages/{messageId}",                                   [OK,      FORBID,  FORBID,  NO_MSG,   NO_MSG,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    // Moderation: a group's owner and admins delete anyone's message there.
+    row("DELETE /api/v1/messages/{messageId}",                                   [OK,      OK,      FORBID,  NO_MSG,   NO_MSG,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
+    // Anyone who reads a message reports it, once while the report is open.
+    row("POST /api/v1/messages/{messageId}/report",                              [NEW,     NEW,     NEW,     NO_MSG,   NO_MSG,   NEW,     NEW,     ANON, EXPIRED, ANON]),
     // Reactions, threads and forwards: joined members react and forward (the owner's
     // message, here into the same room); anyone who reads the room reads its threads.
     row("PUT /api/v1/messages/{messageId}/reactions/{emoji}",                    [OK,      OK,      OK,      NO_MSG,   NO_MSG,   FORBID,  OK,      ANON, EXPIRED, ANON]),
@@ -335,7 +362,7 @@ pub(super) const FRAMES: &[FrameRow] = &[
     frame(client_type::AUTH,     [ACK,  ACK,    ACK,    ACK,      ACK,      ACK,    ACK,    ANON, EXPIRED, ANON]),
     frame(client_type::SEND,     [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  FORBID, ACK,    ANON, EXPIRED, ANON]),
     frame(client_type::EDIT,     [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   FORBID, FORBID, ANON, EXPIRED, ANON]),
-    frame(client_type::DELETE,   [ACK,  FORBID, FORBID, NO_MSG,   NO_MSG,   FORBID, FORBID, ANON, EXPIRED, ANON]),
+    frame(client_type::DELETE,   [ACK,  ACK,    FORBID, NO_MSG,   NO_MSG,   FORBID, FORBID, ANON, EXPIRED, ANON]),
     frame(client_type::RECEIPT,  [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  FORBID, ACK,    ANON, EXPIRED, ANON]),
     frame(client_type::TYPING,   [ACK,  ACK,    ACK,    NO_ROOM,  NO_ROOM,  FORBID, ACK,    ANON, EXPIRED, ANON]),
     frame(client_type::PRESENCE, [ACK,  ACK,    ACK,    ACK,      ACK,      ACK,    ACK,    ANON, EXPIRED, ANON]),
