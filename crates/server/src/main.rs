@@ -9,8 +9,6 @@ use clap::{Parser, Subcommand};
 use palaver_server::config::Flags;
 use palaver_server::{Application, Config, telemetry};
 
-mod cli;
-
 #[derive(Parser)]
 #[command(name = "palaver", version, about = "Palaver chat server")]
 struct Cli {
