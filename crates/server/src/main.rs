@@ -1,5 +1,7 @@
 //! `palaver`: the chat server binary.
 
+mod cli;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -23,6 +25,10 @@ enum Command {
     Serve(Flags),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config(Flags),
+    /// Back up the data directory while the server runs, or verify a backup.
+    Backup(cli::backup::BackupArgs),
+    /// Restore a backup into a data directory.
+    Restore(cli::backup::RestoreArgs),
 }
 
 async fn shutdown_signal() {
@@ -48,6 +54,8 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Backup(args) => cli::backup::backup(cli.config.as_deref(), args).await,
+        Command::Restore(args) => cli::backup::restore(args).await,
         Command::Config(flags) => {
             let config = Config::load(cli.config.as_deref(), flags)?;
             // The configuration knows no engine; the outbound allow-lists are the SSRF
