@@ -6,6 +6,7 @@
 //! `seq` an integer. It depends only on serde, uuid and time
 //! (no async runtime, no HTTP), so any client can use it.
 
+pub mod account;
 pub mod close;
 pub mod conversation;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod role;
 pub mod schema;
 pub mod search;
 
+pub use account::*;
 pub use conversation::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientEnvelope, ClientFrame, LeftReason, ServerFrame, client_type, server_type};

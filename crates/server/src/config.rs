@@ -5,10 +5,12 @@
 //! Every option has a default, so `palaver serve` needs none. docs/CONFIGURATION.md lists
 //! them all; `palaver config` prints the effective configuration as TOML.
 
+mod accounts;
 mod engines;
 mod previews;
 mod rates;
 
+pub use accounts::{AccountsConfig, DeletionPolicy};
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
 pub use previews::LinkPreviewConfig;
 pub use rates::{Period, RateBucket, RateLimit, RateLimits};
@@ -139,6 +141,8 @@ pub struct Config {
     pub link_previews: LinkPreviewConfig,
     /// `[passwords]`: how strong a new password must be, and how many are hashed at once.
     pub passwords: PasswordConfig,
+    /// `[accounts]`: account deletion's policy for messages, and export bounds.
+    pub accounts: AccountsConfig,
 }
 
 /// `[passwords]`: the strength rule for new passwords and the node's hashing budget
@@ -454,6 +458,7 @@ impl Default for Config {
             ws_handshake_timeout_secs: 10,
             hsts_max_age_secs: 365 * 24 * 3600,
             passwords: PasswordConfig::default(),
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -642,6 +647,11 @@ impl Config {
         if self.media.decode_memory_bytes == 0 || self.media.image_pixels_per_byte == 0 {
             return Err(ConfigError::Rule(
                 "media.decode_memory_bytes and media.image_pixels_per_byte must be positive".into(),
+            ));
+        }
+        if self.accounts.max_concurrent_exports == 0 {
+            return Err(ConfigError::Rule(
+                "accounts.max_concurrent_exports must be positive".into(),
             ));
         }
         if self.passwords.min_score > 4 {

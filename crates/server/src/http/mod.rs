@@ -2,6 +2,7 @@
 //! metrics and the OpenAPI document. Handlers only translate; the rules live in
 //! `service`.
 
+pub mod account;
 pub mod auth;
 pub mod blocks;
 pub mod conversation;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     let metrics_here = config.metrics_on_main_listener;
     let api = Router::new()
         .merge(auth::router())
+        .merge(account::router())
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
@@ -481,6 +483,7 @@ pub fn document() -> &'static serde_json::Value {
     info(title = "Palaver", description = "Palaver chat server REST API. Real-time traffic uses the WebSocket at /api/v1/ws; see docs/PROTOCOL.md."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::set_avatar, auth::remove_avatar, auth::user, auth::search,
+        account::export, account::delete_account,
         rooms::list, rooms::create, rooms::room, rooms::rename, rooms::set_picture, rooms::remove_picture, rooms::add_members, rooms::set_role, rooms::remove_member, rooms::leave,
         rooms::accept, rooms::decline, rooms::receipts, rooms::receipt,
         blocks::list_blocks, blocks::block, blocks::unblock,

@@ -2,6 +2,7 @@
 //! are stored and announced. HTTP handlers and the WebSocket gateway both call in here,
 //! so the REST and socket paths share one implementation.
 
+mod account;
 mod auth;
 mod blocks;
 mod conversation;
@@ -17,6 +18,7 @@ mod previews;
 mod rooms;
 mod search;
 mod sync;
+mod export;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,6 +242,8 @@ pub struct Core {
     /// The service's own tasks (the notification collector, the preview task and what
     /// they start), waited for by `drain`.
     tasks: tokio_util::task::TaskTracker,
+    /// Exports being built (`accounts.max_concurrent_exports`).
+    exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl Core {
@@ -300,6 +304,9 @@ impl Core {
             threads_tx,
             previews.as_ref().and_then(previews::Previews::sender),
         );
+        let exports = Arc::new(tokio::sync::Semaphore::new(
+            config.accounts.max_concurrent_exports,
+        ));
         let core = Arc::new(Core {
             config,
             store,
@@ -321,6 +328,7 @@ impl Core {
             ),
             previews,
             tasks: tokio_util::task::TaskTracker::new(),
+            exports,
         });
         // It ends when `drain` stops previews.
         core.tasks.spawn(previews::run(core.clone()));

@@ -17,6 +17,7 @@ mod blocks;
 mod conversation;
 mod media;
 mod messages;
+mod personal;
 mod pictures;
 pub mod postgres;
 mod previews;
@@ -36,6 +37,7 @@ pub use blocks::{Block, BlockRow, BlockStore};
 pub use conversation::{Changed, ConversationStore, Reacting, ReactionRow, Toggled};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
+pub use personal::{OwnReaction, PersonalStore, Tombstoned};
 pub use pictures::{Picture, PictureStore};
 pub use previews::{CacheEntry, MessagePreview, PreviewRow, PreviewStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
@@ -145,6 +147,7 @@ pub trait Store:
     + PictureStore
     + SearchStore
     + PreviewStore
+    + PersonalStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

@@ -107,8 +107,8 @@ impl Engine for SqlitePool {
         // unless given one.
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users \
-             WHERE username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' \
-             ORDER BY username LIMIT ?2"
+             WHERE (username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\') \
+               AND deleted_at IS NULL ORDER BY username LIMIT ?2"
         ))
         .bind(like_prefix(prefix))
         .bind(i64::from(limit))
