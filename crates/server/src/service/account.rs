@@ -23,6 +23,17 @@ use crate::clock::now_ms;
 use crate::config::DeletionPolicy;
 use crate::store::{Reacting, Toggled};
 
+/// The username a deleted account's row takes: unique, and one no one can register
+/// (it holds the account's own id, which exists only once the account does).
+fn tombstone_username(id: Uuid) -> String {
+    format!("deleted-{}", id.simple())
+}
+
+/// Whether `user` is a deleted account's row.
+pub(super) fn is_tombstone(user: &palaver_proto::User) -> bool {
+    user.username == tombstone_username(user.id)
+}
+
 /// Messages or reactions handled per store call while erasing.
 const ERASE_PAGE: u32 = 500;
 
@@ -51,7 +62,7 @@ impl Core {
         }
         self.cache.rate_reset(RateBucket::LoginFailure, &failures).await;
 
-        let tombstone = format!("deleted-{}", user.simple());
+        let tombstone = tombstone_username(user);
         let ended = self
             .store
             .tombstone_user(user, &tombstone, DELETED_USER_NAME, now_ms())

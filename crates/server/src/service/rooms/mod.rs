@@ -160,7 +160,9 @@ impl Core {
 
     async fn check_users_exist(&self, ids: &[Uuid]) -> ServiceResult<()> {
         let found = self.store.users(ids).await?;
-        if found.len() != ids.len() {
+        // A deleted account is nobody to add.
+        let live = found.iter().filter(|u| !super::account::is_tombstone(u));
+        if live.count() != ids.len() {
             Err(ServiceError::UserNotFound)
         } else {
             Ok(())
