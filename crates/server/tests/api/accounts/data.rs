@@ -278,8 +278,8 @@ async fn under_the_erase_policy_a_deleted_accounts_messages_lose_their_content_b
     // Bob is told each deletion as it happens.
     let frame = live
         .wait_for(
-            |f| matches!(f, palaver_proto::ServerFrame::MessageDeleted { message } if message.id == first.id),
             WAIT,
+            |f| matches!(f, palaver_proto::ServerFrame::MessageDeleted { message } if message.id == first.id),
         )
         .await;
     assert!(frame.is_ok(), "message.deleted for alice's message");
