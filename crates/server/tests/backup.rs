@@ -187,7 +187,7 @@ async fn backup_during_a_send_storm_restores_every_acknowledged_message_and_medi
     let mut restored_by_id = BTreeMap::new();
     for (room, reader) in [(group.id, &carol), (dm.id, &alice)] {
         let mut all = Vec::new();
-        let mut after = None;
+        let mut after = Some(0);
         loop {
             let page = reader
                 .history(room, None, after, Some(100))
@@ -284,11 +284,14 @@ fn write_entries(file: &Path, entries: &[(String, Vec<u8>)]) {
     );
     let mut tar = tar::Builder::new(gz);
     for (name, bytes) in entries {
+        // The name is written raw: the tar crate refuses a `..` that a hostile archive has.
         let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().expect("gnu").name[..name.len()].copy_from_slice(name.as_bytes());
         header.set_size(bytes.len() as u64);
         header.set_mode(0o600);
+        header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        tar.append_data(&mut header, name, bytes.as_slice()).expect("append");
+        tar.append(&header, bytes.as_slice()).expect("append");
     }
     tar.into_inner().expect("tar").finish().expect("gzip").flush().expect("flush");
 }
