@@ -59,7 +59,12 @@ fn verify(file: &Path) -> Output {
 
 /// `palaver restore FILE --data-dir DIR [--force]`.
 fn restore(file: &Path, data_dir: &Path, force: bool) -> Output {
-    let mut args = vec![os("restore"), file.as_os_str(), os("--data-dir"), data_dir.as_os_str()];
+    let mut args = vec![
+        os("restore"),
+        file.as_os_str(),
+        os("--data-dir"),
+        data_dir.as_os_str(),
+    ];
     if force {
         args.push(os("--force"));
     }
@@ -112,7 +117,11 @@ async fn backup_during_a_send_storm_restores_every_acknowledged_message_and_medi
     let mut media = Vec::new();
     for (i, user) in users.iter().enumerate().take(2) {
         let bytes = png(16 + i as u32, 16, i as u8 * 40);
-        let uploaded = user.api.upload("pic.png", "image/png", bytes.clone()).await.expect("upload");
+        let uploaded = user
+            .api
+            .upload("pic.png", "image/png", bytes.clone())
+            .await
+            .expect("upload");
         let body = json!({"roomId": group.id, "clientMsgId": Uuid::now_v7().to_string(),
             "type": MessageType::Image, "mediaId": uploaded.id, "content": "look"});
         let (status, _) = user
@@ -209,7 +218,10 @@ async fn backup_during_a_send_storm_restores_every_acknowledged_message_and_medi
         let got = restored_by_id
             .get(&m.id)
             .unwrap_or_else(|| panic!("acknowledged message {} (seq {}) lost", m.id, m.seq));
-        assert_eq!((got.seq, &got.content, got.room_id), (m.seq, &m.content, m.room_id));
+        assert_eq!(
+            (got.seq, &got.content, got.room_id),
+            (m.seq, &m.content, m.room_id)
+        );
     }
 
     // The media opens, byte for byte, thumbnails too.
@@ -220,7 +232,10 @@ async fn backup_during_a_send_storm_restores_every_acknowledged_message_and_medi
         }
     }
     // And the restored server takes new messages after the restored ones.
-    let (_, next) = alice.send(dm.id, "after-restore", "hello again").await.expect("send");
+    let (_, next) = alice
+        .send(dm.id, "after-restore", "hello again")
+        .await
+        .expect("send");
     assert!(next.seq > 1);
     drop(app);
 }
@@ -252,17 +267,33 @@ async fn small_backup(work: &Path) -> PathBuf {
 fn assert_refused(file: &Path, reason: &str) {
     let checked = verify(file);
     assert!(!checked.status.success(), "verify accepted a bad backup");
-    assert!(stderr(&checked).contains(reason), "verify said: {}", stderr(&checked));
+    assert!(
+        stderr(&checked).contains(reason),
+        "verify said: {}",
+        stderr(&checked)
+    );
     let target = tempfile::tempdir().expect("tempdir");
     let run = restore(file, target.path(), false);
     assert!(!run.status.success(), "restore accepted a bad backup");
-    assert!(stderr(&run).contains(reason), "restore said: {}", stderr(&run));
-    let left: Vec<_> = std::fs::read_dir(target.path()).expect("read dir").collect();
-    assert!(left.is_empty(), "a refused restore left files behind: {left:?}");
+    assert!(
+        stderr(&run).contains(reason),
+        "restore said: {}",
+        stderr(&run)
+    );
+    let left: Vec<_> = std::fs::read_dir(target.path())
+        .expect("read dir")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a refused restore left files behind: {left:?}"
+    );
 }
 
+/// An archive's entries as (name, bytes), in order.
+type Entries = Vec<(String, Vec<u8>)>;
+
 /// The archive's entries as (name, bytes), decompressed.
-fn entries(file: &Path) -> Vec<(String, Vec<u8>)> {
+fn entries(file: &Path) -> Entries {
     let gz = flate2::read::GzDecoder::new(std::fs::File::open(file).expect("open"));
     let mut archive = tar::Archive::new(gz);
     let mut out = Vec::new();
@@ -293,7 +324,12 @@ fn write_entries(file: &Path, entries: &[(String, Vec<u8>)]) {
         header.set_cksum();
         tar.append(&header, bytes.as_slice()).expect("append");
     }
-    tar.into_inner().expect("tar").finish().expect("gzip").flush().expect("flush");
+    tar.into_inner()
+        .expect("tar")
+        .finish()
+        .expect("gzip")
+        .flush()
+        .expect("flush");
 }
 
 #[tokio::test]
@@ -322,7 +358,7 @@ async fn truncated_corrupt_and_foreign_backups_are_refused_with_the_reason() {
     assert_refused(&bad, "corrupt");
 
     let original = entries(&file);
-    let rebuild = |name: &str, change: &dyn Fn(&mut Vec<(String, Vec<u8>)>)| {
+    let rebuild = |name: &str, change: &dyn Fn(&mut Entries)| {
         let mut e = original.clone();
         change(&mut e);
         let path = work.path().join(name);
@@ -343,7 +379,10 @@ async fn truncated_corrupt_and_foreign_backups_are_refused_with_the_reason() {
             .position(|(n, _)| n.starts_with("media/objects/"))
             .expect("a media entry");
         let name = e.remove(gone).0;
-        let manifest = e.iter_mut().find(|(n, _)| n == "manifest.json").expect("manifest");
+        let manifest = e
+            .iter_mut()
+            .find(|(n, _)| n == "manifest.json")
+            .expect("manifest");
         let mut m: serde_json::Value = serde_json::from_slice(&manifest.1).expect("json");
         m["entries"]
             .as_array_mut()
@@ -353,11 +392,16 @@ async fn truncated_corrupt_and_foreign_backups_are_refused_with_the_reason() {
     });
     assert_refused(&bad, "not in the backup");
     // No manifest: the archive ends early.
-    let bad = rebuild("no-manifest.tar.gz", &|e| e.retain(|(n, _)| n != "manifest.json"));
+    let bad = rebuild("no-manifest.tar.gz", &|e| {
+        e.retain(|(n, _)| n != "manifest.json")
+    });
     assert_refused(&bad, "truncated");
     // A format this palaver does not know.
     let bad = rebuild("future.tar.gz", &|e| {
-        let manifest = e.iter_mut().find(|(n, _)| n == "manifest.json").expect("manifest");
+        let manifest = e
+            .iter_mut()
+            .find(|(n, _)| n == "manifest.json")
+            .expect("manifest");
         let mut m: serde_json::Value = serde_json::from_slice(&manifest.1).expect("json");
         m["formatVersion"] = json!(99);
         manifest.1 = serde_json::to_vec(&m).expect("json");
@@ -405,14 +449,26 @@ async fn restore_never_replaces_a_non_empty_data_dir_without_force() {
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.contains(&"jwt-secret".to_owned()), "keys restored: {names:?}");
-    assert!(!names.iter().any(|n| n.starts_with(".palaver-restore")), "no staging left: {names:?}");
+    assert!(
+        names.contains(&"jwt-secret".to_owned()),
+        "keys restored: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with(".palaver-restore")),
+        "no staging left: {names:?}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(target.join("palaver.db")).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(target.join("palaver.db"))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "the restored database is private");
     }
     let app = spawn_in_path(DataDir::new(), &target).await;
-    app.client().login("alice", PASSWORD).await.expect("alice logs in on the restored server");
+    app.client()
+        .login("alice", PASSWORD)
+        .await
+        .expect("alice logs in on the restored server");
 }

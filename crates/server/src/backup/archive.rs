@@ -85,9 +85,11 @@ pub(super) fn write(
         manifest.entries.push(append_file(&mut tar, name, file)?);
     }
     for (key, file) in media {
-        let name = format!("{MEDIA_OBJECTS_DIR}/{}", object_path(key).map_err(|_| {
-            BackupError::Corrupt(format!("invalid media key {key:?}"))
-        })?);
+        let name = format!(
+            "{MEDIA_OBJECTS_DIR}/{}",
+            object_path(key)
+                .map_err(|_| { BackupError::Corrupt(format!("invalid media key {key:?}")) })?
+        );
         let entry = append_file(&mut tar, &name, file)?;
         if entry.sha256 != *key {
             return Err(BackupError::MediaDamaged(key.clone()));
@@ -192,10 +194,14 @@ pub(super) fn read(file: &Path, into: &Path, with_media: bool) -> BackupResult<M
         let path = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| BackupError::Corrupt("an entry's name is not UTF-8".into()))?;
         if manifest.is_some() {
-            return Err(BackupError::Corrupt(format!("entry {path} after the manifest")));
+            return Err(BackupError::Corrupt(format!(
+                "entry {path} after the manifest"
+            )));
         }
         if entry.header().entry_type() != tar::EntryType::Regular {
-            return Err(BackupError::Corrupt(format!("entry {path} is not a regular file")));
+            return Err(BackupError::Corrupt(format!(
+                "entry {path} is not a regular file"
+            )));
         }
         if seen.contains_key(&path) {
             return Err(BackupError::Corrupt(format!("entry {path} appears twice")));
@@ -209,7 +215,10 @@ pub(super) fn read(file: &Path, into: &Path, with_media: bool) -> BackupResult<M
                     return Err(BackupError::Corrupt("the manifest is too large".into()));
                 }
                 let mut json = Vec::new();
-                (&mut entry).take(size).read_to_end(&mut json).map_err(damaged)?;
+                (&mut entry)
+                    .take(size)
+                    .read_to_end(&mut json)
+                    .map_err(damaged)?;
                 if json.len() as u64 != size {
                     return Err(BackupError::Truncated("the manifest ends early".into()));
                 }
@@ -250,19 +259,19 @@ pub(super) fn read(file: &Path, into: &Path, with_media: bool) -> BackupResult<M
             return Err(BackupError::Truncated(format!("entry {path} ends early")));
         }
         let sha256 = hashing.finish();
-        if let Kind::Media(key) = &kind {
-            if *key != sha256 {
-                return Err(BackupError::Corrupt(format!(
-                    "media object {key} does not match its SHA-256"
-                )));
-            }
+        if let Kind::Media(key) = &kind
+            && *key != sha256
+        {
+            return Err(BackupError::Corrupt(format!(
+                "media object {key} does not match its SHA-256"
+            )));
         }
         seen.insert(path.clone(), Entry { path, size, sha256 });
     }
     // Read the gzip stream to its end: its trailer (CRC and length) is checked only there.
     io::copy(archive.into_inner().by_ref(), &mut io::sink()).map_err(damaged)?;
-    let manifest =
-        manifest.ok_or_else(|| BackupError::Truncated("the archive ends before its manifest".into()))?;
+    let manifest = manifest
+        .ok_or_else(|| BackupError::Truncated("the archive ends before its manifest".into()))?;
     if manifest.format_version != FORMAT_VERSION {
         return Err(BackupError::UnsupportedVersion {
             found: manifest.format_version,
@@ -270,7 +279,9 @@ pub(super) fn read(file: &Path, into: &Path, with_media: bool) -> BackupResult<M
     }
     let listed: BTreeSet<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
     if listed.len() != manifest.entries.len() {
-        return Err(BackupError::Corrupt("the manifest lists an entry twice".into()));
+        return Err(BackupError::Corrupt(
+            "the manifest lists an entry twice".into(),
+        ));
     }
     for want in &manifest.entries {
         match seen.get(&want.path) {
@@ -290,7 +301,9 @@ pub(super) fn read(file: &Path, into: &Path, with_media: bool) -> BackupResult<M
         }
     }
     if let Some(extra) = seen.keys().find(|p| !listed.contains(p.as_str())) {
-        return Err(BackupError::Corrupt(format!("{extra} is in the archive but not in the manifest")));
+        return Err(BackupError::Corrupt(format!(
+            "{extra} is in the archive but not in the manifest"
+        )));
     }
     if !seen.contains_key(DATABASE_FILE) {
         return Err(BackupError::Corrupt("the archive has no database".into()));

@@ -48,7 +48,9 @@ pub const MANIFEST: &str = "manifest.json";
 /// Why a backup could not be made, verified or restored. Each says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("no database at {0}: backup covers the embedded SQLite store; a PostgreSQL store is backed up with pg_basebackup (docs/DEPLOYMENT.md)")]
+    #[error(
+        "no database at {0}: backup covers the embedded SQLite store; a PostgreSQL store is backed up with pg_basebackup (docs/DEPLOYMENT.md)"
+    )]
     NoDatabase(PathBuf),
     #[error("the backup is truncated: {0}")]
     Truncated(String),
@@ -56,13 +58,17 @@ pub enum BackupError {
     Corrupt(String),
     #[error("the backup has format version {found}; this palaver reads version {FORMAT_VERSION}")]
     UnsupportedVersion { found: u32 },
-    #[error("the backup's database has schema version {found}, newer than this palaver knows ({known}); restore it with a newer palaver")]
+    #[error(
+        "the backup's database has schema version {found}, newer than this palaver knows ({known}); restore it with a newer palaver"
+    )]
     NewerSchema { found: i64, known: i64 },
     #[error("media object {0} is referenced by the database but missing from the media store")]
     MediaMissing(String),
     #[error("media object {0} in the media store does not match its SHA-256")]
     MediaDamaged(String),
-    #[error("{0} is not empty; restore into an empty directory, or pass --force to replace its contents")]
+    #[error(
+        "{0} is not empty; restore into an empty directory, or pass --force to replace its contents"
+    )]
     NotEmpty(PathBuf),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -209,11 +215,12 @@ pub async fn create(data_dir: &Path, out: &Path) -> BackupResult<Manifest> {
         if used {
             return Err(BackupError::MediaMissing(key.clone()));
         }
-        collected_meanwhile += sqlx::query("DELETE FROM media WHERE sha256 = ?1 OR thumb_sha256 = ?1")
-            .bind(key)
-            .execute(&mut copy)
-            .await?
-            .rows_affected() as usize;
+        collected_meanwhile +=
+            sqlx::query("DELETE FROM media WHERE sha256 = ?1 OR thumb_sha256 = ?1")
+                .bind(key)
+                .execute(&mut copy)
+                .await?
+                .rows_affected() as usize;
     }
     live.close().await?;
     copy.close().await?;
@@ -230,7 +237,8 @@ pub async fn create(data_dir: &Path, out: &Path) -> BackupResult<Manifest> {
             entries: Vec::new(),
         };
         let partial = staged.join("backup.partial");
-        let manifest = archive::write(&partial, header, &staged.join(DATABASE_FILE), &keys, &media)?;
+        let manifest =
+            archive::write(&partial, header, &staged.join(DATABASE_FILE), &keys, &media)?;
         std::fs::rename(&partial, &out)?;
         sync_parent(&out)?;
         Ok::<_, BackupError>(manifest)
@@ -272,9 +280,14 @@ pub async fn verify(file: &Path) -> BackupResult<Manifest> {
     };
     // Only the database is written out (it must be opened to be checked); media is hashed
     // as it streams past.
-    let scratch = match tempfile::Builder::new().prefix(".palaver-verify-").tempdir_in(&dir) {
+    let scratch = match tempfile::Builder::new()
+        .prefix(".palaver-verify-")
+        .tempdir_in(&dir)
+    {
         Ok(t) => t,
-        Err(_) => tempfile::Builder::new().prefix("palaver-verify-").tempdir()?,
+        Err(_) => tempfile::Builder::new()
+            .prefix("palaver-verify-")
+            .tempdir()?,
     };
     let manifest = unpack_and_check(file, scratch.path(), false).await?;
     Ok(manifest)
@@ -283,15 +296,14 @@ pub async fn verify(file: &Path) -> BackupResult<Manifest> {
 /// Unpacks `file` into `into` (media only when `with_media`) and runs every check.
 async fn unpack_and_check(file: &Path, into: &Path, with_media: bool) -> BackupResult<Manifest> {
     let (file_owned, into_owned) = (file.to_owned(), into.to_owned());
-    let manifest = tokio::task::spawn_blocking(move || {
-        archive::read(&file_owned, &into_owned, with_media)
-    })
-    .await
-    .map_err(std::io::Error::other)??;
+    let manifest =
+        tokio::task::spawn_blocking(move || archive::read(&file_owned, &into_owned, with_media))
+            .await
+            .map_err(std::io::Error::other)??;
     let db_path = into.join(DATABASE_FILE);
-    let mut db = connect(&db_path).await.map_err(|e| {
-        BackupError::Corrupt(format!("the database does not open: {e}"))
-    })?;
+    let mut db = connect(&db_path)
+        .await
+        .map_err(|e| BackupError::Corrupt(format!("the database does not open: {e}")))?;
     let check: Vec<String> = sqlx::query("PRAGMA integrity_check")
         .fetch_all(&mut db)
         .await
@@ -343,7 +355,11 @@ pub async fn restore(file: &Path, data_dir: &Path, force: bool) -> BackupResult<
     for entry in std::fs::read_dir(data_dir)? {
         let entry = entry?;
         // A staging directory of an interrupted restore is ours to replace.
-        if !entry.file_name().to_string_lossy().starts_with(".palaver-restore-") {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".palaver-restore-")
+        {
             existing.push(entry.path());
         }
     }

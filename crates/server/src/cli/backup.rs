@@ -5,16 +5,21 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use palaver_server::Config;
 use palaver_server::backup::{self, Manifest};
 use palaver_server::config::{Flags, MediaBackend, StoreEngine};
-use palaver_server::Config;
 
 /// `palaver backup`.
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
     /// Write a backup of the data directory to FILE (replaced if it exists). The server
     /// may keep running and taking traffic.
-    #[arg(long, value_name = "FILE", required_unless_present = "verify", conflicts_with = "verify")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "verify",
+        conflicts_with = "verify"
+    )]
     out: Option<PathBuf>,
     /// Check the backup FILE (manifest, hashes, database integrity, media) without
     /// restoring it.
@@ -50,7 +55,11 @@ pub async fn backup(config_file: Option<&Path>, args: BackupArgs) -> anyhow::Res
         let manifest = backup::verify(file)
             .await
             .with_context(|| format!("{} is not a usable backup", file.display()))?;
-        return report(&format!("backup {} verified", file.display()), &manifest, args.json);
+        return report(
+            &format!("backup {} verified", file.display()),
+            &manifest,
+            args.json,
+        );
     }
     let Some(out) = &args.out else {
         bail!("give --out FILE or --verify FILE");
@@ -61,24 +70,42 @@ pub async fn backup(config_file: Option<&Path>, args: BackupArgs) -> anyhow::Res
     };
     let config = Config::load(config_file, flags)?;
     if !matches!(config.store, StoreEngine::Sqlite) {
-        bail!("the store is PostgreSQL: back it up with pg_basebackup and WAL archiving (docs/DEPLOYMENT.md, \"Backups\")");
+        bail!(
+            "the store is PostgreSQL: back it up with pg_basebackup and WAL archiving (docs/DEPLOYMENT.md, \"Backups\")"
+        );
     }
     if !matches!(config.media.backend, MediaBackend::Local) {
-        bail!("the media store is S3: back it up with the object store's own tools (docs/DEPLOYMENT.md, \"Backups\")");
+        bail!(
+            "the media store is S3: back it up with the object store's own tools (docs/DEPLOYMENT.md, \"Backups\")"
+        );
     }
     let manifest = backup::create(&config.data_dir, out)
         .await
         .with_context(|| format!("backing up {}", config.data_dir.display()))?;
-    report(&format!("backup written to {}", out.display()), &manifest, args.json)
+    report(
+        &format!("backup written to {}", out.display()),
+        &manifest,
+        args.json,
+    )
 }
 
 /// Runs `palaver restore`.
 pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let manifest = backup::restore(&args.file, &args.data_dir, args.force)
         .await
-        .with_context(|| format!("restoring {} into {}", args.file.display(), args.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "restoring {} into {}",
+                args.file.display(),
+                args.data_dir.display()
+            )
+        })?;
     report(
-        &format!("restored {} into {}", args.file.display(), args.data_dir.display()),
+        &format!(
+            "restored {} into {}",
+            args.file.display(),
+            args.data_dir.display()
+        ),
         &manifest,
         args.json,
     )

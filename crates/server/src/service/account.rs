@@ -56,11 +56,18 @@ impl Core {
             .filter(|c| c.user.id == user)
             .map(|c| c.password_hash);
         if !self.passwords.verify(slot, password, hash).await? {
-            self.audit(Some(user), "user.delete_refused", Some(user.to_string()), None)
-                .await;
+            self.audit(
+                Some(user),
+                "user.delete_refused",
+                Some(user.to_string()),
+                None,
+            )
+            .await;
             return Err(ServiceError::Forbidden("the password is wrong"));
         }
-        self.cache.rate_reset(RateBucket::LoginFailure, &failures).await;
+        self.cache
+            .rate_reset(RateBucket::LoginFailure, &failures)
+            .await;
 
         let tombstone = tombstone_username(user);
         let ended = self
@@ -81,10 +88,7 @@ impl Core {
         .await;
 
         for room in self.store.rooms_of(user, None).await? {
-            if let Err(err) = self
-                .remove_member_unlimited(who, room.room.id, user)
-                .await
-            {
+            if let Err(err) = self.remove_member_unlimited(who, room.room.id, user).await {
                 tracing::warn!(%err, room = %room.room.id, "a deleted account could not leave a room");
             }
         }

@@ -15,9 +15,7 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use futures::StreamExt;
-use palaver_proto::{
-    EXPORT_PAGE, ExportManifest, ExportReaction, ExportReceipt, Media, Room,
-};
+use palaver_proto::{EXPORT_PAGE, ExportManifest, ExportReaction, ExportReceipt, Media, Room};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -99,14 +97,22 @@ impl TarGz {
     async fn object(&mut self, core: &Core, path: &str, key: &str, size: u64) -> Result<(), Gone> {
         let mut stream = match core.media.get(key, None).await {
             Ok(stream) => stream,
-            Err(err) => return self.fail(&format!("media object {key} could not be read: {err}")).await,
+            Err(err) => {
+                return self
+                    .fail(&format!("media object {key} could not be read: {err}"))
+                    .await;
+            }
         };
         self.header(path, size)?;
         let mut written = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
-                Err(err) => return self.fail(&format!("media object {key} could not be read: {err}")).await,
+                Err(err) => {
+                    return self
+                        .fail(&format!("media object {key} could not be read: {err}"))
+                        .await;
+                }
             };
             let take = chunk.len().min((size - written) as usize);
             self.gz.write_all(&chunk[..take])?;
@@ -116,7 +122,9 @@ impl TarGz {
         // An object shorter than its record would shift every later entry: stop here (the
         // reader sees a cut archive, which a tar reader reports) rather than pad it out.
         if written != size {
-            return self.fail(&format!("media object {key} is shorter than its record")).await;
+            return self
+                .fail(&format!("media object {key} is shorter than its record"))
+                .await;
         }
         self.pad(size)?;
         self.drain(false).await
@@ -126,7 +134,10 @@ impl TarGz {
     /// archive that looks whole.
     async fn fail(&mut self, why: &str) -> Result<(), Gone> {
         tracing::warn!(why, "export failed");
-        let _ = self.tx.send(Err(std::io::Error::other("the export failed"))).await;
+        let _ = self
+            .tx
+            .send(Err(std::io::Error::other("the export failed")))
+            .await;
         Err(Gone)
     }
 

@@ -6,6 +6,7 @@ mod account;
 mod auth;
 mod blocks;
 mod conversation;
+mod export;
 pub mod inspect;
 pub mod links;
 mod media;
@@ -18,7 +19,6 @@ mod previews;
 mod rooms;
 mod search;
 mod sync;
-mod export;
 
 use std::sync::Arc;
 use std::time::Duration;

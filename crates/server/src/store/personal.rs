@@ -50,8 +50,12 @@ pub trait PersonalStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<OwnReaction>>;
     /// Records of what `user` uploaded, after `after` (by id), at most `limit`.
-    async fn uploads(&self, user: Uuid, after: Option<Uuid>, limit: u32)
-    -> StoreResult<Vec<MediaRow>>;
+    async fn uploads(
+        &self,
+        user: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<MediaRow>>;
     /// Strips the account: username `tombstone`, display name `display`, no password and
     /// no picture, stamped deleted; its sessions revoked (with their push subscriptions),
     /// its blocks both ways gone. `NotFound` if there is no such live user.
