@@ -9,6 +9,10 @@
 #                                            against its manifest
 #   backup-cluster.sh wal-archive PATH NAME  archive_command: copy one WAL segment into
 #                                            $PALAVER_WAL_ARCHIVE, durably, never over another
+#   backup-cluster.sh pg-recover BASE DIR [TIME]
+#                                            prepare DIR (new) from base backup BASE to
+#                                            replay the archived WAL up to TIME (default:
+#                                            all of it); then start PostgreSQL on DIR
 #   backup-cluster.sh pg-dump URL FILE       logical dump of one deployment's schema
 #                                            ($PALAVER_NAMESPACE, default palaver)
 #   backup-cluster.sh pg-restore FILE URL    restore such a dump into the database at URL
@@ -76,6 +80,26 @@ case "$cmd" in
     sync "$dir/$name.partial"
     mv "$dir/$name.partial" "$dir/$name"
     sync "$dir"
+    ;;
+  pg-recover)
+    [ $# -ge 2 ] && [ $# -le 3 ] || die "usage: pg-recover BASE DIR [TIME]"
+    [ -n "${PALAVER_WAL_ARCHIVE:-}" ] || die "PALAVER_WAL_ARCHIVE is not set"
+    base="$1" dest="$2" target="${3:-}"
+    [ -f "$base/backup_manifest" ] || die "$base is not a base backup"
+    [ ! -e "$dest" ] || die "$dest exists; give a new directory"
+    pg_verifybackup "$base"
+    cp -a "$base" "$dest"
+    chmod 700 "$dest"
+    {
+      echo "# Added by backup-cluster.sh pg-recover: replay archived WAL, then serve."
+      echo "restore_command = 'cp $PALAVER_WAL_ARCHIVE/%f %p'"
+      [ -n "$target" ] && echo "recovery_target_time = '$target'"
+      echo "recovery_target_action = 'promote'"
+      # The recovered server must not archive into the archive it recovers from.
+      echo "archive_mode = off"
+    } >>"$dest/postgresql.auto.conf"
+    touch "$dest/recovery.signal"
+    echo "start PostgreSQL on $dest: it replays WAL${target:+ up to $target} and then accepts writes"
     ;;
   pg-dump)
     [ $# -eq 2 ] || die "usage: pg-dump URL FILE"

@@ -1,12 +1,16 @@
 //! Backup and restore as an operator runs them: the real `palaver backup` binary against a
 //! server taking a send storm, `palaver restore` into a fresh directory, a server started
 //! on it; and the archives `--verify` and `restore` must refuse (truncated, corrupt, of
-//! another format version), and the `--force` rule.
+//! another format version), and the `--force` rule. `cluster` tests the cluster's
+//! backup script (deploy/backup-cluster.sh).
 
 #[path = "api/helpers.rs"]
 mod helpers;
 #[path = "support/mod.rs"]
 mod support;
+
+#[path = "backup/cluster.rs"]
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
