@@ -2,17 +2,20 @@
 // Usage: node e2e.mjs http://127.0.0.1:PORT [screenshot dir]
 // Run by crates/server/tests/web.rs; exits non-zero on the first failure. The scenarios
 // live in e2e/: basics.mjs (accounts to blocks), conversations.mjs (replies, threads,
-// reactions, mentions, pins, search, forwards, room events, resuming).
+// reactions, mentions, pins, search, forwards, room events, resuming), account.mjs (one's
+// data and account: export download, account deletion).
 import assert from 'node:assert/strict';
 import {
   browser, shots, log, currentStep, failures, urls,
 } from './e2e/lib.mjs';
 import { basics } from './e2e/basics.mjs';
 import { conversations } from './e2e/conversations.mjs';
+import { account } from './e2e/account.mjs';
 
 try {
   const users = await basics();
   await conversations(users);
+  await account();
 
   log('no URL carried an access token');
   assert.ok(urls.some((u) => /\/api\/v1\/ws$/.test(u)), 'the socket was opened');
