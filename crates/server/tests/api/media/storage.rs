@@ -5,7 +5,6 @@ use palaver_proto::MessageType;
 use reqwest::Method;
 use reqwest::header::{self};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::helpers::*;
 use crate::support::seaweed::SeaweedFs;
