@@ -1,13 +1,13 @@
 //! `palaver`: the chat server binary.
 
-mod cli;
-
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use palaver_server::config::Flags;
 use palaver_server::{Application, Config, telemetry};
+
+mod cli;
 
 #[derive(Parser)]
 #[command(name = "palaver", version, about = "Palaver chat server")]
@@ -29,6 +29,9 @@ enum Command {
     Backup(cli::backup::BackupArgs),
     /// Restore a backup into a data directory.
     Restore(cli::backup::RestoreArgs),
+    /// The terminal client: chat, login, logout, rooms, send, tail, upload.
+    #[command(flatten)]
+    Terminal(cli::terminal::Command),
 }
 
 async fn shutdown_signal() {
@@ -56,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Backup(args) => cli::backup::backup(cli.config.as_deref(), args).await,
         Command::Restore(args) => cli::backup::restore(args).await,
+        Command::Terminal(command) => cli::terminal::run(command).await,
         Command::Config(flags) => {
             let config = Config::load(cli.config.as_deref(), flags)?;
             // The configuration knows no engine; the outbound allow-lists are the SSRF

@@ -2,3 +2,4 @@
 //! (anyhow allowed here: this is binary code, over the library's typed errors).
 
 pub mod backup;
+pub mod terminal;
