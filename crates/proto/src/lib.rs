@@ -7,6 +7,7 @@
 //! (no async runtime, no HTTP), so any client can use it.
 
 pub mod admin;
+pub mod account;
 pub mod close;
 pub mod conversation;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod schema;
 pub mod search;
 
 pub use admin::*;
+pub use account::*;
 pub use conversation::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientEnvelope, ClientFrame, LeftReason, ServerFrame, client_type, server_type};

@@ -318,7 +318,7 @@ async fn open_engines(
     let ns = config.namespace.as_str();
     let store: Arc<dyn Store> = match &config.store {
         StoreEngine::Sqlite => {
-            let path = config.data_dir.join("palaver.db");
+            let path = config.data_dir.join(crate::files::DATABASE_FILE);
             create_private_file(&path)?;
             Arc::new(SqliteStore::open(&path).await?)
         }
@@ -371,7 +371,7 @@ async fn open_engines(
 fn open_media(config: &Config) -> Result<Arc<dyn MediaStore>, StartError> {
     Ok(match config.media.backend {
         MediaBackend::Local => Arc::new(LocalMediaStore::open(
-            &config.data_dir.join("media").join("objects"),
+            &config.data_dir.join(crate::files::MEDIA_OBJECTS_DIR),
             &config.data_dir.join("media").join("tmp"),
         )?),
         MediaBackend::S3 => Arc::new(S3MediaStore::open(&config.media)?),

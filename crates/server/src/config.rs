@@ -5,10 +5,12 @@
 //! Every option has a default, so `palaver serve` needs none. docs/CONFIGURATION.md lists
 //! them all; `palaver config` prints the effective configuration as TOML.
 
+mod accounts;
 mod engines;
 mod previews;
 mod rates;
 
+pub use accounts::{AccountsConfig, DeletionPolicy};
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
 pub use previews::LinkPreviewConfig;
 pub use rates::{Period, RateBucket, RateLimit, RateLimits};
@@ -141,6 +143,8 @@ pub struct Config {
     pub passwords: PasswordConfig,
     /// `[admin]`: who administers the server besides the first account.
     pub admin: AdminConfig,
+    /// `[accounts]`: account deletion's policy for messages, and export bounds.
+    pub accounts: AccountsConfig,
 }
 
 /// `[admin]`: server administrators (docs/OPERATIONS.md, "Administrators").
@@ -467,6 +471,7 @@ impl Default for Config {
             hsts_max_age_secs: 365 * 24 * 3600,
             passwords: PasswordConfig::default(),
             admin: AdminConfig::default(),
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -655,6 +660,11 @@ impl Config {
         if self.media.decode_memory_bytes == 0 || self.media.image_pixels_per_byte == 0 {
             return Err(ConfigError::Rule(
                 "media.decode_memory_bytes and media.image_pixels_per_byte must be positive".into(),
+            ));
+        }
+        if self.accounts.max_concurrent_exports == 0 {
+            return Err(ConfigError::Rule(
+                "accounts.max_concurrent_exports must be positive".into(),
             ));
         }
         if self.passwords.min_score > 4 {

@@ -4,6 +4,12 @@
 
 use std::path::Path;
 
+/// The embedded database's file in the data directory.
+pub const DATABASE_FILE: &str = "palaver.db";
+
+/// Where the local media store keeps its objects, under the data directory.
+pub const MEDIA_OBJECTS_DIR: &str = "media/objects";
+
 /// Writes a file only its owner may read (mode 0600): secrets and private keys.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

@@ -6,6 +6,7 @@
 //! and `cache` are traits with one module per engine (docs/ARCHITECTURE.md).
 
 pub mod app;
+pub mod backup;
 pub mod bus;
 pub mod cache;
 pub mod clock;

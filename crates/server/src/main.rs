@@ -25,6 +25,10 @@ enum Command {
     Serve(Flags),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config(Flags),
+    /// Back up the data directory while the server runs, or verify a backup.
+    Backup(cli::backup::BackupArgs),
+    /// Restore a backup into a data directory.
+    Restore(cli::backup::RestoreArgs),
     /// The terminal client: chat, login, logout, rooms, send, tail, upload.
     #[command(flatten)]
     Terminal(cli::terminal::Command),
@@ -55,6 +59,8 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Backup(args) => cli::backup::backup(cli.config.as_deref(), args).await,
+        Command::Restore(args) => cli::backup::restore(args).await,
         Command::Terminal(command) => cli::terminal::run(command).await,
         Command::Admin(args) => cli::admin::run(cli.config.as_deref(), args).await,
         Command::Config(flags) => {

@@ -4,6 +4,8 @@
 // live in e2e/: basics.mjs (accounts to blocks), conversations.mjs (replies, threads,
 // reactions, mentions, pins, search, forwards, room events, resuming), admin.mjs (the
 // administration panel).
+// reactions, mentions, pins, search, forwards, room events, resuming), account.mjs (one's
+// data and account: export download, account deletion).
 import assert from 'node:assert/strict';
 import {
   browser, shots, log, currentStep, failures, urls,
@@ -11,11 +13,13 @@ import {
 import { basics } from './e2e/basics.mjs';
 import { conversations } from './e2e/conversations.mjs';
 import { admin } from './e2e/admin.mjs';
+import { account } from './e2e/account.mjs';
 
 try {
   const users = await basics();
   await conversations(users);
   await admin(users);
+  await account();
 
   log('no URL carried an access token');
   assert.ok(urls.some((u) => /\/api\/v1\/ws$/.test(u)), 'the socket was opened');

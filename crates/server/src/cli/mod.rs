@@ -1,5 +1,6 @@
 //! The `palaver` binary's subcommands beyond `serve` and `config`, one module each
-//! (binary-only code: anyhow is allowed here).
+//! (binary-only code over the library's typed errors: anyhow is allowed here).
 
 pub mod admin;
+pub mod backup;
 pub mod terminal;

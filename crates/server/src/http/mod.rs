@@ -3,6 +3,7 @@
 //! `service`.
 
 pub mod admin;
+pub mod account;
 pub mod auth;
 pub mod blocks;
 pub mod conversation;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(admin::router())
         .merge(moderation::router())
+        .merge(account::router())
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
@@ -510,6 +512,7 @@ pub fn document() -> &'static serde_json::Value {
     info(title = "Palaver", description = "Palaver chat server REST API. Real-time traffic uses the WebSocket at /api/v1/ws; see docs/PROTOCOL.md."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::set_avatar, auth::remove_avatar, auth::user, auth::search,
+        account::export, account::delete_account,
         rooms::list, rooms::create, rooms::room, rooms::rename, rooms::set_picture, rooms::remove_picture, rooms::add_members, rooms::set_role, rooms::remove_member, rooms::leave,
         rooms::accept, rooms::decline, rooms::receipts, rooms::receipt,
         blocks::list_blocks, blocks::block, blocks::unblock,

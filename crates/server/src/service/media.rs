@@ -89,7 +89,7 @@ impl Drop for TempFile {
 
 impl Core {
     /// The client-facing description of a record, its links signed now.
-    fn media_view(&self, row: &MediaRow) -> Media {
+    pub(super) fn media_view(&self, row: &MediaRow) -> Media {
         media_view(row, &self.links, now_ms() / 1000)
     }
 

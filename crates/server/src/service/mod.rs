@@ -3,9 +3,11 @@
 //! so the REST and socket paths share one implementation.
 
 mod admin;
+mod account;
 mod auth;
 mod blocks;
 mod conversation;
+mod export;
 pub mod health;
 pub mod inspect;
 pub mod links;
@@ -263,6 +265,8 @@ pub struct Core {
     /// The service's own tasks (the notification collector, the preview task and what
     /// they start), waited for by `drain`.
     tasks: tokio_util::task::TaskTracker,
+    /// Exports being built (`accounts.max_concurrent_exports`).
+    exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl Core {
@@ -323,6 +327,9 @@ impl Core {
             threads_tx,
             previews.as_ref().and_then(previews::Previews::sender),
         );
+        let exports = Arc::new(tokio::sync::Semaphore::new(
+            config.accounts.max_concurrent_exports,
+        ));
         let core = Arc::new(Core {
             config,
             store,
@@ -345,6 +352,7 @@ impl Core {
             ),
             previews,
             tasks: tokio_util::task::TaskTracker::new(),
+            exports,
         });
         core.promote_configured_admins().await?;
         // It ends when `drain` stops previews.

@@ -18,6 +18,7 @@ mod blocks;
 mod conversation;
 mod media;
 mod messages;
+mod personal;
 mod pictures;
 pub mod postgres;
 mod previews;
@@ -39,6 +40,7 @@ pub use blocks::{Block, BlockRow, BlockStore};
 pub use conversation::{Changed, ConversationStore, Reacting, ReactionRow, Toggled};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
+pub use personal::{OwnReaction, PersonalStore, Tombstoned};
 pub use pictures::{Picture, PictureStore};
 pub use previews::{CacheEntry, MessagePreview, PreviewRow, PreviewStore};
 pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
@@ -160,6 +162,7 @@ pub trait Store:
     + PictureStore
     + SearchStore
     + PreviewStore
+    + PersonalStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

@@ -12,6 +12,8 @@
 //!
 //! Each binary includes this file with `mod support;` (the api suite with a `#[path]`).
 
+pub mod seaweed;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -254,7 +254,7 @@ impl Core {
         Ok(())
     }
 
-    async fn end_session(
+    pub(in crate::service) async fn end_session(
         &self,
         session_id: Uuid,
         user_id: Uuid,

@@ -102,6 +102,17 @@ impl Core {
     ) -> ServiceResult<()> {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
+        self.remove_member_unlimited(who, room, target).await
+    }
+
+    /// `remove_member` without the rate limit, for the server's own removals (an account
+    /// being deleted leaves every room at once).
+    pub(in crate::service) async fn remove_member_unlimited(
+        &self,
+        who: Identity,
+        room: Uuid,
+        target: Uuid,
+    ) -> ServiceResult<()> {
         let (row, members, role, state) = self.any_member_room(who, room).await?;
         if target != who.user_id && state == MemberState::Invited {
             return Err(ServiceError::Forbidden(NOT_ACCEPTED));

@@ -161,7 +161,9 @@ impl Core {
 
     pub(in crate::service) async fn check_users_exist(&self, ids: &[Uuid]) -> ServiceResult<()> {
         let found = self.store.users(ids).await?;
-        if found.len() != ids.len() {
+        // A deleted account is nobody to add.
+        let live = found.iter().filter(|u| !super::account::is_tombstone(u));
+        if live.count() != ids.len() {
             Err(ServiceError::UserNotFound)
         } else {
             Ok(())

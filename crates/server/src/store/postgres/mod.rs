@@ -170,8 +170,8 @@ impl Engine for PgPool {
         // have a `text_pattern_ops` index for the prefix. `COLLATE "C"` orders by bytes,
         // as SQLite does.
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 OR lower(display_name) LIKE $1 \
-             ORDER BY username{} LIMIT $2",
+            "SELECT {USER_COLUMNS} FROM users WHERE (username LIKE $1 OR lower(display_name) LIKE $1) \
+             AND deleted_at IS NULL ORDER BY username{} LIMIT $2",
             Self::BYTEWISE
         ))
         .bind(like_prefix(&prefix.to_lowercase()))

@@ -64,7 +64,9 @@ impl<P: Engine> AccountStore for SqlStore<P> {
     }
 
     async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
-        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1");
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1 AND deleted_at IS NULL"
+        );
         with_db!(&self.read, |db| {
             let row = sqlx::query(&sql).bind(username).fetch_optional(db).await?;
             row.map(|row| {

@@ -12,6 +12,15 @@ use crate::store::{MediaRecordStore, MediaRow, StoreError, StoreResult};
 const USAGE: &str = "SELECT CAST(COALESCE(SUM(size + COALESCE(thumb_size, 0)), 0) AS BIGINT) \
                      AS used FROM media WHERE uploader_id = $1";
 
+/// A media record nothing references: no message carries it, and it is nobody's picture
+/// and no preview's. The orphan sweep and account deletion both collect by this.
+pub(super) const UNREFERENCED: &str = "\
+    NOT EXISTS (SELECT 1 FROM messages WHERE messages.media_id = media.id) \
+    AND NOT EXISTS (SELECT 1 FROM users WHERE users.avatar_media_id = media.id) \
+    AND NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.picture_media_id = media.id) \
+    AND NOT EXISTS (SELECT 1 FROM link_previews l WHERE l.image_media_id = media.id) \
+    AND NOT EXISTS (SELECT 1 FROM message_previews p WHERE p.image_media_id = media.id)";
+
 /// A stored byte count, which is never negative.
 fn stored(used: i64) -> StoreResult<u64> {
     u64::try_from(used).map_err(|_| StoreError::Corrupt(format!("media usage {used}")))
@@ -122,13 +131,7 @@ impl<P: Engine> MediaRecordStore for SqlStore<P> {
         // link preview's picture keeps its record the same way; a replaced one (or one
         // whose cache entry and messages are gone) is collected like any unsent upload.
         let sql = format!(
-            "DELETE FROM media WHERE created_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.media_id = media.id) \
-             AND NOT EXISTS (SELECT 1 FROM users WHERE users.avatar_media_id = media.id) \
-             AND NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.picture_media_id = media.id) \
-             AND NOT EXISTS (SELECT 1 FROM link_previews l WHERE l.image_media_id = media.id) \
-             AND NOT EXISTS (SELECT 1 FROM message_previews p WHERE p.image_media_id = media.id) \
-             RETURNING {MEDIA_COLUMNS}"
+            "DELETE FROM media WHERE created_at < $1 AND {UNREFERENCED} RETURNING {MEDIA_COLUMNS}"
         );
         with_db!(&self.write, |db| {
             let rows = sqlx::query(&sql).bind(before_ms).fetch_all(db).await?;

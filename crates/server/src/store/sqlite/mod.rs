@@ -29,6 +29,15 @@ use super::sql::map::{self, USER_COLUMNS};
 use super::sql::{Columns, Db, Decodes, Engine, SqlStore, like_prefix};
 use super::{Appended, IndexQuery, NewMessage, SearchBatch, StoreResult};
 
+/// The SQLite schema's migrations, embedded.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The newest SQLite migration this build knows: a database past it came from a newer
+/// server (backups check this before restoring).
+pub fn latest_schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// The SQLite engine.
 pub type SqliteStore = SqlStore<SqlitePool>;
 
@@ -50,7 +59,7 @@ impl SqlStore<SqlitePool> {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        MIGRATOR.run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -98,8 +107,8 @@ impl Engine for SqlitePool {
         // unless given one.
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users \
-             WHERE username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' \
-             ORDER BY username LIMIT ?2"
+             WHERE (username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\') \
+               AND deleted_at IS NULL ORDER BY username LIMIT ?2"
         ))
         .bind(like_prefix(prefix))
         .bind(i64::from(limit))

@@ -8,6 +8,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
+mod data;
 mod login_limits;
 mod profile;
 mod register;

@@ -130,6 +130,9 @@ pub(super) async fn rest_cell(
             payload = Payload::Json(json!({ "password": PASSWORD }));
         }
         "GET /api/v1/users" => query = "?q=o".into(),
+        "POST /api/v1/users/me/delete" => {
+            payload = Payload::Json(json!({"password": "not the account's password"}));
+        }
         "PATCH /api/v1/users/me" => {
             let same = identity.auth.user.display_name.clone();
             payload = Payload::Json(json!({ "displayName": same }));

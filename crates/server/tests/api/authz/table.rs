@@ -215,6 +215,10 @@ pub(super) const REST: &[Row] = &[
     // One's own avatar, from one's own upload.
     row("PUT /api/v1/users/me/avatar",                                           [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     row("DELETE /api/v1/users/me/avatar",                                        [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    // One's own data out, and one's own account deleted (here with a wrong password: the
+    // account must live on for the other rows; tests/api/accounts/deletion.rs deletes).
+    row("GET /api/v1/users/me/export",                                           [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    row("POST /api/v1/users/me/delete",                                          [FORBID,  FORBID,  FORBID,  FORBID,   FORBID,   FORBID,  FORBID,  ANON, EXPIRED, ANON]),
     // Blocks are one's own: the owner's block of the blocked member is listed to the owner
     // only. Blocking someone in no room (then lifting it) is anyone's right.
     row("GET /api/v1/users/me/blocks",                                           [OK,      HIDDEN,  HIDDEN,  HIDDEN,   HIDDEN,   HIDDEN,  HIDDEN,  ANON, EXPIRED, ANON]),

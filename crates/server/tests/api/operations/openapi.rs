@@ -15,6 +15,8 @@ const REST_PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/users", &["get"]),
     ("/api/v1/users/me", &["get", "patch"]),
     ("/api/v1/users/me/avatar", &["put", "delete"]),
+    ("/api/v1/users/me/export", &["get"]),
+    ("/api/v1/users/me/delete", &["post"]),
     ("/api/v1/users/{userId}", &["get"]),
     ("/api/v1/users/me/blocks", &["get"]),
     ("/api/v1/users/me/blocks/{userId}", &["put", "delete"]),
