@@ -201,13 +201,38 @@ impl Client {
             .1)
     }
 
+    /// Logs in an account without a second factor (see `login_start` for the others).
     pub async fn login(&self, username: &str, password: &str) -> Result<AuthResponse> {
+        match self.login_start(username, password).await? {
+            LoginResponse::Tokens(auth) => Ok(auth),
+            LoginResponse::SecondFactor { .. } => Err(ClientError::Unexpected {
+                status: 200,
+                body: "the account asks for a second factor: use login_start".into(),
+            }),
+        }
+    }
+
+    /// Logs in: the tokens, or the challenge of an account with two-factor login
+    /// (answered with `login_second_factor`).
+    pub async fn login_start(&self, username: &str, password: &str) -> Result<LoginResponse> {
         let body = LoginRequest {
             username: username.into(),
             password: password.into(),
         };
         Ok(self
             .call(Method::POST, "/api/v1/auth/login", Some(&body))
+            .await?
+            .1)
+    }
+
+    /// Answers a login's second-factor challenge with a TOTP or recovery code.
+    pub async fn login_second_factor(&self, challenge: &str, code: &str) -> Result<AuthResponse> {
+        let body = SecondFactorRequest {
+            challenge: challenge.into(),
+            code: code.into(),
+        };
+        Ok(self
+            .call(Method::POST, "/api/v1/auth/login/second-factor", Some(&body))
             .await?
             .1)
     }

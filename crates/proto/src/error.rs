@@ -77,6 +77,15 @@ pub enum ErrorCode {
     /// The request is for groups, and the room is a 1:1 room (403): a 1:1 room has no
     /// picture of its own, it shows the other person's avatar.
     NotAGroup,
+    /// The second step of a login failed: a wrong, used or expired code, or an expired
+    /// challenge (401).
+    InvalidSecondFactor,
+    /// The caller must turn on two-factor login before this (an administrator, when
+    /// `auth.require_second_factor_for_admins` is on) (403).
+    SecondFactorRequired,
+    /// Login and registration with a password are turned off on this server; use single
+    /// sign-on (403).
+    PasswordLoginDisabled,
 }
 
 impl ErrorCode {
@@ -87,8 +96,9 @@ impl ErrorCode {
             BadRequest | UnknownFrame => 400,
             ValidationFailed => 422,
             PayloadTooLarge => 413,
-            Unauthorized | TokenExpired | InvalidCredentials => 401,
-            Forbidden | OriginForbidden | Blocked | NotAGroup => 403,
+            Unauthorized | TokenExpired | InvalidCredentials | InvalidSecondFactor => 401,
+            Forbidden | OriginForbidden | Blocked | NotAGroup | SecondFactorRequired
+            | PasswordLoginDisabled => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound => 404,
             UsernameTaken | Conflict | DirectClosed | LimitReached => 409,
@@ -138,6 +148,9 @@ impl ErrorCode {
             InvalidEmoji => "invalid_emoji",
             LimitReached => "limit_reached",
             NotAGroup => "not_a_group",
+            InvalidSecondFactor => "invalid_second_factor",
+            SecondFactorRequired => "second_factor_required",
+            PasswordLoginDisabled => "password_login_disabled",
         }
     }
 }

@@ -5,10 +5,12 @@
 //! Every option has a default, so `palaver serve` needs none. docs/CONFIGURATION.md lists
 //! them all; `palaver config` prints the effective configuration as TOML.
 
+mod auth;
 mod engines;
 mod previews;
 mod rates;
 
+pub use auth::{AuthConfig, SsoProviderConfig};
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
 pub use previews::LinkPreviewConfig;
 pub use rates::{Period, RateBucket, RateLimit, RateLimits};
@@ -139,6 +141,8 @@ pub struct Config {
     pub link_previews: LinkPreviewConfig,
     /// `[passwords]`: how strong a new password must be, and how many are hashed at once.
     pub passwords: PasswordConfig,
+    /// `[auth]`: password login on or off, two-factor login, single sign-on.
+    pub auth: AuthConfig,
 }
 
 /// `[passwords]`: the strength rule for new passwords and the node's hashing budget
@@ -454,6 +458,7 @@ impl Default for Config {
             ws_handshake_timeout_secs: 10,
             hsts_max_age_secs: 365 * 24 * 3600,
             passwords: PasswordConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -561,6 +566,7 @@ impl Config {
         if c.push.webhook_secret.is_some() {
             c.push.webhook_secret = Some("<redacted>".into());
         }
+        c.auth = c.auth.redacted();
         c
     }
 
@@ -655,6 +661,7 @@ impl Config {
             ));
         }
         self.link_previews.check()?;
+        self.auth.check()?;
         self.push.check()
     }
 }

@@ -13,6 +13,7 @@ pub mod presence;
 pub mod push;
 pub mod rooms;
 pub mod search;
+pub mod second_factor;
 pub mod timeout;
 pub mod web;
 pub mod ws;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     let metrics_here = config.metrics_on_main_listener;
     let api = Router::new()
         .merge(auth::router())
+        .merge(second_factor::router())
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
@@ -491,6 +493,7 @@ pub fn document() -> &'static serde_json::Value {
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::usage, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
+        second_factor::second_factor, second_factor::totp_status, second_factor::totp_enrol, second_factor::totp_confirm, second_factor::totp_remove,
         healthz, readyz, openapi,
     ),
     modifiers(&BearerAuth, &CommonResponses)

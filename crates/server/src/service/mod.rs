@@ -24,7 +24,7 @@ use std::time::Duration;
 use palaver_proto::{ErrorCode, ServerFrame};
 use uuid::Uuid;
 
-pub use auth::{Identity, Passwords, Tokens};
+pub use auth::{Identity, Passwords, Sealer, Tokens};
 pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
@@ -122,6 +122,15 @@ pub enum ServiceError {
     /// A bound on what a message or room holds is reached.
     #[error("{0}")]
     LimitReached(&'static str),
+    /// The second step of a login failed.
+    #[error("{0}")]
+    InvalidSecondFactor(&'static str),
+    /// Two-factor login must be on first (administrators, when required).
+    #[error("turn on two-factor login first")]
+    SecondFactorRequired,
+    /// `auth.password_login` is off.
+    #[error("password login is turned off on this server; use single sign-on")]
+    PasswordLoginDisabled,
 }
 
 impl ServiceError {
@@ -157,6 +166,9 @@ impl ServiceError {
             InvalidEmoji(_) => ErrorCode::InvalidEmoji,
             LimitReached(_) => ErrorCode::LimitReached,
             NotAGroup(_) => ErrorCode::NotAGroup,
+            InvalidSecondFactor(_) => ErrorCode::InvalidSecondFactor,
+            SecondFactorRequired => ErrorCode::SecondFactorRequired,
+            PasswordLoginDisabled => ErrorCode::PasswordLoginDisabled,
         }
     }
 
@@ -223,6 +235,8 @@ pub struct Core {
     pub links: links::LinkSigner,
     /// Password hashing: its parameters, its node-wide bound and the strength rule.
     pub passwords: Passwords,
+    /// Seals and opens the TOTP secrets of two-factor login.
+    second_factor: Sealer,
     /// Identifies this node on the bus, so it can skip its own membership events.
     pub node_id: Uuid,
     writer: MessageWriter,
@@ -310,6 +324,7 @@ impl Core {
             tokens,
             links,
             passwords,
+            second_factor: Sealer::new(secret),
             node_id,
             writer,
             media_tmp,

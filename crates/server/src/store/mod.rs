@@ -1,7 +1,7 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
 //! The interface is one trait per area (accounts, rooms, messages, conversations,
-//! receipts, media records, pictures, link previews, push, audit, search), each in its own module with its types, gathered under `Store`,
+//! receipts, media records, pictures, link previews, push, audit, search, second factors), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -24,6 +24,7 @@ mod push;
 mod receipts;
 mod rooms;
 mod search;
+mod second_factor;
 mod sql;
 pub mod sqlite;
 pub mod tokens;
@@ -42,6 +43,7 @@ pub use push::{PushStore, PushSubscriptionRow, PushTarget, Subscribed};
 pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
 pub use search::{IndexQuery, SearchBatch, SearchStore};
+pub use second_factor::{SecondFactorStore, SsoFlow, TotpFactor};
 pub use sql::SqlStore;
 
 /// What can go wrong in a store.
@@ -113,6 +115,8 @@ pub enum Constraint {
     /// One message per (room, sender, clientMsgId). Only a batch append that raced past
     /// its room lock meets it; the batch is retried and answered from the stored row.
     MessageIdempotencyKey,
+    /// An OpenID provider's user links to one account.
+    SsoIdentity,
 }
 
 impl std::fmt::Display for Constraint {
@@ -120,6 +124,7 @@ impl std::fmt::Display for Constraint {
         f.write_str(match self {
             Constraint::Username => "username",
             Constraint::MessageIdempotencyKey => "message idempotency key",
+            Constraint::SsoIdentity => "single sign-on identity",
         })
     }
 }
@@ -145,6 +150,7 @@ pub trait Store:
     + PictureStore
     + SearchStore
     + PreviewStore
+    + SecondFactorStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;
