@@ -2,17 +2,20 @@
 // Usage: node e2e.mjs http://127.0.0.1:PORT [screenshot dir]
 // Run by crates/server/tests/web.rs; exits non-zero on the first failure. The scenarios
 // live in e2e/: basics.mjs (accounts to blocks), conversations.mjs (replies, threads,
-// reactions, mentions, pins, search, forwards, room events, resuming).
+// reactions, mentions, pins, search, forwards, room events, resuming), twofactor.mjs
+// (turning two-factor login on, logging in with a code, turning it off).
 import assert from 'node:assert/strict';
 import {
   browser, shots, log, currentStep, failures, urls,
 } from './e2e/lib.mjs';
 import { basics } from './e2e/basics.mjs';
 import { conversations } from './e2e/conversations.mjs';
+import { twoFactor } from './e2e/twofactor.mjs';
 
 try {
   const users = await basics();
   await conversations(users);
+  await twoFactor();
 
   log('no URL carried an access token');
   assert.ok(urls.some((u) => /\/api\/v1\/ws$/.test(u)), 'the socket was opened');

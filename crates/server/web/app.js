@@ -24,6 +24,7 @@ import { forwardDialog } from './forward.js';
 import { initSearch, openSearch } from './search.js';
 import { resetThreadsSeen } from './threadseen.js';
 import { toast } from './toast.js';
+import { askCode, initSecondFactor } from './twofactor.js';
 
 let live = null;
 
@@ -70,7 +71,10 @@ async function submitAuth(e) {
   $('#auth-submit').disabled = true;
   try {
     if (registering) await API.register(username, password, f.displayName.value.trim());
-    else await API.login(username, password);
+    else {
+      const answer = await API.login(username, password);
+      if (answer.secondFactor) { f.reset(); askCode(answer.secondFactor, showMain); return; }
+    }
     f.reset();
     await showMain();
   } catch (ex) {
@@ -465,6 +469,7 @@ const blockInviter = answer(async (room) => {
 
 function wire() {
   $('#tab-login').addEventListener('click', () => setMode(false));
+  initSecondFactor();
   $('#tab-register').addEventListener('click', () => setMode(true));
   $('#auth-form').addEventListener('submit', submitAuth);
   $('#new-chat').addEventListener('click', () => dialogs.newChat(openRoom));

@@ -1,11 +1,13 @@
 // Dialogs: start a chat, create a group, a room's details (members, rename, picture,
-// leave, notification level, block), and settings (picture, name, notifications, blocked people, log out).
+// leave, notification level, block), and settings (picture, name, notifications, two-factor
+// login, blocked people, log out).
 
 import { api, me, logout, updateUser, upload } from './api.js';
 import { state, putRoom, peer, emit } from './store.js';
 import { h, $, lastSeenText } from './util.js';
 import { avatar } from './avatar.js';
 import * as notify from './notify.js';
+import { secondFactorSection } from './twofactor.js';
 
 const dlg = () => $('#dialog');
 
@@ -260,6 +262,7 @@ export async function settings() {
     });
     parts.push(h('label', { class: 'check' }, box, 'Notify me when the browser is closed (push)'));
   }
+  parts.push(await secondFactorSection());
   parts.push(await blockedPeople(error));
   parts.push(error, h('button', { type: 'button', class: 'danger', id: 'logout', onclick: () => { dlg().close(); notify.dropPush().finally(logout); } }, 'Log out'));
   show('Settings', ...parts);
