@@ -141,3 +141,32 @@ pub struct SsoExchangeRequest {
     #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub code: String,
 }
+
+/// `POST /api/v1/auth/sso/{provider}/link`: where to send the browser to link the
+/// provider to the caller's account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SsoStart {
+    /// The provider's authorization page.
+    pub url: String,
+}
+
+/// The query the provider redirects back with (`GET /api/v1/auth/sso/{provider}/callback`).
+/// Other parameters (`iss`, `session_state`…) are ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct SsoCallbackQuery {
+    /// The authorization code, on success.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(max_length = 2048))]
+    pub code: Option<String>,
+    /// The flow's state, as sent to the provider.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(max_length = 512))]
+    pub state: Option<String>,
+    /// The provider's error, when the login did not happen (`access_denied`…).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(max_length = 256))]
+    pub error: Option<String>,
+}

@@ -14,6 +14,7 @@ pub mod push;
 pub mod rooms;
 pub mod search;
 pub mod second_factor;
+pub mod sso;
 pub mod timeout;
 pub mod web;
 pub mod ws;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
         .merge(second_factor::router())
+        .merge(sso::router())
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
@@ -494,6 +496,7 @@ pub fn document() -> &'static serde_json::Value {
         media::upload, media::usage, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,
         second_factor::second_factor, second_factor::totp_status, second_factor::totp_enrol, second_factor::totp_confirm, second_factor::totp_remove,
+        sso::methods, sso::start, sso::link, sso::callback, sso::exchange,
         healthz, readyz, openapi,
     ),
     modifiers(&BearerAuth, &CommonResponses)

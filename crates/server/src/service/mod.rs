@@ -24,7 +24,7 @@ use std::time::Duration;
 use palaver_proto::{ErrorCode, ServerFrame};
 use uuid::Uuid;
 
-pub use auth::{Identity, Passwords, Sealer, Tokens};
+pub use auth::{CallbackOutcome, Identity, Passwords, Sealer, Sso, SsoFailure, Tokens};
 pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
@@ -128,6 +128,9 @@ pub enum ServiceError {
     /// Two-factor login must be on first (administrators, when required).
     #[error("turn on two-factor login first")]
     SecondFactorRequired,
+    /// No `[[auth.sso]]` provider of that name.
+    #[error("no such single sign-on provider")]
+    UnknownProvider,
     /// `auth.password_login` is off.
     #[error("password login is turned off on this server; use single sign-on")]
     PasswordLoginDisabled,
@@ -169,6 +172,7 @@ impl ServiceError {
             InvalidSecondFactor(_) => ErrorCode::InvalidSecondFactor,
             SecondFactorRequired => ErrorCode::SecondFactorRequired,
             PasswordLoginDisabled => ErrorCode::PasswordLoginDisabled,
+            UnknownProvider => ErrorCode::NotFound,
         }
     }
 
@@ -237,6 +241,8 @@ pub struct Core {
     pub passwords: Passwords,
     /// Seals and opens the TOTP secrets of two-factor login.
     second_factor: Sealer,
+    /// The single sign-on providers (`[[auth.sso]]`).
+    sso: Sso,
     /// Identifies this node on the bus, so it can skip its own membership events.
     pub node_id: Uuid,
     writer: MessageWriter,
@@ -314,6 +320,7 @@ impl Core {
             threads_tx,
             previews.as_ref().and_then(previews::Previews::sender),
         );
+        let sso = Sso::new(&config.auth)?;
         let core = Arc::new(Core {
             config,
             store,
@@ -325,6 +332,7 @@ impl Core {
             links,
             passwords,
             second_factor: Sealer::new(secret),
+            sso,
             node_id,
             writer,
             media_tmp,

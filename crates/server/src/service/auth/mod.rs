@@ -6,6 +6,7 @@
 
 mod passwords;
 mod second_factor;
+mod sso;
 mod tokens;
 
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 pub use passwords::Passwords;
 pub use second_factor::Sealer;
+pub use sso::{CallbackOutcome, Sso, SsoFailure};
 pub use tokens::Tokens;
 
 use super::{Core, ServiceError, ServiceResult};
