@@ -25,6 +25,7 @@ mod push;
 mod realtime;
 mod rooms;
 mod search;
+mod sso;
 
 /// Whether every test's server runs on the cluster engines: no here, on the embedded
 /// defaults; tests/api_cluster.rs sets its own to run this suite on PostgreSQL + NATS +
