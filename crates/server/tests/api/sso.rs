@@ -292,7 +292,13 @@ async fn the_one_time_code_and_the_callback_work_once() {
     let mut forged = reqwest::Url::parse(&callback).expect("url");
     let pairs: Vec<(String, String)> = forged
         .query_pairs()
-        .map(|(k, v)| (k.into_owned(), if k == "state" { "forged".into() } else { v.into_owned() }))
+        .map(|(k, v)| {
+            let v = match k == "state" {
+                true => "forged".to_owned(),
+                false => v.into_owned(),
+            };
+            (k.into_owned(), v)
+        })
         .collect();
     forged.query_pairs_mut().clear().extend_pairs(pairs);
     let got = location(plain.get(forged).send().await.expect("forged"));
