@@ -77,6 +77,8 @@ async fn start_provider(redirects: &[String]) -> Provider {
     })
     .await
     .expect("the provider starts");
+    // Whatever it prints later is read (and dropped): a closed pipe would kill it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Provider {
         _child: child,
         issuer: format!("http://127.0.0.1:{port}"),

@@ -23,10 +23,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
+use openidconnect::core::{
+    CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims,
+};
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use palaver_proto::{LoginMethods, LoginResponse, SsoProvider, User};
 use rand::RngCore;
@@ -311,11 +313,33 @@ impl Core {
         };
         let issuer = claims.issuer().as_str().to_owned();
         let subject = claims.subject().as_str().to_owned();
-        let suggested = claims.preferred_username().map(|u| u.as_str().to_owned());
-        let name = claims
+        let mut suggested = claims.preferred_username().map(|u| u.as_str().to_owned());
+        let mut name = claims
             .name()
             .and_then(|n| n.get(None))
             .map(|n| n.as_str().to_owned());
+        // Many providers put the profile in the user info only, not in the ID token.
+        if suggested.is_none()
+            && let Ok(request) = oidc.user_info(
+                tokens.access_token().clone(),
+                Some(claims.subject().clone()),
+            )
+        {
+            match request.request_async(&self.sso.http).await {
+                Ok(info) => {
+                    let info: CoreUserInfoClaims = info;
+                    suggested = info.preferred_username().map(|u| u.as_str().to_owned());
+                    name = name.or_else(|| {
+                        info.name()
+                            .and_then(|n| n.get(None))
+                            .map(|n| n.as_str().to_owned())
+                    });
+                }
+                Err(e) => {
+                    tracing::info!(provider = %p.config.id, error = %e, "no user info; default names");
+                }
+            }
+        }
         let user_id = match flow.link_user_id {
             Some(user_id) => {
                 match self.store.link_sso(&issuer, &subject, user_id, now_ms()).await {
