@@ -118,6 +118,9 @@ pub(super) async fn rest_cell(
                 false => json!({"password": PASSWORD}),
             });
         }
+        "POST /api/v1/auth/sso/exchange" => {
+            payload = Payload::Json(json!({"code": "not-a-login-code"}));
+        }
         "GET /api/v1/users" => query = "?q=o".into(),
         "PATCH /api/v1/users/me" => {
             let same = identity.auth.user.display_name.clone();
@@ -222,6 +225,8 @@ pub(super) async fn rest_cell(
         .replace("{mediaId}", &fx.picture.id.to_string())
         .replace("{userId}", &target.to_string())
         .replace("{subscriptionId}", &subscription_id.to_string())
+        // The matrix's server has no single sign-on provider (tests/api/sso.rs has one).
+        .replace("{provider}", "none")
         + &query;
     let (status, body) = w
         .request(
