@@ -137,6 +137,20 @@ export async function login(username, password) {
   return session.user;
 }
 
+/**
+ * Trades single sign-on's one-time code (from `/#sso=<code>`) for the session: the user,
+ * or `{ secondFactor }` as for `login`.
+ */
+export async function exchangeSso(code) {
+  const answer = await raw('POST', '/auth/sso/exchange', { code }, false);
+  if (answer.secondFactor) return { secondFactor: answer.secondFactor };
+  save(answer);
+  return session.user;
+}
+
+/** How this server lets people log in (password on or off, single sign-on providers). */
+export const loginMethods = () => raw('GET', '/auth/methods', undefined, false);
+
 /** The second step of a login: a TOTP or recovery code for the challenge. */
 export async function loginSecondFactor(challenge, code) {
   save(await raw('POST', '/auth/login/second-factor', { challenge, code }, false));

@@ -25,6 +25,7 @@ import { initSearch, openSearch } from './search.js';
 import { resetThreadsSeen } from './threadseen.js';
 import { toast } from './toast.js';
 import { askCode, initSecondFactor } from './twofactor.js';
+import { initSso, finishSso } from './sso.js';
 
 let live = null;
 
@@ -559,8 +560,10 @@ function wireConversations() {
 
 wire();
 setMode(false);
+initSso();
 if (API.hasSession()) {
   showMain().catch((e) => { if (!API.hasSession()) showAuth(); else { $('#conn').textContent = `Could not load: ${e.message}`; } });
 } else {
   showAuth();
+  finishSso(showMain);
 }
