@@ -232,7 +232,11 @@ impl Client {
             code: code.into(),
         };
         Ok(self
-            .call(Method::POST, "/api/v1/auth/login/second-factor", Some(&body))
+            .call(
+                Method::POST,
+                "/api/v1/auth/login/second-factor",
+                Some(&body),
+            )
             .await?
             .1)
     }

@@ -97,7 +97,11 @@ impl ErrorCode {
             ValidationFailed => 422,
             PayloadTooLarge => 413,
             Unauthorized | TokenExpired | InvalidCredentials | InvalidSecondFactor => 401,
-            Forbidden | OriginForbidden | Blocked | NotAGroup | SecondFactorRequired
+            Forbidden
+            | OriginForbidden
+            | Blocked
+            | NotAGroup
+            | SecondFactorRequired
             | PasswordLoginDisabled => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound => 404,

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use palaver_proto::{
-    AuthResponse, ErrorBody, LoginRequest, LoginResponse, LogoutRequest, RefreshRequest, RegisterRequest,
-    SetPictureRequest, UpdateProfileRequest, User, UserList, UserSearchQuery,
+    AuthResponse, ErrorBody, LoginRequest, LoginResponse, LogoutRequest, RefreshRequest,
+    RegisterRequest, SetPictureRequest, UpdateProfileRequest, User, UserList, UserSearchQuery,
 };
 use uuid::Uuid;
 

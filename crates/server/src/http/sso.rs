@@ -81,7 +81,11 @@ pub async fn callback(
 ) -> ApiResult<Redirect> {
     // A provider's `error` ends the flow as refused: its state is spent.
     let code = q.code.filter(|_| q.error.is_none());
-    let to = match app.core.sso_callback(&provider, code, q.state, &addr).await? {
+    let to = match app
+        .core
+        .sso_callback(&provider, code, q.state, &addr)
+        .await?
+    {
         CallbackOutcome::Code(code) => format!("/#sso={code}"),
         CallbackOutcome::Failed(why) => format!("/#sso-error={}", why.as_str()),
     };

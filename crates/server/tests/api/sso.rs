@@ -149,7 +149,11 @@ impl Browser {
     }
 
     async fn send(&mut self, req: reqwest::RequestBuilder) -> reqwest::Response {
-        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let resp = req
             .header(reqwest::header::COOKIE, cookie.join("; "))
             .send()
@@ -227,9 +231,15 @@ async fn sso_login(app: &TestApp, login: &str) -> String {
 }
 
 async fn exchange(app: &TestApp, fragment: &str) -> (u16, Value) {
-    let code = fragment.strip_prefix("sso=").unwrap_or_else(|| panic!("not logged in: {fragment}"));
+    let code = fragment
+        .strip_prefix("sso=")
+        .unwrap_or_else(|| panic!("not logged in: {fragment}"));
     app.client()
-        .raw(Method::POST, "/api/v1/auth/sso/exchange", Some(&json!({ "code": code })))
+        .raw(
+            Method::POST,
+            "/api/v1/auth/sso/exchange",
+            Some(&json!({ "code": code })),
+        )
         .await
         .expect("exchange")
 }
@@ -250,16 +260,31 @@ async fn a_first_login_makes_an_account_and_the_next_finds_it() {
         return;
     };
     // The login screen learns of the provider.
-    let (_, methods) = app.client().raw(Method::GET, "/api/v1/auth/methods", None).await.expect("methods");
-    assert_eq!(methods, json!({"password": true, "sso": [{"id": "test", "displayName": "Test login"}]}));
+    let (_, methods) = app
+        .client()
+        .raw(Method::GET, "/api/v1/auth/methods", None)
+        .await
+        .expect("methods");
+    assert_eq!(
+        methods,
+        json!({"password": true, "sso": [{"id": "test", "displayName": "Test login"}]})
+    );
 
     let first = tokens(&app, "dana").await;
     assert_eq!(first.user.username, "dana");
     assert_eq!(first.user.display_name, "Dana");
-    let me = app.client().with_token(&first.access_token).me().await.expect("the session works");
+    let me = app
+        .client()
+        .with_token(&first.access_token)
+        .me()
+        .await
+        .expect("the session works");
     assert_eq!(me.id, first.user.id);
     let again = tokens(&app, "dana").await;
-    assert_eq!(again.user.id, first.user.id, "the same subject, the same account");
+    assert_eq!(
+        again.user.id, first.user.id,
+        "the same subject, the same account"
+    );
 
     // A password account of the same name is not someone's provider account: the
     // provider's "erin" gets an account of her own.
@@ -268,8 +293,15 @@ async fn a_first_login_makes_an_account_and_the_next_finds_it() {
     assert_ne!(theirs.user.id, erin.id);
     assert_eq!(theirs.user.username, "erin1");
     // And an SSO account has no password that logs in.
-    let err = app.client().login("dana", "!sso").await.expect_err("no password");
-    assert_eq!(err.code(), Some(palaver_proto::ErrorCode::InvalidCredentials));
+    let err = app
+        .client()
+        .login("dana", "!sso")
+        .await
+        .expect_err("no password");
+    assert_eq!(
+        err.code(),
+        Some(palaver_proto::ErrorCode::InvalidCredentials)
+    );
 }
 
 #[tokio::test]
@@ -288,7 +320,10 @@ async fn the_one_time_code_and_the_callback_work_once() {
         .expect("client");
     let location = |resp: reqwest::Response| {
         assert_eq!(resp.status().as_u16(), 303);
-        resp.headers()[reqwest::header::LOCATION].to_str().expect("location").to_owned()
+        resp.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .expect("location")
+            .to_owned()
     };
     // A state that is not the flow's: refused, and the real one still works.
     let mut forged = reqwest::Url::parse(&callback).expect("url");
@@ -315,9 +350,17 @@ async fn the_one_time_code_and_the_callback_work_once() {
     let (status, _) = exchange(&app, &fragment).await;
     assert_eq!(status, 200);
     let (status, body) = exchange(&app, &fragment).await;
-    assert_eq!((status, &body["error"]["code"]), (401, &json!("unauthorized")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("unauthorized")),
+        "{body}"
+    );
     let (status, body) = exchange(&app, "sso=made-up").await;
-    assert_eq!((status, &body["error"]["code"]), (401, &json!("unauthorized")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("unauthorized")),
+        "{body}"
+    );
 
     // The provider's refusal ends the flow as refused.
     let Stop::Callback(callback) = Browser::new().walk(&start, "fay", true).await else {
@@ -334,7 +377,10 @@ async fn the_one_time_code_and_the_callback_work_once() {
         .clear()
         .append_pair("error", "access_denied")
         .append_pair("state", &state);
-    assert_eq!(location(plain.get(refused).send().await.expect("refused")), "/#sso-error=refused");
+    assert_eq!(
+        location(plain.get(refused).send().await.expect("refused")),
+        "/#sso-error=refused"
+    );
     assert_eq!(
         location(plain.get(&callback).send().await.expect("after")),
         "/#sso-error=invalid_state"
@@ -352,7 +398,11 @@ async fn unknown_providers_and_malformed_input_are_refused() {
         (Method::GET, "/api/v1/auth/sso/nope/callback?code=x&state=y"),
     ] {
         let (status, body) = client.raw(method, path, None).await.expect("request");
-        assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")), "{path}: {body}");
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("not_found")),
+            "{path}: {body}"
+        );
     }
     let alice = app.user("alice").await;
     let (status, body) = alice
@@ -360,7 +410,11 @@ async fn unknown_providers_and_malformed_input_are_refused() {
         .raw(Method::POST, "/api/v1/auth/sso/nope/link", None)
         .await
         .expect("link");
-    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
     // Linking needs a token; the exchange needs a body.
     let (status, _) = client
         .raw(Method::POST, "/api/v1/auth/sso/test/link", None)
@@ -377,14 +431,21 @@ async fn unknown_providers_and_malformed_input_are_refused() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    for query in ["", "?code=abc", &format!("?code=abc&state={}", "s".repeat(600))] {
+    for query in [
+        "",
+        "?code=abc",
+        &format!("?code=abc&state={}", "s".repeat(600)),
+    ] {
         let resp = plain
             .get(format!("{}/api/v1/auth/sso/test/callback{query}", app.base))
             .send()
             .await
             .expect("callback");
         assert_eq!(resp.status().as_u16(), 303, "{query}");
-        assert_eq!(resp.headers()[reqwest::header::LOCATION], "/#sso-error=invalid_state");
+        assert_eq!(
+            resp.headers()[reqwest::header::LOCATION],
+            "/#sso-error=invalid_state"
+        );
     }
 }
 
@@ -402,8 +463,15 @@ async fn with_password_login_off_only_single_sign_on_logs_in() {
         )
         .await
         .expect("register");
-    assert_eq!((status, &body["error"]["code"]), (403, &json!("password_login_disabled")));
-    let (_, methods) = app.client().raw(Method::GET, "/api/v1/auth/methods", None).await.expect("methods");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("password_login_disabled"))
+    );
+    let (_, methods) = app
+        .client()
+        .raw(Method::GET, "/api/v1/auth/methods", None)
+        .await
+        .expect("methods");
     assert_eq!(methods["password"], false);
     let gus = tokens(&app, "gus").await;
     assert_eq!(gus.user.username, "gus");
@@ -456,7 +524,8 @@ async fn an_account_with_two_factor_login_still_needs_its_code() {
         .raw(Method::POST, "/api/v1/auth/totp/enrol", None)
         .await
         .expect("enrol");
-    let totp = totp_rs::Totp::from_url(enrolment["otpauthUri"].as_str().expect("uri")).expect("uri");
+    let totp =
+        totp_rs::Totp::from_url(enrolment["otpauthUri"].as_str().expect("uri")).expect("uri");
     let (status, _) = api
         .raw(
             Method::POST,

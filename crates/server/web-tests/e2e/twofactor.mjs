@@ -28,9 +28,9 @@ function totp(key, seconds) {
 }
 
 export async function twoFactor() {
-  log('carol turns on two-factor login in Settings');
-  const carol = await newUser('carol');
-  const page = carol.page;
+  log('tess turns on two-factor login in Settings');
+  const tess = await newUser('tess');
+  const page = tess.page;
   await page.getByRole('button', { name: 'Settings and account' }).click();
   await page.getByRole('button', { name: 'Turn on two-factor login' }).click();
   await page.locator('#two-factor-qr').waitFor({ timeout: T });
@@ -38,19 +38,19 @@ export async function twoFactor() {
   const key = (await page.locator('#two-factor-secret').textContent()).trim();
   assert.match(key, /^[A-Z2-7]{32}$/);
   assert.match(await page.locator('#two-factor-uri').getAttribute('href'), /^otpauth:\/\/totp\//);
-  await shot(carol, 'two-factor-enrol');
+  await shot(tess, 'two-factor-enrol');
   await page.getByLabel('Code from the app').fill(totp(key, Date.now() / 1000));
   await page.getByRole('button', { name: 'Confirm' }).click();
   await page.locator('#recovery-codes li').first().waitFor({ timeout: T });
   assert.equal(await page.locator('#recovery-codes li').count(), 10);
-  await shot(carol, 'two-factor-recovery-codes');
+  await shot(tess, 'two-factor-recovery-codes');
   await page.getByRole('button', { name: 'Done' }).click();
   await page.locator('#two-factor', { hasText: '10 recovery codes left' }).waitFor({ timeout: T });
 
-  log('carol logs out and in again: the password, then a code');
+  log('tess logs out and in again: the password, then a code');
   await page.locator('#logout').click();
   await page.locator('#auth').waitFor({ state: 'visible', timeout: T });
-  await page.getByLabel('Username').fill('carol');
+  await page.getByLabel('Username').fill('tess');
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Log in' }).last().click();
   const code = page.getByLabel('Code from your authenticator app, or a recovery code');
@@ -59,17 +59,17 @@ export async function twoFactor() {
   await code.fill('000000');
   await page.getByRole('button', { name: 'Verify' }).click();
   await page.locator('#second-factor-error', { hasText: 'not right' }).waitFor({ timeout: T });
-  await shot(carol, 'two-factor-login');
+  await shot(tess, 'two-factor-login');
   // The next step's code: the confirmation used the current one, and a code is good once.
   await code.fill(totp(key, Date.now() / 1000 + 30));
   await page.getByRole('button', { name: 'Verify' }).click();
   await page.locator('#main').waitFor({ state: 'visible', timeout: T });
 
-  log('carol turns two-factor login off with her password');
+  log('tess turns two-factor login off with her password');
   await page.getByRole('button', { name: 'Settings and account' }).click();
   await page.getByRole('button', { name: 'Turn off two-factor login' }).click();
   await page.getByLabel('Your password, or a code from the app').fill(PASSWORD);
   await page.locator('#two-factor-remove').click();
   await page.getByRole('button', { name: 'Turn on two-factor login' }).waitFor({ timeout: T });
-  await carol.context.close();
+  await tess.context.close();
 }

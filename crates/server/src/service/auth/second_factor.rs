@@ -85,9 +85,7 @@ impl Sealer {
     /// What `seal` sealed for `user_id`.
     fn open(&self, user_id: Uuid, sealed: &[u8]) -> ServiceResult<Vec<u8>> {
         let corrupt = || {
-            ServiceError::Internal(
-                "a TOTP secret does not open (was jwt_secret changed?)".into(),
-            )
+            ServiceError::Internal("a TOTP secret does not open (was jwt_secret changed?)".into())
         };
         if sealed.len() <= NONCE_BYTES {
             return Err(corrupt());
@@ -225,11 +223,7 @@ impl Core {
         self.cache
             .rate_reset(RateBucket::LoginFailure, &failures)
             .await;
-        let user = self
-            .store
-            .user(user_id)
-            .await?
-            .ok_or(wrong_code())?;
+        let user = self.store.user(user_id).await?.ok_or(wrong_code())?;
         self.audit(
             Some(user.id),
             "auth.login",

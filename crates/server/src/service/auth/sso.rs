@@ -23,9 +23,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{
-    CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims,
-};
+use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
@@ -342,7 +340,11 @@ impl Core {
         }
         let user_id = match flow.link_user_id {
             Some(user_id) => {
-                match self.store.link_sso(&issuer, &subject, user_id, now_ms()).await {
+                match self
+                    .store
+                    .link_sso(&issuer, &subject, user_id, now_ms())
+                    .await
+                {
                     Ok(()) => {}
                     Err(StoreError::Conflict(Constraint::SsoIdentity)) => {
                         // Linking twice to the same account is no failure.
@@ -368,7 +370,12 @@ impl Core {
         rand::thread_rng().fill_bytes(&mut raw);
         let one_time = URL_SAFE_NO_PAD.encode(raw);
         self.store
-            .finish_sso_flow(&state_hash, &hash(&one_time), user_id, now_ms() + CODE_TTL_MS)
+            .finish_sso_flow(
+                &state_hash,
+                &hash(&one_time),
+                user_id,
+                now_ms() + CODE_TTL_MS,
+            )
             .await?;
         Ok(CallbackOutcome::Code(one_time))
     }
@@ -403,7 +410,11 @@ impl Core {
                 Err(StoreError::Conflict(Constraint::Username)) => continue,
                 Err(e) => return Err(e.into()),
             }
-            if let Err(e) = self.store.link_sso(issuer, subject, user.id, now_ms()).await {
+            if let Err(e) = self
+                .store
+                .link_sso(issuer, subject, user.id, now_ms())
+                .await
+            {
                 // Another callback for the same person won the race: theirs is the account.
                 if let Some(existing) = self.store.sso_user(issuer, subject).await? {
                     return Ok(existing);

@@ -4,20 +4,17 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{Columns, Engine, SqlStore, is_unique_violation};
-use crate::store::{
-    Constraint, SecondFactorStore, SsoFlow, StoreError, StoreResult, TotpFactor,
-};
+use crate::store::{Constraint, SecondFactorStore, SsoFlow, StoreError, StoreResult, TotpFactor};
 
 #[async_trait]
 impl<P: Engine> SecondFactorStore for SqlStore<P> {
     async fn totp_factor(&self, user_id: Uuid) -> StoreResult<Option<TotpFactor>> {
         with_db!(&self.read, |db| {
-            let row = sqlx::query(
-                "SELECT secret, confirmed_at FROM totp_factors WHERE user_id = $1",
-            )
-            .bind(user_id)
-            .fetch_optional(db)
-            .await?;
+            let row =
+                sqlx::query("SELECT secret, confirmed_at FROM totp_factors WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_optional(db)
+                    .await?;
             row.map(|row| {
                 let confirmed: Option<i64> = row.col("confirmed_at")?;
                 Ok(TotpFactor {

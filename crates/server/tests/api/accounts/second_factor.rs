@@ -56,7 +56,10 @@ async fn enrolled(app: &TestApp, name: &str) -> Enrolled {
     let qr = body["qrPng"].as_str().expect("qrPng");
     assert!(qr.starts_with("data:image/png;base64,"), "{qr:.40}");
     let totp = Totp::from_url(uri).expect("an app reads the URI");
-    assert_eq!(totp.secret().to_base32(), body["secret"].as_str().expect("secret"));
+    assert_eq!(
+        totp.secret().to_base32(),
+        body["secret"].as_str().expect("secret")
+    );
 
     // Until confirmed, nothing changes at login.
     let pending = get(&user.api, "/api/v1/auth/totp").await;
@@ -70,7 +73,8 @@ async fn enrolled(app: &TestApp, name: &str) -> Enrolled {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let recovery: Vec<String> = serde_json::from_value(body["recoveryCodes"].clone()).expect("codes");
+    let recovery: Vec<String> =
+        serde_json::from_value(body["recoveryCodes"].clone()).expect("codes");
     assert_eq!(recovery.len(), 10);
     let (_, status) = get(&user.api, "/api/v1/auth/totp").await;
     assert_eq!(status, json!({"enabled": true, "recoveryCodesLeft": 10}));
@@ -163,8 +167,15 @@ async fn a_login_asks_for_the_code_and_accepts_each_code_once() {
         .login_second_factor(&third.challenge, "000000")
         .await
         .expect_err("wrong code");
-    assert_eq!(err.code(), Some(palaver_proto::ErrorCode::InvalidSecondFactor));
-    let err = app.client().login("alice", PASSWORD).await.expect_err("needs the code");
+    assert_eq!(
+        err.code(),
+        Some(palaver_proto::ErrorCode::InvalidSecondFactor)
+    );
+    let err = app
+        .client()
+        .login("alice", PASSWORD)
+        .await
+        .expect_err("needs the code");
     assert!(err.to_string().contains("second factor"), "{err}");
 }
 
@@ -253,7 +264,11 @@ async fn a_challenge_expires_and_is_bound_to_its_account() {
     );
     // A challenge is no access token, nor an access token a challenge.
     let fresh = challenge(&app, "alice").await;
-    let (status, _) = get(&app.client().with_token(&fresh.challenge), "/api/v1/users/me").await;
+    let (status, _) = get(
+        &app.client().with_token(&fresh.challenge),
+        "/api/v1/users/me",
+    )
+    .await;
     assert_eq!(status, 401);
     assert_api_error(
         answer(&app, &bob.user.auth.access_token, &bob.recovery[0]).await,
@@ -268,29 +283,50 @@ async fn turning_it_off_needs_the_password_or_a_code() {
     let alice = enrolled(&app, "alice").await;
     let path = "/api/v1/auth/totp";
     // Neither, a wrong password, a wrong code: refused, and still on.
-    assert_api_error(delete(&alice.user.api, path, json!({})).await, 422, "validation_failed");
-    let wrong = delete(&alice.user.api, path, json!({"password": "not the password"})).await;
+    assert_api_error(
+        delete(&alice.user.api, path, json!({})).await,
+        422,
+        "validation_failed",
+    );
+    let wrong = delete(
+        &alice.user.api,
+        path,
+        json!({"password": "not the password"}),
+    )
+    .await;
     assert_api_error(wrong, 401, "invalid_second_factor");
     let wrong = delete(&alice.user.api, path, json!({"code": "000000"})).await;
     assert_api_error(wrong, 401, "invalid_second_factor");
-    assert!(matches!(login(&app, "alice").await, LoginResponse::SecondFactor { .. }));
+    assert!(matches!(
+        login(&app, "alice").await,
+        LoginResponse::SecondFactor { .. }
+    ));
     // Enrolling again while it is on: refused.
     let again = post(&alice.user.api, "/api/v1/auth/totp/enrol", json!({})).await;
     assert_api_error(again, 409, "conflict");
 
     let (status, _) = delete(&alice.user.api, path, json!({"password": PASSWORD})).await;
     assert_eq!(status, 204);
-    assert!(matches!(login(&app, "alice").await, LoginResponse::Tokens(_)));
-    assert_eq!(get(&alice.user.api, path).await.1, json!({"enabled": false, "recoveryCodesLeft": 0}));
-    assert_api_error(delete(&alice.user.api, path, json!({})).await, 409, "conflict");
+    assert!(matches!(
+        login(&app, "alice").await,
+        LoginResponse::Tokens(_)
+    ));
+    assert_eq!(
+        get(&alice.user.api, path).await.1,
+        json!({"enabled": false, "recoveryCodesLeft": 0})
+    );
+    assert_api_error(
+        delete(&alice.user.api, path, json!({})).await,
+        409,
+        "conflict",
+    );
     // The old recovery codes went with it.
     let left = app.db_rows("SELECT COUNT(*) FROM recovery_codes").await;
     assert_eq!(left, vec![vec![Some("0".to_owned())]]);
 
     // With a code instead of the password.
     let bob = enrolled(&app, "bob").await;
-    let (status, body) =
-        delete(&bob.user.api, path, json!({"code": next_code(&bob.totp)})).await;
+    let (status, body) = delete(&bob.user.api, path, json!({"code": next_code(&bob.totp)})).await;
     assert_eq!(status, 204, "{body}");
     assert!(matches!(login(&app, "bob").await, LoginResponse::Tokens(_)));
 }
@@ -300,7 +336,12 @@ async fn enrolment_refuses_what_it_cannot_use() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     // Nothing to confirm yet.
-    let nothing = post(&alice.api, "/api/v1/auth/totp/confirm", json!({"code": "123456"})).await;
+    let nothing = post(
+        &alice.api,
+        "/api/v1/auth/totp/confirm",
+        json!({"code": "123456"}),
+    )
+    .await;
     assert_api_error(nothing, 409, "conflict");
     let (status, first) = post(&alice.api, "/api/v1/auth/totp/enrol", json!({})).await;
     assert_eq!(status, 200);
@@ -321,7 +362,12 @@ async fn enrolment_refuses_what_it_cannot_use() {
         assert_api_error(got, 400, "bad_request");
     }
     let long = "1".repeat(100_000);
-    let got = post(&alice.api, "/api/v1/auth/totp/confirm", json!({"code": long})).await;
+    let got = post(
+        &alice.api,
+        "/api/v1/auth/totp/confirm",
+        json!({"code": long}),
+    )
+    .await;
     assert_eq!(got.0, 413, "{:?}", got.1);
     let got = post(
         &app.client(),
@@ -330,7 +376,12 @@ async fn enrolment_refuses_what_it_cannot_use() {
     )
     .await;
     assert_api_error(got, 422, "validation_failed");
-    let got = post(&app.client(), "/api/v1/auth/login/second-factor", json!({"code": "1"})).await;
+    let got = post(
+        &app.client(),
+        "/api/v1/auth/login/second-factor",
+        json!({"code": "1"}),
+    )
+    .await;
     assert_api_error(got, 400, "bad_request");
     // Without a token.
     for (method, path) in [
@@ -348,7 +399,9 @@ async fn enrolment_refuses_what_it_cannot_use() {
     }
     // The secret is stored sealed: nonce, 20 bytes of ciphertext and the tag (the
     // sealing itself has unit tests beside it).
-    let rows = app.db_rows("SELECT CAST(length(secret) AS BIGINT) FROM totp_factors").await;
+    let rows = app
+        .db_rows("SELECT CAST(length(secret) AS BIGINT) FROM totp_factors")
+        .await;
     assert_eq!(rows, vec![vec![Some("48".to_owned())]]);
 }
 
