@@ -25,7 +25,7 @@ import { initSearch, openSearch } from './search.js';
 import { resetThreadsSeen } from './threadseen.js';
 import { toast } from './toast.js';
 import { askCode, initSecondFactor } from './twofactor.js';
-import { initSso, finishSso } from './sso.js';
+import { initSso, finishSso, ssoReturn } from './sso.js';
 
 let live = null;
 
@@ -561,9 +561,13 @@ function wireConversations() {
 wire();
 setMode(false);
 initSso();
-if (API.hasSession()) {
-  showMain().catch((e) => { if (!API.hasSession()) showAuth(); else { $('#conn').textContent = `Could not load: ${e.message}`; } });
+const startMain = () => showMain().catch((e) => { if (!API.hasSession()) showAuth(); else { $('#conn').textContent = `Could not load: ${e.message}`; } });
+if (ssoReturn()) {
+  // Back from a provider: logging in, or linking it from Settings (same account, new session).
+  showAuth();
+  finishSso(showMain).then((done) => { if (!done && API.hasSession()) { toast($('#auth-error').textContent); startMain(); } });
+} else if (API.hasSession()) {
+  startMain();
 } else {
   showAuth();
-  finishSso(showMain);
 }

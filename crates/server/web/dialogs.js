@@ -8,6 +8,7 @@ import { h, $, lastSeenText } from './util.js';
 import { avatar } from './avatar.js';
 import * as notify from './notify.js';
 import { secondFactorSection } from './twofactor.js';
+import { ssoSection } from './sso.js';
 
 const dlg = () => $('#dialog');
 
@@ -263,6 +264,7 @@ export async function settings() {
     parts.push(h('label', { class: 'check' }, box, 'Notify me when the browser is closed (push)'));
   }
   parts.push(await secondFactorSection());
+  parts.push(await ssoSection());
   parts.push(await blockedPeople(error));
   parts.push(error, h('button', { type: 'button', class: 'danger', id: 'logout', onclick: () => { dlg().close(); notify.dropPush().finally(logout); } }, 'Log out'));
   show('Settings', ...parts);

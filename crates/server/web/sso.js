@@ -4,6 +4,7 @@
 // login turned off only the buttons are shown.
 
 import * as API from './api.js';
+import { api } from './api.js';
 import { h, $ } from './util.js';
 import { askCode } from './twofactor.js';
 
@@ -13,6 +14,9 @@ const ERRORS = {
   invalid_response: 'The provider’s answer could not be checked. Try again.',
   already_linked: 'That account at the provider is linked to another Palaver account.',
 };
+
+/** Whether the page was opened by the server's redirect back from a provider. */
+export const ssoReturn = () => /(^#|&)sso(-error)?=/.test(location.hash);
 
 /** Draws the provider buttons (after the server says which there are). */
 export async function initSso() {
@@ -51,4 +55,22 @@ export async function finishSso(done) {
     err.textContent = ex.code === 'unauthorized' ? ERRORS.invalid_state : ex.message;
     return false;
   }
+}
+
+/** The Settings section: link a provider to this account (when there are providers). */
+export async function ssoSection() {
+  let methods;
+  try { methods = await API.loginMethods(); } catch { return null; }
+  if (!methods.sso.length) return null;
+  const error = h('p', { class: 'error', role: 'alert' });
+  return h('section', { class: 'stack', id: 'sso-link' },
+    h('h3', {}, 'Single sign-on'),
+    h('p', { class: 'muted' }, 'Link an account at a provider, to log in with it as yourself.'),
+    ...methods.sso.map((p) => h('button', {
+      type: 'button',
+      onclick: async () => {
+        try { location.assign((await api('POST', `/auth/sso/${encodeURIComponent(p.id)}/link`)).url); } catch (e) { error.textContent = e.message; }
+      },
+    }, `Link ${p.displayName}`)),
+    error);
 }

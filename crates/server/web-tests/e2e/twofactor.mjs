@@ -50,6 +50,7 @@ export async function twoFactor() {
   log('tess logs out and in again: the password, then a code');
   await page.locator('#logout').click();
   await page.locator('#auth').waitFor({ state: 'visible', timeout: T });
+  await page.getByRole('tab', { name: 'Log in' }).click();
   await page.getByLabel('Username').fill('tess');
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Log in' }).last().click();
