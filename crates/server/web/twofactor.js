@@ -121,7 +121,7 @@ export async function secondFactorSection() {
   };
 
   const turnOff = () => {
-    const proof = h('input', { id: 'two-factor-proof', type: 'password', autocomplete: 'current-password', 'aria-label': 'Password or code' });
+    const proof = h('input', { id: 'two-factor-proof', type: 'password', autocomplete: 'current-password' });
     section.replaceChildren(title,
       h('form', {
         class: 'stack',

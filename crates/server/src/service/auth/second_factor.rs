@@ -419,6 +419,18 @@ impl Core {
         self.passwords.verify(slot, password, hash).await
     }
 
+    /// For the admin API, once the caller is known to be an administrator: refuses them
+    /// (`second_factor_required`) while `auth.require_second_factor_for_admins` is on and
+    /// they have no second factor. The one place that rule lives.
+    pub async fn admin_second_factor_gate(&self, user_id: Uuid) -> ServiceResult<()> {
+        if self.config.auth.require_second_factor_for_admins
+            && !self.has_second_factor(user_id).await?
+        {
+            return Err(ServiceError::SecondFactorRequired);
+        }
+        Ok(())
+    }
+
     /// Whether the user has two-factor login on (for `require_second_factor_for_admins`).
     pub async fn has_second_factor(&self, user_id: Uuid) -> ServiceResult<bool> {
         Ok(self
