@@ -101,16 +101,47 @@ pub struct RecoveryCodes {
 
 /// `DELETE /api/v1/auth/totp`: turning two-factor login off needs the password or a
 /// current code (TOTP or recovery).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RemoveTotpRequest {
-    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub password: Option<String>,
-    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub code: Option<String>,
+}
+
+/// An object only: serde's derive would also take a JSON array (`[null, null]`) for a
+/// struct, and with both fields optional any array of two would pass.
+impl<'de> Deserialize<'de> for RemoveTotpRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields {
+            #[serde(default)]
+            password: Option<String>,
+            #[serde(default)]
+            code: Option<String>,
+        }
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = RemoveTotpRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object with `password` or `code`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let f = Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RemoveTotpRequest {
+                    password: f.password,
+                    code: f.code,
+                })
+            }
+        }
+        d.deserialize_map(Object)
+    }
 }
 
 /// One configured single sign-on provider, as the login screen shows it.

@@ -4,7 +4,8 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::Redirect;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use palaver_proto::{
     ErrorBody, LoginMethods, LoginResponse, SsoCallbackQuery, SsoExchangeRequest, SsoStart,
@@ -13,7 +14,50 @@ use palaver_proto::{
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Auth, ClientAddr, Json, Path, Query};
-use crate::service::CallbackOutcome;
+use crate::service::{CallbackOutcome, SSO_COOKIE};
+
+/// `Set-Cookie` for the flow cookie (`value` empty: delete it). Sent back only to the
+/// single sign-on paths, never readable by scripts; `Lax` so that the provider's redirect
+/// (a top-level GET) carries it.
+fn flow_cookie(app: &AppState, value: &str) -> Option<HeaderValue> {
+    let secure = app
+        .core
+        .config
+        .auth
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https:"));
+    let max_age = match value.is_empty() {
+        true => 0,
+        false => app.core.config.auth.sso_flow_ttl_secs,
+    };
+    let cookie = format!(
+        "{SSO_COOKIE}={value}; Path=/api/v1/auth/sso/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&cookie).ok()
+}
+
+/// The flow cookie the browser sent, if any.
+fn sent_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SSO_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// `response` with the flow cookie set (or deleted).
+fn with_cookie(app: &AppState, value: &str, response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    if let Some(cookie) = flow_cookie(app, value) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,7 +75,8 @@ pub async fn methods(State(app): State<AppState>) -> ApiResult<axum::Json<LoginM
     Ok(axum::Json(app.core.login_methods()))
 }
 
-/// Start logging in with a provider: redirects the browser to its login page.
+/// Start logging in with a provider: redirects the browser to its login page, and sets the
+/// cookie (`palaver_sso`) that ties the flow to this browser.
 #[utoipa::path(get, path = "/api/v1/auth/sso/{provider}/start", tag = "auth", params(("provider" = String, Path)),
     responses((status = 303, description = "to the provider's authorization page"),
         (status = 404, description = "not_found: no such provider", body = ErrorBody),
@@ -41,13 +86,14 @@ pub async fn start(
     State(app): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
-) -> ApiResult<Redirect> {
-    let url = app.core.sso_start(&provider, None, &addr).await?;
-    Ok(Redirect::to(&url))
+) -> ApiResult<Response> {
+    let start = app.core.sso_start(&provider, None, &addr).await?;
+    Ok(with_cookie(&app, &start.browser, Redirect::to(&start.url)))
 }
 
 /// Start linking a provider to the caller's account (from Settings): answers the URL to
-/// send the browser to; the callback then links rather than logs in.
+/// send the browser to, and sets the flow cookie; the callback then links rather than
+/// logs in.
 #[utoipa::path(post, path = "/api/v1/auth/sso/{provider}/link", tag = "auth", params(("provider" = String, Path)),
     responses((status = 200, body = SsoStart),
         (status = 404, description = "not_found: no such provider", body = ErrorBody),
@@ -59,9 +105,10 @@ pub async fn link(
     Auth(who): Auth,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
-) -> ApiResult<Json<SsoStart>> {
-    let url = app.core.sso_start(&provider, Some(who), &addr).await?;
-    Ok(Json(SsoStart { url }))
+) -> ApiResult<Response> {
+    let start = app.core.sso_start(&provider, Some(who), &addr).await?;
+    let body = Json(SsoStart { url: start.url });
+    Ok(with_cookie(&app, &start.browser, body))
 }
 
 /// Where the provider sends the browser back: checks the answer, logs in (or links), and
@@ -77,19 +124,26 @@ pub async fn callback(
     State(app): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Path(provider): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<SsoCallbackQuery>,
-) -> ApiResult<Redirect> {
+) -> ApiResult<Response> {
     // A provider's `error` ends the flow as refused: its state is spent.
     let code = q.code.filter(|_| q.error.is_none());
-    let to = match app
+    let browser = sent_cookie(&headers);
+    let outcome = app
         .core
-        .sso_callback(&provider, code, q.state, &addr)
-        .await?
-    {
-        CallbackOutcome::Code(code) => format!("/#sso={code}"),
-        CallbackOutcome::Failed(why) => format!("/#sso-error={}", why.as_str()),
-    };
-    Ok(Redirect::to(&to))
+        .sso_callback(&provider, code, q.state, browser, &addr)
+        .await?;
+    // The cookie goes with a finished flow; a failed callback (a forged one, say) leaves
+    // the browser's own flow alone.
+    Ok(match outcome {
+        CallbackOutcome::Code(code) => {
+            with_cookie(&app, "", Redirect::to(&format!("/#sso={code}")))
+        }
+        CallbackOutcome::Failed(why) => {
+            Redirect::to(&format!("/#sso-error={}", why.as_str())).into_response()
+        }
+    })
 }
 
 /// Trade the callback's one-time code for tokens, or for the second-factor challenge of

@@ -24,7 +24,9 @@ use std::time::Duration;
 use palaver_proto::{ErrorCode, ServerFrame};
 use uuid::Uuid;
 
-pub use auth::{CallbackOutcome, Identity, Passwords, Sealer, Sso, SsoFailure, Tokens};
+pub use auth::{
+    CallbackOutcome, Identity, Passwords, SSO_COOKIE, Sealer, Sso, SsoFailure, SsoRedirect, Tokens,
+};
 pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};

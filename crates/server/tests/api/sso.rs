@@ -169,6 +169,16 @@ impl Browser {
         resp
     }
 
+    /// `POST /auth/sso/test/link` as `user`, from this browser (which keeps the flow
+    /// cookie, as the web client's fetch does).
+    async fn link(&mut self, app: &TestApp, user: &TestUser) -> (u16, Value) {
+        let url = format!("{}/api/v1/auth/sso/{PROVIDER}/link", app.base);
+        let req = self.http.post(url).bearer_auth(&user.auth.access_token);
+        let resp = self.send(req).await;
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json"))
+    }
+
     /// Follows `url` through redirects and the provider's pages, logging in as `login`.
     async fn walk(&mut self, url: &str, login: &str, stop_at_callback: bool) -> Stop {
         let mut next = reqwest::Url::parse(url).expect("url");
@@ -314,10 +324,6 @@ async fn the_one_time_code_and_the_callback_work_once() {
     let Stop::Callback(callback) = browser.walk(&start, "fay", true).await else {
         panic!("expected the callback");
     };
-    let plain = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
     let location = |resp: reqwest::Response| {
         assert_eq!(resp.status().as_u16(), 303);
         resp.headers()[reqwest::header::LOCATION]
@@ -338,13 +344,21 @@ async fn the_one_time_code_and_the_callback_work_once() {
         })
         .collect();
     forged.query_pairs_mut().clear().extend_pairs(pairs);
-    let got = location(plain.get(forged).send().await.expect("forged"));
+    let got = location(browser.send(browser.http.get(forged)).await);
     assert_eq!(got, "/#sso-error=invalid_state");
-    let got = location(plain.get(&callback).send().await.expect("callback"));
+    // The callback URL opened in another browser (someone lured there, to be logged in
+    // as whoever made the URL): its flow cookie is missing, so it is refused.
+    let elsewhere = location(
+        Browser::new()
+            .send(Browser::new().http.get(&callback))
+            .await,
+    );
+    assert_eq!(elsewhere, "/#sso-error=invalid_state");
+    let got = location(browser.send(browser.http.get(&callback)).await);
     let fragment = got.strip_prefix("/#").expect("fragment").to_owned();
     assert!(fragment.starts_with("sso="), "{got}");
     // The same callback again (a replay): its state is spent.
-    let replay = location(plain.get(&callback).send().await.expect("replay"));
+    let replay = location(browser.send(browser.http.get(&callback)).await);
     assert_eq!(replay, "/#sso-error=invalid_state");
     // The code logs in once; then it is gone.
     let (status, _) = exchange(&app, &fragment).await;
@@ -363,7 +377,8 @@ async fn the_one_time_code_and_the_callback_work_once() {
     );
 
     // The provider's refusal ends the flow as refused.
-    let Stop::Callback(callback) = Browser::new().walk(&start, "fay", true).await else {
+    let mut browser = Browser::new();
+    let Stop::Callback(callback) = browser.walk(&start, "fay", true).await else {
         panic!("expected the callback");
     };
     let mut refused = reqwest::Url::parse(&callback).expect("url");
@@ -378,11 +393,11 @@ async fn the_one_time_code_and_the_callback_work_once() {
         .append_pair("error", "access_denied")
         .append_pair("state", &state);
     assert_eq!(
-        location(plain.get(refused).send().await.expect("refused")),
+        location(browser.send(browser.http.get(refused)).await),
         "/#sso-error=refused"
     );
     assert_eq!(
-        location(plain.get(&callback).send().await.expect("after")),
+        location(browser.send(browser.http.get(&callback)).await),
         "/#sso-error=invalid_state"
     );
 }
@@ -483,14 +498,11 @@ async fn a_logged_in_user_links_a_provider_from_settings() {
         return;
     };
     let hana = app.user("hana").await;
-    let (status, body) = hana
-        .api
-        .raw(Method::POST, "/api/v1/auth/sso/test/link", None)
-        .await
-        .expect("link");
+    let mut browser = Browser::new();
+    let (status, body) = browser.link(&app, &hana).await;
     assert_eq!(status, 200, "{body}");
     let url = body["url"].as_str().expect("url");
-    let Stop::Fragment(fragment) = Browser::new().walk(url, "hana-at-work", false).await else {
+    let Stop::Fragment(fragment) = browser.walk(url, "hana-at-work", false).await else {
         panic!("expected the web client");
     };
     let (status, body) = exchange(&app, &fragment).await;
@@ -501,13 +513,10 @@ async fn a_logged_in_user_links_a_provider_from_settings() {
     assert_eq!(linked.user.id, hana.id);
     // Someone else cannot link the same provider user to their account.
     let ivan = app.user("ivan").await;
-    let (_, body) = ivan
-        .api
-        .raw(Method::POST, "/api/v1/auth/sso/test/link", None)
-        .await
-        .expect("link");
+    let mut browser = Browser::new();
+    let (_, body) = browser.link(&app, &ivan).await;
     let url = body["url"].as_str().expect("url");
-    let Stop::Fragment(fragment) = Browser::new().walk(url, "hana-at-work", false).await else {
+    let Stop::Fragment(fragment) = browser.walk(url, "hana-at-work", false).await else {
         panic!("expected the web client");
     };
     assert_eq!(fragment, "sso-error=already_linked");

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 pub use passwords::Passwords;
 pub use second_factor::Sealer;
-pub use sso::{CallbackOutcome, Sso, SsoFailure};
+pub use sso::{CallbackOutcome, SSO_COOKIE, Sso, SsoFailure, SsoRedirect};
 pub use tokens::Tokens;
 
 use super::{Core, ServiceError, ServiceResult};

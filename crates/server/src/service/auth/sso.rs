@@ -2,7 +2,9 @@
 //! providers configured in `[[auth.sso]]`.
 //!
 //! - `sso_start` makes a flow: a random `state`, `nonce` and PKCE verifier, kept in the
-//!   store (by the hash of the state) until `auth.sso_flow_ttl_secs`, so that the
+//!   store until `auth.sso_flow_ttl_secs`, keyed by the hash of the state and of a random
+//!   cookie set in the browser that starts it (a callback only works in that browser: no
+//!   login CSRF), so that the
 //!   provider's redirect back may reach any node; at most `auth.max_pending_sso_flows`
 //!   at once. It answers the provider's authorization URL.
 //! - `sso_callback` takes the flow of the returned state (once: a replayed callback finds
@@ -99,6 +101,34 @@ fn hash(s: &str) -> Vec<u8> {
     Sha256::digest(s.as_bytes()).to_vec()
 }
 
+/// A flow's key: its `state` together with the browser's flow cookie, so that a callback
+/// URL replayed in another browser (a victim's, to log them into the attacker's account)
+/// finds no flow.
+fn flow_key(state: &str, browser: &str) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(state.as_bytes());
+    h.update([0]);
+    h.update(browser.as_bytes());
+    h.finalize().to_vec()
+}
+
+/// A new random token (256 bits, base64url).
+fn random_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// What `sso_start` answers: where to send the browser, and the value of the flow cookie
+/// to set in it (`SSO_COOKIE`), which the callback must bring back.
+pub struct SsoRedirect {
+    pub url: String,
+    pub browser: String,
+}
+
+/// The cookie that binds a flow to the browser that started it.
+pub const SSO_COOKIE: &str = "palaver_sso";
+
 impl Sso {
     /// The providers of `[auth]`, nothing read yet.
     pub fn new(config: &AuthConfig) -> ServiceResult<Sso> {
@@ -187,13 +217,13 @@ impl Core {
     }
 
     /// Starts a login (or, with `link`, linking the provider to that account): the URL
-    /// of the provider's authorization page.
+    /// of the provider's authorization page, and the browser's flow cookie.
     pub async fn sso_start(
         &self,
         provider: &str,
         link: Option<Identity>,
         client: &str,
-    ) -> ServiceResult<String> {
+    ) -> ServiceResult<SsoRedirect> {
         self.limit(RateBucket::Login, &counted_addr(client)).await?;
         let p = self.sso.provider(provider)?;
         let metadata = self.sso.metadata(p).await?;
@@ -216,6 +246,7 @@ impl Core {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let browser = random_token();
         let now = now_ms();
         let ttl = i64::try_from(self.config.auth.sso_flow_ttl_secs).unwrap_or(i64::MAX / 2000);
         let flow = SsoFlow {
@@ -227,7 +258,7 @@ impl Core {
         let stored = self
             .store
             .start_sso_flow(
-                &hash(state.secret()),
+                &flow_key(state.secret(), &browser),
                 &flow,
                 now + ttl * 1000,
                 now,
@@ -241,7 +272,10 @@ impl Core {
                 retry: Duration::from_secs(5),
             });
         }
-        Ok(url.to_string())
+        Ok(SsoRedirect {
+            url: url.to_string(),
+            browser,
+        })
     }
 
     /// The provider's redirect back: checks it, finds or makes the account, and answers
@@ -251,6 +285,7 @@ impl Core {
         provider: &str,
         code: Option<String>,
         state: Option<String>,
+        browser: Option<String>,
         client: &str,
     ) -> ServiceResult<CallbackOutcome> {
         use CallbackOutcome::Failed;
@@ -259,7 +294,10 @@ impl Core {
         let Some(state) = state.filter(|s| !s.is_empty() && s.len() <= 512) else {
             return Ok(Failed(SsoFailure::InvalidState));
         };
-        let state_hash = hash(&state);
+        let Some(browser) = browser.filter(|b| !b.is_empty() && b.len() <= 128) else {
+            return Ok(Failed(SsoFailure::InvalidState));
+        };
+        let state_hash = flow_key(&state, &browser);
         let Some(flow) = self.store.take_sso_flow(&state_hash, now_ms()).await? else {
             return Ok(Failed(SsoFailure::InvalidState));
         };
@@ -366,9 +404,7 @@ impl Core {
                 }
             },
         };
-        let mut raw = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut raw);
-        let one_time = URL_SAFE_NO_PAD.encode(raw);
+        let one_time = random_token();
         self.store
             .finish_sso_flow(
                 &state_hash,
