@@ -65,6 +65,7 @@ pub async fn totp_enrol(
     responses((status = 200, body = RecoveryCodes),
         (status = 401, description = "invalid_second_factor: not the app's current code", body = ErrorBody),
         (status = 409, description = "conflict: nothing to confirm, or on already", body = ErrorBody),
+        (status = 422, description = "validation_failed: a code over 64 bytes", body = ErrorBody),
         (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn totp_confirm(
     State(app): State<AppState>,
@@ -79,7 +80,7 @@ pub async fn totp_confirm(
     responses((status = 204),
         (status = 401, description = "invalid_second_factor: wrong password or code", body = ErrorBody),
         (status = 409, description = "conflict: two-factor login is not on", body = ErrorBody),
-        (status = 422, description = "validation_failed: neither password nor code", body = ErrorBody),
+        (status = 422, description = "validation_failed: neither password nor code, or one too long", body = ErrorBody),
         (status = 429, body = ErrorBody),
         (status = 503, description = "unavailable: too many password checks at once", body = ErrorBody)),
     security(("bearer" = [])))]

@@ -327,6 +327,9 @@ impl Core {
     ) -> ServiceResult<RecoveryCodes> {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
+        if req.code.len() > 64 {
+            return Err(ServiceError::Validation("code is too long".into()));
+        }
         let failures = failures_key(who.user_id);
         self.limit(RateBucket::LoginFailure, &failures).await?;
         let factor = match self.store.totp_factor(who.user_id).await? {
@@ -372,6 +375,13 @@ impl Core {
     pub async fn totp_remove(&self, who: Identity, req: RemoveTotpRequest) -> ServiceResult<()> {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
+        if req.password.as_ref().is_some_and(|p| p.len() > 256)
+            || req.code.as_ref().is_some_and(|c| c.len() > 64)
+        {
+            return Err(ServiceError::Validation(
+                "password or code is too long".into(),
+            ));
+        }
         let Some(factor) = self.store.totp_factor(who.user_id).await? else {
             return Err(ServiceError::Conflict("two-factor login is not on"));
         };

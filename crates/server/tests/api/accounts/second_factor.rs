@@ -361,6 +361,24 @@ async fn enrolment_refuses_what_it_cannot_use() {
         let got = post(&alice.api, "/api/v1/auth/totp/confirm", body).await;
         assert_api_error(got, 400, "bad_request");
     }
+    let got = post(
+        &alice.api,
+        "/api/v1/auth/totp/confirm",
+        json!({"code": "1".repeat(65)}),
+    )
+    .await;
+    assert_api_error(got, 422, "validation_failed");
+    let got = delete(
+        &alice.api,
+        "/api/v1/auth/totp",
+        json!({"password": "p".repeat(257)}),
+    )
+    .await;
+    assert_api_error(got, 422, "validation_failed");
+    for body in [json!([null, null]), json!(["a", "b"])] {
+        let got = delete(&alice.api, "/api/v1/auth/totp", body).await;
+        assert_api_error(got, 400, "bad_request");
+    }
     let long = "1".repeat(100_000);
     let got = post(
         &alice.api,
