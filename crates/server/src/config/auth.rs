@@ -136,3 +136,55 @@ impl AuthConfig {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> AuthConfig {
+        #[derive(Deserialize)]
+        struct File {
+            auth: AuthConfig,
+        }
+        toml::from_str::<File>(toml).expect("toml").auth
+    }
+
+    #[test]
+    fn providers_are_read_and_checked() {
+        let ok = parse(
+            r#"
+            [auth]
+            public_url = "https://chat.example.com"
+            [[auth.sso]]
+            id = "corp"
+            display_name = "Company login"
+            issuer = "https://login.example.com"
+            client_id = "palaver"
+            client_secret = "s3cret"
+            "#,
+        );
+        assert!(ok.check().is_ok());
+        assert_eq!(ok.sso[0].scopes, ["profile"]);
+        assert_eq!(
+            ok.redacted().sso[0].client_secret.as_deref(),
+            Some("<redacted>")
+        );
+
+        let mut no_url = ok.clone();
+        no_url.public_url = None;
+        assert!(no_url.check().is_err(), "a redirect URI needs public_url");
+        let mut twice = ok.clone();
+        twice.sso.push(ok.sso[0].clone());
+        assert!(twice.check().is_err(), "ids are unique");
+        let mut bad_id = ok.clone();
+        bad_id.sso[0].id = "Corp/1".into();
+        assert!(bad_id.check().is_err());
+        let mut only_sso = ok.clone();
+        only_sso.password_login = false;
+        assert!(only_sso.check().is_ok());
+        let mut nobody = AuthConfig::default();
+        nobody.password_login = false;
+        assert!(nobody.check().is_err(), "no way to log in at all");
+        assert!(AuthConfig::default().check().is_ok());
+    }
+}
