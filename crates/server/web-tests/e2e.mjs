@@ -3,7 +3,8 @@
 // Run by crates/server/tests/web.rs; exits non-zero on the first failure. The scenarios
 // live in e2e/: basics.mjs (accounts to blocks), conversations.mjs (replies, threads,
 // reactions, mentions, pins, search, forwards, room events, resuming), twofactor.mjs
-// (turning two-factor login on, logging in with a code, turning it off).
+// (turning two-factor login on, logging in with a code, turning it off), sso.mjs (the
+// login screen's provider button, with E2E_SSO set).
 import assert from 'node:assert/strict';
 import {
   browser, shots, log, currentStep, failures, urls,
@@ -11,11 +12,13 @@ import {
 import { basics } from './e2e/basics.mjs';
 import { conversations } from './e2e/conversations.mjs';
 import { twoFactor } from './e2e/twofactor.mjs';
+import { sso } from './e2e/sso.mjs';
 
 try {
   const users = await basics();
   await conversations(users);
   await twoFactor();
+  if (process.env.E2E_SSO) await sso();
 
   log('no URL carried an access token');
   assert.ok(urls.some((u) => /\/api\/v1\/ws$/.test(u)), 'the socket was opened');

@@ -3,6 +3,8 @@
 
 // `pub(crate)`: tests/api_cluster.rs includes this file as a module and re-exports it.
 pub(crate) mod helpers;
+#[path = "../support/oidc.rs"]
+pub(crate) mod oidc;
 #[path = "../support/mod.rs"]
 pub(crate) mod support;
 

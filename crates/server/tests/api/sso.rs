@@ -8,101 +8,28 @@
 //! tests print SKIPPED and pass, except under CI=true where they fail.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use palaver_proto::LoginResponse;
 use palaver_server::config::SsoProviderConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::*;
+use crate::oidc::{self, CLIENT_ID, CLIENT_SECRET, Provider};
 use crate::support;
 
-const CLIENT_ID: &str = "palaver";
-const CLIENT_SECRET: &str = "palaver-test-client-secret";
 const PROVIDER: &str = "test";
-
-/// The provider process, stopped when dropped.
-struct Provider {
-    _child: tokio::process::Child,
-    issuer: String,
-}
-
-fn provider_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
-}
-
-/// Why the provider cannot run here, if it cannot.
-fn missing() -> Option<String> {
-    let node = std::process::Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|o| o.status.success()) {
-        return Some("node is not installed".into());
-    }
-    let dir = provider_dir();
-    if !dir.join("node_modules/oidc-provider").is_dir() {
-        return Some(format!(
-            "oidc-provider is not installed (npm ci in {})",
-            dir.display()
-        ));
-    }
-    None
-}
-
-/// Starts the provider with a client whose redirect URIs are `redirects`.
-async fn start_provider(redirects: &[String]) -> Provider {
-    let mut child = tokio::process::Command::new("node")
-        .current_dir(provider_dir())
-        .arg("provider.mjs")
-        .arg(CLIENT_ID)
-        .arg(CLIENT_SECRET)
-        .args(redirects)
-        // It stops when its stdin closes: with this test, however it ends.
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start node");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let port = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read provider") {
-            if let Some(port) = line.strip_prefix("listening ") {
-                return port.trim().parse::<u16>().expect("port");
-            }
-        }
-        panic!("the provider exited before listening");
-    })
-    .await
-    .expect("the provider starts");
-    // Whatever it prints later is read (and dropped): a closed pipe would kill it.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Provider {
-        _child: child,
-        issuer: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-/// A free loopback port for the server: the provider must know its redirect URI before
-/// the server starts.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// A server with the provider configured as `test`, or `None` (skipped) without node.
 async fn sso_app(tweak: impl FnOnce(&mut palaver_server::Config)) -> Option<(TestApp, Provider)> {
-    if let Some(why) = missing() {
+    if let Some(why) = oidc::missing() {
         support::skip("the single sign-on tests", &why);
         return None;
     }
-    let port = free_port();
+    let port = oidc::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let provider = start_provider(&[format!("{base}/api/v1/auth/sso/{PROVIDER}/callback")]).await;
+    let provider =
+        oidc::start_provider(&[format!("{base}/api/v1/auth/sso/{PROVIDER}/callback")]).await;
     let issuer = provider.issuer.clone();
     let app = spawn_app_with(|c| {
         c.listen = format!("127.0.0.1:{port}").parse().expect("addr");
