@@ -182,8 +182,10 @@ mod tests {
         let mut only_sso = ok.clone();
         only_sso.password_login = false;
         assert!(only_sso.check().is_ok());
-        let mut nobody = AuthConfig::default();
-        nobody.password_login = false;
+        let nobody = AuthConfig {
+            password_login: false,
+            ..AuthConfig::default()
+        };
         assert!(nobody.check().is_err(), "no way to log in at all");
         assert!(AuthConfig::default().check().is_ok());
     }
