@@ -201,20 +201,21 @@ impl Client {
             .1)
     }
 
-    /// Logs in an account without a second factor (see `login_start` for the others).
+    /// Logs in to an account without a second factor (one with a second factor is an
+    /// error here: use [`Client::login_start`]).
     pub async fn login(&self, username: &str, password: &str) -> Result<AuthResponse> {
         match self.login_start(username, password).await? {
-            LoginResponse::Tokens(auth) => Ok(auth),
-            LoginResponse::SecondFactor { .. } => Err(ClientError::Unexpected {
+            LoginOutcome::Tokens(auth) => Ok(auth),
+            LoginOutcome::SecondFactor { .. } => Err(ClientError::Unexpected {
                 status: 200,
-                body: "the account asks for a second factor: use login_start".into(),
+                body: "the account needs a second factor".into(),
             }),
         }
     }
 
-    /// Logs in: the tokens, or the challenge of an account with two-factor login
-    /// (answered with `login_second_factor`).
-    pub async fn login_start(&self, username: &str, password: &str) -> Result<LoginResponse> {
+    /// Logs in, answering either the tokens or, for an account with a second factor, the
+    /// challenge to answer with [`Client::login_second_factor`].
+    pub async fn login_start(&self, username: &str, password: &str) -> Result<LoginOutcome> {
         let body = LoginRequest {
             username: username.into(),
             password: password.into(),
@@ -225,12 +226,9 @@ impl Client {
             .1)
     }
 
-    /// Answers a login's second-factor challenge with a TOTP or recovery code.
+    /// Answers a login's second-factor challenge with a code (TOTP or a recovery code).
     pub async fn login_second_factor(&self, challenge: &str, code: &str) -> Result<AuthResponse> {
-        let body = SecondFactorRequest {
-            challenge: challenge.into(),
-            code: code.into(),
-        };
+        let body = serde_json::json!({ "challenge": challenge, "code": code });
         Ok(self
             .call(
                 Method::POST,
@@ -239,6 +237,22 @@ impl Client {
             )
             .await?
             .1)
+    }
+
+    /// Ends this token's session (and the refresh token's, if given).
+    pub async fn logout(&self, refresh_token: Option<&str>) -> Result<()> {
+        let body = LogoutRequest {
+            refresh_token: refresh_token.map(Into::into),
+        };
+        let body = serde_json::to_value(&body)?;
+        self.no_content_with(Method::POST, "/api/v1/auth/logout", Some(&body))
+            .await
+    }
+
+    /// One user's presence.
+    pub async fn presence(&self, user: Uuid) -> Result<Presence> {
+        let path = format!("/api/v1/presence/{user}");
+        Ok(self.call::<(), _>(Method::GET, &path, None).await?.1)
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<AuthResponse> {
@@ -306,7 +320,17 @@ impl Client {
 
     /// A request answered with 204 and no body; anything else is an error.
     async fn no_content(&self, method: Method, path: &str) -> Result<()> {
-        let (status, value) = self.raw(method, path, None).await?;
+        self.no_content_with(method, path, None).await
+    }
+
+    /// `no_content` with a JSON body.
+    async fn no_content_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let (status, value) = self.raw(method, path, body).await?;
         if status == 204 {
             Ok(())
         } else {
@@ -338,6 +362,13 @@ impl Client {
             ..Default::default()
         };
         self.call(Method::POST, "/api/v1/messages/send", Some(&body))
+            .await
+    }
+
+    /// Sends any message (media included) over REST; the status tells new (201) from an
+    /// idempotent retry (200).
+    pub async fn send_request(&self, message: &SendMessageRequest) -> Result<(u16, Message)> {
+        self.call(Method::POST, "/api/v1/messages/send", Some(message))
             .await
     }
 
@@ -651,6 +682,22 @@ impl Socket {
         }
     }
 
+    /// Splits the socket into a writer and a reader, for a client that sends while it
+    /// waits for frames (frames already read and kept go to the reader first).
+    pub fn split(self) -> (SocketSender, SocketReceiver) {
+        let (sink, stream) = self.ws.split();
+        (
+            SocketSender {
+                sink,
+                next_id: self.next_id,
+            },
+            SocketReceiver {
+                stream,
+                pending: self.pending,
+            },
+        )
+    }
+
     /// The underlying WebSocket stream, for callers that split it into reader and writer.
     pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
         self.ws
@@ -679,4 +726,127 @@ pub fn search_path(query: &SearchQuery) -> String {
         form.append_pair("before", &before.to_string());
     }
     format!("/api/v1/search?{}", form.finish())
+}
+
+/// What `POST /api/v1/auth/login` answers: the tokens, or a second-factor challenge.
+/// (The wire contract names this `LoginResponse`; until the proto crate carries it, the
+/// client decodes it here.)
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    /// Logged in.
+    Tokens(AuthResponse),
+    /// The account has a second factor: answer `challenge` with a code.
+    SecondFactor {
+        #[serde(rename = "secondFactor")]
+        second_factor: SecondFactorChallenge,
+    },
+}
+
+/// The challenge of a login that needs a second factor.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondFactorChallenge {
+    /// Opaque; sent back with the code.
+    pub challenge: String,
+    /// Which codes are accepted (`totp`, `recovery`).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// When the challenge stops being accepted (RFC 3339), if the server says.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The writing half of a split [`Socket`].
+pub struct SocketSender {
+    sink: futures::stream::SplitSink<WsStream, WsMessage>,
+    next_id: u64,
+}
+
+impl SocketSender {
+    /// Sends a frame with a fresh id; returns the id.
+    pub async fn send_frame(&mut self, frame: ClientFrame) -> Result<String> {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        let env = ClientEnvelope {
+            id: Some(id.clone()),
+            frame,
+        };
+        self.sink
+            .send(WsMessage::Text(serde_json::to_string(&env)?.into()))
+            .await
+            .map_err(|e| ClientError::Ws(Box::new(e)))?;
+        Ok(id)
+    }
+
+    /// Closes politely.
+    pub async fn close(mut self) -> Result<()> {
+        self.sink
+            .close()
+            .await
+            .map_err(|e| ClientError::Ws(Box::new(e)))
+    }
+}
+
+/// The reading half of a split [`Socket`].
+pub struct SocketReceiver {
+    stream: futures::stream::SplitStream<WsStream>,
+    pending: VecDeque<ServerFrame>,
+}
+
+impl SocketReceiver {
+    /// The next server frame; `Closed` once the socket closed.
+    pub async fn next(&mut self) -> Result<ServerFrame> {
+        if let Some(f) = self.pending.pop_front() {
+            return Ok(f);
+        }
+        loop {
+            match self.stream.next().await {
+                Some(Ok(WsMessage::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
+                Some(Ok(WsMessage::Close(frame))) => {
+                    return Err(ClientError::Closed(
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                    ));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(ClientError::Ws(Box::new(e))),
+                None => return Err(ClientError::Closed(None)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_outcome_reads_tokens_and_challenges() {
+        let tokens = serde_json::json!({
+            "accessToken": "a", "refreshToken": "r", "expiresIn": 900,
+            "user": {"id": "0199f3a0-5b1e-7c42-8d1a-2f6e9b0c4a71", "username": "alice",
+                     "displayName": "Alice", "createdAt": "2025-11-23T17:30:01.512Z"}
+        });
+        match serde_json::from_value::<LoginOutcome>(tokens).expect("tokens") {
+            LoginOutcome::Tokens(auth) => assert_eq!(auth.user.username, "alice"),
+            other => panic!("{other:?}"),
+        }
+        let challenge = serde_json::json!({"secondFactor": {
+            "challenge": "opaque", "methods": ["totp", "recovery"],
+            "expiresAt": "2025-11-23T17:35:01Z"}});
+        match serde_json::from_value::<LoginOutcome>(challenge).expect("challenge") {
+            LoginOutcome::SecondFactor { second_factor } => {
+                assert_eq!(second_factor.challenge, "opaque");
+                assert_eq!(second_factor.methods, ["totp", "recovery"]);
+                assert_eq!(
+                    second_factor.expires_at.as_deref(),
+                    Some("2025-11-23T17:35:01Z")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(serde_json::from_value::<LoginOutcome>(serde_json::json!({"x": 1})).is_err());
+    }
 }

@@ -21,7 +21,7 @@ pub struct ClientEnvelope {
 }
 
 /// What a client can say on the socket.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
     rename_all = "snake_case",

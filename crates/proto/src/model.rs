@@ -461,7 +461,7 @@ pub struct UploadQuery {
 
 /// `POST /api/v1/messages/send`.
 /// Its OpenAPI schema is written by hand (`crate::schema`): its rules need `oneOf`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageRequest {
     pub room_id: Uuid,

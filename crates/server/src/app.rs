@@ -142,6 +142,7 @@ fn metrics_handle() -> Result<PrometheusHandle, StartError> {
         .set_buckets(&buckets)
         .and_then(|b| b.install_recorder())
         .map_err(|e| StartError::Metrics(e.to_string()))?;
+    crate::telemetry::register();
     Ok(slot.insert(handle).clone())
 }
 

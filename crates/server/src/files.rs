@@ -41,3 +41,21 @@ pub async fn create_private(path: &Path) -> std::io::Result<tokio::fs::File> {
     options.mode(0o600);
     options.open(path).await
 }
+
+/// The size of a file system and what of it the server may still fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Bytes free for an unprivileged writer (what the server can use).
+    pub free: u64,
+    /// Bytes in the whole file system.
+    pub size: u64,
+}
+
+/// The file system that holds `dir` (statvfs). Blocking: call it off the runtime.
+pub fn disk_space(dir: &Path) -> std::io::Result<DiskSpace> {
+    let stat = rustix::fs::statvfs(dir)?;
+    Ok(DiskSpace {
+        free: stat.f_bavail.saturating_mul(stat.f_frsize),
+        size: stat.f_blocks.saturating_mul(stat.f_frsize),
+    })
+}

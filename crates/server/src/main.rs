@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use palaver_server::config::Flags;
 use palaver_server::{Application, Config, telemetry};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(name = "palaver", version, about = "Palaver chat server")]
 struct Cli {
@@ -23,6 +25,9 @@ enum Command {
     Serve(Flags),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config(Flags),
+    /// The terminal client: chat, login, logout, rooms, send, tail, upload.
+    #[command(flatten)]
+    Terminal(cli::terminal::Command),
 }
 
 async fn shutdown_signal() {
@@ -48,6 +53,7 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Terminal(command) => cli::terminal::run(command).await,
         Command::Config(flags) => {
             let config = Config::load(cli.config.as_deref(), flags)?;
             // The configuration knows no engine; the outbound allow-lists are the SSRF

@@ -370,7 +370,8 @@ where
                 Err(_) => match guard.refusals.clone().try_acquire_owned() {
                     Ok(slot) => (slot, false),
                     Err(_) => {
-                        metrics::counter!("palaver_connections_refused_total").increment(1);
+                        metrics::counter!(crate::telemetry::metric::CONNECTIONS_REFUSED)
+                            .increment(1);
                         return Err(io::Error::other("connection limit reached"));
                     }
                 },
@@ -387,7 +388,7 @@ where
             if admitted {
                 return accepted.await;
             }
-            metrics::counter!("palaver_connections_refused_total").increment(1);
+            metrics::counter!(crate::telemetry::metric::CONNECTIONS_REFUSED).increment(1);
             let refused = async {
                 let (stream, _) = accepted.await?;
                 let answer = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {

@@ -200,3 +200,76 @@ async fn a_dead_nodes_users_are_announced_offline_to_their_contacts() {
 }
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// Node 1's `palaver_engine_up` value for `role` (bus, cache) in one scrape, if it has one.
+async fn engine_up(http: &reqwest::Client, metrics: &str, role: &str) -> Option<f64> {
+    let text = http.get(metrics).send().await.ok()?.text().await.ok()?;
+    let role = format!("role=\"{role}\"");
+    text.lines()
+        .filter(|l| l.starts_with("palaver_engine_up{") && l.contains(&role))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+/// Scrapes until `role`'s gauge reads `want`; false if it did not within `within`.
+async fn engine_reads(
+    http: &reqwest::Client,
+    metrics: &str,
+    role: &str,
+    want: f64,
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if engine_up(http, metrics, role).await == Some(want) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// What the PalaverBusUnreachable and PalaverCacheUnreachable alerts read: each scrape
+/// checks NATS and Redis, so `palaver_engine_up` drops to 0 while one is down and comes
+/// back to 1 once it is up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_gauges_follow_nats_and_redis_going_down_and_back() {
+    let Some(cluster) = cluster_options(1) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fleet = Fleet::start(&FleetOptions {
+        server_bin: PathBuf::from(env!("CARGO_BIN_EXE_palaver")),
+        dir: dir.path().to_path_buf(),
+        cluster: Some(cluster),
+        env: Vec::new(),
+    })
+    .await
+    .expect("start the cluster");
+    let metrics = format!("{}/metrics", fleet.node_metrics(0));
+    let http = reqwest::Client::new();
+    for role in ["store", "bus", "cache"] {
+        assert!(
+            engine_reads(&http, &metrics, role, 1.0, WAIT).await,
+            "{role} reads up at the start"
+        );
+    }
+    for role in ["bus", "cache"] {
+        // Down for longer than a check's own timeout (3 s), so a scrape sees it down.
+        let down = Duration::from_secs(8);
+        let watch = engine_reads(&http, &metrics, role, 0.0, down);
+        let restart = async {
+            match role {
+                "bus" => fleet.restart_nats(down).await,
+                _ => fleet.restart_redis(down).await,
+            }
+        };
+        let (seen_down, restarted) = tokio::join!(watch, restart);
+        restarted.expect("restart");
+        assert!(seen_down, "{role} read down while it was down");
+        assert!(
+            engine_reads(&http, &metrics, role, 1.0, Duration::from_secs(30)).await,
+            "{role} reads up again once it is back"
+        );
+    }
+    fleet.stop().await;
+}

@@ -40,7 +40,7 @@ impl Bus for MemoryBus {
                         // Connections repair the gap from the store when the next
                         // message of the room arrives.
                         tracing::warn!(skipped = n, "bus subscriber lagged");
-                        metrics::counter!("palaver_bus_lagged_total").increment(n);
+                        metrics::counter!(crate::telemetry::metric::BUS_LAGGED).increment(n);
                         None
                     }
                 }

@@ -159,4 +159,9 @@ pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, event: Event) -> Result<(), BusError>;
     /// Every event published from now on.
     fn subscribe(&self) -> EventStream;
+    /// Whether the message service answers (health checks and `palaver_engine_up`). The
+    /// in-process bus always does.
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }

@@ -374,7 +374,7 @@ async fn publish_confirmed(
             Err(err) => last_err = err.to_string(),
         }
     }
-    metrics::counter!("palaver_bus_publish_failures_total").increment(1);
+    metrics::counter!(crate::telemetry::metric::BUS_PUBLISH_FAILURES).increment(1);
     Err(BusError::Unavailable(format!(
         "JetStream did not store {msg_id} on {subject}: {last_err}"
     )))
@@ -464,6 +464,19 @@ impl Bus for NatsBus {
 
     fn subscribe(&self) -> EventStream {
         self.local.subscribe()
+    }
+
+    /// Connected, and JetStream answers for this deployment's stream (a round trip: the
+    /// connection state alone lags a server that stopped answering).
+    async fn ping(&self) -> Result<(), BusError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(BusError::Unavailable("not connected to NATS".into()));
+        }
+        self.js
+            .get_stream(&self.stream_name)
+            .await
+            .map(drop)
+            .map_err(unavailable)
     }
 }
 

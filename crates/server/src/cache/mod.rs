@@ -60,4 +60,9 @@ pub trait Cache: Send + Sync + 'static {
     async fn rate_limit(&self, bucket: RateBucket, key: &str) -> Result<(), Duration>;
     /// Forgets what `key` has used of `bucket` (it is full again).
     async fn rate_reset(&self, bucket: RateBucket, key: &str);
+    /// Whether the cache service answers (health checks and `palaver_engine_up`). The
+    /// in-process cache always does.
+    async fn ping(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
 }

@@ -227,7 +227,7 @@ fn unavailable(err: impl std::fmt::Display) -> CacheError {
 }
 
 fn failed(what: &'static str, err: &::redis::RedisError) {
-    metrics::counter!("palaver_cache_errors_total").increment(1);
+    metrics::counter!(crate::telemetry::metric::CACHE_ERRORS).increment(1);
     tracing::warn!(%err, what, "redis cache");
 }
 
@@ -652,5 +652,13 @@ impl Cache for RedisCache {
             // The bucket refills by itself; the owner waits a little longer.
             failed("rate_reset", &err);
         }
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        ::redis::cmd("PING")
+            .query_async::<String>(&mut self.conn.clone())
+            .await
+            .map(drop)
+            .map_err(unavailable)
     }
 }

@@ -69,6 +69,16 @@ macro_rules! engine {
                 }
             }
 
+            /// The engine's name, for metrics and logs: the embedded engine's word, or
+            /// the URL's first scheme (`postgres`, `nats`, `redis`).
+            pub fn kind(&self) -> &'static str {
+                const SCHEMES: &[&str] = &[$($scheme),+];
+                match self {
+                    $name::$embedded => $word,
+                    $name::$cluster(_) => SCHEMES[0],
+                }
+            }
+
             fn parse(value: &str) -> Result<$name, String> {
                 const SCHEMES: &[&str] = &[$($scheme),+];
                 if value == $word {
@@ -160,6 +170,14 @@ mod tests {
             "rediss://cache:6380".parse::<CacheEngine>(),
             Ok(CacheEngine::Redis(u)) if u.as_str() == "rediss://cache:6380"
         ));
+        // What metrics name them by (`palaver_engine_up{engine}`).
+        let kinds = ["sqlite", "postgresql://db/chat"]
+            .map(|s| s.parse::<StoreEngine>().map(|e| e.kind()).ok());
+        assert_eq!(kinds, [Some("sqlite"), Some("postgres")]);
+        assert_eq!(
+            "rediss://c".parse::<CacheEngine>().map(|e| e.kind()).ok(),
+            Some("redis")
+        );
         for (bad, kind) in [
             ("mysql://db/chat", "store"),
             ("postgres", "store"),

@@ -20,6 +20,7 @@ use palaver_proto::close;
 
 use crate::bus::{Audience, Delivery, Event, EventStream};
 use crate::service::Core;
+use crate::telemetry::metric;
 
 /// An item on a connection's outbound queue.
 #[derive(Debug, Clone)]
@@ -74,7 +75,7 @@ impl Hub {
     pub fn register(&self, user: Uuid, handle: ConnHandle) {
         self.conns.write().entry(user).or_default().push(handle);
         let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics::gauge!("palaver_ws_connections").set(n as f64);
+        metrics::gauge!(metric::WS_CONNECTIONS).set(n as f64);
     }
 
     pub fn unregister(&self, user: Uuid, conn: Uuid) {
@@ -84,7 +85,7 @@ impl Hub {
             list.retain(|c| c.id != conn);
             if list.len() < before {
                 let n = self.count.fetch_sub(1, Ordering::Relaxed) - 1;
-                metrics::gauge!("palaver_ws_connections").set(n as f64);
+                metrics::gauge!(metric::WS_CONNECTIONS).set(n as f64);
             }
             if list.is_empty() {
                 conns.remove(&user);
@@ -152,7 +153,7 @@ impl Hub {
                     match c.tx.try_send(item.clone()) {
                         Ok(()) => sent += 1,
                         Err(mpsc::error::TrySendError::Full(_)) => {
-                            metrics::counter!("palaver_slow_consumers_total").increment(1);
+                            metrics::counter!(metric::SLOW_CONSUMERS).increment(1);
                             c.close(close::SLOW_CONSUMER, "slow consumer: reconnect and resume");
                         }
                         Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -36,6 +36,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::gateway::hub::Hub;
 use crate::service::Core;
+use crate::telemetry::metric;
 use error::ApiError;
 use extract::Json;
 
@@ -162,9 +163,9 @@ async fn record(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("palaver_http_requests_total", "route" => route.clone(), "status" => status)
+    metrics::counter!(metric::HTTP_REQUESTS, "route" => route.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("palaver_http_request_seconds", "route" => route)
+    metrics::histogram!(metric::HTTP_REQUEST_SECONDS, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }
@@ -183,10 +184,15 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
     if !app.ready.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
     }
-    app.core.store.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "readiness check failed");
-        ApiError::new(ErrorCode::Unavailable, "database unavailable")
-    })?;
+    // The bus and the cache are checked too, for their gauges (the alerts), but only
+    // the database decides readiness, as before: without NATS a node still stores and
+    // answers its own users.
+    if app.core.check_engines().await.store.is_err() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "database unavailable",
+        ));
+    }
     Ok(Json(HealthResponse {
         status: "ready".into(),
     }))
@@ -194,7 +200,10 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
 
 /// Prometheus metrics, on the metrics listener (`metrics_listen`).
 pub async fn metrics_text(State(app): State<AppState>) -> Response {
-    metrics::gauge!("palaver_ws_connections").set(app.hub.connections() as f64);
+    metrics::gauge!(metric::WS_CONNECTIONS).set(app.hub.connections() as f64);
+    // Fresh at every scrape, for the alert rules (deploy/prometheus).
+    let _ = app.core.check_engines().await;
+    app.core.record_disk_space().await;
     app.process.collect();
     if let Some(cpu) = process_cpu_seconds() {
         metrics::gauge!("palaver_process_cpu_seconds").set(cpu);

@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::config::PushConfig;
 use crate::outbound::{AllowList, GuardError, Outbound, OutboundError};
 use crate::store::{PushSubscriptionRow, Store};
+use crate::telemetry::metric;
 use vapid::Vapid;
 
 /// Requests to push services and the webhook in flight at once.
@@ -163,7 +164,7 @@ impl Dispatcher {
     /// Queues a notice without waiting; false (and counted) if the queue is full.
     pub fn enqueue(self: &Arc<Self>, notice: Notice) -> bool {
         let Ok(permit) = self.queue.clone().try_acquire_owned() else {
-            metrics::counter!("palaver_push_dropped_total", "stage" => "delivery").increment(1);
+            metrics::counter!(metric::PUSH_DROPPED, "stage" => "delivery").increment(1);
             // Counted, not logged one by one: under overload that would flood the log.
             tracing::debug!(user = %notice.user, room = %notice.room, "push queue full; notification dropped");
             return false;
@@ -200,15 +201,14 @@ impl Dispatcher {
             };
             match outcome {
                 Outcome::Sent => {
-                    metrics::counter!("palaver_push_sent_total", "channel" => notice.channel.name())
+                    metrics::counter!(metric::PUSH_SENT, "channel" => notice.channel.name())
                         .increment(1);
                     return;
                 }
                 Outcome::Gone => {
                     if let Channel::WebPush(sub) = &notice.channel {
                         tracing::info!(subscription = %sub.id, user = %notice.user, "push subscription expired; removed");
-                        metrics::counter!("palaver_push_failed_total", "reason" => "gone")
-                            .increment(1);
+                        metrics::counter!(metric::PUSH_FAILED, "reason" => "gone").increment(1);
                         if let Err(err) = self.store.delete_push_subscription(sub.id, None).await {
                             tracing::error!(%err, "could not remove an expired push subscription");
                         }
@@ -239,7 +239,7 @@ impl Dispatcher {
     }
 
     fn failed(&self, notice: &Notice, reason: &'static str, attempts: u32) {
-        metrics::counter!("palaver_push_failed_total", "reason" => reason).increment(1);
+        metrics::counter!(metric::PUSH_FAILED, "reason" => reason).increment(1);
         tracing::warn!(
             code = %ErrorCode::MessageDeliveryFailed,
             channel = notice.channel.name(),

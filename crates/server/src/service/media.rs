@@ -26,6 +26,7 @@ use crate::cache::RateBucket;
 use crate::clock::{now_ms, to_time};
 use crate::media::{ByteStream, MediaError};
 use crate::store::MediaRow;
+use crate::telemetry::metric;
 
 /// Bytes kept from the start of an upload to decide its type.
 const SNIFF_BYTES: usize = 8192;
@@ -119,7 +120,7 @@ impl Core {
     /// `quota_exceeded`, saying where the user stands: `used` of `quota` bytes, and the
     /// upload's size if known.
     fn over_quota(quota: u64, used: u64, upload: Option<u64>) -> ServiceError {
-        metrics::counter!("palaver_media_refused_total", "reason" => "quota").increment(1);
+        metrics::counter!(metric::MEDIA_REFUSED, "reason" => "quota").increment(1);
         let upload = upload
             .map(|n| format!(" and this upload has {n}"))
             .unwrap_or_default();
@@ -139,14 +140,14 @@ impl Core {
         }
         let dir = self.media_tmp.clone();
         let free = tokio::task::spawn_blocking(move || {
-            rustix::fs::statvfs(&dir).map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            crate::files::disk_space(&dir).map(|space| space.free)
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
         match free {
             Ok(free) if free < floor.saturating_add(needed) => {
                 tracing::warn!(free, floor, "upload refused: the disk is below its floor");
-                metrics::counter!("palaver_media_refused_total", "reason" => "disk").increment(1);
+                metrics::counter!(metric::MEDIA_REFUSED, "reason" => "disk").increment(1);
                 Err(ServiceError::InsufficientStorage {
                     retry: LOW_DISK_RETRY,
                 })

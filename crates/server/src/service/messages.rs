@@ -23,6 +23,7 @@ use crate::cache::RateBucket;
 use crate::clock::now_ms;
 use crate::domain::{client_msg_id, message_content};
 use crate::store::{Appended, Markers, NewMessage, SeqOrder, Store};
+use crate::telemetry::metric;
 
 /// A stored message and whether the send was a retry of an earlier one.
 #[derive(Debug, Clone)]
@@ -149,7 +150,7 @@ async fn commit(
         attempt += 1;
         outcome = store.append_messages(messages).await;
     }
-    metrics::histogram!("palaver_commit_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!(metric::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(results) => {
             let mut fresh = Vec::new();
@@ -157,7 +158,7 @@ async fn commit(
             for (result, job) in results.into_iter().zip(jobs) {
                 let reply = match result {
                     Appended::New(message) => {
-                        metrics::counter!("palaver_messages_total").increment(1);
+                        metrics::counter!(metric::MESSAGES).increment(1);
                         let frame = encode(&ServerFrame::Message {
                             message: message.clone(),
                         });
@@ -192,7 +193,7 @@ async fn commit(
                     }),
                     Appended::NotMember => Err(ServiceError::RoomNotFound),
                 };
-                metrics::histogram!("palaver_send_seconds")
+                metrics::histogram!(metric::SEND_SECONDS)
                     .record(job.queued.elapsed().as_secs_f64());
                 let _ = job.reply.send(reply);
             }
@@ -205,14 +206,13 @@ async fn commit(
             if let (Some(tx), false) = (notify, fresh.is_empty())
                 && tx.try_send(fresh).is_err()
             {
-                metrics::counter!("palaver_push_dropped_total", "stage" => "intake").increment(1);
+                metrics::counter!(metric::PUSH_DROPPED, "stage" => "intake").increment(1);
                 tracing::warn!("notification queue full; a batch of messages will not be notified");
             }
         }
         Err(err) => {
             tracing::error!(%err, batch = messages.len(), "message commit failed; senders told to retry");
-            metrics::counter!("palaver_message_delivery_failed_total")
-                .increment(messages.len() as u64);
+            metrics::counter!(metric::MESSAGE_DELIVERY_FAILED).increment(messages.len() as u64);
             for job in jobs {
                 let _ = job.reply.send(Err(ServiceError::DeliveryFailed));
             }

@@ -5,6 +5,7 @@
 mod auth;
 mod blocks;
 mod conversation;
+pub mod health;
 pub mod inspect;
 pub mod links;
 mod media;
@@ -471,7 +472,8 @@ impl Core {
         key: &str,
     ) -> ServiceResult<()> {
         self.cache.rate_limit(bucket, key).await.map_err(|retry| {
-            metrics::counter!("palaver_rate_limited_total").increment(1);
+            metrics::counter!(crate::telemetry::metric::RATE_LIMITED, "bucket" => bucket.key())
+                .increment(1);
             ServiceError::RateLimited(retry)
         })
     }

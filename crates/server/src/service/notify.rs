@@ -126,7 +126,7 @@ pub(super) async fn run(
                             continue;
                         }
                         if pending.len() >= MAX_PENDING {
-                            metrics::counter!("palaver_push_dropped_total", "stage" => "pending").increment(1);
+                            metrics::counter!(crate::telemetry::metric::PUSH_DROPPED, "stage" => "pending").increment(1);
                             continue;
                         }
                         let connected = core

@@ -4,6 +4,7 @@
 use palaver_proto::{ClientEnvelope, ClientFrame, ErrorCode, ServerFrame};
 
 use crate::service::ServiceError;
+use crate::telemetry::metric;
 
 /// The `error` frame for a refusal or failure; an internal failure is logged here and
 /// reaches the client only as `internal`.
@@ -18,7 +19,7 @@ pub(super) fn service_error_frame(
     } else {
         (err.code(), err.to_string())
     };
-    metrics::counter!("palaver_ws_frame_errors_total", "code" => code.as_str()).increment(1);
+    metrics::counter!(metric::WS_FRAME_ERRORS, "code" => code.as_str()).increment(1);
     ServerFrame::Error {
         id,
         client_msg_id,
@@ -50,8 +51,7 @@ impl BadFrame {
     }
 
     pub(super) fn into_frame(self) -> ServerFrame {
-        metrics::counter!("palaver_ws_frame_errors_total", "code" => self.code.as_str())
-            .increment(1);
+        metrics::counter!(metric::WS_FRAME_ERRORS, "code" => self.code.as_str()).increment(1);
         ServerFrame::Error {
             id: self.id,
             client_msg_id: self.client_msg_id,
@@ -66,6 +66,8 @@ impl BadFrame {
 /// whose `type` is a string naming a known frame with valid fields, and an `id` of at
 /// most 64 bytes.
 pub fn decode_frame(text: &str, max_bytes: usize) -> Result<ClientEnvelope, BadFrame> {
+    // Every frame read, refused or not: what the error frames are a share of.
+    metrics::counter!(metric::WS_FRAMES).increment(1);
     if text.len() > max_bytes {
         return Err(BadFrame::new(
             ErrorCode::PayloadTooLarge,

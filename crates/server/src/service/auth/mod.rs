@@ -179,7 +179,7 @@ impl Core {
                 Ok(answer)
             }
             _ => {
-                metrics::counter!("palaver_login_failures_total").increment(1);
+                metrics::counter!(crate::telemetry::metric::LOGIN_FAILURES).increment(1);
                 self.audit(
                     None,
                     "auth.login_failed",

@@ -1,6 +1,7 @@
 //! Health, readiness and Prometheus metrics (on their own listener or the main one), and
 //! the `Cache-Control` that keeps tokens and private answers out of caches.
 
+use palaver_server::config::{RateBucket, RateLimit};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -93,6 +94,74 @@ async fn metrics_are_prometheus_text() {
     assert_eq!(public.status().as_u16(), 404);
     let body: Value = public.json().await.expect("json");
     assert_eq!(body["error"]["code"], "not_found");
+}
+
+/// The value of the first sample of `name` whose labels include each of `labels`
+/// (`role="store"`), in Prometheus text.
+fn sample_with(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// What the alert rules in deploy/prometheus read besides traffic: each engine's check,
+/// the disk under the data directory and the upload floor, and rate-limit refusals
+/// counted by bucket where the limiter refuses.
+#[tokio::test]
+async fn metrics_report_engines_disk_and_refusals_by_bucket() {
+    let app = spawn_app_with(|c| {
+        c.rate_limits[RateBucket::Login] = RateLimit::new(1, 1);
+    })
+    .await;
+    app.user("alice").await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let response = http
+            .post(format!("{}/api/v1/auth/login", app.base))
+            .json(&json!({"username": "alice", "password": "wrong password"}))
+            .send()
+            .await
+            .expect("login");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 429], "the second login is over the limit");
+
+    let text = reqwest::get(format!("{}/metrics", app.metrics_base))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    for role in ["store", "bus", "cache"] {
+        let role_label = format!("role=\"{role}\"");
+        assert_eq!(
+            sample_with(&text, "palaver_engine_up", &[&role_label]),
+            Some(1.0),
+            "{role} answers, in\n{text}"
+        );
+    }
+    for dir in ["data", "uploads"] {
+        let dir_label = format!("dir=\"{dir}\"");
+        let free = sample_with(&text, "palaver_disk_free_bytes", &[&dir_label]);
+        let size = sample_with(&text, "palaver_disk_size_bytes", &[&dir_label]);
+        assert!(
+            matches!((free, size), (Some(free), Some(size)) if size > 0.0 && free <= size),
+            "{dir}: free {free:?} of {size:?}"
+        );
+    }
+    assert!(sample_with(&text, "palaver_media_min_free_disk_bytes", &[]).is_some());
+    // The counter is process-wide (other tests refuse logins too): at least this one.
+    let refused = sample_with(&text, "palaver_rate_limited_total", &["bucket=\"login\""]);
+    assert!(refused >= Some(1.0), "login refusals: {refused:?}");
+    // Every bucket is there from the start, at zero if nothing was refused.
+    let buckets = text
+        .lines()
+        .filter(|l| l.starts_with("palaver_rate_limited_total{"))
+        .count();
+    assert_eq!(buckets, RateBucket::ALL.len(), "one series per bucket");
 }
 
 #[tokio::test]
