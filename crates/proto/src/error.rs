@@ -85,6 +85,15 @@ pub enum ErrorCode {
     Banned,
     /// The report does not exist.
     ReportNotFound,
+    /// The second step of a login failed: a wrong, used or expired code, or an expired
+    /// challenge (401).
+    InvalidSecondFactor,
+    /// The caller must turn on two-factor login before this (an administrator, when
+    /// `auth.require_second_factor_for_admins` is on) (403).
+    SecondFactorRequired,
+    /// Login and registration with a password are turned off on this server; use single
+    /// sign-on (403).
+    PasswordLoginDisabled,
 }
 
 impl ErrorCode {
@@ -95,9 +104,16 @@ impl ErrorCode {
             BadRequest | UnknownFrame => 400,
             ValidationFailed => 422,
             PayloadTooLarge => 413,
-            Unauthorized | TokenExpired | InvalidCredentials => 401,
-            Forbidden | OriginForbidden | Blocked | NotAGroup | AccountDisabled | Muted
-            | Banned => 403,
+            Unauthorized | TokenExpired | InvalidCredentials | InvalidSecondFactor => 401,
+            Forbidden
+            | OriginForbidden
+            | Blocked
+            | NotAGroup
+            | AccountDisabled
+            | Muted
+            | Banned
+            | SecondFactorRequired
+            | PasswordLoginDisabled => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
             | SubscriptionNotFound | ReportNotFound => 404,
             UsernameTaken | Conflict | DirectClosed | LimitReached => 409,
@@ -151,6 +167,9 @@ impl ErrorCode {
             Muted => "muted",
             Banned => "banned",
             ReportNotFound => "report_not_found",
+            InvalidSecondFactor => "invalid_second_factor",
+            SecondFactorRequired => "second_factor_required",
+            PasswordLoginDisabled => "password_login_disabled",
         }
     }
 }

@@ -6,11 +6,13 @@
 //! them all; `palaver config` prints the effective configuration as TOML.
 
 mod accounts;
+mod auth;
 mod engines;
 mod previews;
 mod rates;
 
 pub use accounts::{AccountsConfig, DeletionPolicy};
+pub use auth::{AuthConfig, SsoProviderConfig};
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
 pub use previews::LinkPreviewConfig;
 pub use rates::{Period, RateBucket, RateLimit, RateLimits};
@@ -145,6 +147,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[accounts]`: account deletion's policy for messages, and export bounds.
     pub accounts: AccountsConfig,
+    /// `[auth]`: password login on or off, two-factor login, single sign-on.
+    pub auth: AuthConfig,
 }
 
 /// `[admin]`: server administrators (docs/OPERATIONS.md, "Administrators").
@@ -472,6 +476,7 @@ impl Default for Config {
             passwords: PasswordConfig::default(),
             admin: AdminConfig::default(),
             accounts: AccountsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -579,6 +584,7 @@ impl Config {
         if c.push.webhook_secret.is_some() {
             c.push.webhook_secret = Some("<redacted>".into());
         }
+        c.auth = c.auth.redacted();
         c
     }
 
@@ -678,6 +684,7 @@ impl Config {
             ));
         }
         self.link_previews.check()?;
+        self.auth.check()?;
         self.push.check()
     }
 }

@@ -6,6 +6,6 @@
 mod api;
 
 // The suite's modules reach their helpers from the crate root (`crate::helpers`).
-use api::{helpers, support};
+use api::{helpers, oidc, support};
 
 const CLUSTER_ENGINES: bool = true;

@@ -2,8 +2,12 @@
 //! headless Chromium through playwright-core (web-tests/e2e.mjs). Without node,
 //! playwright-core (`npm ci` in web-tests/) or Chromium the test prints SKIPPED and
 //! passes, except under CI=true, where it fails.
-//! WEB_E2E_SCREENSHOTS=<dir> keeps the screenshots the script takes.
+//! WEB_E2E_SCREENSHOTS=<dir> keeps the screenshots the script takes. With the single
+//! sign-on tests' OpenID provider installed (`npm ci` in tests/oidc), the server has it as
+//! a provider and the script logs in through it too.
 
+#[path = "support/oidc.rs"]
+mod oidc;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +61,32 @@ async fn web_client_end_to_end() {
         },
         ..Config::default()
     };
+    // Single sign-on through a real provider, whose client must know the server's address
+    // before it starts.
+    let mut config = config;
+    let provider = match oidc::missing() {
+        Some(why) => {
+            support::skip("the web client's single sign-on scenario", &why);
+            None
+        }
+        None => {
+            let port = oidc::free_port();
+            let public = format!("http://127.0.0.1:{port}");
+            let provider =
+                oidc::start_provider(&[format!("{public}/api/v1/auth/sso/test/callback")]).await;
+            config.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+            config.auth.public_url = Some(public);
+            config.auth.sso = vec![palaver_server::config::SsoProviderConfig {
+                id: "test".into(),
+                display_name: "Test login".into(),
+                issuer: provider.issuer.clone(),
+                client_id: oidc::CLIENT_ID.into(),
+                client_secret: Some(oidc::CLIENT_SECRET.into()),
+                scopes: vec!["profile".into()],
+            }];
+            Some(provider)
+        }
+    };
     let app = Application::build(config).await.expect("build app");
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -75,6 +105,9 @@ async fn web_client_end_to_end() {
         cmd.arg(s);
     }
     cmd.env("CHROMIUM", &chromium).kill_on_drop(true);
+    if provider.is_some() {
+        cmd.env("E2E_SSO", "1");
+    }
     let status = tokio::time::timeout(Duration::from_secs(300), cmd.status())
         .await
         .expect("e2e finishes within 5 minutes")

@@ -3,9 +3,9 @@
 // Run by crates/server/tests/web.rs; exits non-zero on the first failure. The scenarios
 // live in e2e/: basics.mjs (accounts to blocks), conversations.mjs (replies, threads,
 // reactions, mentions, pins, search, forwards, room events, resuming), admin.mjs (the
-// administration panel).
-// reactions, mentions, pins, search, forwards, room events, resuming), account.mjs (one's
-// data and account: export download, account deletion).
+// administration panel), account.mjs (one's data and account: export download, account
+// deletion), twofactor.mjs (turning two-factor login on, logging in with a code, turning it
+// off), sso.mjs (the login screen's provider button, with E2E_SSO set).
 import assert from 'node:assert/strict';
 import {
   browser, shots, log, currentStep, failures, urls,
@@ -14,12 +14,16 @@ import { basics } from './e2e/basics.mjs';
 import { conversations } from './e2e/conversations.mjs';
 import { admin } from './e2e/admin.mjs';
 import { account } from './e2e/account.mjs';
+import { twoFactor } from './e2e/twofactor.mjs';
+import { sso } from './e2e/sso.mjs';
 
 try {
   const users = await basics();
   await conversations(users);
   await admin(users);
   await account();
+  await twoFactor();
+  if (process.env.E2E_SSO) await sso();
 
   log('no URL carried an access token');
   assert.ok(urls.some((u) => /\/api\/v1\/ws$/.test(u)), 'the socket was opened');

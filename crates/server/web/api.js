@@ -126,8 +126,34 @@ export async function register(username, password, displayName) {
   return session.user;
 }
 
+/**
+ * Logs in: the user, or, for an account with two-factor login, `{ secondFactor }` (the
+ * challenge to answer with `loginSecondFactor`).
+ */
 export async function login(username, password) {
-  save(await raw('POST', '/auth/login', { username, password }, false));
+  const answer = await raw('POST', '/auth/login', { username, password }, false);
+  if (answer.secondFactor) return { secondFactor: answer.secondFactor };
+  save(answer);
+  return session.user;
+}
+
+/**
+ * Trades single sign-on's one-time code (from `/#sso=<code>`) for the session: the user,
+ * or `{ secondFactor }` as for `login`.
+ */
+export async function exchangeSso(code) {
+  const answer = await raw('POST', '/auth/sso/exchange', { code }, false);
+  if (answer.secondFactor) return { secondFactor: answer.secondFactor };
+  save(answer);
+  return session.user;
+}
+
+/** How this server lets people log in (password on or off, single sign-on providers). */
+export const loginMethods = () => raw('GET', '/auth/methods', undefined, false);
+
+/** The second step of a login: a TOTP or recovery code for the challenge. */
+export async function loginSecondFactor(challenge, code) {
+  save(await raw('POST', '/auth/login/second-factor', { challenge, code }, false));
   return session.user;
 }
 

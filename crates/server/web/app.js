@@ -25,6 +25,8 @@ import { initSearch, openSearch } from './search.js';
 import { resetThreadsSeen } from './threadseen.js';
 import { toast } from './toast.js';
 import { initAdmin } from './admin.js';
+import { askCode, initSecondFactor } from './twofactor.js';
+import { initSso, finishSso, ssoReturn } from './sso.js';
 
 let live = null;
 
@@ -71,7 +73,10 @@ async function submitAuth(e) {
   $('#auth-submit').disabled = true;
   try {
     if (registering) await API.register(username, password, f.displayName.value.trim());
-    else await API.login(username, password);
+    else {
+      const answer = await API.login(username, password);
+      if (answer.secondFactor) { f.reset(); askCode(answer.secondFactor, showMain); return; }
+    }
     f.reset();
     await showMain();
   } catch (ex) {
@@ -467,6 +472,7 @@ const blockInviter = answer(async (room) => {
 
 function wire() {
   $('#tab-login').addEventListener('click', () => setMode(false));
+  initSecondFactor();
   $('#tab-register').addEventListener('click', () => setMode(true));
   $('#auth-form').addEventListener('submit', submitAuth);
   $('#new-chat').addEventListener('click', () => dialogs.newChat(openRoom));
@@ -556,8 +562,14 @@ function wireConversations() {
 
 wire();
 setMode(false);
-if (API.hasSession()) {
-  showMain().catch((e) => { if (!API.hasSession()) showAuth(); else { $('#conn').textContent = `Could not load: ${e.message}`; } });
+initSso();
+const startMain = () => showMain().catch((e) => { if (!API.hasSession()) showAuth(); else { $('#conn').textContent = `Could not load: ${e.message}`; } });
+if (ssoReturn()) {
+  // Back from a provider: logging in, or linking it from Settings (same account, new session).
+  showAuth();
+  finishSso(showMain).then((done) => { if (!done && API.hasSession()) { toast($('#auth-error').textContent); startMain(); } });
+} else if (API.hasSession()) {
+  startMain();
 } else {
   showAuth();
 }

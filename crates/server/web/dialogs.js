@@ -1,6 +1,6 @@
 // Dialogs: start a chat, create a group, a room's details (members, rename, picture,
-// leave, notification level, block), and settings (picture, name, notifications, blocked people,
-// one's data and account (account.js), log out).
+// leave, notification level, block), and settings (picture, name, notifications, two-factor
+// login, blocked people, one's data and account (account.js), log out).
 
 import { api, me, logout, updateUser, upload } from './api.js';
 import { state, putRoom, peer, emit } from './store.js';
@@ -8,6 +8,8 @@ import { h, $, lastSeenText } from './util.js';
 import { avatar } from './avatar.js';
 import * as notify from './notify.js';
 import { accountSection } from './account.js';
+import { secondFactorSection } from './twofactor.js';
+import { ssoSection } from './sso.js';
 
 const dlg = () => $('#dialog');
 
@@ -262,6 +264,8 @@ export async function settings() {
     });
     parts.push(h('label', { class: 'check' }, box, 'Notify me when the browser is closed (push)'));
   }
+  parts.push(await secondFactorSection());
+  parts.push(await ssoSection());
   parts.push(await blockedPeople(error));
   parts.push(accountSection());
   parts.push(error, h('button', { type: 'button', class: 'danger', id: 'logout', onclick: () => { dlg().close(); notify.dropPush().finally(logout); } }, 'Log out'));

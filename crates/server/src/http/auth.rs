@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use palaver_proto::{
-    AuthResponse, ErrorBody, LoginRequest, LogoutRequest, Me, RefreshRequest, RegisterRequest,
-    SetPictureRequest, UpdateProfileRequest, User, UserList, UserSearchQuery,
+    AuthResponse, ErrorBody, LoginRequest, LoginResponse, LogoutRequest, Me, RefreshRequest,
+    RegisterRequest, SetPictureRequest, UpdateProfileRequest, User, UserList, UserSearchQuery,
 };
 use uuid::Uuid;
 
@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
 /// Create an account; answers with tokens, logged in.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = AuthResponse), (status = 409, description = "username_taken", body = ErrorBody),
+        (status = 403, description = "password_login_disabled", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, description = "unavailable: too many password checks at once; see Retry-After", body = ErrorBody)))]
 pub async fn register(
@@ -42,16 +43,18 @@ pub async fn register(
     ))
 }
 
-/// Log in with username and password.
+/// Log in with username and password: the tokens, or for an account with two-factor
+/// login a challenge to answer at `/api/v1/auth/login/second-factor`.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = AuthResponse), (status = 401, description = "invalid_credentials", body = ErrorBody),
+    responses((status = 200, body = LoginResponse), (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 403, description = "password_login_disabled", body = ErrorBody),
         (status = 422, description = "validation_failed: a username no account can have", body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, description = "unavailable: too many password checks at once; see Retry-After", body = ErrorBody)))]
 pub async fn login(
     State(app): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Json(req): Json<LoginRequest>,
-) -> ApiResult<Json<AuthResponse>> {
+) -> ApiResult<Json<LoginResponse>> {
     Ok(Json(app.core.login(req, &addr).await?))
 }
 

@@ -16,6 +16,8 @@ pub mod presence;
 pub mod push;
 pub mod rooms;
 pub mod search;
+pub mod second_factor;
+pub mod sso;
 pub mod timeout;
 pub mod web;
 pub mod ws;
@@ -73,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(moderation::router())
         .merge(account::router())
+        .merge(second_factor::router())
+        .merge(sso::router())
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
@@ -527,6 +531,8 @@ pub fn document() -> &'static serde_json::Value {
         admin::promote, admin::demote, admin::rooms, admin::delete_room, admin::audit,
         admin::reports, admin::resolve_report, admin::dismiss_report, admin::report_message,
         moderation::mute, moderation::unmute, moderation::bans, moderation::ban, moderation::unban,
+        second_factor::second_factor, second_factor::totp_status, second_factor::totp_enrol, second_factor::totp_confirm, second_factor::totp_remove,
+        sso::methods, sso::start, sso::link, sso::callback, sso::exchange,
         healthz, readyz, openapi,
     ),
     modifiers(&BearerAuth, &CommonResponses)

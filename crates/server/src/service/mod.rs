@@ -30,7 +30,9 @@ use palaver_proto::{ErrorCode, ServerFrame};
 use uuid::Uuid;
 
 pub use admin::Admin;
-pub use auth::{Identity, Passwords, Tokens};
+pub use auth::{
+    CallbackOutcome, Identity, Passwords, SSO_COOKIE, Sealer, Sso, SsoFailure, SsoRedirect, Tokens,
+};
 pub use media::clean_filename;
 pub use membership::Membership;
 pub use messages::{MessageWriter, PendingSend, Sent};
@@ -139,6 +141,18 @@ pub enum ServiceError {
     AccountDisabled,
     #[error("report not found")]
     ReportNotFound,
+    /// The second step of a login failed.
+    #[error("{0}")]
+    InvalidSecondFactor(&'static str),
+    /// Two-factor login must be on first (administrators, when required).
+    #[error("turn on two-factor login first")]
+    SecondFactorRequired,
+    /// No `[[auth.sso]]` provider of that name.
+    #[error("no such single sign-on provider")]
+    UnknownProvider,
+    /// `auth.password_login` is off.
+    #[error("password login is turned off on this server; use single sign-on")]
+    PasswordLoginDisabled,
 }
 
 impl ServiceError {
@@ -178,6 +192,10 @@ impl ServiceError {
             ReportNotFound => ErrorCode::ReportNotFound,
             Muted(_) => ErrorCode::Muted,
             Banned => ErrorCode::Banned,
+            InvalidSecondFactor(_) => ErrorCode::InvalidSecondFactor,
+            SecondFactorRequired => ErrorCode::SecondFactorRequired,
+            PasswordLoginDisabled => ErrorCode::PasswordLoginDisabled,
+            UnknownProvider => ErrorCode::NotFound,
         }
     }
 
@@ -248,6 +266,10 @@ pub struct Core {
     pub links: links::LinkSigner,
     /// Password hashing: its parameters, its node-wide bound and the strength rule.
     pub passwords: Passwords,
+    /// Seals and opens the TOTP secrets of two-factor login.
+    second_factor: Sealer,
+    /// The single sign-on providers (`[[auth.sso]]`).
+    sso: Sso,
     /// Identifies this node on the bus, so it can skip its own membership events.
     pub node_id: Uuid,
     writer: MessageWriter,
@@ -330,6 +352,7 @@ impl Core {
         let exports = Arc::new(tokio::sync::Semaphore::new(
             config.accounts.max_concurrent_exports,
         ));
+        let sso = Sso::new(&config.auth)?;
         let core = Arc::new(Core {
             config,
             store,
@@ -341,6 +364,8 @@ impl Core {
             tokens,
             links,
             passwords,
+            second_factor: Sealer::new(secret),
+            sso,
             node_id,
             writer,
             media_tmp,

@@ -1,7 +1,7 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
 //! The interface is one trait per area (accounts, rooms, messages, conversations,
-//! receipts, media records, pictures, link previews, push, audit, search), each in its own module with its types, gathered under `Store`,
+//! receipts, media records, pictures, link previews, push, audit, search, second factors), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -27,6 +27,7 @@ mod receipts;
 mod reports;
 mod rooms;
 mod search;
+mod second_factor;
 mod sql;
 pub mod sqlite;
 pub mod tokens;
@@ -48,6 +49,7 @@ pub use receipts::{MarkerMove, Markers, ReceiptStore};
 pub use reports::{BanRow, MuteRow, ReportRow, ReportStore, SanctionStore};
 pub use rooms::{MemberRow, MembershipRow, MyRoomRow, NewMember, NewRoom, RoomRow, RoomStore};
 pub use search::{IndexQuery, SearchBatch, SearchStore};
+pub use second_factor::{SecondFactorStore, SsoFlow, TotpFactor};
 pub use sql::SqlStore;
 
 /// What can go wrong in a store.
@@ -125,6 +127,8 @@ pub enum Constraint {
     LastAdmin,
     /// One open report per reporter and message.
     OpenReport,
+    /// An OpenID provider's user links to one account.
+    SsoIdentity,
 }
 
 impl std::fmt::Display for Constraint {
@@ -134,6 +138,7 @@ impl std::fmt::Display for Constraint {
             Constraint::MessageIdempotencyKey => "message idempotency key",
             Constraint::LastAdmin => "last administrator",
             Constraint::OpenReport => "open report",
+            Constraint::SsoIdentity => "single sign-on identity",
         })
     }
 }
@@ -163,6 +168,7 @@ pub trait Store:
     + SearchStore
     + PreviewStore
     + PersonalStore
+    + SecondFactorStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

@@ -3,6 +3,8 @@
 
 // `pub(crate)`: tests/api_cluster.rs includes this file as a module and re-exports it.
 pub(crate) mod helpers;
+#[path = "../support/oidc.rs"]
+pub(crate) mod oidc;
 #[path = "../support/mod.rs"]
 pub(crate) mod support;
 
@@ -26,6 +28,7 @@ mod push;
 mod realtime;
 mod rooms;
 mod search;
+mod sso;
 
 /// Whether every test's server runs on the cluster engines: no here, on the embedded
 /// defaults; tests/api_cluster.rs sets its own to run this suite on PostgreSQL + NATS +

@@ -5,15 +5,21 @@
 //! here, the sessions and profiles built on them.
 
 mod passwords;
+mod second_factor;
+mod sso;
 mod tokens;
 
 use std::net::IpAddr;
 
 use ipnet::Ipv6Net;
-use palaver_proto::{AuthResponse, LoginRequest, RegisterRequest, UpdateProfileRequest, User};
+use palaver_proto::{
+    AuthResponse, LoginRequest, LoginResponse, RegisterRequest, UpdateProfileRequest, User,
+};
 use uuid::Uuid;
 
 pub use passwords::Passwords;
+pub use second_factor::Sealer;
+pub use sso::{CallbackOutcome, SSO_COOKIE, Sso, SsoFailure, SsoRedirect};
 pub use tokens::Tokens;
 
 use super::{Core, ServiceError, ServiceResult};
@@ -56,6 +62,14 @@ impl Core {
         Ok(who)
     }
 
+    /// Refuses password register and login when `auth.password_login` is off.
+    fn password_login_on(&self) -> ServiceResult<()> {
+        match self.config.auth.password_login {
+            true => Ok(()),
+            false => Err(ServiceError::PasswordLoginDisabled),
+        }
+    }
+
     async fn open_session(&self, user: User) -> ServiceResult<AuthResponse> {
         let session_id = Uuid::now_v7();
         let (refresh_token, hash) = Tokens::refresh_token();
@@ -93,6 +107,7 @@ impl Core {
         req: RegisterRequest,
         client: &str,
     ) -> ServiceResult<AuthResponse> {
+        self.password_login_on()?;
         self.limit(RateBucket::Register, &counted_addr(client))
             .await?;
         let username = Username::parse(&req.username)?;
@@ -143,8 +158,10 @@ impl Core {
     /// charged before the check (concurrent guesses cannot all slip through) and cleared
     /// by a success, so it counts only checks that ran and failed, and only against the
     /// address that made them: guesses from elsewhere never keep the owner out. Unknown
-    /// usernames go through the same steps and cost the same one hash.
-    pub async fn login(&self, req: LoginRequest, client: &str) -> ServiceResult<AuthResponse> {
+    /// usernames go through the same steps and cost the same one hash. An account with
+    /// two-factor login gets a challenge instead of tokens (`second_factor`).
+    pub async fn login(&self, req: LoginRequest, client: &str) -> ServiceResult<LoginResponse> {
+        self.password_login_on()?;
         let username = Username::parse(&req.username)?;
         let addr = counted_addr(client);
         self.limit(RateBucket::Login, &addr).await?;
@@ -162,15 +179,16 @@ impl Core {
                 self.cache
                     .rate_reset(RateBucket::LoginFailure, &failures)
                     .await;
-                self.audit(
-                    Some(user.id),
-                    "auth.login",
-                    Some(user.username.clone()),
-                    Some(format!("from {client}")),
-                )
-                .await;
+                let (id, name) = (user.id, user.username.clone());
                 let user = self.with_avatar(user).await?;
-                self.open_session(user).await
+                let answer = self.tokens_or_challenge(user).await?;
+                let action = match answer {
+                    LoginResponse::Tokens(_) => "auth.login",
+                    LoginResponse::SecondFactor { .. } => "auth.login_second_factor_asked",
+                };
+                self.audit(Some(id), action, Some(name), Some(format!("from {client}")))
+                    .await;
+                Ok(answer)
             }
             _ => {
                 metrics::counter!(crate::telemetry::metric::LOGIN_FAILURES).increment(1);

@@ -15,6 +15,9 @@ use crate::service::{ServiceError, ServiceResult};
 
 const AUDIENCE: &str = "palaver";
 const ISSUER: &str = "palaver";
+/// The audience of second-step challenges: never accepted as an access token, nor an
+/// access token as a challenge.
+const CHALLENGE_AUDIENCE: &str = "palaver-second-factor";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -32,6 +35,7 @@ pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    challenge_validation: Validation,
     pub(super) access_ttl: u64,
     pub(super) refresh_ttl: u64,
 }
@@ -43,10 +47,15 @@ impl Tokens {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.leeway = 5;
+        let mut challenge_validation = validation.clone();
+        challenge_validation.set_audience(&[CHALLENGE_AUDIENCE]);
+        // A challenge's lifetime is short and announced (`expiresAt`): no leeway past it.
+        challenge_validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            challenge_validation,
             access_ttl,
             refresh_ttl,
         }
@@ -79,6 +88,30 @@ impl Tokens {
             }
             Err(_) => Err(ServiceError::Unauthorized("invalid access token")),
         }
+    }
+
+    /// A second-step challenge for `user_id`, valid until `exp` (unix seconds): signed,
+    /// so any node of the cluster can check it, and bound to its user.
+    pub(super) fn challenge(&self, user_id: Uuid, exp: u64) -> ServiceResult<String> {
+        let iat = (now_ms() / 1000) as u64;
+        let claims = Claims {
+            sub: user_id,
+            // A challenge belongs to no session yet: a random id tells two apart.
+            sid: Uuid::now_v7(),
+            iat,
+            exp,
+            aud: CHALLENGE_AUDIENCE.into(),
+            iss: ISSUER.into(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// The user a challenge was made for, if it is ours and unexpired.
+    pub(super) fn verify_challenge(&self, challenge: &str) -> Option<Uuid> {
+        jsonwebtoken::decode::<Claims>(challenge, &self.decoding, &self.challenge_validation)
+            .ok()
+            .map(|data| data.claims.sub)
     }
 
     /// A fresh refresh token and the hash that is stored.

@@ -62,6 +62,7 @@ mod receipts;
 mod reports;
 mod rooms;
 pub(super) mod search;
+mod second_factor;
 
 /// The store on one engine: `SqlStore<SqlitePool>` is `SqliteStore`, `SqlStore<PgPool>`
 /// is `PostgresStore`. Constructed by the engine's module.

@@ -3,7 +3,7 @@
 //!
 //! The parts: `register` (registering and logging in), `profile` (profiles and display
 //! names), `sessions` (refresh, logout and the audit log) and `login_limits` (the login
-//! path against a hostile client).
+//! path against a hostile client), `second_factor` (two-factor login).
 
 use reqwest::Method;
 use serde_json::Value;
@@ -12,6 +12,7 @@ mod data;
 mod login_limits;
 mod profile;
 mod register;
+mod second_factor;
 mod sessions;
 
 /// Asserts an HTTP answer is the error shape with this status and code.

@@ -129,6 +129,26 @@ pub(super) async fn rest_cell(
         "PUT /api/v1/admin/users/{userId}/password" => {
             payload = Payload::Json(json!({ "password": PASSWORD }));
         }
+        "POST /api/v1/auth/login/second-factor" => {
+            payload = Payload::Json(json!({"challenge": "not-a-challenge", "code": "123456"}));
+        }
+        "POST /api/v1/auth/totp/confirm" | "DELETE /api/v1/auth/totp" => {
+            // An enrolment waiting for its code: confirming it fails on the code alone,
+            // and dropping it needs no proof (it protects nothing yet).
+            if let Some(user) = me {
+                let _ = user
+                    .api
+                    .raw(Method::POST, "/api/v1/auth/totp/enrol", None)
+                    .await;
+            }
+            payload = Payload::Json(match row.op.starts_with("POST") {
+                true => json!({"code": "000000"}),
+                false => json!({"password": PASSWORD}),
+            });
+        }
+        "POST /api/v1/auth/sso/exchange" => {
+            payload = Payload::Json(json!({"code": "not-a-login-code"}));
+        }
         "GET /api/v1/users" => query = "?q=o".into(),
         "POST /api/v1/users/me/delete" => {
             payload = Payload::Json(json!({"password": "not the account's password"}));
@@ -237,6 +257,8 @@ pub(super) async fn rest_cell(
         .replace("{userId}", &target.to_string())
         .replace("{subscriptionId}", &subscription_id.to_string())
         .replace("{reportId}", &report_id.to_string())
+        // The matrix's server has no single sign-on provider (tests/api/sso.rs has one).
+        .replace("{provider}", "none")
         + &query;
     let (status, body) = w
         .request(

@@ -77,6 +77,10 @@ const NO_SUB: Cell = Cell::No(404, "subscription_not_found");
 const TAKEN: Cell = Cell::No(409, "conflict");
 const ANON: Cell = Cell::No(401, "unauthorized");
 const EXPIRED: Cell = Cell::No(401, "token_expired");
+/// A made-up challenge, or a code that is not the authenticator's.
+const BAD2FA: Cell = Cell::No(401, "invalid_second_factor");
+/// No single sign-on provider of that name.
+const NO_IDP: Cell = Cell::No(404, "not_found");
 /// A socket opened without a header that never sent `auth`: closed after the timeout.
 const UNAUTHENTICATED: Cell = Cell::Closed(close::AUTH_TIMEOUT);
 /// Not served on the public listener.
@@ -209,6 +213,21 @@ pub(super) const REST: &[Row] = &[
     row("POST /api/v1/auth/login",                                               [OK,      OK,      OK,      OK,       OK,       OK,      OK,      OK,   OK,      OK  ]),
     row("POST /api/v1/auth/refresh",                                             [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, OK,      ANON]),
     row("POST /api/v1/auth/logout",                                              [DONE,    DONE,    DONE,    DONE,     DONE,     DONE,    DONE,    ANON, EXPIRED, ANON]),
+    // Two-factor login: the second step carries its own credential (the challenge: a
+    // made-up one here), the rest is about the caller's own authenticator.
+    row("POST /api/v1/auth/login/second-factor",                                 [BAD2FA,  BAD2FA,  BAD2FA,  BAD2FA,   BAD2FA,   BAD2FA,  BAD2FA,  BAD2FA, BAD2FA, BAD2FA]),
+    row("GET /api/v1/auth/totp",                                                 [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    row("POST /api/v1/auth/totp/enrol",                                          [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    row("POST /api/v1/auth/totp/confirm",                                        [BAD2FA,  BAD2FA,  BAD2FA,  BAD2FA,   BAD2FA,   BAD2FA,  BAD2FA,  ANON, EXPIRED, ANON]),
+    row("DELETE /api/v1/auth/totp",                                              [DONE,    DONE,    DONE,    DONE,     DONE,     DONE,    DONE,    ANON, EXPIRED, ANON]),
+    // Single sign-on: the login screen's choices are public; with no provider configured
+    // every provider is unknown (tests/api/sso.rs covers real ones); a made-up one-time
+    // code logs nobody in; linking is for the logged-in.
+    row("GET /api/v1/auth/methods",                                              [OK,      OK,      OK,      OK,       OK,       OK,      OK,      OK,   OK,      OK  ]),
+    row("GET /api/v1/auth/sso/{provider}/start",                                 [NO_IDP,  NO_IDP,  NO_IDP,  NO_IDP,   NO_IDP,   NO_IDP,  NO_IDP,  NO_IDP,NO_IDP,  NO_IDP]),
+    row("GET /api/v1/auth/sso/{provider}/callback",                              [NO_IDP,  NO_IDP,  NO_IDP,  NO_IDP,   NO_IDP,   NO_IDP,  NO_IDP,  NO_IDP,NO_IDP,  NO_IDP]),
+    row("POST /api/v1/auth/sso/{provider}/link",                                 [NO_IDP,  NO_IDP,  NO_IDP,  NO_IDP,   NO_IDP,   NO_IDP,  NO_IDP,  ANON, EXPIRED, ANON]),
+    row("POST /api/v1/auth/sso/exchange",                                        NOBODY),
     row("GET /api/v1/users",                                                     [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     row("GET /api/v1/users/me",                                                  [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
     row("PATCH /api/v1/users/me",                                                [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),

@@ -85,6 +85,15 @@ const REST_PATHS: &[(&str, &[&str])] = &[
         &["put", "delete"],
     ),
     ("/api/v1/rooms/{roomId}/notifications", &["put"]),
+    ("/api/v1/auth/login/second-factor", &["post"]),
+    ("/api/v1/auth/totp", &["get", "delete"]),
+    ("/api/v1/auth/totp/enrol", &["post"]),
+    ("/api/v1/auth/totp/confirm", &["post"]),
+    ("/api/v1/auth/methods", &["get"]),
+    ("/api/v1/auth/sso/{provider}/start", &["get"]),
+    ("/api/v1/auth/sso/{provider}/link", &["post"]),
+    ("/api/v1/auth/sso/{provider}/callback", &["get"]),
+    ("/api/v1/auth/sso/exchange", &["post"]),
 ];
 
 #[tokio::test]
