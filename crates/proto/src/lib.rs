@@ -6,8 +6,8 @@
 //! `seq` an integer. It depends only on serde, uuid and time
 //! (no async runtime, no HTTP), so any client can use it.
 
-pub mod admin;
 pub mod account;
+pub mod admin;
 pub mod close;
 pub mod conversation;
 pub mod error;
@@ -21,8 +21,8 @@ pub mod role;
 pub mod schema;
 pub mod search;
 
-pub use admin::*;
 pub use account::*;
+pub use admin::*;
 pub use conversation::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientEnvelope, ClientFrame, LeftReason, ServerFrame, client_type, server_type};

@@ -2,8 +2,8 @@
 //! metrics and the OpenAPI document. Handlers only translate; the rules live in
 //! `service`.
 
-pub mod admin;
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod blocks;
 pub mod conversation;

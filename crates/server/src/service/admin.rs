@@ -97,12 +97,17 @@ fn page(limit: Option<u32>, default: u32, max: u32) -> ServiceResult<u32> {
 }
 
 impl Core {
-    /// The caller as an administrator; 403 `forbidden` for anyone else.
+    /// The caller as an administrator; 403 `forbidden` for anyone else, and 403
+    /// `second_factor_required` for an administrator without two-factor login while
+    /// `auth.require_second_factor_for_admins` is on.
     pub async fn require_admin(&self, who: Identity) -> ServiceResult<Admin> {
         match self.store.account(who.user_id).await? {
-            Some(a) if a.is_admin && a.disabled_at_ms.is_none() => Ok(Admin {
-                actor: Some(who.user_id),
-            }),
+            Some(a) if a.is_admin && a.disabled_at_ms.is_none() => {
+                self.admin_second_factor_gate(who.user_id).await?;
+                Ok(Admin {
+                    actor: Some(who.user_id),
+                })
+            }
             _ => Err(ServiceError::Forbidden("server administrators only")),
         }
     }

@@ -2,8 +2,8 @@
 //! are stored and announced. HTTP handlers and the WebSocket gateway both call in here,
 //! so the REST and socket paths share one implementation.
 
-mod admin;
 mod account;
+mod admin;
 mod auth;
 mod blocks;
 mod conversation;

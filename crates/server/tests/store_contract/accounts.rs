@@ -479,10 +479,17 @@ pub(super) async fn administrators_and_disabled_accounts(fx: &mut Fixture) {
 
 pub(super) async fn reports_mutes_and_bans(fx: &mut Fixture) {
     let s = fx.store.as_ref();
-    let (owner, bob, carol) = (user(s, "owner").await, user(s, "bob").await, user(s, "carol").await);
+    let (owner, bob, carol) = (
+        user(s, "owner").await,
+        user(s, "bob").await,
+        user(s, "carol").await,
+    );
     let room = super::group(
         s,
-        &[(owner.id, palaver_proto::Role::Owner), (bob.id, palaver_proto::Role::Member)],
+        &[
+            (owner.id, palaver_proto::Role::Owner),
+            (bob.id, palaver_proto::Role::Member),
+        ],
     )
     .await;
     let message = Uuid::now_v7();
@@ -507,13 +514,37 @@ pub(super) async fn reports_mutes_and_bans(fx: &mut Fixture) {
     s.create_report(&second).await.expect("another reporter");
     assert_eq!(s.report(first.id).await.expect("read"), Some(first.clone()));
     let ids = |rows: Vec<ReportRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
-    assert_eq!(ids(s.reports(None, None, 10).await.expect("all")), [second.id, first.id]);
-    assert_eq!(ids(s.reports(None, Some(second.id), 10).await.expect("older")), [first.id]);
-    assert!(s.close_report(first.id, "resolved", Some(owner.id), 200).await.expect("close"));
-    assert!(!s.close_report(first.id, "dismissed", None, 300).await.expect("closed once"));
+    assert_eq!(
+        ids(s.reports(None, None, 10).await.expect("all")),
+        [second.id, first.id]
+    );
+    assert_eq!(
+        ids(s.reports(None, Some(second.id), 10).await.expect("older")),
+        [first.id]
+    );
+    assert!(
+        s.close_report(first.id, "resolved", Some(owner.id), 200)
+            .await
+            .expect("close")
+    );
+    assert!(
+        !s.close_report(first.id, "dismissed", None, 300)
+            .await
+            .expect("closed once")
+    );
     let closed = s.report(first.id).await.expect("read").expect("some");
-    assert_eq!((closed.status.as_str(), closed.closed_by, closed.closed_at_ms), ("resolved", Some(owner.id), Some(200)));
-    assert_eq!(ids(s.reports(Some("open"), None, 10).await.expect("open")), [second.id]);
+    assert_eq!(
+        (
+            closed.status.as_str(),
+            closed.closed_by,
+            closed.closed_at_ms
+        ),
+        ("resolved", Some(owner.id), Some(200))
+    );
+    assert_eq!(
+        ids(s.reports(Some("open"), None, 10).await.expect("open")),
+        [second.id]
+    );
     assert!(matches!(
         s.close_report(Uuid::now_v7(), "resolved", None, 1).await,
         Err(StoreError::NotFound(Entity::Report))
@@ -523,9 +554,20 @@ pub(super) async fn reports_mutes_and_bans(fx: &mut Fixture) {
 
     // Mutes: only members; in force until their instant.
     assert!(s.set_mute(room, bob.id, Some(1_000)).await.expect("mute"));
-    assert!(!s.set_mute(room, carol.id, Some(1_000)).await.expect("not a member"));
+    assert!(
+        !s.set_mute(room, carol.id, Some(1_000))
+            .await
+            .expect("not a member")
+    );
     let mutes = s.mutes_in_force(500).await.expect("mutes");
-    assert_eq!(mutes, [MuteRow { room_id: room, user_id: bob.id, until_ms: 1_000 }]);
+    assert_eq!(
+        mutes,
+        [MuteRow {
+            room_id: room,
+            user_id: bob.id,
+            until_ms: 1_000
+        }]
+    );
     assert!(s.mutes_in_force(1_000).await.expect("over").is_empty());
     assert!(s.set_mute(room, bob.id, None).await.expect("unmute"));
     assert!(s.mutes_in_force(0).await.expect("none").is_empty());
@@ -534,8 +576,20 @@ pub(super) async fn reports_mutes_and_bans(fx: &mut Fixture) {
     s.ban(room, carol.id, owner.id, 10).await.expect("ban");
     s.ban(room, carol.id, bob.id, 20).await.expect("ban again");
     let bans = s.bans(room).await.expect("bans");
-    assert_eq!(bans, [BanRow { user_id: carol.id, banned_by: owner.id, created_at_ms: 10 }]);
-    assert_eq!(s.banned_among(room, &[bob.id, carol.id]).await.expect("among"), [carol.id]);
+    assert_eq!(
+        bans,
+        [BanRow {
+            user_id: carol.id,
+            banned_by: owner.id,
+            created_at_ms: 10
+        }]
+    );
+    assert_eq!(
+        s.banned_among(room, &[bob.id, carol.id])
+            .await
+            .expect("among"),
+        [carol.id]
+    );
     assert!(s.banned_among(room, &[]).await.expect("none").is_empty());
     assert!(s.unban(room, carol.id).await.expect("unban"));
     assert!(!s.unban(room, carol.id).await.expect("unban twice"));

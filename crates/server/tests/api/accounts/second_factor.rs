@@ -454,3 +454,37 @@ async fn password_login_can_be_turned_off() {
     .await;
     assert_api_error(login, 403, "password_login_disabled");
 }
+
+#[tokio::test]
+async fn administrators_can_be_required_to_turn_it_on() {
+    let app = spawn_app_with(|c| {
+        c.auth.require_second_factor_for_admins = true;
+        c.admin.usernames = vec!["boss".into()];
+    })
+    .await;
+    // The first account administers the server, and has an authenticator.
+    let root = enrolled(&app, "root").await;
+    // Named in the configuration, an administrator too, without one.
+    let boss = app.user("boss").await;
+    let member = app.user("member").await;
+
+    let users = "/api/v1/admin/users";
+    assert_eq!(get(&root.user.api, users).await.0, 200);
+    assert_api_error(get(&boss.api, users).await, 403, "second_factor_required");
+    // Not an administrator at all: the rule for administrators does not apply.
+    assert_api_error(get(&member.api, users).await, 403, "forbidden");
+
+    // Once boss turns it on, the admin API answers.
+    let (status, body) = post(&boss.api, "/api/v1/auth/totp/enrol", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let totp = Totp::from_url(body["otpauthUri"].as_str().expect("uri")).expect("totp");
+    let code = totp.generate_current().to_string();
+    let (status, body) = post(
+        &boss.api,
+        "/api/v1/auth/totp/confirm",
+        json!({"code": code}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get(&boss.api, users).await.0, 200);
+}
