@@ -74,16 +74,19 @@ impl Core {
             .store
             .tombstone_user(user, &tombstone, DELETED_USER_NAME, now_ms())
             .await?;
-        // Every session, the caller's included, on every node. (Administrators' "disable
-        // an account" ends sessions the same way: one revocation path.)
-        for session in ended.sessions {
-            self.end_session(session, user, "auth.session_end").await?;
-        }
+        // Every session, the caller's included, on every node: revoked in the same
+        // transaction as the tombstone, then told to every node by the one path that
+        // logout and an administrator's disable use (`close_sessions`).
+        self.close_sessions(&ended.sessions).await?;
         self.audit(
             Some(user),
             "user.delete",
             Some(user.to_string()),
-            Some(format!("messages {:?}", self.config.accounts.deletion)),
+            Some(format!(
+                "messages {:?}, {} sessions ended",
+                self.config.accounts.deletion,
+                ended.sessions.len()
+            )),
         )
         .await;
 
