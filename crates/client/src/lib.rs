@@ -207,8 +207,8 @@ impl Client {
     /// error here: use [`Client::login_start`]).
     pub async fn login(&self, username: &str, password: &str) -> Result<AuthResponse> {
         match self.login_start(username, password).await? {
-            LoginOutcome::Tokens(auth) => Ok(auth),
-            LoginOutcome::SecondFactor { .. } => Err(ClientError::Unexpected {
+            LoginResponse::Tokens(auth) => Ok(auth),
+            LoginResponse::SecondFactor { .. } => Err(ClientError::Unexpected {
                 status: 200,
                 body: "the account needs a second factor".into(),
             }),
@@ -217,7 +217,7 @@ impl Client {
 
     /// Logs in, answering either the tokens or, for an account with a second factor, the
     /// challenge to answer with [`Client::login_second_factor`].
-    pub async fn login_start(&self, username: &str, password: &str) -> Result<LoginOutcome> {
+    pub async fn login_start(&self, username: &str, password: &str) -> Result<LoginResponse> {
         let body = LoginRequest {
             username: username.into(),
             password: password.into(),
@@ -730,35 +730,6 @@ pub fn search_path(query: &SearchQuery) -> String {
     format!("/api/v1/search?{}", form.finish())
 }
 
-/// What `POST /api/v1/auth/login` answers: the tokens, or a second-factor challenge.
-/// (The wire contract names this `LoginResponse`; until the proto crate carries it, the
-/// client decodes it here.)
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-pub enum LoginOutcome {
-    /// Logged in.
-    Tokens(AuthResponse),
-    /// The account has a second factor: answer `challenge` with a code.
-    SecondFactor {
-        #[serde(rename = "secondFactor")]
-        second_factor: SecondFactorChallenge,
-    },
-}
-
-/// The challenge of a login that needs a second factor.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SecondFactorChallenge {
-    /// Opaque; sent back with the code.
-    pub challenge: String,
-    /// Which codes are accepted (`totp`, `recovery`).
-    #[serde(default)]
-    pub methods: Vec<String>,
-    /// When the challenge stops being accepted (RFC 3339), if the server says.
-    #[serde(default)]
-    pub expires_at: Option<String>,
-}
-
 type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The writing half of a split [`Socket`].
@@ -825,30 +796,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn login_outcome_reads_tokens_and_challenges() {
+    fn login_response_reads_tokens_and_challenges() {
         let tokens = serde_json::json!({
             "accessToken": "a", "refreshToken": "r", "expiresIn": 900,
             "user": {"id": "0199f3a0-5b1e-7c42-8d1a-2f6e9b0c4a71", "username": "alice",
                      "displayName": "Alice", "createdAt": "2025-11-23T17:30:01.512Z"}
         });
-        match serde_json::from_value::<LoginOutcome>(tokens).expect("tokens") {
-            LoginOutcome::Tokens(auth) => assert_eq!(auth.user.username, "alice"),
+        match serde_json::from_value::<LoginResponse>(tokens).expect("tokens") {
+            LoginResponse::Tokens(auth) => assert_eq!(auth.user.username, "alice"),
             other => panic!("{other:?}"),
         }
         let challenge = serde_json::json!({"secondFactor": {
             "challenge": "opaque", "methods": ["totp", "recovery"],
             "expiresAt": "2025-11-23T17:35:01Z"}});
-        match serde_json::from_value::<LoginOutcome>(challenge).expect("challenge") {
-            LoginOutcome::SecondFactor { second_factor } => {
+        match serde_json::from_value::<LoginResponse>(challenge).expect("challenge") {
+            LoginResponse::SecondFactor { second_factor } => {
                 assert_eq!(second_factor.challenge, "opaque");
                 assert_eq!(second_factor.methods, ["totp", "recovery"]);
                 assert_eq!(
-                    second_factor.expires_at.as_deref(),
-                    Some("2025-11-23T17:35:01Z")
+                    second_factor.expires_at,
+                    time::macros::datetime!(2025-11-23 17:35:01 UTC)
                 );
             }
             other => panic!("{other:?}"),
         }
-        assert!(serde_json::from_value::<LoginOutcome>(serde_json::json!({"x": 1})).is_err());
+        assert!(serde_json::from_value::<LoginResponse>(serde_json::json!({"x": 1})).is_err());
     }
 }

@@ -27,7 +27,7 @@ pub enum LoginResponse {
 }
 
 /// What the second step of a login needs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SecondFactorChallenge {

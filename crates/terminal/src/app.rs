@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use palaver_client::SecondFactorChallenge;
+use palaver_proto::SecondFactorChallenge;
 use palaver_proto::{
     ChangeCursors, ClientFrame, Cursors, MemberState, Message, MessageStatus, MessageType,
     PresenceStatus, ReceiptKind, Room, SendMessageRequest, ServerFrame,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crossterm::event::KeyCode;
-use palaver_client::SecondFactorChallenge;
+use palaver_proto::SecondFactorChallenge;
 use palaver_proto::{
     ClientFrame, ErrorCode, MessageStatus, PresenceStatus, ReceiptKind, ServerFrame,
 };
@@ -34,7 +34,7 @@ fn login_form_then_second_factor() {
     app.update(Event::SecondFactor(SecondFactorChallenge {
         challenge: "ch-1".into(),
         methods: vec!["totp".into(), "recovery".into()],
-        expires_at: None,
+        expires_at: time::OffsetDateTime::UNIX_EPOCH,
     }));
     let Screen::Login(form) = &app.screen else {
         panic!("still the login form")

@@ -16,7 +16,8 @@ use crossterm::event::{
     DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream,
 };
 use futures::StreamExt;
-use palaver_client::{Client, ClientError, LoginOutcome};
+use palaver_client::{Client, ClientError};
+use palaver_proto::LoginResponse;
 use palaver_proto::{ClientFrame, ErrorCode, SearchQuery, ServerFrame};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -279,11 +280,11 @@ impl Chat {
     async fn login(&mut self, username: &str, password: &str) -> Result<Option<Event>> {
         let client = Client::new(&self.server)?;
         match client.login_start(username, password).await {
-            Ok(LoginOutcome::Tokens(auth)) => {
+            Ok(LoginResponse::Tokens(auth)) => {
                 let session = Session::from_auth(&self.server, &auth);
                 Ok(Some(self.logged_in(session)?))
             }
-            Ok(LoginOutcome::SecondFactor { second_factor }) => {
+            Ok(LoginResponse::SecondFactor { second_factor }) => {
                 Ok(Some(Event::SecondFactor(second_factor)))
             }
             Err(e) => Ok(Some(Event::LoginFailed(login_error(&e)))),

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use palaver_client::{Client, ClientError, LoginOutcome};
+use palaver_client::{Client, ClientError};
+use palaver_proto::LoginResponse;
 use palaver_proto::{
     ClientFrame, ErrorCode, Media, Message, MessageType, Room, SendMessageRequest, ServerFrame,
 };
@@ -54,8 +55,8 @@ pub async fn login(
 ) -> Result<Session> {
     let client = Client::new(server)?;
     let auth = match client.login_start(username, password).await? {
-        LoginOutcome::Tokens(auth) => auth,
-        LoginOutcome::SecondFactor { second_factor } => {
+        LoginResponse::Tokens(auth) => auth,
+        LoginResponse::SecondFactor { second_factor } => {
             let code = code()?;
             client
                 .login_second_factor(&second_factor.challenge, code.trim())

@@ -9,8 +9,7 @@
 //! of skew the server allows either way).
 
 use palaver_client::Client;
-use palaver_client::{LoginOutcome as LoginResponse, SecondFactorChallenge};
-use palaver_proto::AuthResponse;
+use palaver_proto::{AuthResponse, LoginResponse, SecondFactorChallenge};
 use palaver_server::config::{RateBucket, RateLimit, SsoProviderConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
