@@ -696,3 +696,57 @@ async fn chat_session_in_a_pseudo_terminal() {
     tmux.keys(&["Escape"]);
     tmux.keys(&["C-c"]);
 }
+
+/// `palaver login` for an account with two-factor login: the code (`--code`, or asked
+/// for at a terminal) answers the server's challenge; a wrong one stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_answers_the_second_factor() {
+    let server = server().await;
+    let (alice, _) = register(&server, "alice", "Alice").await;
+    let (status, body) = alice
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/auth/totp/enrol",
+            Some(&serde_json::json!({})),
+        )
+        .await
+        .expect("enrol");
+    assert_eq!(status, 200, "{body}");
+    let uri = body["otpauthUri"].as_str().expect("otpauthUri");
+    let totp = totp_rs::Totp::from_url(uri).expect("an app reads the URI");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let (status, body) = alice
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/auth/totp/confirm",
+            Some(&serde_json::json!({"code": totp.generate(now).to_string()})),
+        )
+        .await
+        .expect("confirm");
+    assert_eq!(status, 200, "{body}");
+
+    let home = tempfile::tempdir().expect("tempdir");
+    let home = home.path();
+    let session = home.join("palaver").join("session.json");
+    let wrong = if totp.generate(now + 30).to_string() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let (ok, _, err) = log_in(home, &server.base, PASSWORD, &["--code", wrong]).await;
+    assert!(!ok, "a wrong code logs in: {err}");
+    assert!(!session.exists(), "a refused login stores no session");
+
+    // The next step's code: the current one was spent confirming.
+    let code = totp.generate(now + 30).to_string();
+    let (ok, out, err) = log_in(home, &server.base, PASSWORD, &["--code", &code, "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["username"], "alice");
+    assert!(session.exists());
+    // The stored session works.
+    let rooms = run(home, &["rooms", "--json"], "").await;
+    assert!(json(&rooms)["rooms"].is_array(), "{rooms}");
+}
