@@ -10,6 +10,7 @@ import * as notify from './notify.js';
 import { accountSection } from './account.js';
 import { secondFactorSection } from './twofactor.js';
 import { ssoSection } from './sso.js';
+import { memberActions, bansSection } from './moderation.js';
 
 const dlg = () => $('#dialog');
 
@@ -134,6 +135,8 @@ export async function roomInfo(roomId, closeRoom) {
   const canManage = room.isGroup && (myRole === 'owner' || myRole === 'admin');
   const error = h('p', { class: 'error', role: 'alert' });
   const act = (fn) => async () => { try { await fn(); } catch (e) { error.textContent = e.message; } };
+  // After a change to the members: the room again from the server, and these details anew.
+  const redraw = async () => { putRoom(await api('GET', `/rooms/${room.id}`)); emit('rooms'); roomInfo(roomId, closeRoom); };
   const parts = [];
   const other = peer(room);
   const picture = avatar({ name: room.name, url: room.pictureUrl, id: other?.userId || room.id, size: 'large', group: room.isGroup });
@@ -171,9 +174,11 @@ export async function roomInfo(roomId, closeRoom) {
         m.role !== 'member' ? h('span', { class: 'muted' }, m.role) : null,
         removable ? h('button', {
           type: 'button', class: 'link danger', 'aria-label': `Remove ${m.displayName}`,
-          onclick: act(async () => { await api('DELETE', `/rooms/${room.id}/members/${m.userId}`); const r = await api('GET', `/rooms/${room.id}`); putRoom(r); emit('rooms'); roomInfo(roomId, closeRoom); }),
-        }, 'Remove') : null);
+          onclick: act(async () => { await api('DELETE', `/rooms/${room.id}/members/${m.userId}`); await redraw(); }),
+        }, 'Remove') : null,
+        ...(removable ? memberActions(room, m, act, (text) => (text ? (error.textContent = text) : redraw())) : []));
     })));
+    if (canManage) parts.push(...await bansSection(room, act, redraw));
     if (canManage) {
       parts.push(userPicker(act(async (u) => {
         putRoom(await api('POST', `/rooms/${room.id}/members`, { userIds: [u.id] }), { keepActivity: true });

@@ -52,7 +52,7 @@ export async function twoFactor() {
   await page.locator('#auth').waitFor({ state: 'visible', timeout: T });
   await page.getByRole('tab', { name: 'Log in' }).click();
   await page.getByLabel('Username').fill('tess');
-  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await page.getByRole('button', { name: 'Log in' }).last().click();
   const code = page.getByLabel('Code from your authenticator app, or a recovery code');
   await code.waitFor({ timeout: T });
