@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::{Core, Identity, ServiceError, ServiceResult};
 use crate::bus::{Audience, Event};
 use crate::clock::{now_ms, to_time};
-use crate::domain::{Password, Username, display_name};
+use crate::domain::Password;
 use crate::store::{Account, AccountFilter, AdminRoomRow, AuditFilter, Constraint, StoreError};
 
 /// Pages of accounts and rooms hold at most this many; default [`DEFAULT_PAGE`].
@@ -264,35 +264,9 @@ impl Core {
         admin: Admin,
         req: AdminCreateUserRequest,
     ) -> ServiceResult<AdminUser> {
-        let username = Username::parse(&req.username)?;
-        let display = match req.display_name.as_deref() {
-            Some(name) => display_name(name)?,
-            None => username.as_str().to_owned(),
-        };
-        let password = Password::parse(&req.password)?;
-        let slot = self.passwords.slot().await?;
-        let hash = self
-            .passwords
-            .hash_new(
-                slot,
-                password,
-                [username.as_str().to_owned(), display.clone()],
-            )
+        let user = self
+            .create_account(&req.username, req.display_name.as_deref(), &req.password)
             .await?;
-        let user = User {
-            id: Uuid::now_v7(),
-            username: username.as_str().to_owned(),
-            display_name: display,
-            created_at: to_time(now_ms()),
-            avatar_url: None,
-        };
-        self.store
-            .create_user(&user, &hash)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => ServiceError::UsernameTaken,
-                other => other.into(),
-            })?;
         self.audit_admin(
             admin,
             "admin.user_create",

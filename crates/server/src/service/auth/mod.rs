@@ -110,12 +110,36 @@ impl Core {
         self.password_login_on()?;
         self.limit(RateBucket::Register, &counted_addr(client))
             .await?;
-        let username = Username::parse(&req.username)?;
-        let display = match req.display_name.as_deref() {
+        let user = self
+            .create_account(&req.username, req.display_name.as_deref(), &req.password)
+            .await?;
+        self.audit(
+            Some(user.id),
+            "user.register",
+            Some(user.username.clone()),
+            None,
+        )
+        .await;
+        self.promote_if_configured(&user.username).await?;
+        self.open_session(user).await
+    }
+
+    /// Creates an account with a password (registration, and an administrator's
+    /// create): the name, display name and password rules, the strength check, the hash,
+    /// and a taken name answered `username_taken`. The one place an account is made with
+    /// a password.
+    pub(in crate::service) async fn create_account(
+        &self,
+        username: &str,
+        display_name_in: Option<&str>,
+        password: &str,
+    ) -> ServiceResult<User> {
+        let username = Username::parse(username)?;
+        let display = match display_name_in {
             Some(name) => display_name(name)?,
             None => username.as_str().to_owned(),
         };
-        let password = Password::parse(&req.password)?;
+        let password = Password::parse(password)?;
         let slot = self.passwords.slot().await?;
         let hash = self
             .passwords
@@ -139,15 +163,7 @@ impl Core {
                 StoreError::Conflict(_) => ServiceError::UsernameTaken,
                 other => other.into(),
             })?;
-        self.audit(
-            Some(user.id),
-            "user.register",
-            Some(user.username.clone()),
-            None,
-        )
-        .await;
-        self.promote_if_configured(&user.username).await?;
-        self.open_session(user).await
+        Ok(user)
     }
 
     /// Checks a password and opens a session.
