@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Every top-level module of `crates/server/src`, top layer first.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("edges", &["app", "http", "gateway"]),
+    ("edges", &["app", "http", "gateway", "cli"]),
     ("rules", &["service", "domain"]),
     (
         "engines",
@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "push",
             "outbound",
             "link_preview",
+            "backup",
         ],
     ),
     (
