@@ -316,6 +316,7 @@ pub struct ReportQuery {
 pub struct MuteRequest {
     /// 1 second to 30 days.
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2592000))]
+    #[serde(deserialize_with = "crate::integral::u64")]
     pub duration_secs: u64,
 }
 

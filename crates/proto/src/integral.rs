@@ -45,6 +45,14 @@ pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     d.deserialize_any(Integral)
 }
 
+/// A `u64` field (a count or a duration) that also takes an integral number written with
+/// a fraction; a negative one is refused.
+pub(crate) fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = i64(d)?;
+    u64::try_from(v)
+        .map_err(|_| de::Error::invalid_value(de::Unexpected::Signed(v), &"a non-negative integer"))
+}
+
 /// A `seq` as a map value.
 struct Seq(i64);
 
@@ -66,6 +74,25 @@ pub(crate) fn cursors<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Uuid, 
 #[cfg(test)]
 mod tests {
     use crate::ReceiptRequest;
+
+    #[test]
+    fn a_mute_takes_its_duration_written_with_a_fraction() {
+        let read = |json: &str| serde_json::from_str::<crate::MuteRequest>(json);
+        assert_eq!(
+            read(r#"{"durationSecs": 3942.0}"#)
+                .expect("integral")
+                .duration_secs,
+            3942
+        );
+        assert_eq!(
+            read(r#"{"durationSecs": 60}"#)
+                .expect("integer")
+                .duration_secs,
+            60
+        );
+        assert!(read(r#"{"durationSecs": 1.5}"#).is_err());
+        assert!(read(r#"{"durationSecs": -1}"#).is_err());
+    }
 
     #[test]
     fn integral_numbers_with_a_fraction_are_integers() {
