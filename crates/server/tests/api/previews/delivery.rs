@@ -248,7 +248,13 @@ async fn an_edit_follows_the_first_link() {
     titled(&mut bob_socket, sent.id, Some("Plain a")).await;
     // Another link: the old card goes with the edit, the new one follows.
     let moved = edit(&alice, sent.id, &linking(&b), false).await;
-    assert_eq!(moved.link_preview, None);
+    // The old card never survives the edit. On the cluster, under load, the new one can be
+    // read and attached before the edit's answer is built (the page is local and quick).
+    let title = moved.link_preview.map(|p| p.title);
+    assert!(
+        matches!(title.as_deref(), None | Some("Plain b")),
+        "{title:?}"
+    );
     bare(&mut bob_socket, sent.id).await;
     titled(&mut bob_socket, sent.id, Some("Plain b")).await;
     assert_eq!((pages.hits("/plain/a"), pages.hits("/plain/b")), (1, 1));
