@@ -3,6 +3,8 @@
 //! generator and the server's integration tests all use it.
 
 mod admin;
+mod directory;
+pub mod e2ee;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -285,8 +287,14 @@ impl Client {
             name: name.map(Into::into),
             is_group,
             member_ids: member_ids.to_vec(),
+            encrypted: false,
         };
-        self.call(Method::POST, "/api/v1/rooms/create", Some(&body))
+        self.create_room_with(&body).await
+    }
+
+    /// Creates a room from a whole request (an encrypted one, say).
+    pub async fn create_room_with(&self, body: &CreateRoomRequest) -> Result<(u16, Room)> {
+        self.call(Method::POST, "/api/v1/rooms/create", Some(body))
             .await
     }
 

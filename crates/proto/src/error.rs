@@ -94,6 +94,19 @@ pub enum ErrorCode {
     /// Login and registration with a password are turned off on this server; use single
     /// sign-on (403).
     PasswordLoginDisabled,
+    /// The room is end-to-end encrypted, and this needs the plaintext: a message that is
+    /// not MLS, an edit, a link preview (422).
+    EncryptedRoom,
+    /// MLS data for a room that is not end-to-end encrypted (422).
+    NotEncrypted,
+    /// Bytes that are not an MLS structure of the kind expected, or not for this room or
+    /// device: a malformed message, a key package with the wrong key or ciphersuite (422).
+    InvalidMls,
+    /// A commit or proposal not made in the group's current epoch: another commit came
+    /// first. Process the room's newer messages, then retry on the new epoch (409).
+    WrongEpoch,
+    /// The device does not exist, was revoked, or is not the caller's (404).
+    DeviceNotFound,
 }
 
 impl ErrorCode {
@@ -115,9 +128,11 @@ impl ErrorCode {
             | SecondFactorRequired
             | PasswordLoginDisabled => 403,
             UserNotFound | RoomNotFound | MessageNotFound | MediaNotFound | NotFound
-            | SubscriptionNotFound | ReportNotFound => 404,
-            UsernameTaken | Conflict | DirectClosed | LimitReached => 409,
-            CrossRoom | NestedThread | InvalidEmoji => 422,
+            | SubscriptionNotFound | ReportNotFound | DeviceNotFound => 404,
+            UsernameTaken | Conflict | DirectClosed | LimitReached | WrongEpoch => 409,
+            CrossRoom | NestedThread | InvalidEmoji | EncryptedRoom | NotEncrypted | InvalidMls => {
+                422
+            }
             QuotaExceeded => 413,
             InsufficientStorage => 507,
             RateLimited => 429,
@@ -170,6 +185,11 @@ impl ErrorCode {
             InvalidSecondFactor => "invalid_second_factor",
             SecondFactorRequired => "second_factor_required",
             PasswordLoginDisabled => "password_login_disabled",
+            EncryptedRoom => "encrypted_room",
+            NotEncrypted => "not_encrypted",
+            InvalidMls => "invalid_mls",
+            WrongEpoch => "wrong_epoch",
+            DeviceNotFound => "device_not_found",
         }
     }
 }

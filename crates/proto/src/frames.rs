@@ -175,6 +175,10 @@ pub enum ServerFrame {
         #[serde(default)]
         changes: ChangeCursors,
     },
+    /// A welcome into an encrypted room for one of the user's devices (`welcome.deviceId`);
+    /// it stays listed at `GET /api/v1/mls/devices/{deviceId}/welcomes` until taken.
+    #[serde(rename = "mls.welcome")]
+    MlsWelcome { welcome: crate::mls::Welcome },
     /// Answer to `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,6 +227,7 @@ pub mod server_type {
     pub const ROOM_UPDATED: &str = "room.updated";
     pub const ROOM_LEFT: &str = "room.left";
     pub const SYNCED: &str = "synced";
+    pub const MLS_WELCOME: &str = "mls.welcome";
     pub const PONG: &str = "pong";
     pub const ERROR: &str = "error";
 }
@@ -255,7 +260,7 @@ impl ClientFrame {
 
 impl ServerFrame {
     /// Every server frame type, in declaration order.
-    pub const TYPES: [&'static str; 14] = {
+    pub const TYPES: [&'static str; 15] = {
         use server_type::*;
         [
             HELLO,
@@ -270,6 +275,7 @@ impl ServerFrame {
             ROOM_UPDATED,
             ROOM_LEFT,
             SYNCED,
+            MLS_WELCOME,
             PONG,
             ERROR,
         ]
@@ -291,6 +297,7 @@ impl ServerFrame {
             ServerFrame::RoomUpdated { .. } => ROOM_UPDATED,
             ServerFrame::RoomLeft { .. } => ROOM_LEFT,
             ServerFrame::Synced { .. } => SYNCED,
+            ServerFrame::MlsWelcome { .. } => MLS_WELCOME,
             ServerFrame::Pong { .. } => PONG,
             ServerFrame::Error { .. } => ERROR,
         }

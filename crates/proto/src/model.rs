@@ -222,6 +222,13 @@ pub struct Room {
     /// (the thumbnail) like `Media.url`; absent when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picture_url: Option<String>,
+    /// End-to-end encrypted (MLS): set at creation, never turned off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    /// For an encrypted room: the MLS group's current epoch, which the next commit must
+    /// be made in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mls_epoch: Option<u64>,
 }
 
 /// `POST /api/v1/rooms/create`.
@@ -236,6 +243,10 @@ pub struct CreateRoomRequest {
     /// The other people: exactly one for 1:1, up to 1000 for a group.
     #[serde(default)]
     pub member_ids: Vec<Uuid>,
+    /// End-to-end encrypted with MLS; cannot be turned off. A pair may have one plain
+    /// and one encrypted 1:1 room.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// `PATCH /api/v1/rooms/{roomId}`.
@@ -286,6 +297,9 @@ pub enum MessageType {
     File,
     /// Something that happened to the room (`event` says what); sent by the server only.
     Event,
+    /// An MLS message of an end-to-end encrypted room (`mls` holds it); the only type such
+    /// a room takes from clients. Its `content` is empty.
+    Mls,
 }
 
 impl MessageType {
@@ -298,6 +312,7 @@ impl MessageType {
             MessageType::Audio => "audio",
             MessageType::File => "file",
             MessageType::Event => "event",
+            MessageType::Mls => "mls",
         }
     }
 
@@ -310,6 +325,7 @@ impl MessageType {
             "audio" => Some(MessageType::Audio),
             "file" => Some(MessageType::File),
             "event" => Some(MessageType::Event),
+            "mls" => Some(MessageType::Mls),
             _ => None,
         }
     }
@@ -397,6 +413,9 @@ pub struct Message {
     /// A card for the message's first link, once the server has read the page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_preview: Option<crate::LinkPreview>,
+    /// For a message of type `mls`: the MLS message, and what the server read of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mls: Option<crate::MlsContent>,
 }
 
 /// An uploaded file: `POST /api/v1/media/upload` answers with one, and messages of type
@@ -488,6 +507,14 @@ pub struct SendMessageRequest {
     /// No link preview for this message.
     #[serde(default)]
     pub no_preview: bool,
+    /// With `type: "mls"`: the MLS message (an `MLSMessage`, base64), the whole of what
+    /// an encrypted room's message carries besides `mediaId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mls: Option<String>,
+    /// With a commit that adds devices: the `MLSMessage` holding their `Welcome`
+    /// (base64). The server hands it to those devices only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<String>,
 }
 
 /// `POST /api/v1/chat/{conversationId}`: a send whose room is in the path.

@@ -8,12 +8,14 @@
 mod accounts;
 mod auth;
 mod engines;
+mod mls;
 mod previews;
 mod rates;
 
 pub use accounts::{AccountsConfig, DeletionPolicy};
 pub use auth::{AuthConfig, SsoProviderConfig};
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
+pub use mls::MlsConfig;
 pub use previews::LinkPreviewConfig;
 pub use rates::{Period, RateBucket, RateLimit, RateLimits};
 
@@ -147,6 +149,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[accounts]`: account deletion's policy for messages, and export bounds.
     pub accounts: AccountsConfig,
+    /// `[mls]`: bounds of end-to-end encrypted rooms.
+    pub mls: MlsConfig,
     /// `[auth]`: password login on or off, two-factor login, single sign-on.
     pub auth: AuthConfig,
 }
@@ -476,6 +480,7 @@ impl Default for Config {
             passwords: PasswordConfig::default(),
             admin: AdminConfig::default(),
             accounts: AccountsConfig::default(),
+            mls: MlsConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -633,6 +638,18 @@ impl Config {
         if self.max_frame_bytes > self.max_ws_message_bytes {
             return Err(ConfigError::Rule(
                 "max_frame_bytes must not exceed max_ws_message_bytes".into(),
+            ));
+        }
+        let mls = &self.mls;
+        if mls.max_devices_per_user == 0
+            || mls.max_key_packages == 0
+            || mls.max_message_bytes == 0
+            || mls.max_welcomes_per_device == 0
+        {
+            return Err(ConfigError::Rule(
+                "mls.max_devices_per_user, max_key_packages, max_message_bytes and \
+                 max_welcomes_per_device must be positive"
+                    .into(),
             ));
         }
         if self.ws_auth_timeout_ms == 0 || self.media.link_ttl_secs == 0 {

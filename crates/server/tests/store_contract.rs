@@ -303,6 +303,7 @@ async fn group(store: &dyn Store, members: &[(Uuid, Role)]) -> Uuid {
             is_group: true,
             direct_key: None,
             members: joined(members),
+            encrypted: false,
             now_ms: now_ms(),
         })
         .await
@@ -329,6 +330,7 @@ fn msg(room: Uuid, sender: Uuid, key: &str) -> NewMessage {
         event: None,
         forwarded: false,
         system: false,
+        mls: None,
         now_ms: now_ms(),
     }
 }

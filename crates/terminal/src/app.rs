@@ -732,6 +732,9 @@ impl App {
                     self.selected = self.rooms.first().map(|r| r.room.id);
                 }
             }
+            // Encrypted rooms are not in the terminal client yet: it lists them, and
+            // ignores their welcomes.
+            ServerFrame::MlsWelcome { .. } => {}
             ServerFrame::Synced { rooms, changes, .. } => {
                 self.changes = changes;
                 // A room the sync left out is one the user is no longer in.

@@ -53,6 +53,8 @@ pub fn room(id: Uuid, name: &str, group: bool, members: Vec<RoomMember>, unread:
         invited_by: None,
         mention_count: 0,
         notification_level: None,
+        encrypted: false,
+        mls_epoch: None,
         picture_url: None,
     }
 }
@@ -84,6 +86,7 @@ pub fn message(room: Uuid, sender: Uuid, seq: i64, text: &str) -> Message {
         event: None,
         version: 0,
         link_preview: None,
+        mls: None,
     }
 }
 

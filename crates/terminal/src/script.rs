@@ -547,6 +547,8 @@ mod tests {
             invited_by: None,
             mention_count: 0,
             notification_level: None,
+            encrypted: false,
+            mls_epoch: None,
             picture_url: None,
         }
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod media;
 pub mod messages;
+pub mod mls;
 pub mod moderation;
 pub mod presence;
 pub mod push;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::router())
         .merge(blocks::router())
         .merge(messages::router())
+        .merge(mls::router())
         .merge(conversation::router())
         .merge(presence::router())
         .merge(media::router())
@@ -524,6 +526,7 @@ pub fn document() -> &'static serde_json::Value {
         conversation::react, conversation::unreact, conversation::thread, conversation::forward, conversation::pins, conversation::pin, conversation::unpin,
         conversation::notifications,
         search::search_messages,
+        mls::register, mls::revoke, mls::upload, mls::stock, mls::welcomes, mls::take_welcome, mls::claim, mls::devices,
         presence::presence, presence::chat_status, presence::last_seen,
         media::upload, media::usage, media::download, media::thumbnail,
         push::vapid_public_key, push::subscribe, push::subscriptions, push::unsubscribe, push::settings, push::update_settings, push::mute, push::unmute,

@@ -265,6 +265,8 @@ impl Core {
             .await?;
         let target = self.message(who, message).await?;
         self.require_joined(target.room_id, who.user_id)?;
+        self.require_plain(target.room_id, super::mls::IN_MLS)
+            .await?;
         if target.deleted {
             return Err(ServiceError::Conflict("the message is deleted"));
         }
@@ -308,6 +310,7 @@ impl Core {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
         let (row, _, role) = self.member_room(who, room).await?;
+        self.require_plain(room, super::mls::IN_MLS).await?;
         if row.is_group && role == Role::Member {
             return Err(ServiceError::Forbidden(
                 "only an owner or admin may pin messages in a group",
@@ -399,6 +402,8 @@ impl Core {
         req: ForwardRequest,
     ) -> ServiceResult<Sent> {
         let original = self.message(who, message).await?;
+        self.require_plain(original.room_id, super::mls::IN_MLS)
+            .await?;
         if original.deleted {
             return Err(ServiceError::Conflict("the message is deleted"));
         }

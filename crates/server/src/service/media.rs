@@ -100,7 +100,9 @@ impl Core {
             MessageType::Image => m.max_image_bytes,
             MessageType::Video => m.max_video_bytes,
             MessageType::Audio => m.max_audio_bytes,
-            MessageType::Text | MessageType::File | MessageType::Event => m.max_file_bytes,
+            MessageType::Text | MessageType::File | MessageType::Event | MessageType::Mls => {
+                m.max_file_bytes
+            }
         }
     }
 

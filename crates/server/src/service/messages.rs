@@ -30,6 +30,8 @@ use crate::telemetry::metric;
 pub struct Sent {
     pub message: Message,
     pub duplicate: bool,
+    /// A commit's welcome, handed to its devices once the commit is stored.
+    welcome: Option<super::mls::WelcomeFor>,
 }
 
 struct Job {
@@ -46,12 +48,16 @@ pub struct PendingSend {
     /// A media message holds off the orphan sweep until it is stored, so the media it
     /// names cannot be collected between the check and the commit.
     _sweep: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+    /// A commit's welcome, for `finish_send` once the commit is stored.
+    welcome: Option<super::mls::WelcomeFor>,
 }
 
 impl PendingSend {
     /// Waits until the message is durable (or has failed).
     pub async fn wait(self) -> ServiceResult<Sent> {
-        self.rx.await.unwrap_or(Err(ServiceError::Unavailable))
+        let mut sent = self.rx.await.unwrap_or(Err(ServiceError::Unavailable))?;
+        sent.welcome = self.welcome;
+        Ok(sent)
     }
 }
 
@@ -185,13 +191,22 @@ async fn commit(
                         Ok(Sent {
                             message,
                             duplicate: false,
+                            welcome: None,
                         })
                     }
                     Appended::Duplicate(message) => Ok(Sent {
                         message,
                         duplicate: true,
+                        welcome: None,
                     }),
                     Appended::NotMember => Err(ServiceError::RoomNotFound),
+                    Appended::WrongEpoch { current } => Err(ServiceError::WrongEpoch(current)),
+                    Appended::EncryptionMismatch { encrypted: true } => {
+                        Err(ServiceError::EncryptedRoom(super::mls::SEND_MLS))
+                    }
+                    Appended::EncryptionMismatch { encrypted: false } => {
+                        Err(ServiceError::NotEncrypted)
+                    }
                 };
                 metrics::histogram!(metric::SEND_SECONDS)
                     .record(job.queued.elapsed().as_secs_f64());
@@ -319,6 +334,8 @@ impl Core {
                     "room events are sent by the server".into(),
                 ));
             }
+            // Checked with the room's encryption below.
+            (MessageType::Mls, _) => {}
             (_, None) => {
                 return Err(ServiceError::Validation(
                     "a media message needs a mediaId".into(),
@@ -327,12 +344,18 @@ impl Core {
             (_, Some(_)) => {}
         }
         self.may_send(req.room_id, who.user_id)?;
+        let (mls, welcome) = self.mls_send(&req, &content).await?;
         let extras = self.extras(who, &req, &content).await?;
         let (media, sweep) = match req.media_id {
             Some(id) => {
                 let sweep = self.media_sweep.clone().read_owned().await;
+                // An encrypted room's file is opaque bytes to the server: any `file`.
+                let kind = match req.kind {
+                    MessageType::Mls => MessageType::File,
+                    kind => kind,
+                };
                 (
-                    Some(self.media_for_message(who, req.kind, id).await?),
+                    Some(self.media_for_message(who, kind, id).await?),
                     Some(sweep),
                 )
             }
@@ -357,11 +380,16 @@ impl Core {
             event: None,
             forwarded,
             system: false,
+            mls,
             now_ms: now_ms(),
         };
         let preview = super::previews::link_of(req.kind, &message.content, req.no_preview);
         let rx = self.queue(message, origin_conn, preview).await?;
-        Ok(PendingSend { rx, _sweep: sweep })
+        Ok(PendingSend {
+            rx,
+            _sweep: sweep,
+            welcome,
+        })
     }
 
     /// Hands a message to the writer; the receiver answers once it is stored.
@@ -412,6 +440,7 @@ impl Core {
             event: Some(event),
             forwarded: false,
             system: true,
+            mls: None,
             now_ms: now_ms(),
         };
         let rx = self.queue(message, None, None).await?;
@@ -448,6 +477,12 @@ impl Core {
     /// Completes a duplicate as it is now (status, reactions, thread); a fresh message
     /// is `sent` and complete as the writer answered it.
     pub async fn finish_send(&self, mut sent: Sent) -> ServiceResult<Sent> {
+        if let Some(welcome) = sent.welcome.take()
+            && !sent.duplicate
+        {
+            let m = &sent.message;
+            self.deliver_welcome(m.room_id, m.seq, welcome).await?;
+        }
         if sent.duplicate {
             let room = sent.message.room_id;
             if let Some(message) = self
@@ -595,6 +630,7 @@ impl Core {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
         let old = self.own_message(who, id).await?;
+        self.require_plain(old.room_id, super::mls::IN_MLS).await?;
         let content = message_content(content, self.config.max_message_bytes)?;
         if old.kind == MessageType::Text && content.trim().is_empty() {
             return Err(ServiceError::Validation(
@@ -621,6 +657,14 @@ impl Core {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
         let moderation = self.may_delete(who, id).await?;
+        if let Some(m) = self.store.message(id).await?
+            && m.mls
+                .is_some_and(|mls| mls.kind != palaver_proto::MlsKind::Application)
+        {
+            return Err(ServiceError::Conflict(
+                "an MLS commit or proposal stays: every member needs each one, in order",
+            ));
+        }
         let changed = self.store.delete_message(id, now_ms()).await?;
         let room = changed.message.room_id;
         let (action, detail) = match moderation {

@@ -14,6 +14,7 @@ pub mod links;
 mod media;
 mod membership;
 mod messages;
+mod mls;
 mod moderation;
 mod notify;
 mod pictures;
@@ -153,6 +154,26 @@ pub enum ServiceError {
     /// `auth.password_login` is off.
     #[error("password login is turned off on this server; use single sign-on")]
     PasswordLoginDisabled,
+    /// The room is end-to-end encrypted and this needs its plaintext.
+    #[error("{0}")]
+    EncryptedRoom(&'static str),
+    /// MLS for a room that is not end-to-end encrypted.
+    #[error("this room is not end-to-end encrypted")]
+    NotEncrypted,
+    /// Bytes that are not the MLS structure expected.
+    #[error("{0}")]
+    InvalidMls(String),
+    /// A commit or proposal not made in the group's current epoch.
+    #[error(
+        "not made in the group's current epoch {0}; process the room's newer messages and retry"
+    )]
+    WrongEpoch(u64),
+    /// No such live device of the caller's (or visible to them).
+    #[error("device not found")]
+    DeviceNotFound,
+    /// No such welcome waiting for the device.
+    #[error("welcome not found")]
+    WelcomeNotFound,
 }
 
 impl ServiceError {
@@ -196,6 +217,12 @@ impl ServiceError {
             SecondFactorRequired => ErrorCode::SecondFactorRequired,
             PasswordLoginDisabled => ErrorCode::PasswordLoginDisabled,
             UnknownProvider => ErrorCode::NotFound,
+            EncryptedRoom(_) => ErrorCode::EncryptedRoom,
+            NotEncrypted => ErrorCode::NotEncrypted,
+            InvalidMls(_) => ErrorCode::InvalidMls,
+            WrongEpoch(_) => ErrorCode::WrongEpoch,
+            DeviceNotFound => ErrorCode::DeviceNotFound,
+            WelcomeNotFound => ErrorCode::NotFound,
         }
     }
 
@@ -230,6 +257,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound(Entity::Room) => ServiceError::RoomNotFound,
             StoreError::NotFound(Entity::Message) => ServiceError::MessageNotFound,
             StoreError::NotFound(Entity::Report) => ServiceError::ReportNotFound,
+            StoreError::NotFound(Entity::Device) => ServiceError::DeviceNotFound,
             StoreError::Conflict(Constraint::Username) => ServiceError::UsernameTaken,
             err => ServiceError::Store(err),
         }
@@ -289,6 +317,9 @@ pub struct Core {
     tasks: tokio_util::task::TaskTracker,
     /// Exports being built (`accounts.max_concurrent_exports`).
     exports: Arc<tokio::sync::Semaphore>,
+    /// Which rooms are end-to-end encrypted, as far as this node has looked (it never
+    /// changes for a room): `mls::is_encrypted`.
+    encrypted_rooms: dashmap::DashMap<Uuid, bool>,
 }
 
 impl Core {
@@ -378,6 +409,7 @@ impl Core {
             previews,
             tasks: tokio_util::task::TaskTracker::new(),
             exports,
+            encrypted_rooms: dashmap::DashMap::new(),
         });
         core.promote_configured_admins().await?;
         // It ends when `drain` stops previews.
@@ -528,7 +560,8 @@ pub(crate) fn class_of(frame: &ServerFrame) -> Class {
         | ServerFrame::MessageUpdated { .. }
         | ServerFrame::MessageDeleted { .. }
         | ServerFrame::Receipt { .. }
-        | ServerFrame::ReceiptSummary { .. } => Class::Change,
+        | ServerFrame::ReceiptSummary { .. }
+        | ServerFrame::MlsWelcome { .. } => Class::Change,
         ServerFrame::RoomUpdated { .. } | ServerFrame::RoomLeft { .. } => Class::State,
         // Answers to one connection, never published; were one published, it would count
         // each time.

@@ -115,8 +115,14 @@ pub(super) async fn run(
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
-                // Room events are shown in the timeline, not notified.
-                for message in batch.into_iter().filter(|m| m.kind != MessageType::Event) {
+                // Room events are shown in the timeline, not notified; nor are an
+                // encrypted room's commits and proposals (its application messages
+                // are, with no content: the server has none).
+                let notified = |m: &Message| {
+                    m.kind != MessageType::Event
+                        && m.mls.as_ref().is_none_or(|mls| mls.kind == palaver_proto::MlsKind::Application)
+                };
+                for message in batch.into_iter().filter(notified) {
                     let message = Arc::new(message);
                     let Some(members) = core.membership.members(message.room_id) else { continue };
                     for &user in members.iter().filter(|u| **u != message.sender_id) {

@@ -31,6 +31,8 @@ pub struct NewMessage {
     /// Sent by the server (a room event): stored even if the sender is no longer a
     /// member, as when they just left.
     pub system: bool,
+    /// For a message of kind `mls`: what the service read of its framing, and its bytes.
+    pub mls: Option<palaver_proto::MlsContent>,
     pub now_ms: i64,
 }
 
@@ -43,6 +45,12 @@ pub enum Appended {
     Duplicate(Message),
     /// The sender is not a member of the room (checked inside the transaction).
     NotMember,
+    /// An MLS commit or proposal not made in the room's current epoch (or an application
+    /// message from an epoch still to come): the epoch it must be made in.
+    WrongEpoch { current: u64 },
+    /// An MLS message for a plain room (`encrypted: false`), or a message from a client
+    /// that is not MLS for an encrypted one (`encrypted: true`).
+    EncryptionMismatch { encrypted: bool },
 }
 
 /// Which end of a range of seqs a page of messages comes from, in the order it is read.

@@ -1,7 +1,8 @@
 //! Durable storage: the source of truth for accounts, rooms, messages and receipts.
 //!
 //! The interface is one trait per area (accounts, rooms, messages, conversations,
-//! receipts, media records, pictures, link previews, push, audit, search, second factors), each in its own module with its types, gathered under `Store`,
+//! receipts, media records, pictures, link previews, push, audit, search, second factors,
+//! the MLS directory), each in its own module with its types, gathered under `Store`,
 //! which is what the service holds. The service layer holds the rules; a store only keeps
 //! what it is given, atomically, and enforces the invariants that must hold whatever
 //! happens above it (one seq per room position, one message per idempotency key, one 1:1
@@ -18,6 +19,7 @@ mod blocks;
 mod conversation;
 mod media;
 mod messages;
+pub mod mls;
 mod personal;
 mod pictures;
 pub mod postgres;
@@ -41,6 +43,7 @@ pub use blocks::{Block, BlockRow, BlockStore};
 pub use conversation::{Changed, ConversationStore, Reacting, ReactionRow, Toggled};
 pub use media::{MediaRecordStore, MediaRow};
 pub use messages::{Appended, MessageStore, NewMessage, SeqOrder};
+pub use mls::MlsStore;
 pub use personal::{OwnReaction, PersonalStore, Tombstoned};
 pub use pictures::{Picture, PictureStore};
 pub use previews::{CacheEntry, MessagePreview, PreviewRow, PreviewStore};
@@ -102,6 +105,7 @@ pub enum Entity {
     Room,
     Message,
     Report,
+    Device,
 }
 
 impl std::fmt::Display for Entity {
@@ -111,6 +115,7 @@ impl std::fmt::Display for Entity {
             Entity::Room => "room",
             Entity::Message => "message",
             Entity::Report => "report",
+            Entity::Device => "device",
         })
     }
 }
@@ -169,6 +174,7 @@ pub trait Store:
     + PreviewStore
     + PersonalStore
     + SecondFactorStore
+    + MlsStore
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;

@@ -23,6 +23,8 @@ pub struct RoomRow {
     pub state_version: i64,
     /// A group's picture, if it has one.
     pub picture: Option<Picture>,
+    /// End-to-end encrypted: its MLS group's current epoch. `None`: a plain room.
+    pub mls_epoch: Option<u64>,
 }
 
 /// A member of a room with their names and receipt markers.
@@ -95,6 +97,8 @@ pub struct NewRoom {
     /// Set for 1:1 rooms: the pair's key, unique across rooms.
     pub direct_key: Option<String>,
     pub members: Vec<NewMember>,
+    /// End-to-end encrypted (its MLS group starts at epoch 0).
+    pub encrypted: bool,
     pub now_ms: i64,
 }
 

@@ -18,6 +18,7 @@ mod consent;
 mod contract;
 mod conversations;
 mod durability;
+mod e2ee;
 mod errors;
 mod media;
 mod messaging;

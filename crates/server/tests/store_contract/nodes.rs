@@ -180,6 +180,7 @@ pub(super) async fn one_pair_on_two_nodes_is_one_direct_room(fx: &mut Fixture) {
             is_group: false,
             direct_key: Some(format!("{}:{}", a.min(b), a.max(b))),
             members: joined(&[(a, Role::Member), (b, Role::Member)]),
+            encrypted: false,
             now_ms: now_ms(),
         };
         let (n1, n2) = (direct(), direct());

@@ -22,6 +22,7 @@ pub(super) async fn direct_rooms_are_unique_per_pair(fx: &mut Fixture) {
         is_group: false,
         direct_key: Some(format!("{}:{}", a.id.min(b.id), a.id.max(b.id))),
         members: joined(&[(a.id, Role::Member), (b.id, Role::Member)]),
+        encrypted: false,
         now_ms: now_ms(),
     };
     let first = Uuid::now_v7();
@@ -142,6 +143,7 @@ pub(super) async fn invitations_and_blocks(fx: &mut Fixture) {
                 invited_by: Some(a.id),
             },
         ],
+        encrypted: false,
         now_ms: now_ms(),
     };
     assert_eq!(s.create_room(&request).await.expect("create"), (dm, true));

@@ -310,7 +310,8 @@ impl Core {
                 .publish(crate::bus::Event::EndSession { session_id })
                 .await?;
         }
-        Ok(())
+        // A device is its session's: it goes with it.
+        self.sessions_ended(sessions).await
     }
 
     /// The caller's own profile.

@@ -210,6 +210,7 @@ impl Core {
                 is_group: true,
                 direct_key: None,
                 members,
+                encrypted: req.encrypted,
                 now_ms: now,
             }
         } else {
@@ -229,8 +230,14 @@ impl Core {
                 id: Uuid::now_v7(),
                 name: String::new(),
                 is_group: false,
-                direct_key: Some(format!("{a}:{b}")),
+                // A pair has one plain and one encrypted 1:1 room.
+                direct_key: Some(if req.encrypted {
+                    format!("{a}:{b}:mls")
+                } else {
+                    format!("{a}:{b}")
+                }),
                 members: vec![NewMember::joined(who.user_id, Role::Member), them],
+                encrypted: req.encrypted,
                 now_ms: now,
             }
         };

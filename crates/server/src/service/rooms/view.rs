@@ -99,6 +99,8 @@ impl Core {
             picture_url: self.picture_url(picture),
             mention_count: 0,
             notification_level: None,
+            encrypted: row.mls_epoch.is_some(),
+            mls_epoch: row.mls_epoch,
         }
     }
 
@@ -113,10 +115,12 @@ impl Core {
         if row.is_group || members.len() > 1 {
             return Ok(row);
         }
-        let pair = row.direct_key.as_deref().and_then(|k| k.split_once(':'));
-        let ids: Vec<Uuid> = pair
+        // The key is "a:b" (":mls" after it for an encrypted pair's room).
+        let ids: Vec<Uuid> = row
+            .direct_key
+            .as_deref()
             .into_iter()
-            .flat_map(|(a, b)| [a, b])
+            .flat_map(|k| k.split(':'))
             .filter_map(|id| id.parse().ok())
             .filter(|id| !members.iter().any(|m| m.user_id == *id))
             .collect();

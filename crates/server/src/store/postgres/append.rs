@@ -14,7 +14,9 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::store::sql::map::{self, MESSAGE_COLUMNS};
-use crate::store::sql::messages::{Stored, assign_seqs, event_json, mentions_json, new_messages};
+use crate::store::sql::messages::{
+    Stored, assign_seqs, event_json, mentions_json, mls_epoch, moved_epochs, new_messages,
+};
 use crate::store::sql::ms_of;
 use crate::store::sql::search::SearchIndex;
 use crate::store::{Appended, Constraint, NewMessage, StoreError, StoreResult};
@@ -39,7 +41,7 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
     let mut stored = Stored::default();
     let mut versions: HashMap<Uuid, i64> = HashMap::new();
     for row in sqlx::query(
-        "SELECT id, last_seq, version FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        "SELECT id, last_seq, version, mls_epoch FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(&rooms)
     .fetch_all(&mut *tx)
@@ -48,6 +50,9 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
         let id: Uuid = row.try_get("id")?;
         stored.last_seq.insert(id, row.try_get("last_seq")?);
         versions.insert(id, row.try_get("version")?);
+        if let Some(epoch) = row.try_get::<Option<i64>, _>("mls_epoch")? {
+            stored.epochs.insert(id, epoch);
+        }
     }
 
     // 2. Which senders are members.
@@ -102,9 +107,11 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
     }
     let inserted = sqlx::query(
         "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, \
-           reply_to_id, thread_root_id, also_in_room, mentions, mentions_room, event, forwarded) \
+           reply_to_id, thread_root_id, also_in_room, mentions, mentions_room, event, forwarded, \
+           mls_kind, mls_epoch, mls_data) \
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::uuid[], $9::bigint[], \
-           $10::uuid[], $11::uuid[], $12::bool[], $13::text[], $14::bool[], $15::text[], $16::bool[]) \
+           $10::uuid[], $11::uuid[], $12::bool[], $13::text[], $14::bool[], $15::text[], $16::bool[], \
+           $17::text[], $18::bigint[], $19::text[]) \
          ON CONFLICT ON CONSTRAINT messages_idempotency DO NOTHING",
     )
     .bind(&cols.id)
@@ -123,6 +130,9 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
     .bind(&cols.mentions_room)
     .bind(&cols.event)
     .bind(&cols.forwarded)
+    .bind(&cols.mls_kind)
+    .bind(&cols.mls_epoch)
+    .bind(&cols.mls_data)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() != new.len() as u64 {
@@ -234,6 +244,18 @@ pub(super) async fn append(pool: &PgPool, batch: &[NewMessage]) -> StoreResult<V
     .bind(&stamps)
     .execute(&mut *tx)
     .await?;
+    // 10. The MLS epoch of each encrypted room a commit moved (under the room lock of 1).
+    let (ids, epochs): (Vec<Uuid>, Vec<i64>) = moved_epochs(&out).into_iter().unzip();
+    if !ids.is_empty() {
+        sqlx::query(
+            "UPDATE rooms SET mls_epoch = u.e FROM UNNEST($1::uuid[], $2::bigint[]) AS u(id, e) \
+             WHERE rooms.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&epochs)
+        .execute(&mut *tx)
+        .await?;
+    }
     SearchIndex::index(&mut *tx, &new).await?;
     tx.commit().await?;
     Ok(out)
@@ -258,6 +280,9 @@ struct InsertColumns<'a> {
     mentions_room: Vec<bool>,
     event: Vec<Option<String>>,
     forwarded: Vec<bool>,
+    mls_kind: Vec<Option<&'static str>>,
+    mls_epoch: Vec<Option<i64>>,
+    mls_data: Vec<Option<&'a str>>,
 }
 
 impl<'a> InsertColumns<'a> {
@@ -279,6 +304,9 @@ impl<'a> InsertColumns<'a> {
             mentions_room: Vec::with_capacity(n),
             event: Vec::with_capacity(n),
             forwarded: Vec::with_capacity(n),
+            mls_kind: Vec::with_capacity(n),
+            mls_epoch: Vec::with_capacity(n),
+            mls_data: Vec::with_capacity(n),
         }
     }
 
@@ -299,5 +327,9 @@ impl<'a> InsertColumns<'a> {
         self.mentions_room.push(m.mentions_room);
         self.event.push(event_json(m.event.as_ref()));
         self.forwarded.push(m.forwarded);
+        self.mls_kind.push(m.mls.as_ref().map(|x| x.kind.as_str()));
+        self.mls_epoch
+            .push(m.mls.as_ref().map(|x| mls_epoch(x.epoch)));
+        self.mls_data.push(m.mls.as_ref().map(|x| x.data.as_str()));
     }
 }

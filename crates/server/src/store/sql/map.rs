@@ -1,8 +1,8 @@
 //! Rows into values, for both engines: the column lists and the mappers that read them.
 
 use palaver_proto::{
-    MemberState, Message, MessageStatus, MessageType, NotificationLevel, NotificationPreview,
-    ReplyTo, Role, ThreadSummary, User,
+    MemberState, Message, MessageStatus, MessageType, MlsContent, MlsKind, NotificationLevel,
+    NotificationPreview, ReplyTo, Role, ThreadSummary, User,
 };
 
 use super::Columns;
@@ -13,10 +13,12 @@ use crate::store::{
 
 pub(in crate::store) const USER_COLUMNS: &str = "id, username, display_name, created_at";
 pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, edited_at, deleted_at, \
-     version, reply_to_id, thread_root_id, also_in_room, thread_count, thread_last_at, mentions, mentions_room, pinned_at, event, forwarded";
+     version, reply_to_id, thread_root_id, also_in_room, thread_count, thread_last_at, mentions, mentions_room, pinned_at, event, forwarded, \
+     mls_kind, mls_epoch, mls_data";
 /// A room's columns, read from [`ROOMS`] (which names the room `r`).
 pub(super) const ROOM_COLUMNS: &str = "r.id, r.name, r.is_group, r.direct_key, r.created_at, \
-     r.last_seq, r.last_activity, r.version, r.state_version, r.picture_media_id, p.thumb_sha256 AS picture_thumb";
+     r.last_seq, r.last_activity, r.version, r.state_version, r.picture_media_id, p.thumb_sha256 AS picture_thumb, \
+     r.mls_epoch";
 /// Rooms with their picture's record, for [`ROOM_COLUMNS`].
 pub(super) const ROOMS: &str = "rooms r LEFT JOIN media p ON p.id = r.picture_media_id";
 pub(super) const MEDIA_COLUMNS: &str = "id, uploader_id, sha256, kind, mime_type, size, filename, width, height, thumb_sha256, thumb_mime, created_at, thumb_size";
@@ -91,7 +93,26 @@ pub(in crate::store) fn message(row: &impl Columns) -> StoreResult<Message> {
         version: row.col("version")?,
         // Kept apart (`message_previews`): the service's to fill in.
         link_preview: None,
+        mls: mls(row)?,
     })
+}
+
+/// The MLS part of a message row: all three columns, or none (a plain message, or a
+/// deleted MLS one).
+fn mls(row: &impl Columns) -> StoreResult<Option<MlsContent>> {
+    let kind: Option<String> = row.col("mls_kind")?;
+    let epoch: Option<i64> = row.col("mls_epoch")?;
+    let data: Option<String> = row.col("mls_data")?;
+    let (Some(kind), Some(epoch), Some(data)) = (kind, epoch, data) else {
+        return Ok(None);
+    };
+    Ok(Some(MlsContent {
+        kind: MlsKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("mls kind {kind:?}")))?,
+        epoch: u64::try_from(epoch)
+            .map_err(|_| StoreError::Corrupt(format!("mls epoch {epoch}")))?,
+        data,
+    }))
 }
 
 pub(super) fn room(row: &impl Columns) -> StoreResult<RoomRow> {
@@ -106,6 +127,9 @@ pub(super) fn room(row: &impl Columns) -> StoreResult<RoomRow> {
         version: row.col("version")?,
         state_version: row.col("state_version")?,
         picture: picture(row, "picture_media_id", "picture_thumb")?,
+        mls_epoch: row
+            .col::<Option<i64>>("mls_epoch")?
+            .map(|e| u64::try_from(e).unwrap_or(0)),
     })
 }
 

@@ -130,7 +130,8 @@ impl<P: Engine> MessageStore for SqlStore<P> {
         // So do its reactions, pin, mentions and link preview.
         let update = format!(
             "UPDATE messages SET content = '', media_id = NULL, deleted_at = $1, pinned_at = NULL, \
-               pinned_by = NULL, mentions = NULL, mentions_room = $2, version = $3 \
+               pinned_by = NULL, mentions = NULL, mentions_room = $2, version = $3, \
+               mls_kind = NULL, mls_epoch = NULL, mls_data = NULL \
              WHERE id = $4 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
         );
         with_db!(&self.write, |db| {
@@ -219,6 +220,8 @@ pub(in crate::store) struct Stored {
     pub existing: HashMap<(Uuid, Uuid, String), Message>,
     /// The last seq of each of the batch's rooms that exists.
     pub last_seq: HashMap<Uuid, i64>,
+    /// The MLS epoch of each of the batch's rooms that is encrypted.
+    pub epochs: HashMap<Uuid, i64>,
 }
 
 impl Stored {
@@ -253,6 +256,8 @@ pub(in crate::store) fn assign_seqs(batch: &[NewMessage], mut stored: Stored) ->
             out.push(Appended::Duplicate(first.clone()));
         } else if !m.system && !stored.members.contains(&(m.room_id, m.sender_id)) {
             out.push(Appended::NotMember);
+        } else if let Some(refused) = epoch_rule(m, &mut stored.epochs) {
+            out.push(refused);
         } else if let Some(last) = stored.last_seq.get_mut(&m.room_id) {
             *last += 1;
             fresh.insert(key, out.len());
@@ -282,12 +287,64 @@ pub(in crate::store) fn assign_seqs(batch: &[NewMessage], mut stored: Stored) ->
                 event: m.event.clone(),
                 version: 0,
                 link_preview: None,
+                mls: m.mls.clone(),
             }));
         } else {
             out.push(Appended::NotMember);
         }
     }
     out
+}
+
+/// The rules of an encrypted room, for one message of a batch: only MLS from clients
+/// (the server's room events are plain), and MLS only there; a commit only in the room's
+/// current epoch, which it moves on (in `epochs`, for the rest of the batch); a proposal
+/// only in the current epoch; an application message in no epoch still to come (one from
+/// an older epoch is for members to decrypt or drop). `None`: the message may go on.
+fn epoch_rule(m: &NewMessage, epochs: &mut HashMap<Uuid, i64>) -> Option<Appended> {
+    use palaver_proto::MlsKind;
+    let current = epochs.get_mut(&m.room_id);
+    let (mls, current) = match (&m.mls, current) {
+        (None, None) => return None,
+        (None, Some(_)) if m.system => return None,
+        (None, Some(_)) => return Some(Appended::EncryptionMismatch { encrypted: true }),
+        (Some(_), None) => return Some(Appended::EncryptionMismatch { encrypted: false }),
+        (Some(mls), Some(current)) => (mls, current),
+    };
+    let now = u64::try_from(*current).unwrap_or(0);
+    let fits = match mls.kind {
+        MlsKind::Commit | MlsKind::Proposal => mls.epoch == now,
+        MlsKind::Application => mls.epoch <= now,
+    };
+    if !fits {
+        return Some(Appended::WrongEpoch { current: now });
+    }
+    if mls.kind == MlsKind::Commit {
+        *current += 1;
+    }
+    None
+}
+
+/// The epoch each room of a decided batch ends in, for the rooms a new commit moved.
+pub(in crate::store) fn moved_epochs(out: &[Appended]) -> HashMap<Uuid, i64> {
+    let mut moved = HashMap::new();
+    for m in new_messages(out) {
+        if let Some(mls) = m
+            .mls
+            .as_ref()
+            .filter(|mls| mls.kind == palaver_proto::MlsKind::Commit)
+        {
+            let next = i64::try_from(mls.epoch).unwrap_or(i64::MAX - 1) + 1;
+            let epoch = moved.entry(m.room_id).or_insert(next);
+            *epoch = (*epoch).max(next);
+        }
+    }
+    moved
+}
+
+/// An epoch as stored (an MLS epoch fits in 63 bits long before it could matter).
+pub(in crate::store) fn mls_epoch(epoch: u64) -> i64 {
+    i64::try_from(epoch).unwrap_or(i64::MAX)
 }
 
 /// The messages a decided batch stores now.

@@ -54,6 +54,7 @@ pub(super) mod conversation;
 pub(super) mod map;
 mod media;
 pub(super) mod messages;
+mod mls;
 mod personal;
 mod pictures;
 mod previews;

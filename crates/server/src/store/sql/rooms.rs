@@ -53,14 +53,16 @@ impl<P: Engine> RoomStore for SqlStore<P> {
             // end with one room, and the loser answers with the winner's (the conflict
             // waits for the other transaction, and the next statement sees its row).
             let inserted = sqlx::query(
-                "INSERT INTO rooms (id, name, is_group, direct_key, created_at, last_activity) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (direct_key) DO NOTHING",
+                "INSERT INTO rooms (id, name, is_group, direct_key, created_at, last_activity, encrypted, mls_epoch) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (direct_key) DO NOTHING",
             )
             .bind(room.id)
             .bind(&room.name)
             .bind(room.is_group)
             .bind(&room.direct_key)
             .bind(room.now_ms)
+            .bind(room.encrypted)
+            .bind(room.encrypted.then_some(0i64))
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -22,7 +22,7 @@ use super::ROWS_PER_STATEMENT;
 use crate::store::sql::map::{self, MESSAGE_COLUMNS};
 use crate::store::sql::messages::{
     MENTIONS_PER_STATEMENT, Stored, assign_seqs, event_json, insert_mentions, mentions_json,
-    new_messages,
+    mls_epoch, moved_epochs, new_messages,
 };
 use crate::store::sql::ms_of;
 use crate::store::sql::search::SearchIndex;
@@ -73,7 +73,7 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
             .collect();
         if !rooms.is_empty() {
             let sql = format!(
-                "SELECT id, last_seq FROM rooms WHERE id IN ({})",
+                "SELECT id, last_seq, mls_epoch FROM rooms WHERE id IN ({})",
                 vec!["?"; rooms.len()].join(", ")
             );
             let mut q = sqlx::query(&sql);
@@ -81,9 +81,11 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
                 q = q.bind(*room);
             }
             for row in q.fetch_all(&mut *tx).await? {
-                stored
-                    .last_seq
-                    .insert(row.try_get("id")?, row.try_get("last_seq")?);
+                let id: Uuid = row.try_get("id")?;
+                stored.last_seq.insert(id, row.try_get("last_seq")?);
+                if let Some(epoch) = row.try_get::<Option<i64>, _>("mls_epoch")? {
+                    stored.epochs.insert(id, epoch);
+                }
             }
         }
     }
@@ -93,9 +95,10 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
     for chunk in new.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO messages (id, room_id, seq, sender_id, client_msg_id, kind, content, media_id, created_at, \
-               reply_to_id, thread_root_id, also_in_room, mentions, mentions_room, event, forwarded) \
+               reply_to_id, thread_root_id, also_in_room, mentions, mentions_room, event, forwarded, \
+               mls_kind, mls_epoch, mls_data) \
              VALUES {}",
-            placeholders(chunk.len(), 16)
+            placeholders(chunk.len(), 19)
         );
         let mut q = sqlx::query(&sql);
         for m in chunk {
@@ -115,7 +118,10 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
                 .bind(mentions_json(&m.mentions))
                 .bind(m.mentions_room)
                 .bind(event_json(m.event.as_ref()))
-                .bind(m.forwarded);
+                .bind(m.forwarded)
+                .bind(m.mls.as_ref().map(|x| x.kind.as_str()))
+                .bind(m.mls.as_ref().map(|x| mls_epoch(x.epoch)))
+                .bind(m.mls.as_ref().map(|x| x.data.as_str()));
         }
         q.execute(&mut *tx).await?;
     }
@@ -130,6 +136,13 @@ pub(super) async fn append(write: &SqlitePool, batch: &[NewMessage]) -> StoreRes
             }
             q.execute(&mut *tx).await?;
         }
+    }
+    for (room, epoch) in moved_epochs(&out) {
+        sqlx::query("UPDATE rooms SET mls_epoch = ? WHERE id = ?")
+            .bind(epoch)
+            .bind(room)
+            .execute(&mut *tx)
+            .await?;
     }
     SearchIndex::index(&mut *tx, &new_messages(&out)).await?;
     tx.commit().await?;
