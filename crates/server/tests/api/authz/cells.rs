@@ -32,6 +32,7 @@ pub(super) async fn rest_cell(
     let mut message = fx.message;
     let mut subscription_id = Uuid::nil();
     let mut report_id = Uuid::nil();
+    let mut device_id = w.owner_device.device_id;
     // A token in the URL: any token, so the anonymous caller sends one too.
     let url_token = || w.token(actor).unwrap_or_else(|| "not-a-token".into());
     match (row.op, row.via) {
@@ -149,6 +150,30 @@ pub(super) async fn rest_cell(
         "POST /api/v1/auth/sso/exchange" => {
             payload = Payload::Json(json!({"code": "not-a-login-code"}));
         }
+        // Each caller's session of its own, which becomes a device.
+        "POST /api/v1/mls/devices" => {
+            if let Some(user) = me {
+                let session = w.app.client().login(&user.name, PASSWORD).await.expect("login");
+                token = Some(session.access_token);
+            }
+            payload = Payload::Json(json!({"name": "matrix", "signatureKey": format!("{}=", "A".repeat(43))}));
+        }
+        // A device of the owner's other session, for each cell to revoke.
+        "DELETE /api/v1/mls/devices/{deviceId}" => {
+            let session = w.app.client().login(&w.owner.name, PASSWORD).await.expect("login");
+            let other = w.app.client().with_token(&session.access_token);
+            let device = palaver_client::e2ee::MlsDevice::register(&other, "to revoke", 0)
+                .await
+                .expect("device");
+            device_id = device.device_id;
+        }
+        "POST /api/v1/mls/devices/{deviceId}/key-packages" => {
+            let package = w.owner_device.key_package(false).expect("package");
+            payload = Payload::Json(json!({ "keyPackages": [package] }));
+        }
+        "POST /api/v1/mls/key-packages/claim" => {
+            payload = Payload::Json(json!({ "userIds": [w.owner.id] }));
+        }
         "GET /api/v1/users" => query = "?q=o".into(),
         "POST /api/v1/users/me/delete" => {
             payload = Payload::Json(json!({"password": "not the account's password"}));
@@ -257,6 +282,8 @@ pub(super) async fn rest_cell(
         .replace("{userId}", &target.to_string())
         .replace("{subscriptionId}", &subscription_id.to_string())
         .replace("{reportId}", &report_id.to_string())
+        .replace("{deviceId}", &device_id.to_string())
+        .replace("{welcomeId}", &Uuid::now_v7().to_string())
         // The matrix's server has no single sign-on provider (tests/api/sso.rs has one).
         .replace("{provider}", "none")
         + &query;

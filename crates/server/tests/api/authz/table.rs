@@ -73,6 +73,9 @@ const NO_MSG: Cell = Cell::No(404, "message_not_found");
 const NO_USER: Cell = Cell::No(404, "user_not_found");
 const NO_MEDIA: Cell = Cell::No(404, "media_not_found");
 const NO_SUB: Cell = Cell::No(404, "subscription_not_found");
+const NO_DEVICE: Cell = Cell::No(404, "device_not_found");
+/// A welcome that is not there (made up), for the device's own session.
+const NO_WELCOME: Cell = Cell::No(404, "not_found");
 /// Someone else's push endpoint, registered in a live session.
 const TAKEN: Cell = Cell::No(409, "conflict");
 const ANON: Cell = Cell::No(401, "unauthorized");
@@ -244,6 +247,17 @@ pub(super) const REST: &[Row] = &[
     aimed("PUT /api/v1/users/me/blocks/{userId}", Target::Nobody,                [DONE,    DONE,    DONE,    DONE,     DONE,     DONE,    DONE,    ANON, EXPIRED, ANON]),
     aimed("DELETE /api/v1/users/me/blocks/{userId}", Target::Nobody,             [DONE,    DONE,    DONE,    DONE,     DONE,     DONE,    DONE,    ANON, EXPIRED, ANON]),
     row("GET /api/v1/users/{userId}",                                            [OK,      OK,      OK,      OK,       OK,       OK,      OK,      ANON, EXPIRED, ANON]),
+    // Encrypted rooms' directory: a device is its own session's (`{deviceId}` is the
+    // owner's, of the owner's session); anyone may list or claim the devices of someone
+    // who has not blocked them.
+    row("POST /api/v1/mls/devices",                                              [NEW,     NEW,     NEW,     NEW,      NEW,      NEW,     NEW,     ANON, EXPIRED, ANON]),
+    row("DELETE /api/v1/mls/devices/{deviceId}",                                 [DONE,    NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,ANON, EXPIRED, ANON]),
+    row("POST /api/v1/mls/devices/{deviceId}/key-packages",                      [OK,      NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,ANON, EXPIRED, ANON]),
+    row("GET /api/v1/mls/devices/{deviceId}/key-packages",                       [OK,      NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,ANON, EXPIRED, ANON]),
+    row("GET /api/v1/mls/devices/{deviceId}/welcomes",                           [OK,      NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,ANON, EXPIRED, ANON]),
+    row("DELETE /api/v1/mls/devices/{deviceId}/welcomes/{welcomeId}",            [NO_WELCOME,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,NO_DEVICE,ANON, EXPIRED, ANON]),
+    row("POST /api/v1/mls/key-packages/claim",                                   [OK,      OK,      OK,      OK,       OK,       OK,      NO_USER, ANON, EXPIRED, ANON]),
+    row("GET /api/v1/users/{userId}/devices",                                    [OK,      OK,      OK,      OK,       OK,       OK,      NO_USER, ANON, EXPIRED, ANON]),
     // Server administration: the owner registered first, so administers the server;
     // nobody else does, whatever their role in the room. Accounts aimed at `nobody`
     // (disabled, then enabled again); a deleted room is a fixture of its own.

@@ -72,6 +72,8 @@ pub(super) struct World {
     pub(super) counter: AtomicU64,
     /// Another picture of the owner's, never shared: its links, for `Link::OtherObject`.
     pub(super) other_picture: Media,
+    /// The owner's MLS device, registered by the owner's own session: `{deviceId}`.
+    pub(super) owner_device: palaver_client::e2ee::MlsDevice,
 }
 
 /// A group as the matrix needs it: the owner, an admin, a member, and a removed member.
@@ -141,7 +143,12 @@ impl World {
             .await
             .expect("upload");
 
+        let owner_device = palaver_client::e2ee::MlsDevice::register(&owner.api, "matrix", 1)
+            .await
+            .expect("owner's device");
+
         World {
+            owner_device,
             http: reqwest::Client::new(),
             owner,
             admin,
