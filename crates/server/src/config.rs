@@ -7,12 +7,14 @@
 
 mod accounts;
 mod auth;
+mod encryption;
 mod engines;
 mod previews;
 mod rates;
 
 pub use accounts::{AccountsConfig, DeletionPolicy};
 pub use auth::{AuthConfig, SsoProviderConfig};
+pub use encryption::EncryptionConfig;
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
 pub use previews::LinkPreviewConfig;
 pub use rates::{Period, RateBucket, RateLimit, RateLimits};
@@ -149,6 +151,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// `[auth]`: password login on or off, two-factor login, single sign-on.
     pub auth: AuthConfig,
+    /// `[encryption]`: the key that encrypts the SQLite database and local media at rest.
+    pub encryption: EncryptionConfig,
 }
 
 /// `[admin]`: server administrators (docs/OPERATIONS.md, "Administrators").
@@ -477,6 +481,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             accounts: AccountsConfig::default(),
             auth: AuthConfig::default(),
+            encryption: EncryptionConfig::default(),
         }
     }
 }
@@ -585,6 +590,7 @@ impl Config {
             c.push.webhook_secret = Some("<redacted>".into());
         }
         c.auth = c.auth.redacted();
+        c.encryption = c.encryption.redacted();
         c
     }
 
@@ -685,6 +691,7 @@ impl Config {
         }
         self.link_previews.check()?;
         self.auth.check()?;
+        self.encryption.check(&self.data_dir)?;
         self.push.check()
     }
 }
