@@ -502,3 +502,34 @@ async fn a_key_file_in_the_data_directory_is_refused() {
     assert!(!run.status.success());
     assert!(stderr(&run).contains("inside data_dir"), "{}", stderr(&run));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rekey_refuses_a_data_dir_a_server_is_running_on() {
+    let old = key_file();
+    let old_path = old.path.clone();
+    let app = spawn_app_with(|c| c.encryption.key_file = Some(old_path)).await;
+    let c = converse(&app).await;
+    let new = key_file();
+    let run = palaver_keyed(
+        Some(&old.path),
+        &[
+            os("rekey"),
+            os("--new-key-file"),
+            new.path.as_os_str(),
+            os("--data-dir"),
+            app.data_dir().as_os_str(),
+        ],
+    );
+    assert!(!run.status.success(), "rekey ran beside a server");
+    let why = stderr(&run);
+    assert!(
+        why.contains("stop the server") || why.contains("locked"),
+        "{why}"
+    );
+    // Nothing changed: the server reads on, and restarts on the old key.
+    read_back(&app, &c).await;
+    let dir = app.stop().await;
+    let old_path = old.path.clone();
+    let app = spawn_in(dir, |c| c.encryption.key_file = Some(old_path)).await;
+    read_back(&app, &c).await;
+}
