@@ -227,4 +227,36 @@ mod tests {
         // One writer: commits never interleave, and a batch is one transaction.
         assert_eq!(store.write.options().get_max_connections(), 1);
     }
+
+    /// The SQLite is SQLCipher; with a key the file is encrypted from its first page, and
+    /// FTS5 with the trigram tokenizer (what search uses) works on it as on plain SQLite.
+    #[tokio::test]
+    async fn with_a_key_the_file_is_encrypted_and_fts5_still_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("palaver.db");
+        let key = AtRestKey::generate();
+        let store = SqliteStore::open(&path, Some(&key)).await.expect("open");
+        let version: String = sqlx::query_scalar("PRAGMA cipher_version")
+            .fetch_one(&store.write)
+            .await
+            .expect("cipher_version");
+        assert!(version.starts_with('4'), "SQLCipher {version}");
+        for sql in [
+            "CREATE VIRTUAL TABLE probe USING fts5(body, tokenize = 'trigram')",
+            "INSERT INTO probe (body) VALUES ('encrypted search still finds substrings')",
+        ] {
+            sqlx::query(sql).execute(&store.write).await.expect(sql);
+        }
+        let hits: i64 = sqlx::query_scalar("SELECT count(*) FROM probe WHERE probe MATCH 'substr'")
+            .fetch_one(&store.read)
+            .await
+            .expect("match");
+        assert_eq!(hits, 1);
+        assert_eq!(is_plain(&path).expect("read"), Some(false));
+        drop(store);
+        // Plain SQLite (no key) on the same build still makes plain files.
+        let plain = dir.path().join("plain.db");
+        drop(SqliteStore::open(&plain, None).await.expect("open plain"));
+        assert_eq!(is_plain(&plain).expect("read"), Some(true));
+    }
 }
