@@ -18,6 +18,7 @@ use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::at_rest::{AtRestKey, KeyError};
 use crate::bus::Bus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::nats::{NatsBus, NatsBusOptions};
@@ -30,6 +31,7 @@ use crate::gateway::hub::Hub;
 use crate::http::{AppState, metrics_router, router};
 use crate::media::local::LocalMediaStore;
 use crate::media::s3::S3MediaStore;
+use crate::media::sealed::Keyring;
 use crate::media::{MediaError, MediaStore};
 use crate::push::Dispatcher;
 use crate::service::{Core, ServiceError};
@@ -59,6 +61,8 @@ pub enum StartError {
     Previews(#[from] crate::outbound::OutboundError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 /// Events the in-process bus buffers for a lagging subscriber.
@@ -309,9 +313,29 @@ fn bind_metrics(configured: Option<SocketAddr>) -> std::io::Result<std::net::Tcp
     }
 }
 
+/// The at-rest key, if one is configured (docs/DEPLOYMENT.md, "Encryption at rest"). It
+/// covers the embedded engines only: said once at start-up, by id, never the key.
+fn at_rest_key(config: &Config) -> Result<Option<AtRestKey>, StartError> {
+    let key = AtRestKey::from_config(&config.encryption)?;
+    if let Some(key) = &key {
+        let database = matches!(config.store, StoreEngine::Sqlite);
+        let media = matches!(config.media.backend, MediaBackend::Local);
+        tracing::info!(key_id = %key.id(), database, media, "encryption at rest");
+        if !database || !media {
+            tracing::warn!(
+                "the at-rest key covers only the SQLite database and local media: encrypt \
+                 PostgreSQL's volume and use the bucket's server-side encryption for S3 \
+                 (docs/DEPLOYMENT.md, \"Encryption at rest\")"
+            );
+        }
+    }
+    Ok(key)
+}
+
 /// The engines the configuration names: embedded ones by default, URLs for a cluster.
 async fn open_engines(
     config: &Config,
+    key: Option<&AtRestKey>,
     node_id: uuid::Uuid,
     background: &Background,
 ) -> Result<(Arc<dyn Store>, Arc<dyn Bus>, Arc<dyn Cache>), StartError> {
@@ -320,7 +344,7 @@ async fn open_engines(
         StoreEngine::Sqlite => {
             let path = config.data_dir.join(crate::files::DATABASE_FILE);
             create_private_file(&path)?;
-            Arc::new(SqliteStore::open(&path).await?)
+            Arc::new(SqliteStore::open(&path, key).await?)
         }
         StoreEngine::Postgres(url) => {
             Arc::new(PostgresStore::connect(url.as_str(), Some(ns)).await?)
@@ -368,11 +392,18 @@ async fn open_engines(
     Ok((store, bus, cache))
 }
 
-fn open_media(config: &Config) -> Result<Arc<dyn MediaStore>, StartError> {
+fn open_media(config: &Config, key: Option<&AtRestKey>) -> Result<Arc<dyn MediaStore>, StartError> {
+    // Mid-rotation, objects still sealed with the previous key open too.
+    let previous = AtRestKey::previous_from_config(&config.encryption)?;
+    let keys = key.map(|key| match &previous {
+        Some(old) => Keyring::new(key).with_previous(old),
+        None => Keyring::new(key),
+    });
     Ok(match config.media.backend {
         MediaBackend::Local => Arc::new(LocalMediaStore::open(
             &config.data_dir.join(crate::files::MEDIA_OBJECTS_DIR),
             &config.data_dir.join("media").join("tmp"),
+            keys,
         )?),
         MediaBackend::S3 => Arc::new(S3MediaStore::open(&config.media)?),
     })
@@ -387,8 +418,10 @@ pub async fn open_core(config: Config) -> Result<Arc<Core>, StartError> {
     private_data_dir(&config.data_dir)?;
     let secret = signing_secret(&config)?;
     let node_id = uuid::Uuid::now_v7();
-    let (store, bus, cache) = open_engines(&config, node_id, &Background::default()).await?;
-    let media = open_media(&config)?;
+    let key = at_rest_key(&config)?;
+    let (store, bus, cache) =
+        open_engines(&config, key.as_ref(), node_id, &Background::default()).await?;
+    let media = open_media(&config, key.as_ref())?;
     Ok(Core::start(
         config, node_id, store, bus, cache, media, &secret, None, None,
     )
@@ -403,11 +436,12 @@ impl Application {
         let secret = signing_secret(&config)?;
         let node_id = uuid::Uuid::now_v7();
         let background = Background::default();
-        let (store, bus, cache) = open_engines(&config, node_id, &background).await?;
+        let key = at_rest_key(&config)?;
+        let (store, bus, cache) = open_engines(&config, key.as_ref(), node_id, &background).await?;
         // Anything here is an upload that was cut off by a restart (only the server
         // clears it: `open_core` runs beside a server that may be taking uploads).
         let _ = std::fs::remove_dir_all(config.data_dir.join("media").join("tmp"));
-        let media = open_media(&config)?;
+        let media = open_media(&config, key.as_ref())?;
         let events = bus.subscribe();
         // One TLS implementation for the whole process (the S3 client's included), so
         // none has to guess which is meant.
@@ -584,6 +618,7 @@ impl Application {
         // Last, the loops that serve the rest (the hub among them): nothing is published
         // after the drain.
         background.stop().await;
+        state.core.store.close().await;
         served?;
         tracing::info!("stopped");
         Ok(())

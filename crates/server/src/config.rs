@@ -7,6 +7,7 @@
 
 mod accounts;
 mod auth;
+mod encryption;
 mod engines;
 mod mls;
 mod previews;
@@ -14,6 +15,7 @@ mod rates;
 
 pub use accounts::{AccountsConfig, DeletionPolicy};
 pub use auth::{AuthConfig, SsoProviderConfig};
+pub use encryption::EncryptionConfig;
 pub use engines::{BusEngine, CacheEngine, EngineUrl, StoreEngine};
 pub use mls::MlsConfig;
 pub use previews::LinkPreviewConfig;
@@ -153,6 +155,8 @@ pub struct Config {
     pub mls: MlsConfig,
     /// `[auth]`: password login on or off, two-factor login, single sign-on.
     pub auth: AuthConfig,
+    /// `[encryption]`: the key that encrypts the SQLite database and local media at rest.
+    pub encryption: EncryptionConfig,
 }
 
 /// `[admin]`: server administrators (docs/OPERATIONS.md, "Administrators").
@@ -482,6 +486,7 @@ impl Default for Config {
             accounts: AccountsConfig::default(),
             mls: MlsConfig::default(),
             auth: AuthConfig::default(),
+            encryption: EncryptionConfig::default(),
         }
     }
 }
@@ -590,6 +595,7 @@ impl Config {
             c.push.webhook_secret = Some("<redacted>".into());
         }
         c.auth = c.auth.redacted();
+        c.encryption = c.encryption.redacted();
         c
     }
 
@@ -702,6 +708,7 @@ impl Config {
         }
         self.link_previews.check()?;
         self.auth.check()?;
+        self.encryption.check(&self.data_dir)?;
         self.push.check()
     }
 }

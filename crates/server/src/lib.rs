@@ -6,6 +6,7 @@
 //! and `cache` are traits with one module per engine (docs/ARCHITECTURE.md).
 
 pub mod app;
+pub mod at_rest;
 pub mod backup;
 pub mod bus;
 pub mod cache;
@@ -19,6 +20,7 @@ pub mod link_preview;
 pub mod media;
 pub mod outbound;
 pub mod push;
+pub mod rekey;
 pub mod service;
 pub mod store;
 pub mod telemetry;

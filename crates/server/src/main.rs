@@ -29,6 +29,8 @@ enum Command {
     Backup(cli::backup::BackupArgs),
     /// Restore a backup into a data directory.
     Restore(cli::backup::RestoreArgs),
+    /// Move the data directory to a new at-rest key, or encrypt it (server stopped).
+    Rekey(cli::rekey::RekeyArgs),
     /// The terminal client: chat, login, logout, rooms, send, tail, upload.
     #[command(flatten)]
     Terminal(cli::terminal::Command),
@@ -60,7 +62,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Backup(args) => cli::backup::backup(cli.config.as_deref(), args).await,
-        Command::Restore(args) => cli::backup::restore(args).await,
+        Command::Restore(args) => cli::backup::restore(cli.config.as_deref(), args).await,
+        Command::Rekey(args) => {
+            telemetry::init(palaver_server::config::LogFormat::Text);
+            cli::rekey::run(cli.config.as_deref(), args).await
+        }
         Command::Terminal(command) => cli::terminal::run(command).await,
         Command::Admin(args) => cli::admin::run(cli.config.as_deref(), args).await,
         Command::Config(flags) => {

@@ -2,7 +2,8 @@
 //! server taking a send storm, `palaver restore` into a fresh directory, a server started
 //! on it; and the archives `--verify` and `restore` must refuse (truncated, corrupt, of
 //! another format version), and the `--force` rule. `cluster` tests the cluster's
-//! backup script (deploy/backup-cluster.sh).
+//! backup script (deploy/backup-cluster.sh); `at_rest` an encrypted data directory, its
+//! key rotation and its backups.
 
 #[path = "api/helpers.rs"]
 mod helpers;
@@ -11,6 +12,9 @@ mod support;
 
 #[path = "backup/cluster.rs"]
 mod cluster;
+
+#[path = "backup/at_rest.rs"]
+mod at_rest;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

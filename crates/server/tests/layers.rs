@@ -21,11 +21,19 @@ const LAYERS: &[(&str, &[&str])] = &[
             "outbound",
             "link_preview",
             "backup",
+            "rekey",
         ],
     ),
     (
         "bottom",
-        &["config", "clock", "files", "transport", "telemetry"],
+        &[
+            "config",
+            "at_rest",
+            "clock",
+            "files",
+            "transport",
+            "telemetry",
+        ],
     ),
 ];
 

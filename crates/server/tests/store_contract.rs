@@ -98,7 +98,7 @@ struct PgSchema {
 impl Fixture {
     async fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(&dir.path().join("palaver.db"))
+        let store = SqliteStore::open(&dir.path().join("palaver.db"), None)
             .await
             .expect("open sqlite");
         Fixture {

@@ -2,6 +2,10 @@
 //! it is read, the manifest last. Reading accepts only the entries a backup can hold
 //! (see [`classify`]), so a hostile archive cannot write outside the directory it is
 //! unpacked into, and writes every file 0600 in 0700 directories whatever the archive says.
+//!
+//! Media objects sealed at rest (`media::sealed`) go into the archive as they are on
+//! disk, still sealed; each is checked against its name by the SHA-256 of its plaintext,
+//! which needs the at-rest key (`keys`), both when writing and when reading.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -15,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::{BackupError, BackupResult, Entry, FORMAT_VERSION, MANIFEST, Manifest};
 use crate::files::{DATABASE_FILE, MEDIA_OBJECTS_DIR, private_dir};
+use crate::media::sealed::{self, Keyring, SealError};
 use crate::media::{object_path, valid_key};
 
 /// The largest manifest read: about 1.5 million media objects' entries.
@@ -60,14 +65,16 @@ fn classify(path: &str) -> Option<Kind> {
 }
 
 /// Writes the archive to `path` (a new file, 0600): the database snapshot `db`, the key
-/// files, the media objects (each checked against its key), then the manifest, completed
-/// from `manifest` with every entry. Synced before it returns.
+/// files, the media objects (each checked against its key, opened with `sealing` when
+/// sealed), then the manifest, completed from `manifest` with every entry. Synced before
+/// it returns.
 pub(super) fn write(
     path: &Path,
     mut manifest: Manifest,
     db: &Path,
     keys: &[(String, PathBuf)],
     media: &BTreeMap<String, PathBuf>,
+    sealing: Option<&Keyring>,
 ) -> BackupResult<Manifest> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -91,7 +98,13 @@ pub(super) fn write(
                 .map_err(|_| { BackupError::Corrupt(format!("invalid media key {key:?}")) })?
         );
         let entry = append_file(&mut tar, &name, file)?;
-        if entry.sha256 != *key {
+        // A sealed object is read once more, through its key, to hash the plaintext.
+        if entry.sha256 != *key
+            && sealed::plain_sha256(sealing, File::open(file)?).map_err(|e| match e {
+                SealError::Io(e) => BackupError::Io(e),
+                other => BackupError::Corrupt(format!("media object {key}: {other}")),
+            })? != *key
+        {
             return Err(BackupError::MediaDamaged(key.clone()));
         }
         manifest.entries.push(entry);
@@ -173,6 +186,20 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// A reader that copies what passes through it to `out`.
+struct Tee<R, W> {
+    inner: R,
+    out: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 /// A read error of the archive itself: an early end is truncation, anything else damage.
 fn damaged(e: io::Error) -> BackupError {
     match e.kind() {
@@ -183,8 +210,13 @@ fn damaged(e: io::Error) -> BackupError {
 
 /// Reads the whole archive at `file`, writing the database and keys (and, `with_media`,
 /// the media objects) under `into`, and checks every entry against the manifest. Returns
-/// the manifest. The database is not opened here.
-pub(super) fn read(file: &Path, into: &Path, with_media: bool) -> BackupResult<Manifest> {
+/// the manifest. The database is not opened here; sealed media is opened with `sealing`.
+pub(super) fn read(
+    file: &Path,
+    into: &Path,
+    with_media: bool,
+    sealing: Option<&Keyring>,
+) -> BackupResult<Manifest> {
     let opened = File::open(file)?;
     let mut archive = tar::Archive::new(GzDecoder::new(BufReader::with_capacity(1 << 20, opened)));
     let mut seen: BTreeMap<String, Entry> = BTreeMap::new();
@@ -245,14 +277,30 @@ pub(super) fn read(file: &Path, into: &Path, with_media: bool) -> BackupResult<M
             None => Box::new(io::sink()),
         };
         let mut hashing = Hashing::new(&mut entry);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = hashing.read(&mut buf).map_err(damaged)?;
-            if n == 0 {
-                break;
+        // A media object's name is the SHA-256 of its plaintext, sealed or not.
+        let plain_sha256 = match &kind {
+            Kind::Media(key) => {
+                let tee = Tee {
+                    inner: &mut hashing,
+                    out: &mut out,
+                };
+                Some(sealed::plain_sha256(sealing, tee).map_err(|e| match e {
+                    SealError::Io(e) => damaged(e),
+                    other => BackupError::Corrupt(format!("media object {key}: {other}")),
+                })?)
             }
-            out.write_all(&buf[..n])?;
-        }
+            _ => {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = hashing.read(&mut buf).map_err(damaged)?;
+                    if n == 0 {
+                        break;
+                    }
+                    out.write_all(&buf[..n])?;
+                }
+                None
+            }
+        };
         out.flush()?;
         drop(out);
         if hashing.count != size {
@@ -260,7 +308,7 @@ pub(super) fn read(file: &Path, into: &Path, with_media: bool) -> BackupResult<M
         }
         let sha256 = hashing.finish();
         if let Kind::Media(key) = &kind
-            && *key != sha256
+            && Some(key) != plain_sha256.as_ref()
         {
             return Err(BackupError::Corrupt(format!(
                 "media object {key} does not match its SHA-256"

@@ -25,6 +25,12 @@
 //! short therefore has no manifest (or a broken gzip trailer), and is refused as truncated.
 //! Restore unpacks into a staging directory inside the target, verifies there, and only
 //! then moves the files into place: a bad backup never touches the existing data.
+//!
+//! An encrypted data directory (`[encryption]`) gives an encrypted backup: `VACUUM INTO`
+//! on SQLCipher writes the copy encrypted with the connection's key, and sealed media
+//! objects are archived as they are. Making, verifying and restoring such a backup needs
+//! the key the data was encrypted with (the configured one); the key itself is never in
+//! the archive, as it is never in the data directory.
 
 mod archive;
 
@@ -37,7 +43,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection, Row};
 
+use crate::at_rest::AtRestKey;
 use crate::files::{DATABASE_FILE, MEDIA_OBJECTS_DIR, private_dir};
+use crate::media::sealed::Keyring;
 
 /// The archive format this server writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -70,6 +78,8 @@ pub enum BackupError {
         "{0} is not empty; restore into an empty directory, or pass --force to replace its contents"
     )]
     NotEmpty(PathBuf),
+    #[error("{0}")]
+    Key(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("I/O error: {0}")]
@@ -125,14 +135,26 @@ impl Manifest {
     }
 }
 
-/// Opens a connection to the database file at `path`, which must exist. The journal mode
-/// is left as the file has it (the server's is WAL): asking for another would change it.
-async fn connect(path: &Path) -> BackupResult<SqliteConnection> {
+/// Opens a connection to the database file at `path`, which must exist, with the at-rest
+/// `key` if there is one. The journal mode is left as the file has it (the server's is
+/// WAL): asking for another would change it.
+async fn connect(path: &Path, key: Option<&AtRestKey>) -> BackupResult<SqliteConnection> {
     let options = SqliteConnectOptions::from_str("sqlite://")?
         .filename(path)
         .create_if_missing(false)
         .busy_timeout(Duration::from_secs(30));
-    Ok(options.connect().await?)
+    let mut db = crate::store::sqlite::keyed(options, key).connect().await?;
+    // SQLCipher reads nothing until asked: ask, so a key that does not fit says so here.
+    if let Err(e) = sqlx::query("SELECT count(*) FROM sqlite_schema")
+        .fetch_one(&mut db)
+        .await
+    {
+        return Err(match crate::store::sqlite::key_mismatch(path, key, &e) {
+            Some(why) => BackupError::Key(why),
+            None => e.into(),
+        });
+    }
+    Ok(db)
 }
 
 /// The hex SHA-256 keys of every media object the database at `db` references.
@@ -158,8 +180,13 @@ async fn schema_version(db: &mut SqliteConnection) -> BackupResult<i64> {
 
 /// Makes a backup of the data directory `data_dir` in `out`, while a server may be
 /// running on it. `out` is written under a temporary name and renamed when complete, so
-/// an interrupted backup never leaves a file that looks whole.
-pub async fn create(data_dir: &Path, out: &Path) -> BackupResult<Manifest> {
+/// an interrupted backup never leaves a file that looks whole. `key` is the data
+/// directory's at-rest key, if it is encrypted; the backup is encrypted with it too.
+pub async fn create(
+    data_dir: &Path,
+    out: &Path,
+    key: Option<&AtRestKey>,
+) -> BackupResult<Manifest> {
     let db_path = data_dir.join(DATABASE_FILE);
     if !db_path.is_file() {
         return Err(BackupError::NoDatabase(db_path));
@@ -173,7 +200,7 @@ pub async fn create(data_dir: &Path, out: &Path) -> BackupResult<Manifest> {
         .prefix(".palaver-backup-")
         .tempdir_in(&out_dir)?;
     let snapshot = staging.path().join(DATABASE_FILE);
-    let mut live = connect(&db_path).await?;
+    let mut live = connect(&db_path, key).await?;
     let created_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -182,7 +209,7 @@ pub async fn create(data_dir: &Path, out: &Path) -> BackupResult<Manifest> {
         .execute(&mut live)
         .await?;
     restrict(&snapshot)?;
-    let mut copy = connect(&snapshot).await?;
+    let mut copy = connect(&snapshot, key).await?;
     let schema_version = schema_version(&mut copy).await?;
     let wanted = referenced_media(&mut copy).await?;
     let objects = data_dir.join(MEDIA_OBJECTS_DIR);
@@ -227,6 +254,7 @@ pub async fn create(data_dir: &Path, out: &Path) -> BackupResult<Manifest> {
     let keys = key_files(data_dir)?;
     let out = out.to_owned();
     let staged = staging.path().to_owned();
+    let sealing = key.map(Keyring::new);
     let manifest = tokio::task::spawn_blocking(move || {
         let header = Manifest {
             format_version: FORMAT_VERSION,
@@ -237,8 +265,14 @@ pub async fn create(data_dir: &Path, out: &Path) -> BackupResult<Manifest> {
             entries: Vec::new(),
         };
         let partial = staged.join("backup.partial");
-        let manifest =
-            archive::write(&partial, header, &staged.join(DATABASE_FILE), &keys, &media)?;
+        let manifest = archive::write(
+            &partial,
+            header,
+            &staged.join(DATABASE_FILE),
+            &keys,
+            &media,
+            sealing.as_ref(),
+        )?;
         std::fs::rename(&partial, &out)?;
         sync_parent(&out)?;
         Ok::<_, BackupError>(manifest)
@@ -273,7 +307,8 @@ fn key_files(data_dir: &Path) -> BackupResult<Vec<(String, PathBuf)>> {
 /// Checks the backup at `file` without restoring it: the archive reads to its end, every
 /// entry matches the manifest, the database passes `PRAGMA integrity_check` and is not
 /// newer than this server, and every media object it references is in the archive.
-pub async fn verify(file: &Path) -> BackupResult<Manifest> {
+/// An encrypted backup needs the `key` it was made with.
+pub async fn verify(file: &Path, key: Option<&AtRestKey>) -> BackupResult<Manifest> {
     let dir = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -289,21 +324,29 @@ pub async fn verify(file: &Path) -> BackupResult<Manifest> {
             .prefix("palaver-verify-")
             .tempdir()?,
     };
-    let manifest = unpack_and_check(file, scratch.path(), false).await?;
+    let manifest = unpack_and_check(file, scratch.path(), false, key).await?;
     Ok(manifest)
 }
 
 /// Unpacks `file` into `into` (media only when `with_media`) and runs every check.
-async fn unpack_and_check(file: &Path, into: &Path, with_media: bool) -> BackupResult<Manifest> {
+async fn unpack_and_check(
+    file: &Path,
+    into: &Path,
+    with_media: bool,
+    key: Option<&AtRestKey>,
+) -> BackupResult<Manifest> {
     let (file_owned, into_owned) = (file.to_owned(), into.to_owned());
-    let manifest =
-        tokio::task::spawn_blocking(move || archive::read(&file_owned, &into_owned, with_media))
-            .await
-            .map_err(std::io::Error::other)??;
+    let sealing = key.map(Keyring::new);
+    let manifest = tokio::task::spawn_blocking(move || {
+        archive::read(&file_owned, &into_owned, with_media, sealing.as_ref())
+    })
+    .await
+    .map_err(std::io::Error::other)??;
     let db_path = into.join(DATABASE_FILE);
-    let mut db = connect(&db_path)
-        .await
-        .map_err(|e| BackupError::Corrupt(format!("the database does not open: {e}")))?;
+    let mut db = connect(&db_path, key).await.map_err(|e| match e {
+        BackupError::Key(why) => BackupError::Key(why),
+        e => BackupError::Corrupt(format!("the database does not open: {e}")),
+    })?;
     let check: Vec<String> = sqlx::query("PRAGMA integrity_check")
         .fetch_all(&mut db)
         .await
@@ -348,8 +391,14 @@ async fn unpack_and_check(file: &Path, into: &Path, with_media: bool) -> BackupR
 
 /// Restores the backup at `file` into `data_dir`, after verifying it in full. A non-empty
 /// `data_dir` is refused unless `force`, which replaces its contents (only once the backup
-/// has been verified). No server may be running on `data_dir`.
-pub async fn restore(file: &Path, data_dir: &Path, force: bool) -> BackupResult<Manifest> {
+/// has been verified). No server may be running on `data_dir`. An encrypted backup needs
+/// the `key` it was made with, and the restored directory stays encrypted with it.
+pub async fn restore(
+    file: &Path,
+    data_dir: &Path,
+    force: bool,
+    key: Option<&AtRestKey>,
+) -> BackupResult<Manifest> {
     private_dir(data_dir)?;
     let mut existing = Vec::new();
     for entry in std::fs::read_dir(data_dir)? {
@@ -370,7 +419,7 @@ pub async fn restore(file: &Path, data_dir: &Path, force: bool) -> BackupResult<
     let staging = tempfile::Builder::new()
         .prefix(".palaver-restore-")
         .tempdir_in(data_dir)?;
-    let manifest = unpack_and_check(file, staging.path(), true).await?;
+    let manifest = unpack_and_check(file, staging.path(), true, key).await?;
     for path in existing {
         match std::fs::symlink_metadata(&path)?.is_dir() {
             true => std::fs::remove_dir_all(&path)?,

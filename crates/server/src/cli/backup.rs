@@ -1,11 +1,16 @@
 //! `palaver backup --out FILE`, `palaver backup --verify FILE` and
 //! `palaver restore FILE --data-dir DIR [--force]`: the command-line face of
 //! `palaver_server::backup`.
+//!
+//! All three read the configuration (file and `PALAVER_*`) for the at-rest key
+//! (`[encryption]`): an encrypted data directory's backup is encrypted with its key, and
+//! verifying or restoring it needs that key.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use palaver_server::Config;
+use palaver_server::at_rest::AtRestKey;
 use palaver_server::backup::{self, Manifest};
 use palaver_server::config::{Flags, MediaBackend, StoreEngine};
 
@@ -49,10 +54,17 @@ pub struct RestoreArgs {
     json: bool,
 }
 
+/// The configured at-rest key, if any.
+fn configured_key(config: &Config) -> anyhow::Result<Option<AtRestKey>> {
+    Ok(AtRestKey::from_config(&config.encryption)?)
+}
+
 /// Runs `palaver backup`.
 pub async fn backup(config_file: Option<&Path>, args: BackupArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.verify {
-        let manifest = backup::verify(file)
+        let config = Config::load(config_file, Flags::default())?;
+        let key = configured_key(&config)?;
+        let manifest = backup::verify(file, key.as_ref())
             .await
             .with_context(|| format!("{} is not a usable backup", file.display()))?;
         return report(
@@ -79,7 +91,8 @@ pub async fn backup(config_file: Option<&Path>, args: BackupArgs) -> anyhow::Res
             "the media store is S3: back it up with the object store's own tools (docs/DEPLOYMENT.md, \"Backups\")"
         );
     }
-    let manifest = backup::create(&config.data_dir, out)
+    let key = configured_key(&config)?;
+    let manifest = backup::create(&config.data_dir, out, key.as_ref())
         .await
         .with_context(|| format!("backing up {}", config.data_dir.display()))?;
     report(
@@ -90,8 +103,13 @@ pub async fn backup(config_file: Option<&Path>, args: BackupArgs) -> anyhow::Res
 }
 
 /// Runs `palaver restore`.
-pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
-    let manifest = backup::restore(&args.file, &args.data_dir, args.force)
+pub async fn restore(config_file: Option<&Path>, args: RestoreArgs) -> anyhow::Result<()> {
+    let flags = Flags {
+        data_dir: Some(args.data_dir.clone()),
+        ..Flags::default()
+    };
+    let key = configured_key(&Config::load(config_file, flags)?)?;
+    let manifest = backup::restore(&args.file, &args.data_dir, args.force, key.as_ref())
         .await
         .with_context(|| {
             format!(

@@ -3,9 +3,11 @@
 //!
 //! Objects are content-addressed: the key is the hex SHA-256 of the bytes, so the same
 //! file is stored once however often it is uploaded, and an object never changes.
+//! `sealed` is the format of objects encrypted at rest on local disk (`[encryption]`).
 
 pub mod local;
 pub mod s3;
+pub mod sealed;
 
 use std::ops::Range;
 use std::path::Path;
@@ -26,6 +28,8 @@ pub enum MediaError {
     ObjectStore(#[from] object_store::Error),
     #[error("media store misconfigured: {0}")]
     Config(String),
+    #[error("media object cannot be opened: {0}")]
+    Sealed(#[from] sealed::SealError),
 }
 
 /// Result alias for media stores.

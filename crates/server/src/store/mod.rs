@@ -81,6 +81,10 @@ pub enum StoreError {
     /// a size beyond what the column holds).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The database file and the at-rest key do not go together (a wrong key, a key for
+    /// a database that is not encrypted, an encrypted one and no key). Nothing was written.
+    #[error("{0}")]
+    Key(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -178,4 +182,8 @@ pub trait Store:
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;
+    /// Closes the connections, once nothing will use the store again (the end of a
+    /// graceful shutdown): SQLite's last connection checkpoints the WAL into the database
+    /// file and removes it, so a stopped server leaves one file that nothing changes.
+    async fn close(&self) {}
 }

@@ -137,6 +137,15 @@ impl<P: Engine> Store for SqlStore<P> {
         });
         Ok(())
     }
+
+    async fn close(&self) {
+        for pool in [self.read.db(), self.write.db()] {
+            match pool {
+                Db::Sqlite(pool) => pool.close().await,
+                Db::Postgres(pool) => pool.close().await,
+            }
+        }
+    }
 }
 
 /// Whether a statement broke a unique index or constraint.
