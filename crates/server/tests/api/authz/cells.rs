@@ -153,14 +153,27 @@ pub(super) async fn rest_cell(
         // Each caller's session of its own, which becomes a device.
         "POST /api/v1/mls/devices" => {
             if let Some(user) = me {
-                let session = w.app.client().login(&user.name, PASSWORD).await.expect("login");
+                let session = w
+                    .app
+                    .client()
+                    .login(&user.name, PASSWORD)
+                    .await
+                    .expect("login");
                 token = Some(session.access_token);
             }
-            payload = Payload::Json(json!({"name": "matrix", "signatureKey": format!("{}=", "A".repeat(43))}));
+            payload = Payload::Json(
+                json!({"name": "matrix", "signatureKey": format!("{}=", "A".repeat(43))}),
+            );
         }
-        // A device of the owner's other session, for each cell to revoke.
-        "DELETE /api/v1/mls/devices/{deviceId}" => {
-            let session = w.app.client().login(&w.owner.name, PASSWORD).await.expect("login");
+        // A device of the owner's other session, for the owner to revoke (the others
+        // try the owner's main device, which is no more theirs).
+        "DELETE /api/v1/mls/devices/{deviceId}" if actor == Actor::Owner => {
+            let session = w
+                .app
+                .client()
+                .login(&w.owner.name, PASSWORD)
+                .await
+                .expect("login");
             let other = w.app.client().with_token(&session.access_token);
             let device = palaver_client::e2ee::MlsDevice::register(&other, "to revoke", 0)
                 .await
