@@ -221,6 +221,19 @@ impl MlsDevice {
         Ok(())
     }
 
+    /// The room's group, with what its operations take beside it.
+    fn group(
+        &mut self,
+        room: Uuid,
+    ) -> E2eeResult<(&OpenMlsRustCrypto, &SignatureKeyPair, &mut MlsGroup)> {
+        let group = &mut self
+            .rooms
+            .get_mut(&room)
+            .ok_or(E2eeError::NoGroup(room))?
+            .group;
+        Ok((&self.provider, &self.signer, group))
+    }
+
     fn room(&mut self, room: Uuid) -> E2eeResult<&mut Room> {
         self.rooms.get_mut(&room).ok_or(E2eeError::NoGroup(room))
     }
@@ -268,12 +281,7 @@ impl MlsDevice {
             }
             packages.push(package);
         }
-        let (provider, signer) = (&self.provider, &self.signer);
-        let group = &mut self
-            .rooms
-            .get_mut(&room)
-            .ok_or(E2eeError::NoGroup(room))?
-            .group;
+        let (provider, signer, group) = self.group(room)?;
         let (commit, welcome, _) = group
             .add_members(provider, signer, &packages)
             .map_err(mls)?;
@@ -282,12 +290,7 @@ impl MlsDevice {
 
     /// A pending commit removing these devices (those not in the group are left out).
     pub fn remove(&mut self, room: Uuid, devices: &[(Uuid, Uuid)]) -> E2eeResult<String> {
-        let (provider, signer) = (&self.provider, &self.signer);
-        let group = &mut self
-            .rooms
-            .get_mut(&room)
-            .ok_or(E2eeError::NoGroup(room))?
-            .group;
+        let (provider, signer, group) = self.group(room)?;
         let leaves: Vec<LeafNodeIndex> = group
             .members()
             .filter(|m| {
@@ -304,12 +307,7 @@ impl MlsDevice {
 
     /// A pending commit that renews this device's keys (post-compromise security).
     pub fn update(&mut self, room: Uuid) -> E2eeResult<String> {
-        let (provider, signer) = (&self.provider, &self.signer);
-        let group = &mut self
-            .rooms
-            .get_mut(&room)
-            .ok_or(E2eeError::NoGroup(room))?
-            .group;
+        let (provider, signer, group) = self.group(room)?;
         let bundle = group
             .self_update(provider, signer, LeafNodeParameters::default())
             .map_err(mls)?;
@@ -367,12 +365,7 @@ impl MlsDevice {
 
     /// An application message carrying `plaintext`.
     pub fn encrypt(&mut self, room: Uuid, plaintext: &[u8]) -> E2eeResult<String> {
-        let (provider, signer) = (&self.provider, &self.signer);
-        let group = &mut self
-            .rooms
-            .get_mut(&room)
-            .ok_or(E2eeError::NoGroup(room))?
-            .group;
+        let (provider, signer, group) = self.group(room)?;
         let message = group
             .create_message(provider, signer, plaintext)
             .map_err(mls)?;

@@ -40,9 +40,14 @@ pub fn parse_device_identity(identity: &[u8]) -> Option<(Uuid, Uuid)> {
 #[serde(rename_all = "camelCase")]
 pub struct RegisterDeviceRequest {
     /// What the owner calls it ("Firefox on the laptop"): 1–64 visible characters.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::device_name))]
     pub name: String,
     /// The device's Ed25519 signature public key (32 bytes, base64). Every key package
     /// it uploads must carry this key.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
+    )]
     pub signature_key: String,
 }
 
@@ -102,6 +107,7 @@ pub struct KeyPackageStock {
 #[serde(rename_all = "camelCase")]
 pub struct ClaimKeyPackagesRequest {
     /// 1–100 users.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub user_ids: Vec<Uuid>,
 }
 

@@ -119,6 +119,15 @@ pub fn group_name() -> RefOr<Schema> {
     )
 }
 
+/// A device's `name` in `POST /mls/devices`.
+pub fn device_name() -> RefOr<Schema> {
+    name(
+        64,
+        false,
+        "1–64 characters once trimmed, with the rules of a display name.",
+    )
+}
+
 /// `content` where its room's message type is not known from the request (an edit).
 pub fn edit_content() -> RefOr<Schema> {
     string(

@@ -153,6 +153,11 @@ pub fn room_name(raw: &str) -> Result<String, DomainError> {
     visible_name(raw, "name", 100)
 }
 
+/// What a user calls one of their devices: 1–64 visible characters.
+pub fn device_name(raw: &str) -> Result<String, DomainError> {
+    visible_name(raw, "name", 64)
+}
+
 /// A client's idempotency key: 1–64 printable ASCII characters.
 pub fn client_msg_id(raw: &str) -> Result<String, DomainError> {
     if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_graphic()) {

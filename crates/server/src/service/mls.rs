@@ -40,8 +40,6 @@ const SUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed2
 const MAX_UPLOAD: usize = 100;
 /// Users one claim may name.
 const MAX_CLAIM_USERS: usize = 100;
-/// A device name's length, in characters.
-const MAX_DEVICE_NAME: usize = 64;
 /// How long a claimer's share of one device's packages is counted over.
 const CLAIM_WINDOW_MS: i64 = 3600 * 1000;
 
@@ -378,15 +376,7 @@ impl Core {
     ) -> ServiceResult<Device> {
         self.limit(RateBucket::Actions, &who.user_id.to_string())
             .await?;
-        let name = req.name.trim();
-        if name.is_empty()
-            || name.chars().count() > MAX_DEVICE_NAME
-            || name.chars().any(char::is_control)
-        {
-            return Err(ServiceError::Validation(format!(
-                "a device name is 1–{MAX_DEVICE_NAME} characters, none of them control characters"
-            )));
-        }
+        let name = crate::domain::device_name(&req.name)?;
         let key = BASE64.decode(&req.signature_key).unwrap_or_default();
         if key.len() != 32 {
             return Err(ServiceError::Validation(
@@ -397,7 +387,7 @@ impl Core {
             id: Uuid::now_v7(),
             user_id: who.user_id,
             session_id: who.session_id,
-            name: name.to_owned(),
+            name,
             signature_key: key,
             created_at_ms: now_ms(),
         };
