@@ -140,18 +140,7 @@ async fn rekey_database(
         )
     })?;
     // Out of WAL mode for the rekey; this needs the database to itself.
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut db)
-        .await?;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode = DELETE")
-        .fetch_one(&mut db)
-        .await?;
-    if mode != "delete" {
-        return Err(RekeyError::Key(format!(
-            "the database {} is in use (journal mode stays {mode}): stop the server first",
-            path.display()
-        )));
-    }
+    leave_wal(&mut db, path).await?;
     sqlx::query(&format!("PRAGMA rekey = {}", new.sqlcipher_pragma()))
         .execute(&mut db)
         .await?;
@@ -175,6 +164,24 @@ async fn rekey_database(
     Ok(true)
 }
 
+/// Takes the database out of WAL mode, which needs it to itself: a running server keeps
+/// it in WAL mode, and is told to stop first.
+async fn leave_wal(db: &mut SqliteConnection, path: &Path) -> Result<(), RekeyError> {
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut *db)
+        .await?;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode = DELETE")
+        .fetch_one(&mut *db)
+        .await?;
+    if mode != "delete" {
+        return Err(RekeyError::Key(format!(
+            "the database {} is in use (journal mode stays {mode}): stop the server first",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// An unencrypted database, encrypted: exported into a new file, synced, renamed over it.
 async fn encrypt_plain(path: &Path, new: &AtRestKey) -> Result<(), RekeyError> {
     let next = path.with_extension("db.encrypting");
@@ -186,18 +193,7 @@ async fn encrypt_plain(path: &Path, new: &AtRestKey) -> Result<(), RekeyError> {
     }
     crate::files::create_private_file(&next)?;
     let mut db = connect(path, None).await?;
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut db)
-        .await?;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode = DELETE")
-        .fetch_one(&mut db)
-        .await?;
-    if mode != "delete" {
-        return Err(RekeyError::Key(format!(
-            "the database {} is in use (journal mode stays {mode}): stop the server first",
-            path.display()
-        )));
-    }
+    leave_wal(&mut db, path).await?;
     let quoted = next.to_string_lossy().replace('\'', "''");
     sqlx::query(&format!(
         "ATTACH DATABASE '{quoted}' AS encrypted KEY {}",

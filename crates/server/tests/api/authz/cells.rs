@@ -94,13 +94,7 @@ pub(super) async fn rest_cell(
         "POST /api/v1/auth/logout" => {
             // A session of its own, so the caller's main one lives on.
             if let Some(user) = me {
-                let session = w
-                    .app
-                    .client()
-                    .login(&user.name, PASSWORD)
-                    .await
-                    .expect("login");
-                token = Some(session.access_token);
+                token = Some(fresh_session(w, user).await);
             }
         }
         "PUT /api/v1/rooms/{roomId}/members/{userId}/mute" => {
@@ -153,13 +147,7 @@ pub(super) async fn rest_cell(
         // Each caller's session of its own, which becomes a device.
         "POST /api/v1/mls/devices" => {
             if let Some(user) = me {
-                let session = w
-                    .app
-                    .client()
-                    .login(&user.name, PASSWORD)
-                    .await
-                    .expect("login");
-                token = Some(session.access_token);
+                token = Some(fresh_session(w, user).await);
             }
             payload = Payload::Json(
                 json!({"name": "matrix", "signatureKey": format!("{}=", "A".repeat(43))}),
@@ -168,13 +156,7 @@ pub(super) async fn rest_cell(
         // A device of the owner's other session, for the owner to revoke (the others
         // try the owner's main device, which is no more theirs).
         "DELETE /api/v1/mls/devices/{deviceId}" if actor == Actor::Owner => {
-            let session = w
-                .app
-                .client()
-                .login(&w.owner.name, PASSWORD)
-                .await
-                .expect("login");
-            let other = w.app.client().with_token(&session.access_token);
+            let other = w.app.client().with_token(&fresh_session(w, &w.owner).await);
             let device = palaver_client::e2ee::MlsDevice::register(&other, "to revoke", 0)
                 .await
                 .expect("device");
@@ -421,4 +403,14 @@ pub(super) async fn frame_cell(
             Err(got) => got,
         },
     }
+}
+
+/// An access token of a new session of `user`'s, so the session the matrix uses lives on.
+async fn fresh_session(w: &World, user: &TestUser) -> String {
+    w.app
+        .client()
+        .login(&user.name, PASSWORD)
+        .await
+        .expect("login")
+        .access_token
 }
